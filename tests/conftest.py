@@ -1,0 +1,35 @@
+"""Shared test set-up.
+
+Slow tests (marked `slow`, and notebook cells flagged `#| slow`) run when `CI` is set or with
+`pytest --slow`; `gpu` ones run only with `pytest --gpu` on a machine with CUDA.
+"""
+import os
+from pathlib import Path
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT.parent / "shared" / "samples"
+
+def pytest_addoption(parser):
+    parser.addoption("--slow", action="store_true", help="run slow tests (default when CI is set)")
+    parser.addoption("--gpu", action="store_true", help="run tests that need a CUDA GPU")
+
+def enabled_flags(config) -> list:
+    "Test flags (notebook cell flags and pytest markers) that this run enables."
+    flags = []
+    if config.getoption("--slow") or os.environ.get("CI"): flags.append("slow")
+    if config.getoption("--gpu"): flags.append("gpu")
+    return flags
+
+def pytest_collection_modifyitems(config, items):
+    flags = enabled_flags(config)
+    for item in items:
+        for flag in ("slow", "gpu"):
+            if flag in item.keywords and flag not in flags:
+                item.add_marker(pytest.mark.skip(reason=f"{flag} test: run with --{flag}" + (" (or CI=1)" if flag == "slow" else "")))
+
+@pytest.fixture(scope="session")
+def samples() -> Path:
+    "The folder of real exports written by others (../shared/samples); tests skip without it."
+    if not SAMPLES.is_dir(): pytest.skip("../shared/samples is not here")
+    return SAMPLES
