@@ -11,11 +11,50 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['ChatftError', 'Conversation', 'write_jsonl', 'read_jsonl', 'to_dataset']
+__all__ = ['ChatftError', 'Report', 'Conversation', 'write_jsonl', 'read_jsonl', 'to_dataset']
 
 # %% ../nbs/00_export.ipynb #02ab2d31
 class ChatftError(Exception):
     "Bad input or a bad setting that the user can fix; the message says what, where and what to do."
+
+# %% ../nbs/00_export.ipynb #c3586732
+from collections import Counter
+from dataclasses import dataclass, field
+import html as _html
+
+@dataclass
+class Report:
+    "What a step kept and what it skipped, each skip with the conversation's id and the reason."
+    step:str                                       # the step's name, e.g. "read", "clean"
+    kept:int=0                                     # how many were kept
+    skipped:list=field(default_factory=list)       # `[{"id": ..., "reason": ...}, ...]`
+    notes:dict=field(default_factory=dict)         # other counts worth showing (e.g. redactions per type)
+
+    def keep(self, n:int=1): self.kept += n
+    def skip(self, id, reason:str, **extra): self.skipped.append(dict(id=id, reason=reason, **extra))
+    @property
+    def total(self)->int: return self.kept + len(self.skipped)
+    def reasons(self)->Counter: return Counter(s['reason'] for s in self.skipped)
+    def to_dict(self)->dict: return dict(step=self.step, total=self.total, kept=self.kept, skipped=self.skipped, notes=self.notes)
+
+    def save(self, path)->Path:
+        "Write the report as JSON."
+        path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(orjson.dumps(self.to_dict(), option=orjson.OPT_INDENT_2|orjson.OPT_NON_STR_KEYS))
+        return path
+
+    def rows(self)->list:
+        "(what, count) rows: total, kept, then each skip reason, then the notes."
+        return ([("total", self.total), ("kept", self.kept)] + [(f"skipped: {r}", n) for r,n in self.reasons().most_common()]
+                + [(k, v) for k,v in self.notes.items()])
+
+    def __str__(self):
+        rows = self.rows(); w = max(len(k) for k,_ in rows)
+        return f"{self.step} report\n" + "\n".join(f"  {k:<{w}}  {v}" for k,v in rows)
+
+    def _repr_html_(self):
+        trs = "".join(f"<tr><td>{_html.escape(str(k))}</td><td style='text-align:right'>{_html.escape(str(v))}</td></tr>" for k,v in self.rows())
+        return f"<b>{_html.escape(self.step)} report</b><table>{trs}</table>"
 
 # %% ../nbs/00_export.ipynb #04ad29b3
 @dataclass
