@@ -424,7 +424,7 @@ def read_claude_conversation(raw:dict, images:str="placeholder", why:Counter|Non
     why = Counter() if why is None else why
     if not isinstance(raw.get('chat_messages'), list): raise Skip("chat_messages is not a list")
     pairs = [(m.get('sender'), _claude_text(m, images)) for m in raw['chat_messages'] if isinstance(m, dict)]
-    return _flat(pairs, raw.get('uuid'), "claude", why, title=raw.get('name') or None,
+    return _flat(pairs, raw.get('uuid') or raw.get('id'), "claude", why, title=raw.get('name') or None,
                  create_time=_as_time(raw.get('created_at')), update_time=_as_time(raw.get('updated_at')))
 
 # %% ../nbs/00_export.ipynb #cad391a1
@@ -606,13 +606,15 @@ def read_export(
     if not sources: raise ChatftError(f"{path}: no conversations file found. {FORMATS_HELP}")
     bar = tqdm(total=sum(s for _, s, _ in sources), unit="B", unit_scale=True, desc="reading", disable=not progress)
     for name, size, open_ in sources:
-        n_before = report.total
+        n_before, file_kind = report.total, (None, None)
         for n, raw in enumerate(_records(name, size, open_)):
             kind, reader = record_kind(raw)
-            if reader is None:
-                if n == 0: raise ChatftError(f"{name}: not a chat export I know (first record: {str(raw)[:80]!r}). {FORMATS_HELP}")
-                report.skip(f"{Path(name).name}#{n}", "unknown record format"); continue
+            if reader is None and file_kind[1] is None:
+                raise ChatftError(f"{name}: not a chat export I know (first record: {str(raw)[:80]!r}). {FORMATS_HELP}")
+            if reader is None: kind, reader = file_kind          # a damaged record: its file's reader says what is missing
+            else: file_kind = (kind, reader)
             kinds[kind] += 1
+            if isinstance(raw, dict) and not any(raw.get(k) for k in ('id', 'conversation_id', 'uuid')): raw['id'] = f"{Path(name).stem}-{n}"
             try: c = reader(raw, images=images, system=system, feedback=feedback, why=why, n=n)
             except Skip as e: report.skip(_record_id(raw, name, n), str(e)); continue
             if not system: c.system = None
@@ -626,7 +628,7 @@ def read_export(
     return list(convs.values()), report
 
 def _record_id(raw, name, n):
-    return str(raw.get('conversation_id') or raw.get('id') or raw.get('uuid') or f"{Path(name).name}#{n}") if isinstance(raw, dict) else f"{Path(name).name}#{n}"
+    return str(raw.get('conversation_id') or raw.get('id') or raw.get('uuid')) if isinstance(raw, dict) else f"{Path(name).stem}-{n}"
 
 # %% ../nbs/00_export.ipynb #21881b8d
 def export_cli(argv:list|None=None)->int:
