@@ -319,9 +319,10 @@ def custom_instructions(msg:dict)->str|None:
     if not isinstance(msg, dict): return None
     content = msg.get('content') if isinstance(msg.get('content'), dict) else {}
     data = (msg.get('metadata') or {}).get('user_context_message_data') or {}
-    if content.get('content_type') == 'user_editable_context':
-        fields = [content.get('user_profile'), content.get('user_instructions')]
-    else: fields = [data.get('about_user_message'), data.get('about_model_message')] if isinstance(data, dict) else []
+    if isinstance(data, dict) and (data.get('about_user_message') or data.get('about_model_message')):   # the clean copy
+        fields = [data.get('about_user_message'), data.get('about_model_message')]
+    elif content.get('content_type') == 'user_editable_context': fields = [content.get('user_profile'), content.get('user_instructions')]
+    else: fields = []
     text = "\n\n".join(f.strip() for f in fields if isinstance(f, str) and f.strip())
     return text or None
 
@@ -472,7 +473,9 @@ class _Capped:
     "A stream that refuses to give more than `limit` bytes (a member lying about its size)."
     def __init__(self, f, limit, name): self.f, self.left, self.name = f, limit, name
     def read(self, n=-1):
-        b = self.f.read(n)
+        try: b = self.f.read(n)
+        except (zipfile.BadZipFile, EOFError, OSError) as e:   # zipfile stops at the declared size; the CRC then fails
+            raise ChatftError(f"{self.name}: the ZIP member is damaged or lies about its size ({e}). Download the export again.") from None
         self.left -= len(b)
         if self.left < 0: raise ChatftError(f"{self.name}: decompresses to more than its declared size: refusing it (a zip bomb?).")
         return b
