@@ -238,11 +238,19 @@ def load_json(data:bytes, name:str):
 class Skip(Exception):
     "A conversation that cannot be used; the message is the reason recorded in the report."
 
+# %% ../nbs/00_export.ipynb #f7d5c865
+def _dict(x)->dict:
+    "`x` if it is a dict, else an empty one: exports have nulls and odd types where objects belong."
+    return x if isinstance(x, dict) else {}
+
 # %% ../nbs/00_export.ipynb #3a971ef8
 def _newest_leaf(mapping:dict):
-    leaves = [k for k,v in mapping.items() if isinstance(v, dict) and not any(c in mapping for c in (v.get('children') or []))]
+    def kids(v): return v.get('children') if isinstance(v.get('children'), list) else []
+    leaves = [k for k,v in mapping.items() if isinstance(v, dict) and not any(isinstance(c, str) and c in mapping for c in kids(v))]
     if not leaves: raise Skip("no leaf node in mapping")
-    def t(k): return ((mapping[k].get('message') or {}).get('create_time') or 0) if isinstance(mapping[k].get('message'), dict) else 0
+    def t(k):
+        m = mapping[k].get('message'); t = m.get('create_time') if isinstance(m, dict) else None
+        return t if isinstance(t, (int, float)) else 0
     return max(leaves, key=t)
 
 # %% ../nbs/00_export.ipynb #ebdc70a3
@@ -252,9 +260,9 @@ def thread_ids(
 )->tuple:
     "Node ids from the root to `current_node` (or the newest leaf), and whether the fallback was used."
     if not isinstance(mapping, dict) or not mapping: raise Skip("no mapping (empty or corrupted conversation)")
-    fallback = current_node not in mapping
+    fallback = not isinstance(current_node, str) or current_node not in mapping
     node, path, seen = (_newest_leaf(mapping) if fallback else current_node), [], set()
-    while node is not None and node in mapping:
+    while isinstance(node, str) and node in mapping:     # ids are strings: a parent of another type ends the walk
         if node in seen: raise Skip(f"cycle in parent links at node {node}")
         seen.add(node); path.append(node)
         entry = mapping[node]
@@ -283,8 +291,8 @@ def _part_text(part, images:str)->str:
     "One `parts` item as text: strings as they are, images/files as a placeholder (or nothing)."
     if isinstance(part, str): return part
     if not isinstance(part, dict): return ""
-    kind = part.get('content_type', '')
-    if kind == 'audio_transcription': return part.get('text') or ''
+    kind = part.get('content_type') if isinstance(part.get('content_type'), str) else ''
+    if kind == 'audio_transcription': return part.get('text') if isinstance(part.get('text'), str) else ''
     if images == "drop": return ""
     return "[image]" if "image" in kind else f"[{kind.split('_')[0] or 'file'}]"
 
@@ -297,9 +305,9 @@ def message_text(
     "(role, text) of a dialogue message meant for the reader, or `None` for plumbing (the reason counted in `why`)."
     why = Counter() if why is None else why
     if not isinstance(msg, dict): return None
-    role = (msg.get('author') or {}).get('role')
-    content = msg.get('content') if isinstance(msg.get('content'), dict) else {}
-    kind, md = content.get('content_type'), msg.get('metadata') or {}
+    author, md = _dict(msg.get('author')), _dict(msg.get('metadata'))
+    role, content = author.get('role'), _dict(msg.get('content'))
+    kind = content.get('content_type')
     reason = ("hidden" if md.get('is_visually_hidden_from_conversation') else
               "system message" if role == "system" else "tool result" if role == "tool" else
               "not user or assistant" if role not in ("user", "assistant") else
@@ -318,7 +326,7 @@ def custom_instructions(msg:dict)->str|None:
     "The custom instructions carried by a message, if any, as one text."
     if not isinstance(msg, dict): return None
     content = msg.get('content') if isinstance(msg.get('content'), dict) else {}
-    data = (msg.get('metadata') or {}).get('user_context_message_data') or {}
+    data = _dict(_dict(msg.get('metadata')).get('user_context_message_data'))
     if isinstance(data, dict) and (data.get('about_user_message') or data.get('about_model_message')):   # the clean copy
         fields = [data.get('about_user_message'), data.get('about_model_message')]
     elif content.get('content_type') == 'user_editable_context': fields = [content.get('user_profile'), content.get('user_instructions')]
@@ -348,9 +356,10 @@ def _merge(msgs:list)->list:
 # %% ../nbs/00_export.ipynb #9cce4b45
 def _alternatives(mapping, node_id, images):
     "Texts of the other assistant answers to the same parent (regenerated ones)."
-    parent = (mapping.get(node_id) or {}).get('parent')
-    sibs = [s for s in ((mapping.get(parent) or {}).get('children') or []) if s != node_id and s in mapping]
-    alts = [message_text(mapping[s].get('message'), images) for s in sibs]
+    parent = _dict(mapping.get(node_id)).get('parent')
+    children = _dict(mapping.get(parent)).get('children') if isinstance(parent, str) else None
+    sibs = [s for s in (children if isinstance(children, list) else []) if isinstance(s, str) and s != node_id and s in mapping]
+    alts = [message_text(_dict(mapping[s]).get('message'), images) for s in sibs]
     return [t for r, t in (a for a in alts if a) if r == "assistant"]
 
 # %% ../nbs/00_export.ipynb #0fd16de0
@@ -375,7 +384,7 @@ def read_chatgpt_conversation(
         got = message_text(msg, images, why)
         if got is None: continue
         msgs.append((*got, [nid]))
-        if got[0] == "assistant" and (slug := (msg.get('metadata') or {}).get('model_slug')): models[slug] += 1
+        if got[0] == "assistant" and isinstance(slug := _dict(msg.get('metadata')).get('model_slug'), str): models[slug] += 1
     merged = _merge(msgs)
     if not merged: raise Skip("no visible messages")
     if not any(r == "user" for r, _, _ in merged): raise Skip("no user message")
@@ -620,6 +629,8 @@ def read_export(
             if isinstance(raw, dict) and not any(raw.get(k) for k in ('id', 'conversation_id', 'uuid')): raw['id'] = f"{Path(name).stem}-{n}"
             try: c = reader(raw, images=images, system=system, feedback=feedback, why=why, n=n)
             except Skip as e: report.skip(_record_id(raw, name, n), str(e)); continue
+            except (TypeError, AttributeError, KeyError, ValueError, IndexError) as e:   # a field of a type no export has: skip, never crash
+                report.skip(_record_id(raw, name, n), f"malformed record ({type(e).__name__}: {e})"); continue
             if not system: c.system = None
             _keep_newest(convs, c, report)
         bar.update(size)

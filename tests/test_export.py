@@ -139,3 +139,33 @@ def test_chatft_jsonl_round_trip(tmp_path):
 
 def test_missing_path():
     with pytest.raises(ChatftError, match="no such file"): read_export("/nonexistent/export.zip")
+
+# --- odd types anywhere --------------------------------------------------------------------------
+_junk = st.recursive(st.none() | st.booleans() | st.integers(-3, 3) | st.text(max_size=4),
+                     lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=3), kids, max_size=3), max_leaves=6)
+def _maybe(s): return st.one_of(s, _junk)
+_odd_msg = st.fixed_dictionaries({}, optional={
+    "author": _maybe(st.fixed_dictionaries({"role": _maybe(st.sampled_from(["user", "assistant", "system", "tool"]))})),
+    "content": _maybe(st.fixed_dictionaries({"content_type": _maybe(st.sampled_from(["text", "multimodal_text", "code", "user_editable_context"])),
+                                             "parts": _maybe(st.lists(_maybe(st.text(max_size=6)), max_size=3))})),
+    "metadata": _maybe(st.fixed_dictionaries({}, optional={"model_slug": _junk, "user_context_message_data": _junk})),
+    "recipient": _maybe(st.just("all")), "create_time": _junk})
+
+@st.composite
+def _odd_conversation(draw):
+    ids = [f"m{i}" for i in range(draw(st.integers(0, 5)))]
+    node = lambda: {"parent": draw(_maybe(st.sampled_from(ids + [None]))), "children": draw(_maybe(st.lists(st.sampled_from(ids + ["zz"]), max_size=3))),
+                    "message": draw(_maybe(_odd_msg))}
+    return {"id": draw(_maybe(st.text(min_size=1, max_size=3))), "mapping": draw(_maybe(st.just({i: node() for i in ids}))),
+            "current_node": draw(_maybe(st.sampled_from(ids + ["zz"]))), "title": draw(_junk), "update_time": draw(_junk)}
+
+@given(st.lists(_odd_conversation(), min_size=1, max_size=4))
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+def test_odd_types_give_skips_never_crashes(tmp_path_factory, convs):
+    "Nulls, lists, numbers where strings or objects belong: every record is kept or skipped with a reason."
+    convs[0]["mapping"] = convs[0]["mapping"] if isinstance(convs[0]["mapping"], dict) else {}   # so the file is recognised as ChatGPT
+    p = tmp_path_factory.mktemp("odd")/"conversations.json"
+    p.write_bytes(orjson.dumps(convs))
+    got, rep = read_export(p, progress=False)
+    assert rep.total == len(convs)
+    assert all(s["reason"] for s in rep.skipped)
