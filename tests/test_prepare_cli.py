@@ -1,0 +1,40 @@
+"""`chatft prepare IN.jsonl --model NAME -o DIR` through the real console script."""
+import shutil, subprocess, sys, os
+from pathlib import Path
+import pytest
+from chatft.export import write_jsonl
+from chatft.synth import synthetic_conversations
+from chatft.models import DEMO_MODEL
+
+CHATFT = shutil.which("chatft") or str(Path(sys.executable).parent/"chatft")
+
+def _run(*args):
+    return subprocess.run([CHATFT, "prepare", *map(str, args)], capture_output=True, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
+
+def test_prepare_cli(tmp_path):
+    src = write_jsonl(synthetic_conversations(30, seed=0), tmp_path/"in.jsonl")
+    res = _run(src, "--model", DEMO_MODEL, "-o", tmp_path/"out", "--max-length", 512)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "[[" in res.stdout and "]]" in res.stdout            # the plain-text mask preview
+    assert "prepare report" in res.stdout and "packed" in res.stdout
+    from datasets import load_from_disk, DatasetDict
+    dsd = load_from_disk(str(tmp_path/"out"))
+    assert isinstance(dsd, DatasetDict) and set(dsd) == {"train", "test"}
+    row = dsd["train"][0]
+    assert len(row["input_ids"]) == len(row["labels"]) <= 512
+    assert -100 in row["labels"] and any(l != -100 for l in row["labels"])
+    assert (tmp_path/"out"/"train.jsonl").exists() and (tmp_path/"out"/"report.json").exists()
+
+def test_prepare_cli_me_mode_and_persona(tmp_path):
+    src = write_jsonl(synthetic_conversations(20, seed=1), tmp_path/"in.jsonl")
+    res = _run(src, "-o", tmp_path/"out", "--train-on", "me", "--system", "You are Sam.", "--split", "random")
+    assert res.returncode == 0, res.stderr[-3000:]
+    from chatft.dataset import load_prepared
+    from chatft.models import load_tokenizer
+    tok = load_tokenizer(DEMO_MODEL)
+    text = tok.decode(load_prepared(tmp_path/"out")["train"][0]["input_ids"])
+    assert "You are Sam." in text
+
+def test_prepare_cli_bad_input(tmp_path):
+    res = _run(tmp_path/"missing.jsonl", "-o", tmp_path/"out")
+    assert res.returncode == 1 and "no such file" in res.stderr and "Traceback" not in res.stderr
