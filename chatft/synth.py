@@ -85,7 +85,7 @@ def _conversation(i:int, n:int, rng:random.Random, long:bool=False)->Conversatio
     for fq, fa in _followups(rng, topic, a, turns): msgs += [dict(role="user", content=fq), dict(role="assistant", content=fa)]
     if i % 23 == 11: msgs = [dict(role="user", content="hi"), dict(role="assistant", content="Hello! How can I help you today?")]
     if i % 13 == 7: msgs = msgs[:1]                                                    # no reply: ends on the user
-    if i % 19 == 9: msgs[-1] = dict(role="assistant", content=ERROR_REPLY)
+    if i % 19 == 9 and len(msgs) > 1: msgs[-1] = dict(role="assistant", content=ERROR_REPLY)
     created = START + SPAN * i / max(n, 1) + rng.random() * 3600
     model = [m for m, day in MODELS if (created - START) / 86400 >= day][-1]
     if model == "o1-mini" and i % 3: model = "gpt-4o"                                  # o1-mini for some questions only
