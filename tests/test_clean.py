@@ -1,0 +1,131 @@
+"chatft.clean: redaction properties, the real samples, and `chatft clean` through the console script."
+import json, random, string, subprocess, sys
+from pathlib import Path
+import pytest
+from hypothesis import given, settings, strategies as st
+from chatft.export import Conversation, read_export, read_jsonl, write_jsonl
+from chatft.clean import find_pii, redact_text, luhn_ok, iban_ok, clean, report_path
+from chatft.synth import synthetic_conversations
+
+CHATFT = str(Path(sys.executable).parent / "chatft")
+
+# ---- redaction -------------------------------------------------------------------------------
+def luhn_number(prefix, length, rng):
+    body = prefix + "".join(rng.choice(string.digits) for _ in range(length - len(prefix) - 1))
+    return next(body + d for d in string.digits if luhn_ok(body + d))
+
+def iban_for(cc, bban):
+    chk = 98 - int("".join(str(int(c, 36)) for c in bban + cc + "00")) % 97
+    return f"{cc}{chk:02d}{bban}"
+
+AROUND = st.sampled_from(["{}", "pay with {} please", "card: {}.", "({})", "see {}\nthanks", "«{}»"])
+
+@settings(max_examples=200, deadline=None)
+@given(seed=st.integers(0, 10**9), prefix=st.sampled_from(["4", "51", "55", "2221", "6011", "35"]), sep=st.sampled_from(["", " ", "-"]), around=AROUND)
+def test_any_valid_card_is_redacted(seed, prefix, sep, around):
+    n = luhn_number(prefix, 16, random.Random(seed))
+    card = sep.join(n[i:i+4] for i in range(0, 16, 4))
+    text = around.format(card)
+    red, found = redact_text(text)
+    assert card not in red and [f.type for f in found] == ["CARD"]
+
+@settings(max_examples=200, deadline=None)
+@given(digits=st.text("0123456789", min_size=18, max_size=18), grouped=st.booleans(), around=AROUND)
+def test_any_valid_de_iban_is_redacted(digits, grouped, around):
+    iban = iban_for("DE", digits)
+    assert iban_ok(iban)
+    shown = " ".join(iban[i:i+4] for i in range(0, len(iban), 4)) if grouped else iban
+    red, found = redact_text(around.format(shown))
+    assert shown not in red and [f.type for f in found] == ["IBAN"]
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["v{}.{}.{}", "version {}.{}.{}.{}", "{}.{}.{}", "python 3.{}.{}", "2024-{:02d}-{:02d}", "{}:{}:{}"]),
+       st.lists(st.integers(0, 30), min_size=4, max_size=4))
+def test_versions_dates_times_are_kept(template, parts):
+    text = f"installed {template.format(*parts)} yesterday"
+    assert find_pii(text) == []
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**160 - 1), st.integers(0, 2**128 - 1))
+def test_hashes_and_uuids_are_kept(h, u):
+    import uuid
+    text = f"commit {h:040x} fixes {uuid.UUID(int=u)}; sha {h:064x}"
+    assert find_pii(text) == []
+
+def test_invalid_checksums_are_kept():
+    assert find_pii("card 4111 1111 1111 1112 and IBAN GB82 WEST 1234 5698 7654 33") == []
+
+@pytest.mark.parametrize("text, kind", [
+    ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\nQyNTUxOQAAACBq\n-----END OPENSSH PRIVATE KEY-----", "SECRET"),
+    ("-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA7\n(truncated when pasted", "SECRET"),
+    ("AKIAIOSFODNN7EXAMPLE", "API_KEY"), ("xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx", "API_KEY"),
+    ("AIzaSyD-1a2B3c4D5e6F7g8H9i0JkLmNoPqRsTu", "API_KEY"), ("hf_AbCdEfGhIjKlMnOpQrStUvWxYz01234567", "API_KEY"),
+    ("ghp_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789", "API_KEY"),
+    ("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U", "SECRET"),
+    ("mysql://root:My$ecretPw1@10.0.0.5/db", "CREDENTIALS"), ("+1 (415) 555-2671", "PHONE"), ("2001:db8:85a3::8a2e:370:7334", "IP"),
+])
+def test_structured_kinds(text, kind):
+    assert kind in [f.type for f in find_pii(text)]
+
+# ---- clean on real samples -------------------------------------------------------------------
+def test_clean_samples(samples):
+    for p in sorted(samples.iterdir()):
+        if p.name == "SOURCES.md": continue
+        convs, _ = read_export(p, progress=False)
+        out, report = clean(convs)
+        assert report.total == len(convs), p.name                  # every conversation accounted for
+        assert {s['id'] for s in report.skipped} | set(report.kept_ids) == {c.id for c in convs}
+        assert all(c.messages[-1]['role'] == 'assistant' for c in out)
+        json.dumps(report.to_dict())                               # the report is JSON-ready
+
+# ---- the command line ------------------------------------------------------------------------
+def run(*args):
+    return subprocess.run([CHATFT, *map(str, args)], capture_output=True, text=True, timeout=600)
+
+@pytest.fixture
+def history(tmp_path):
+    return write_jsonl(synthetic_conversations(60), tmp_path / "history.jsonl")
+
+def test_cli_redacts_by_default(history, tmp_path):
+    out = tmp_path / "train.jsonl"
+    r = run("clean", history, "-o", out)
+    assert r.returncode == 0, r.stderr
+    text = out.read_text()
+    assert "sam.rivers" not in text and "sk-proj-" not in text and "4111 1111" not in text and "[EMAIL]" in text
+    rep = json.loads(report_path(out).read_text())
+    assert rep["total"] == 60 and rep["kept"] == len(read_jsonl(out)) and rep["notes"]["redactions"]
+    assert "sam.rivers" not in report_path(out).read_text()       # examples are masked
+    assert "clean report" in r.stdout
+
+def test_cli_no_redact_warns(history, tmp_path):
+    r = run("clean", history, "-o", tmp_path / "o.jsonl", "--no-redact", "--report", tmp_path / "r.json")
+    assert r.returncode == 0 and "NOT redacted" in r.stdout and (tmp_path / "r.json").exists()
+    assert "sam.rivers" in (tmp_path / "o.jsonl").read_text()
+
+def test_cli_dry_run_writes_nothing(history, tmp_path):
+    before = sorted(tmp_path.iterdir())
+    r = run("clean", history, "-o", tmp_path / "o.jsonl", "--dry-run", "--min-turns", "2", "--since", "2024-06-01")
+    assert r.returncode == 0 and "dry run" in r.stdout and "fewer than 2 turns" in r.stdout
+    assert sorted(tmp_path.iterdir()) == before
+
+def test_cli_filters(history, tmp_path):
+    out = tmp_path / "o.jsonl"
+    r = run("clean", history, "-o", out, "--models", "gpt-4o", "--exclude", "landlord", "--language", "en", "--no-dedup")
+    assert r.returncode == 0, r.stderr
+    kept = read_jsonl(out)
+    assert kept and all(c.model == "gpt-4o" and "landlord" not in str(c.messages) for c in kept)
+
+@pytest.mark.parametrize("content, args, message", [
+    ("", [], "empty"),
+    ('{"conversations": [{"from": "human", "value": "hi"}]}\n', [], "chatft JSONL"),
+    (None, ["--include", "words that appear nowhere"], "removed all 60"),
+    (None, ["--since", "last tuesday"], "YYYY-MM-DD"),
+    (None, ["--exclude", "(oops"], "not valid"),
+])
+def test_cli_bad_input(history, tmp_path, content, args, message):
+    f = history if content is None else tmp_path / "bad.jsonl"
+    if content is not None: f.write_text(content)
+    r = run("clean", f, "-o", tmp_path / "out.jsonl", *args)
+    assert r.returncode == 1, r.stdout
+    assert r.stderr.startswith("chatft clean: error:") and message in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "out.jsonl").exists()
