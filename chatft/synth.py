@@ -18,30 +18,30 @@ __all__ = ['TOPICS', 'FILLERS', 'FOLLOWUPS', 'OTHER_LANGUAGES', 'PRIVATE', 'ERRO
 
 # %% ../nbs/synth.ipynb #e3d8abb2
 TOPICS = {
-    "cooking": [("how long do i boil {x} eggs", "For {x} eggs, bring the water to a boil first, then cook them for about 9 minutes for firm yolks. Cool them in cold water so they peel easily."),
-                ("quick dinner with {x} and rice?", "Here is a quick idea: fry the {x} with garlic and soy sauce, then serve it over rice with a handful of spring onions. It takes about 20 minutes."),
+    "cooking": [("how long does {x} keep in the fridge", "Cooked {x} keeps for three to four days in the fridge, in a closed container. If it smells sour or looks slimy, throw it away."),
+                ("quick dinner with {x}?", "Here is a quick idea: warm the {x} with garlic and soy sauce, then serve it over rice with a handful of spring onions. It takes about 20 minutes."),
                 ("can i freeze {x}", "Yes, you can freeze {x}. Let it cool, pack it in an airtight container, and use it within three months. Thaw it overnight in the fridge."),
                 ("shopping list for {x} for 4 people", "Here is a shopping list for {x} for 4 people:\n\n- 500 g of the main ingredient\n- 2 onions and 3 cloves of garlic\n- a tin of tomatoes\n- fresh herbs\n\nMost of it keeps for a week, so you can shop once.")],
     "python":  [("python: how do i read a {x} file", "You can read a {x} file with the standard library:\n\n```python\nfrom pathlib import Path\ntext = Path('data.{x}').read_text()\n```\n\nFor large files, iterate line by line instead."),
-                ("why is my {x} loop slow", "A {x} loop is often slow because it does work in Python for every item. Try to move the work into a vectorised call, or use a list comprehension:\n\n```python\nsquares = [x * x for x in numbers]\n```\n\nThis avoids repeated attribute lookups."),
-                ("difference between list and {x}", "A list is ordered and mutable, while a {x} has its own rules. Use a list when order matters and you append often; use a {x} when its guarantees fit your problem."),
+                ("why is my loop over a big {x} file slow", "A loop over a big {x} file is often slow because it does work in Python for every line. Try to move the work into a vectorised call, or use a list comprehension:\n\n```python\nrows = [line.split() for line in f]\n```\n\nThis avoids repeated attribute lookups."),
+                ("list or dict for {x} rows?", "Use a list when you only go through the {x} rows in order; use a dict keyed by id when you look rows up often. A dict lookup takes constant time, a list search does not."),
                 ("getting KeyError with {x} data:\n```\nrow['name']\n```", "A `KeyError` means the key is not in the dictionary. With {x} data, some rows may miss the field, so use `get` with a default:\n\n```python\nname = row.get('name', '')\n```\n\nThen check which rows had no name.")],
     "travel":  [("3 days in {x}, what should i see", "Three days in {x} is a good amount of time. Day 1: the old town and a museum. Day 2: a food market and a walk by the water. Day 3: a day trip to the countryside."),
                 ("is {x} expensive in summer", "{x} is usually more expensive in summer, because it is the high season. Book accommodation early, and travel midweek to find lower prices."),
                 ("best way to get around {x}", "The easiest way to get around {x} is by public transport: buy a day pass, and walk between nearby sights. Taxis are convenient late at night."),
                 ("packing list for {x} in october", "Here is a packing list for {x} in October:\n\n- a light rain jacket\n- two warm layers\n- comfortable walking shoes\n- a power adapter\n\nThe weather changes quickly, so layers work best.")],
     "email":   [("write a short email to my landlord about the {x}", "Here is a short email:\n\nSubject: {x}\n\nHello,\n\nI wanted to let you know about the {x} in my flat. Could you arrange for someone to look at it this week?\n\nThank you,\nSam"),
-                ("make this sound more polite: send me the {x} now", "Here is a more polite version: \"Could you please send me the {x} when you have a moment? Thank you!\""),
+                ("make this sound more polite: fix the {x} now", "Here is a more polite version: \"Could you please have a look at the {x} when you have a moment? Thank you!\""),
                 ("reply to my boss saying i'm late because of the {x}", "Here is a reply:\n\nHi,\n\nSorry, I am running late this morning because of the {x}. I expect to be in by ten.\n\nBest,\nSam"),
                 ("decline a meeting about the {x} nicely", "Here is a friendly way to decline:\n\nHi,\n\nThank you for the invitation to discuss the {x}. I cannot make it this time, but I am happy to read the notes afterwards.\n\nBest,\nSam")],
-    "running": [("plan for a {x} run next month", "Here is a simple plan for a {x} run: three runs a week, one long, one easy and one with intervals. Increase the long run by about 10% each week, and rest the week before."),
-                ("knee hurts after {x}, should i stop", "If your knee hurts after {x}, take a few days off and see if the pain fades. If it persists or swells, see a physiotherapist before you run again."),
+    "running": [("plan for a {x} next month", "Here is a simple plan for a {x}: three runs a week, one long, one easy and one with intervals. Increase the long run by about 10% each week, and rest the week before."),
+                ("knee hurts after my {x}, should i stop", "If your knee hurts after a {x}, take a few days off and see if the pain fades. If it persists or swells, see a physiotherapist before you run again."),
                 ("what to eat before a {x}", "Before a {x}, eat something light and rich in carbohydrates two or three hours earlier, such as toast with banana or oatmeal, and drink some water."),
-                ("how fast should my easy {x} be", "An easy {x} should feel comfortable: you can hold a conversation the whole way. For most people that is 60 to 90 seconds per kilometre slower than race pace.")],
+                ("how fast should easy runs be for a {x}", "Easy runs for a {x} should feel comfortable: you can hold a conversation the whole way. For most people that is 60 to 90 seconds per kilometre slower than race pace.")],
 }
-FILLERS = {"cooking": ["6", "chicken", "leftover soup", "tofu", "lentil curry"], "python": ["csv", "json", "for", "tuple", "set"],
-           "travel": ["lisbon", "kyoto", "oslo", "rome", "edinburgh"], "email": ["heating", "invoice", "broken window", "train strike"],
-           "running": ["10k", "half marathon", "5k", "long run", "parkrun"]}
+FILLERS = {"cooking": ["chicken", "leftover soup", "tofu", "lentil curry", "chilli"], "python": ["csv", "json", "yaml", "log", "jsonl"],
+           "travel": ["lisbon", "kyoto", "oslo", "rome", "edinburgh"], "email": ["boiler", "leak", "broken window", "heating"],
+           "running": ["10k", "half marathon", "5k", "marathon", "parkrun"]}
 FOLLOWUPS = [("thanks. shorter?", "Sure, in short: {short}"), ("ok and if i have less time?", "With less time, focus on the essentials: {short}"),
              ("can you give an example", "For example: {short}"), ("hmm not sure that works", "Let's check the basics again: {short}"),
              ("why?", "Because of the main point above: {short}"), ("ok thx", "You're welcome! To recap: {short}")]
@@ -237,7 +237,8 @@ def _label(m:dict, width:int)->str:
     ct = m['content']; body = ct.get('parts') or ct.get('text') or ct.get('thoughts') or ct.get('result') or ct.get('content') or ct.get('user_instructions') or ''
     hidden = " (hidden)" if (m.get('metadata') or {}).get('is_visually_hidden_from_conversation') else ""
     to = f" -> {m['recipient']}" if m.get('recipient', 'all') != 'all' else ''
-    return f"{m['author']['role']}/{ct['content_type']}{to}{hidden}: {str(body)[:width]!r}"
+    channel = f" [{m['channel']}]" if m.get('channel') else ""
+    return f"{m['author']['role']}/{ct['content_type']}{to}{channel}{hidden}: {str(body)[:width]!r}"
 
 def print_tree(
     raw:dict,      # one conversation of `conversations.json`
