@@ -16,7 +16,7 @@ Targets (issue 2): chatft at least 5x convoviz's speed, within 2x of the bare pa
 memory no more than twice the file size.
 """
 from __future__ import annotations
-import argparse, json, os, subprocess, sys, textwrap, zipfile
+import argparse, hashlib, json, os, subprocess, sys, textwrap, zipfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -85,13 +85,16 @@ def setup_convoviz():
 def make_export(mb:float, seed:int, as_zip:bool)->Path:
     "The cached benchmark export (made on first use)."
     folder = RESULTS/f"export-{mb:g}mb-seed{seed}"
-    path = folder/"conversations.json"
+    path, stamp = folder/"conversations.json", folder/"synth.sha1"
+    version = hashlib.sha1((HERE.parent/"chatft"/"synth.py").read_bytes()).hexdigest()
+    if path.exists() and (not stamp.exists() or stamp.read_text() != version):     # made by another version of chatft.synth
+        for f in folder.iterdir(): f.unlink()
     if not path.exists():
         print(f"making a ~{mb:g} MB export in {folder} ...", flush=True)
         sys.path.insert(0, str(HERE.parent))
         from chatft.synth import large_export
         tmp = large_export(folder/"tmp", target_mb=mb, seed=seed)
-        tmp.replace(path); (folder/"tmp").rmdir()
+        tmp.replace(path); (folder/"tmp").rmdir(); stamp.write_text(version)
     if not as_zip: return path
     zpath = folder/"chatgpt-export.zip"
     if not zpath.exists():
