@@ -89,8 +89,9 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--labelled", default=str(Path(__file__).with_name("pii_labelled.jsonl")))
     p.add_argument("--no-presidio", action="store_true"); p.add_argument("--no-scrubadub", action="store_true")
+    p.add_argument("--subset", help="only snippets whose note contains this, e.g. 'held out' (written after the detectors were tuned)")
     a = p.parse_args(argv)
-    rows = load(a.labelled)
+    rows = [r for r in load(a.labelled) if not a.subset or a.subset in r.get("note", "")]
     systems = [chatft_system()]
     if not a.no_presidio: systems.append(presidio_system() or ("presidio (not installed)", None))
     if not a.no_scrubadub: systems.append(scrubadub_system() or ("scrubadub (not installed)", None))
