@@ -516,7 +516,7 @@ def model_card(plan:TrainPlan, metrics:dict)->str:
     return f"""---
 base_model: {plan.model}
 library_name: peft
-tags: [chatft, lora, {plan.method}]
+tags: [chatft, {plan.method}]
 ---
 # A chatft fine-tune of {plan.model}
 
