@@ -199,7 +199,8 @@ def iter_json_array(
         scan_from = len(buf); buf += chunk
         pos, steps, in_string, escaped = _structure(chunk, in_string, escaped)
         depths = depth + np.cumsum(steps)
-        for p, s, d in zip((pos + scan_from).tolist(), steps.tolist(), depths.tolist()):
+        edges = ((depths <= 1) | ((depths == 2) & (steps == 1)))           # only brackets that open/close an item matter
+        for p, s, d in zip((pos[edges] + scan_from).tolist(), steps[edges].tolist(), depths[edges].tolist()):
             if gap is None:
                 if d != 1 or buf[p:p+1] != b"[" or buf[:p].strip():
                     raise ChatftError(f"{name}: expected a JSON list of conversations, found {buf[:20]!r} at the start.")
@@ -282,6 +283,7 @@ def _entity_name(m):
 
 def strip_citations(text:str)->str:
     "Remove the citation markers ChatGPT leaves in answers (entity markers become their name)."
+    if "】" not in text and "\ue200" not in text and "cite" not in text: return text    # the common case, fast
     return _CITES.sub("", _ENTITY.sub(_entity_name, text))
 
 # %% ../nbs/00_export.ipynb #3a5dcc5c
@@ -326,6 +328,7 @@ def custom_instructions(msg:dict)->str|None:
     "The custom instructions carried by a message, if any, as one text."
     if not isinstance(msg, dict): return None
     content = msg.get('content') if isinstance(msg.get('content'), dict) else {}
+    if content.get('content_type') != 'user_editable_context' and 'user_context_message_data' not in _dict(msg.get('metadata')): return None
     data = _dict(_dict(msg.get('metadata')).get('user_context_message_data'))
     if isinstance(data, dict) and (data.get('about_user_message') or data.get('about_model_message')):   # the clean copy
         fields = [data.get('about_user_message'), data.get('about_model_message')]
