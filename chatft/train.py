@@ -709,6 +709,7 @@ def demo_cli(argv:list|None=None)->int:
     p = argparse.ArgumentParser(prog="chatft demo", description="Read, clean, template, prepare and train the demo model for a few minutes on the CPU, then compare base and tuned.")
     p.add_argument("export", nargs="?", default=None, help="your export (ZIP, folder, JSON or chatft JSONL); default: a synthetic ChatGPT export")
     p.add_argument("--minutes", type=float, default=3.0, help="training budget in minutes (default 3)")
+    p.add_argument("--max-steps", type=int, default=-1, help="stop after this many optimizer steps too (default: only the time budget)")
     p.add_argument("--model", default=DEMO_MODEL, help="model to fine-tune (default: the offline demo model)")
     p.add_argument("-o", "--output", default="chatft-demo-run", help="run folder (default ./chatft-demo-run)")
     p.add_argument("--conversations", type=int, default=60, help="size of the synthetic export")
@@ -732,7 +733,7 @@ def demo_cli(argv:list|None=None)->int:
     reports += more
     for r in more: print(r)
     _stage(3, 6, "Plan")
-    plan = plan_training(a.model, dsd, hardware=detect_hardware(), minutes=a.minutes, lr=a.lr, epochs=50.0, lr_scheduler="constant",
+    plan = plan_training(a.model, dsd, hardware=detect_hardware(), minutes=a.minutes, max_steps=a.max_steps, lr=a.lr, epochs=50.0, lr_scheduler="constant",
                          warmup_ratio=0.0, lora_dropout=0.0, eval_steps=10**6, save_steps=10**6, logging_steps=1, seed=a.seed, grad_accum=1)
     # a budgeted run does not know its length: constant rate, no warm-up (on a busy CPU the first step may be one of few)
     print(plan)

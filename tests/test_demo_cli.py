@@ -8,7 +8,7 @@ CHATFT = str(Path(sys.executable).parent/"chatft")
 @pytest.mark.slow
 def test_demo_lowers_heldout_loss(tmp_path):
     out = tmp_path/"run"
-    res = subprocess.run([CHATFT, "demo", "--minutes", "1", "-o", str(out)], capture_output=True, text=True, timeout=900,
+    res = subprocess.run([CHATFT, "demo", "--minutes", "10", "--max-steps", "8", "-o", str(out)], capture_output=True, text=True, timeout=900,
                          env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"})
     assert res.returncode == 0, res.stderr[-4000:]
     for heading in ["[1/6] Read", "[3/6] Plan", "[6/6] Base and tuned", "held-out loss", "run folder:"]: assert heading in res.stdout
