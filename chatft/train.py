@@ -9,7 +9,7 @@ from __future__ import annotations
 import os, sys, json, math, time, shutil, platform, argparse, html as _html
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
-from .export import ChatftError, Report, read_jsonl
+from .export import ChatftError, Report
 from .models import DEMO_MODEL, TINY_MODEL, preset, model_path, load_tokenizer, load_model
 
 # %% auto #0
@@ -587,11 +587,7 @@ def _stage(n:int, total:int, title:str):
 
 def read_conversations(path)->tuple:
     "(conversations, [reports]) from a chatft JSONL file or any export `chatft.export.read_export` reads."
-    from chatft.export import read_export
-    path = Path(path).expanduser()
-    if path.suffix == ".jsonl":
-        try: convs = read_jsonl(path); r = Report("read"); r.keep(len(convs)); return convs, [r]
-        except ChatftError: pass
+    from chatft.export import read_export        # it reads chatft JSONL too, with a real report
     convs, r = read_export(path)
     return convs, [r]
 
