@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['CHUNK', 'DIALOGUE_TYPES', 'ROLES', 'MAX_RATIO', 'READERS', 'FORMATS_HELP', 'ChatftError', 'Report', 'Conversation',
-           'write_jsonl', 'read_jsonl', 'to_dataset', 'iter_json_array', 'load_json', 'Skip', 'thread_ids',
-           'strip_citations', 'message_text', 'custom_instructions', 'read_chatgpt_conversation',
-           'read_claude_conversation', 'read_sharegpt_conversation', 'read_messages_conversation', 'record_kind',
-           'read_export', 'export_cli']
+__all__ = ['STEP_FILES', 'CHUNK', 'DIALOGUE_TYPES', 'ROLES', 'MAX_RATIO', 'READERS', 'FORMATS_HELP', 'ChatftError', 'Report',
+           'Conversation', 'write_jsonl', 'read_jsonl', 'work_dir', 'step_path', 'latest_conversations', 'to_dataset',
+           'iter_json_array', 'load_json', 'Skip', 'thread_ids', 'strip_citations', 'message_text',
+           'custom_instructions', 'read_chatgpt_conversation', 'read_claude_conversation', 'read_sharegpt_conversation',
+           'read_messages_conversation', 'record_kind', 'read_export', 'export_cli']
 
 # %% ../nbs/00_export.ipynb #f76fa217
 class ChatftError(Exception):
@@ -98,11 +98,13 @@ def write_jsonl(
     convs:list,   # `Conversation`s (or dicts with `id` and `messages`)
     path,         # file to write
 )->Path:
-    "Write one JSON object per line; returns the path."
+    "Write one JSON object per line; returns the path. Written beside and renamed, so a reader never sees half a file."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, 'wb') as f:
+    tmp = path.with_name(f".{path.name}.partial")
+    with open(tmp, 'wb') as f:
         for c in convs: f.write(orjson.dumps(c.to_dict() if isinstance(c, Conversation) else c) + b"\n")
+    tmp.replace(path)
     return path
 
 # %% ../nbs/00_export.ipynb #3e8381ea
@@ -133,6 +135,33 @@ def read_jsonl(
             convs.append(Conversation.from_dict(d))
     if not convs: raise ChatftError(f"{path}: the file is empty: no conversations to read.")
     return convs
+
+# %% ../nbs/00_export.ipynb #9e75ab83
+import os
+
+STEP_FILES = {"export": "convs.jsonl", "clean": "clean.jsonl"}   # conversations each step writes, in course order
+
+def work_dir(path=None)->Path:
+    "The folder where the course's steps leave their results: `path`, else `$CHATFT_WORK`, else `work/`."
+    return Path(path or os.environ.get("CHATFT_WORK") or "work")
+
+def step_path(step:str, work=None)->Path:
+    "Where `step` (a key of `STEP_FILES`) writes its conversations in the work folder."
+    if step not in STEP_FILES: raise ChatftError(f"Unknown step {step!r}: use one of {', '.join(STEP_FILES)}.")
+    return work_dir(work)/STEP_FILES[step]
+
+# %% ../nbs/00_export.ipynb #c6d9a758
+def latest_conversations(
+    work=None,                 # the work folder (default: `work_dir()`)
+    before:str|None=None,      # only steps before this one (e.g. "clean" reads what "export" wrote)
+)->tuple:
+    "`(conversations, path)` from the latest step that wrote some, or `(None, None)` when none has yet."
+    steps = list(STEP_FILES)
+    if before is not None: steps = steps[:steps.index(before)] if before in steps else steps
+    for step in reversed(steps):
+        p = step_path(step, work)
+        if p.exists(): return read_jsonl(p), p
+    return None, None
 
 # %% ../nbs/00_export.ipynb #b0f715e5
 def to_dataset(convs:list):

@@ -2,7 +2,9 @@
 
 Each notebook runs in its own process (`nbdev-test`), so a notebook that loads a model or sets
 global state cannot affect another. Cells flagged `#| slow` run when slow tests are enabled
-(see conftest.py); `#| gpu` cells only with `--gpu`.
+(see conftest.py); `#| gpu` cells only with `--gpu`. Each notebook gets its own empty work folder
+(`CHATFT_WORK`), so notebooks run in parallel never read each other's half-made results and each
+one shows that it can start from nothing.
 """
 import subprocess, sys, os
 from pathlib import Path
@@ -12,9 +14,9 @@ from conftest import ROOT, enabled_flags
 NOTEBOOKS = sorted(p for p in (ROOT / "nbs").glob("*.ipynb") if not p.name.startswith("_"))
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook(nb, request):
+def test_notebook(nb, request, tmp_path):
     flags = " ".join(enabled_flags(request.config))
     cmd = [sys.executable, "-m", "nbdev.test", str(nb), "--flags", flags, "--n-workers", "0"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "CHATFT_WORK": str(tmp_path/"work")}
     res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
     assert res.returncode == 0 and "Success" in res.stdout, f"{nb.name} failed:\n{res.stdout[-4000:]}\n{res.stderr[-8000:]}"
