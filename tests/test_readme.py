@@ -15,6 +15,11 @@ def test_readme_and_index_show_the_same_commands():
     assert len(readme) >= 2, "README needs the two fresh-machine commands"
     assert readme == shell_blocks(index_text()), "README.md and nbs/index.ipynb disagree: edit both"
 
+def test_index_is_the_readme():
+    "The docs home shows the README's text (nbdev-readme would make one from the other; it needs quarto)."
+    readme = (ROOT / "README.md").read_text()
+    assert readme[readme.index("**chatft** turns"):].strip() == index_text().split("\n\n", 2)[2].strip()
+
 def test_ci_runs_the_readme_test_command():
     main_job, test_cmd = shell_blocks((ROOT / "README.md").read_text())[:2]
     assert "chatft demo" in main_job and "pytest" in test_cmd
