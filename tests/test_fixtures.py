@@ -195,7 +195,23 @@ def test_chatgpt_reasoning_thoughts_and_web_run():
                                                  U("And on Sunday?"), A("Drier, with sun after lunch.")])
     assert {k: v for k, v in report.notes.items() if k.startswith("messages dropped")} == {
         "messages dropped: tool call": 1, "messages dropped: tool result": 1,
-        "messages dropped: content type thoughts": 2, "messages dropped: content type reasoning_recap": 2}
+        "messages dropped: content type thoughts": 2, "messages dropped: content type reasoning_recap": 2,
+        "messages dropped: hidden reasoning": 1}                    # a message on channel "analysis"
+
+VOICE = dict(id=gid(6, 2), title="Rainy dinner", create_time=1752000000.0, update_time=1752000020.0, model="gpt-4o", source="chatgpt",
+             messages=[U("It's raining. What should I cook tonight?"), A("A pot of lentil soup: warm, cheap and ready in forty minutes.")])
+
+def test_chatgpt_voice_transcriptions_dropped_audio():
+    "Voice mode: the words are the audio_transcription part; with images='drop' the audio pointers leave nothing."
+    (c,), _ = read(CHATGPT / "voice.json", images="drop")
+    assert c == VOICE
+
+@pytest.mark.xfail(strict=True, reason="reader bug: _part_text gives a placeholder for the audio pointer beside its own transcription: "
+                   "'[real]' (from real_time_user_audio_video_asset_pointer) after the user's words and '[audio]' after the "
+                   "assistant's, which would teach the model to end answers with '[audio]'")
+def test_chatgpt_voice_transcriptions_without_placeholders():
+    (c,), _ = read(CHATGPT / "voice.json")
+    assert c == VOICE
 
 # --- Claude.ai -------------------------------------------------------------------------------------------------
 def cid(n): return f"c1a0de01-0000-4000-8000-00000000000{n}"
