@@ -257,6 +257,13 @@ def test_sharegpt():
     assert report.kept == 3 and report.skipped == [{"id": "greeting_only", "reason": "no user message"}]
     assert report.notes["messages dropped: empty"] == 1 and report.notes["messages dropped: not user or assistant"] == 1
 
+def test_system_false_for_flat_formats():
+    "system=False drops the system prompt of every format, not only ChatGPT's custom instructions."
+    for path in (SHAREGPT / "sharegpt.json", OPENAI / "train.jsonl", PLAIN / "seeds.jsonl", PLAIN / "chatft.jsonl"):
+        convs, _ = read(path, system=False)
+        assert convs and not any("system" in c for c in convs), path.name
+    assert by_id(read(SHAREGPT / "sharegpt.json", system=False)[0])["tutor_0"]["messages"][0] == U("What is 7 times 8?")
+
 # --- OpenAI fine-tuning JSONL ----------------------------------------------------------------------------------
 PICTURE = "What is in this picture?"
 OPENAI_KEPT = [
