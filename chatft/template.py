@@ -80,6 +80,19 @@ def trained_indices(
     return idx[-1:] if train_on == "last" else idx
 
 # %% ../nbs/03_template.ipynb #6f2286ee
+def _words_start(
+    messages:list,                # the conversation as rendered
+    i:int,                        # the message whose words we look for
+    full:str,                     # `render(messages)`
+    tokenizer,                    # tokenizer with the chat template
+    chat_template:str|None=None,  # template instead of the tokenizer's
+)->int:
+    "Where message `i`'s words begin in `full`: the first character that changes when they change."
+    words = messages[i]['content']
+    mark = next(c for c in "\u2603\u00a7" if not words.lstrip().startswith(c))
+    changed = messages[:i] + [dict(messages[i], content=mark + words)] + messages[i+1:]
+    return _common_prefix(full, render(changed, tokenizer, chat_template=chat_template))
+
 def trained_spans(
     messages:list,                # the conversation as rendered (system first if any)
     tokenizer,                    # tokenizer with the chat template
@@ -90,9 +103,9 @@ def trained_spans(
     full = render(messages, tokenizer, chat_template=chat_template)
     spans = []
     for i in trained:
-        prompt = render(messages[:i], tokenizer, add_generation_prompt=True, chat_template=chat_template) if i else ""
         upto = render(messages[:i+1], tokenizer, chat_template=chat_template)
-        spans.append((_common_prefix(prompt, full), _common_prefix(upto, full)))
+        start = _words_start(messages, i, full, tokenizer, chat_template)
+        spans.append((start, _common_prefix(upto, full)))
     return full, spans
 
 # %% ../nbs/03_template.ipynb #2b82fc19
