@@ -1,4 +1,4 @@
-"""Turn a ChatGPT, Claude.ai, ShareGPT or OpenAI fine-tuning export into clean conversations, and account for every one.
+"""Turn a ChatGPT, Claude.ai, Grok, Gemini, AI Studio, ShareGPT or OpenAI export into clean conversations, and account for every one.
 
 Docs: https://chatft.github.io/chatft/export.html.md"""
 
@@ -11,11 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['STEP_FILES', 'CHUNK', 'DIALOGUE_TYPES', 'ROLES', 'MAX_RATIO', 'READERS', 'FORMATS_HELP', 'ChatftError', 'Report',
-           'Conversation', 'write_jsonl', 'read_jsonl', 'work_dir', 'step_path', 'latest_conversations', 'to_dataset',
-           'iter_json_array', 'load_json', 'Skip', 'thread_ids', 'strip_citations', 'message_text',
-           'custom_instructions', 'read_chatgpt_conversation', 'read_claude_conversation', 'read_sharegpt_conversation',
-           'read_messages_conversation', 'record_kind', 'read_export', 'export_cli']
+__all__ = ['STEP_FILES', 'CHUNK', 'TEXT_NOTES', 'DIALOGUE_TYPES', 'ROLES', 'GEMINI_GAP', 'MAX_RATIO', 'READERS', 'GROUPED',
+           'FORMATS_HELP', 'ChatftError', 'Report', 'Conversation', 'write_jsonl', 'read_jsonl', 'work_dir',
+           'step_path', 'latest_conversations', 'to_dataset', 'iter_json_array', 'load_json', 'Skip', 'thread_ids',
+           'strip_citations', 'artifact_block', 'clean_text', 'message_text', 'custom_instructions',
+           'read_chatgpt_conversation', 'read_claude_conversation', 'read_sharegpt_conversation',
+           'read_messages_conversation', 'read_grok_conversation', 'read_aistudio_conversation', 'html_to_markdown',
+           'read_gemini_activity', 'record_kind', 'read_export', 'export_cli']
 
 # %% ../nbs/00_export.ipynb #f76fa217
 class ChatftError(Exception):
@@ -100,6 +102,7 @@ def write_jsonl(
 )->Path:
     "Write one JSON object per line; returns the path. Written beside and renamed, so a reader never sees half a file."
     path = Path(path)
+    if path.is_dir(): raise ChatftError(f"{path} is a folder: give a file name to write, e.g. {path / 'convs.jsonl'}.")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.partial")
     with open(tmp, 'wb') as f:
@@ -301,19 +304,71 @@ def thread_ids(
 
 # %% ../nbs/00_export.ipynb #336a664b
 import re
+_PUA = re.compile("[\ue000-\uf8ff\U000f0000-\U000ffffd\U00100000-\U0010fffd]")   # private-use characters: never text
+_GROUP = re.compile("\ue200([A-Za-z_]{1,40})\ue202([^\ue200\ue201]{0,5000})\ue201")   # \ue200kind\ue202payload\ue201
+_ANCHORS = re.compile("(?:\ue200(?:file)?cite)?(?:\ue202turn\\d+[a-z]+\\d+)+\ue201?")   # anchors after a cited span
 _CITES = re.compile(r"【[^】]{0,200}?†[^】]{0,200}】"                                 # 【11†source】, 【4:0†file.pdf】
-                    r"|\ue200(?:cite|filecite|navlist|image_group|video)\ue202[^\ue201]{0,500}\ue201"   # 2025 private-use markers
                     r"|(?:file)?cite(?:turn\d+(?:search|news|view|fetch|file|image|academia|forecast|finance|sports)\d+)+")
-_ENTITY = re.compile(r"\ue200entity\ue202(\[[^\ue201]{0,500}\])\ue201")
 
-def _entity_name(m):
-    try: return str(orjson.loads(m.group(1))[1])
-    except Exception: return ""
+def _group_text(m)->str:
+    "What a private-use group becomes: an entity's name, a link, or nothing (citations and widgets)."
+    kind, payload = m.group(1), m.group(2)
+    if kind in ("entity", "product_entity"):
+        try: parts = orjson.loads(payload)
+        except orjson.JSONDecodeError: return ""
+        return parts[1] if isinstance(parts, list) and len(parts) > 1 and isinstance(parts[1], str) else ""
+    if kind == "url":
+        parts = payload.split("\ue202")
+        return f"[{parts[0]}]({parts[1]})" if len(parts) == 2 else parts[0]
+    return ""
 
 def strip_citations(text:str)->str:
-    "Remove the citation markers ChatGPT leaves in answers (entity markers become their name)."
-    if "】" not in text and "\ue200" not in text and "cite" not in text: return text    # the common case, fast
-    return _CITES.sub("", _ENTITY.sub(_entity_name, text))
+    "Remove ChatGPT's citations, widgets and every private-use character; cited words, names and links stay."
+    if "】" not in text and "cite" not in text and not _PUA.search(text): return text    # the common case, fast
+    text = _ANCHORS.sub("", _GROUP.sub(_group_text, text))
+    return _CITES.sub("", _PUA.sub("", text))
+
+# %% ../nbs/00_export.ipynb #a979b08c
+_THINKING = re.compile(r"<antThinking>.*?(?:</antThinking>|\Z)\s*", re.S)
+_ARTIFACT = re.compile(r"<antArtifact\b([^>]*)>(.*?)(?:</antArtifact>|\Z)", re.S)
+_CARDS = re.compile(r"<grok:render\b.*?(?:</grok:render>|/>)|<xai:tool_usage_card>.*?</xai:tool_usage_card>|<antArtifact\b[^>]*/>", re.S)
+_FENCES = {"text/markdown": "markdown", "text/html": "html", "image/svg+xml": "svg", "application/vnd.ant.react": "jsx",
+           "application/vnd.ant.mermaid": "mermaid"}
+TEXT_NOTES = {"thinking": "removed from text: <antThinking> blocks", "artifact": "artifacts kept as fenced blocks",
+              "card": "removed from text: citation cards (<grok:render>)"}   # report notes about text inside messages
+
+def artifact_block(
+    attrs:str,   # the tag's attributes, e.g. 'identifier="x" type="application/vnd.ant.code" language="python" title="T"'
+    body:str,    # what the tags enclose
+)->str:
+    "An artifact as a chat model should write it: the title in bold, then the content in a fenced block."
+    a = dict(re.findall(r'([\w-]+)="([^"]*)"', attrs))
+    body = body.strip("\n")
+    if not body.strip(): return ""
+    head = f"**{a['title']}**\n\n" if a.get("title") else ""
+    if body.lstrip().startswith("```") and body.rstrip().endswith("```"): return head + body.strip()   # already fenced
+    fence = "```"
+    while fence in body: fence += "`"
+    return f"{head}{fence}{a.get('language') or _FENCES.get(a.get('type', ''), '')}\n{body}\n{fence}"
+
+def _app_markup(text:str, why:Counter)->str:
+    text, n = _THINKING.subn("", text)
+    why[TEXT_NOTES["thinking"]] += n
+    text, n = _CARDS.subn("", text)
+    why[TEXT_NOTES["card"]] += n
+    text, n = _ARTIFACT.subn(lambda m: artifact_block(m.group(1), m.group(2)), text)
+    why[TEXT_NOTES["artifact"]] += n
+    return text
+
+def clean_text(
+    text:str,                 # a message's text
+    role:str="assistant",     # whose: only an assistant's text carries app markup and citations
+    why:Counter|None=None,    # counts what was removed (see `TEXT_NOTES`)
+)->str:
+    "Text fit for training: no private-use characters; an assistant's also without thinking, app tags and citations."
+    if role != "assistant": return _PUA.sub("", text) if _PUA.search(text) else text
+    if "<ant" in text or "<grok:" in text or "<xai:" in text: text = _app_markup(text, Counter() if why is None else why)
+    return strip_citations(text)
 
 # %% ../nbs/00_export.ipynb #3a5dcc5c
 DIALOGUE_TYPES = {"text", "multimodal_text"}
@@ -348,7 +403,7 @@ def message_text(
     if reason: why[reason] += 1; return None
     parts = content.get('parts') if isinstance(content.get('parts'), list) else []
     text = "\n\n".join(t for t in (_part_text(p, images).strip() for p in parts) if t)
-    if role == "assistant": text = strip_citations(text).strip()
+    text = clean_text(text, role, why).strip()
     if not text: why["empty"] += 1; return None
     return role, text
 
@@ -364,7 +419,7 @@ def custom_instructions(msg:dict)->str|None:
     elif content.get('content_type') == 'user_editable_context': fields = [content.get('user_profile'), content.get('user_instructions')]
     else: fields = []
     text = "\n\n".join(f.strip() for f in fields if isinstance(f, str) and f.strip())
-    return text or None
+    return clean_text(text, "system") or None
 
 # %% ../nbs/00_export.ipynb #3aeb42d9
 from datetime import datetime
@@ -434,14 +489,14 @@ def read_chatgpt_conversation(
 
 # %% ../nbs/00_export.ipynb #e8531d3c
 ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "chatgpt": "assistant",
-         "bing": "assistant", "bard": "assistant", "model": "assistant", "system": "system"}
+         "bing": "assistant", "bard": "assistant", "model": "assistant", "grok": "assistant", "system": "system"}
 
 def _flat(pairs, cid, source, why, **kw)->Conversation:
     "A Conversation from (role, text) pairs: system to `system`, others merged; raises `Skip` when unusable."
     system, msgs = None, []
     for role, text in pairs:
         role = ROLES.get(str(role).lower())
-        text = text.strip() if isinstance(text, str) else ""
+        text = clean_text(text, role, why).strip() if isinstance(text, str) else ""
         if role is None: why["not user or assistant"] += 1; continue
         if not text: why["empty"] += 1; continue
         if role == "system": system = text if system is None else system + "\n\n" + text
@@ -497,6 +552,142 @@ def read_messages_conversation(raw:dict, n:int=0, why:Counter|None=None, source:
     if isinstance(raw.get('meta'), dict): conv.meta = raw['meta']
     return conv
 
+# %% ../nbs/00_export.ipynb #d515bdcb
+def _ms_time(t)->float|None:
+    "Unix seconds from seconds, milliseconds, an ISO string or Mongo's `{'$date': {'$numberLong': ms}}`."
+    while isinstance(t, dict): t = t.get('$date', t.get('$numberLong'))
+    if isinstance(t, str) and t.strip().isdigit(): t = int(t)
+    if isinstance(t, bool): return None
+    if isinstance(t, (int, float)): return t / 1000 if t > 1e11 else float(t)
+    return _as_time(t)
+
+def _grok_thread(responses:list)->tuple:
+    "The responses on the path to the newest leaf (list order when nothing links them), and whether there were branches."
+    nodes = {}
+    for i, item in enumerate(responses):
+        r = _dict(_dict(item).get('response', item))
+        rid = r.get('_id') or r.get('response_id') or r.get('id')
+        nodes[rid if isinstance(rid, str) and rid else f"#{i}"] = r
+    parent = {k: p if isinstance(p := r.get('parent_response_id'), str) and p in nodes else None for k, r in nodes.items()}
+    if not any(parent.values()): return list(nodes.values()), False
+    mapping = {k: {"parent": p, "children": [], "message": {"create_time": _ms_time(nodes[k].get('create_time')) or 0}}
+               for k, p in parent.items()}
+    for k, p in parent.items():
+        if p: mapping[p]["children"].append(k)
+    path, _ = thread_ids(mapping, _newest_leaf(mapping))
+    return [nodes[k] for k in path], any(len(v["children"]) > 1 for v in mapping.values())
+
+def read_grok_conversation(raw:dict, why:Counter|None=None, **_)->Conversation:
+    "A Grok conversation (`conversation` and its `responses`): the newest leaf's thread."
+    why = Counter() if why is None else why
+    conv, responses = _dict(raw.get('conversation')), raw.get('responses')
+    if not isinstance(responses, list): raise Skip("responses is not a list")
+    thread, branched = _grok_thread(responses)
+    models = Counter(r['model'] for r in thread if isinstance(r.get('model'), str) and str(r.get('sender')).lower() != "human")
+    c = _flat([(r.get('sender'), r.get('message')) for r in thread], conv.get('id') or raw.get('id'), "grok", why,
+              title=conv['title'] if isinstance(conv.get('title'), str) else None, create_time=_ms_time(conv.get('create_time')),
+              update_time=_ms_time(conv.get('modify_time')), model=models.most_common(1)[0][0] if models else None)
+    if branched: c.meta['branches'] = "newest leaf's thread"
+    return c
+
+# %% ../nbs/00_export.ipynb #de9411a3
+_STUDIO_FILES = ("driveImage", "driveDocument", "driveVideo", "driveAudio", "inlineImage", "inlineData", "youtubeVideo")
+
+def _studio_text(chunk:dict, images:str, why:Counter)->str:
+    "A chunk's visible text: without thought parts; attached files as a placeholder."
+    if chunk.get('isThought') or chunk.get('thought') is True: why["thinking (isThought)"] += 1; return ""
+    parts = [p for p in chunk.get('parts') if isinstance(p, dict)] if isinstance(chunk.get('parts'), list) else []
+    if any(p.get('thought') for p in parts) or (parts and not isinstance(chunk.get('text'), str)):
+        text = "".join(p['text'] for p in parts if not p.get('thought') and isinstance(p.get('text'), str))
+    else: text = chunk.get('text') if isinstance(chunk.get('text'), str) else ""
+    files = [k for k in _STUDIO_FILES if k in chunk]
+    if files and images == "placeholder": text = "\n\n".join([f"[{'image' if 'Image' in k else 'file'}]" for k in files] + [text])
+    return text
+
+def read_aistudio_conversation(raw:dict, images:str="placeholder", why:Counter|None=None, name:str="", **_)->Conversation:
+    "A Google AI Studio prompt file (`chunkedPrompt.chunks`, `systemInstruction`)."
+    why = Counter() if why is None else why
+    chunks = _dict(raw.get('chunkedPrompt')).get('chunks')
+    if not isinstance(chunks, list): raise Skip("chunkedPrompt.chunks is not a list")
+    instruction = raw.get('systemInstruction')
+    parts = _dict(instruction).get('parts') if isinstance(_dict(instruction).get('parts'), list) else [instruction]
+    system = "\n\n".join(t for p in parts if isinstance(t := _dict(p).get('text'), str) and t.strip())
+    pairs = [("system", system)] * bool(system) + [(c.get('role'), _studio_text(c, images, why)) for c in chunks if isinstance(c, dict)]
+    model = _dict(raw.get('runSettings')).get('model')
+    stem = Path(name.rsplit(":", 1)[-1]).stem if name else None
+    return _flat(pairs, raw.get('id') or stem, "aistudio", why, title=raw.get('title') or stem,
+                 model=model.removeprefix("models/") if isinstance(model, str) else None)
+
+# %% ../nbs/00_export.ipynb #97d5e4d4
+from datetime import timezone
+GEMINI_GAP = 30 * 60   # seconds of silence that start a new conversation when entries have no chat link
+
+def html_to_markdown(html:str)->str:
+    "HTML as Markdown (markdownify): code blocks keep their language, lists and links survive."
+    from markdownify import markdownify
+    def lang(pre):
+        code = pre.find("code")
+        classes = (code.get("class") if code else None) or pre.get("class") or []
+        return next((c.removeprefix("language-") for c in classes if c.startswith("language-")), "")
+    md = markdownify(html, heading_style="ATX", bullets="-", code_language_callback=lang)
+    return re.sub(r"\n{3,}", "\n\n", md).strip()
+
+def _gemini_turn(e:dict, images:str)->tuple:
+    "(prompt, answer) of a My Activity entry; raises `Skip` when it is not a prompt with an answer."
+    title = e.get('title') if isinstance(e.get('title'), str) else ""
+    items = e.get('safeHtmlItem')
+    items = items if isinstance(items, list) else [items]
+    html = "\n".join(h for i in items if isinstance(h := _dict(i).get('html'), str))
+    if not title.startswith("Prompted ") and not html: raise Skip(f"not a prompt ({' '.join(title.split()[:2]) or 'no title'})")
+    prompt = title.removeprefix("Prompted ").strip()
+    if not prompt: raise Skip("empty prompt")
+    if not html.strip(): raise Skip("prompt without an answer")
+    files = e.get('attachedFiles') if isinstance(e.get('attachedFiles'), list) else []
+    if files and images == "placeholder": prompt = "\n\n".join(["[file]"] * len(files) + [prompt])
+    return prompt, html_to_markdown(html)
+
+def _gemini_chat(e:dict)->str|None:
+    "The chat id in an entry's `details` link, when Takeout gives one."
+    for d in e.get('details') if isinstance(e.get('details'), list) else []:
+        url = _dict(d).get('url')
+        if isinstance(url, str) and "gemini.google.com/app/" in url: return url.rstrip("/").rsplit("/", 1)[-1]
+    return None
+
+# %% ../nbs/00_export.ipynb #1cb46df4
+def read_gemini_activity(
+    entries:list,             # the items of a Gemini Apps `MyActivity.json`
+    name:str="MyActivity.json", # the file, for skip reasons
+    images:str="placeholder", # "[file]" for attached files, or "drop"
+    why:Counter|None=None,    # counts of dropped messages by reason
+    gap:float=GEMINI_GAP,     # seconds of silence that start a new conversation
+    **_,
+)->tuple:
+    "`(conversations, skips, notes)`: prompts grouped by chat link, else by time gaps; skips are `(where, reason)`."
+    why, turns, skips = Counter() if why is None else why, [], []
+    for n, e in enumerate(entries):
+        where = f"{Path(name.rsplit(':', 1)[-1]).name} entry {n}"
+        if not isinstance(e, dict): skips.append((where, f"not an activity entry ({type(e).__name__})")); continue
+        where += f" ({e.get('time')})"
+        try: prompt, answer = _gemini_turn(e, images)
+        except Skip as s: skips.append((where, str(s))); continue
+        if (t := _as_time(e.get('time'))) is None: skips.append((where, "no time")); continue
+        turns.append((t, _gemini_chat(e), prompt, answer))
+    groups, run, last, by = {}, None, None, Counter()
+    for t, chat, prompt, answer in sorted(turns, key=lambda x: x[0]):     # Takeout lists newest first
+        if chat is None and (run is None or t - last > gap): run = f"gemini-{datetime.fromtimestamp(t, timezone.utc):%Y%m%dT%H%M%S}"
+        if chat is None: last = t
+        key = f"gemini-{chat}" if chat else run
+        if key not in groups: by["chat link" if chat else "time gaps"] += 1
+        groups.setdefault(key, []).append((t, prompt, answer))
+    convs = []
+    for key, ts in groups.items():
+        pairs = [m for _, p, a in ts for m in (("user", p), ("assistant", a))]
+        try: convs.append(_flat(pairs, key, "gemini", why, title=ts[0][1][:80], create_time=ts[0][0], update_time=ts[-1][0]))
+        except Skip as s: skips.append((key, str(s)))
+    notes = {f"gemini: conversations grouped by {k}": v for k, v in by.items()}
+    if by["time gaps"]: notes["gemini: time gap that starts a conversation"] = f"{gap / 60:g} min (Takeout has no conversation ids)"
+    return convs, skips, notes
+
 # %% ../nbs/00_export.ipynb #fa99b573
 MAX_RATIO = 200        # JSON compresses 5-20x; a bomb compresses 1000x and more
 
@@ -524,21 +715,33 @@ class _Capped:
     def __exit__(self, *exc): self.f.close()
 
 # %% ../nbs/00_export.ipynb #641846c0
-_DATA = re.compile(r"(^|/)(conversations(-\d+)?\.json|[^/]*\.(jsonl|csv))$", re.I)
+_DATA = re.compile(r"(^|/)(conversations(-\d+)?\.json|prod-grok-backend\.json|[^/]*Gemini[^/]*/My ?Activity\.json"
+                   r"|[^/]*\.(jsonl|csv))$", re.I)
+_NOT_DATA = ("message_feedback.json", "user.json")
+
+def _looks_like_json(name:str, open_)->bool:
+    "A `.json` file, or a file without an extension (AI Studio's) that starts with `{`."
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    if base in _NOT_DATA or base.startswith("."): return False
+    if base.lower().endswith(".json"): return True
+    if "." in base: return False
+    with open_() as f: return f.read(64).lstrip()[:1] == b"{"
 
 def _sources(path:Path):
     "Yield (name, size, opener) for each data file of the export at `path` (ZIP, folder or file)."
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and _DATA.search(p.relative_to(path).as_posix()))
-        if not files: files = sorted(p for p in path.rglob("*.json") if p.name not in ("message_feedback.json", "user.json"))
+        every = sorted(p for p in path.rglob("*") if p.is_file())
+        files = [p for p in every if _DATA.search(p.relative_to(path).as_posix())]
+        if not files: files = [p for p in every if _looks_like_json(p.name, lambda p=p: open(p, "rb"))]
         for p in files: yield str(p), p.stat().st_size, (lambda p=p: open(p, "rb"))
     elif zipfile.is_zipfile(path):
         z = zipfile.ZipFile(path)
         infos = [i for i in z.infolist() if not i.is_dir()]
         for i in infos: _check_member(i, path.name)
+        opener = lambda i: (lambda: _Capped(z.open(i), i.file_size, f"{path.name}:{i.filename}"))
         data = sorted((i for i in infos if _DATA.search(i.filename)), key=lambda i: i.filename)
-        if not data: data = [i for i in infos if i.filename.endswith(".json") and Path(i.filename).name not in ("message_feedback.json", "user.json")]
-        for i in data: yield f"{path.name}:{i.filename}", i.file_size, (lambda i=i: _Capped(z.open(i), i.file_size, f"{path.name}:{i.filename}"))
+        if not data: data = [i for i in infos if _looks_like_json(i.filename, opener(i))]
+        for i in data: yield f"{path.name}:{i.filename}", i.file_size, opener(i)
     else: yield str(path), path.stat().st_size, (lambda: open(path, "rb"))
 
 # %% ../nbs/00_export.ipynb #17862be1
@@ -557,17 +760,29 @@ def _feedback(path:Path)->dict:
 
 # %% ../nbs/00_export.ipynb #d7dbc672
 READERS = [("mapping", "chatgpt", read_chatgpt_conversation), ("current_node", "chatgpt", read_chatgpt_conversation),
-           ("chat_messages", "claude", read_claude_conversation), ("conversations", "sharegpt", read_sharegpt_conversation),
-           ("messages", "messages", read_messages_conversation)]
+           ("chat_messages", "claude", read_claude_conversation), (("conversation", "responses"), "grok", read_grok_conversation),
+           ("chunkedPrompt", "aistudio", read_aistudio_conversation), ("safeHtmlItem", "gemini", read_gemini_activity),
+           (("header", "title", "time"), "gemini", read_gemini_activity),
+           ("conversations", "sharegpt", read_sharegpt_conversation), ("messages", "messages", read_messages_conversation)]
+GROUPED = {"gemini"}   # formats whose records are read together, a file at a time
 FORMATS_HELP = ("Supported: a ChatGPT export (ZIP, folder, conversations.json or conversations-NNN.json shards), a Claude.ai export, "
+                "a Grok export (prod-grok-backend.json), a Google Takeout of My Activity > Gemini Apps (MyActivity.json), "
+                "Google AI Studio prompt files (chunkedPrompt), "
                 "ShareGPT JSON ({\"conversations\": [{\"from\", \"value\"}]}), OpenAI fine-tuning JSONL ({\"messages\": [...]} per line), "
                 "a JSON list of {\"messages\": [...]}, or a CSV with user_message,assistant_response columns.")
 
+def _holds_records(raw:dict)->bool:
+    "A file-level object around the records, such as Grok's `{'conversations': [{'conversation', 'responses'}], 'projects': ...}`."
+    items = raw.get('conversations')
+    if not isinstance(items, list): return False
+    return bool({'projects', 'media_posts', 'tasks'} & raw.keys()) or any(
+        isinstance(i, dict) and {'responses', 'mapping', 'chat_messages'} & i.keys() for i in items[:5])
+
 def record_kind(raw)->tuple:
     "(format name, reader) for one record, or (None, None)."
-    if isinstance(raw, dict):
-        for key, name, reader in READERS:
-            if key in raw: return name, reader
+    if not isinstance(raw, dict) or _holds_records(raw): return None, None
+    for key, name, reader in READERS:
+        if (key in raw) if isinstance(key, str) else all(k in raw for k in key): return name, reader
     return None, None
 
 # %% ../nbs/00_export.ipynb #50f7d06a
@@ -585,7 +800,8 @@ def _records(name:str, size:int, open_):
         if not first: raise ChatftError(f"{name}: the file is empty.")
         obj = load_json(head + f.read(), name)
     if isinstance(obj, dict) and record_kind(obj)[0] is None:   # a wrapper such as {"conversations": [...]} or {"data": [...]}
-        lists = [v for v in obj.values() if isinstance(v, list)]
+        lists = [obj[k] for k in ("conversations", "data") if isinstance(obj.get(k), list)] or [
+                 v for v in obj.values() if isinstance(v, list)]
         if lists: yield from lists[0]; return
     yield obj
 
@@ -650,7 +866,7 @@ def read_export(
     if not sources: raise ChatftError(f"{path}: no conversations file found. {FORMATS_HELP}")
     bar = tqdm(total=sum(s for _, s, _ in sources), unit="B", unit_scale=True, desc="reading", disable=not progress)
     for name, size, open_ in sources:
-        n_before, file_kind = report.total, (None, None)
+        n_before, file_kind, together = report.total, (None, None), []
         for n, raw in enumerate(_records(name, size, open_)):
             kind, reader = record_kind(raw)
             if reader is None and file_kind[1] is None:
@@ -658,29 +874,40 @@ def read_export(
             if reader is None: kind, reader = file_kind          # a damaged record: its file's reader says what is missing
             else: file_kind = (kind, reader)
             kinds[kind] += 1
+            if kind in GROUPED: together.append(raw); continue
             if isinstance(raw, dict) and not any(raw.get(k) for k in ('id', 'conversation_id', 'uuid')): raw['id'] = f"{Path(name).stem}-{n}"
-            try: c = reader(raw, images=images, system=system, feedback=feedback, why=why, n=n)
+            try: c = reader(raw, images=images, system=system, feedback=feedback, why=why, n=n, name=name)
             except Skip as e: report.skip(_record_id(raw, name, n), str(e)); continue
             except (TypeError, AttributeError, KeyError, ValueError, IndexError) as e:   # a field of a type no export has: skip, never crash
                 report.skip(_record_id(raw, name, n), f"malformed record ({type(e).__name__}: {e})"); continue
             if not system: c.system = None
             _keep_newest(convs, c, report)
+        if together: _read_together(file_kind[1], together, name, images, why, convs, report)
         bar.update(size)
         if report.total == n_before: report.notes[f"{Path(name).name}"] = "no records"
     bar.close()
-    report.notes.update({f"messages dropped: {k}": v for k, v in why.most_common()})
+    report.notes.update({k if k in TEXT_NOTES.values() else f"messages dropped: {k}": v for k, v in why.most_common() if v})
     report.notes["formats"] = ", ".join(f"{k} ({v})" for k, v in kinds.items())
     if fb := sum(1 for c in convs.values() if c.meta.get('current_node_fallback')): report.notes["current_node missing: newest leaf used"] = fb
+    if br := sum(1 for c in convs.values() if c.meta.get('branches')): report.notes["branched (Grok): newest leaf's thread used"] = br
     return list(convs.values()), report
 
 def _record_id(raw, name, n):
-    return str(raw.get('conversation_id') or raw.get('id') or raw.get('uuid')) if isinstance(raw, dict) else f"{Path(name).stem}-{n}"
+    if not isinstance(raw, dict): return f"{Path(name).stem}-{n}"
+    return str(raw.get('conversation_id') or _dict(raw.get('conversation')).get('id') or raw.get('id') or raw.get('uuid'))
+
+def _read_together(reader, raws, name, images, why, convs, report):
+    "Read a file's records at once (Gemini activity) and account for each conversation and skipped entry."
+    got, skips, notes = reader(raws, name=name, images=images, why=why)
+    for where, reason in skips: report.skip(where, reason)
+    for c in got: _keep_newest(convs, c, report)
+    report.notes.update(notes)
 
 # %% ../nbs/00_export.ipynb #21881b8d
 def export_cli(argv:list|None=None)->int:
     "`chatft export INPUT -o OUT.jsonl`: read an export and write chatft JSONL."
     import argparse
-    p = argparse.ArgumentParser(prog="chatft export", description="Read a ChatGPT/Claude/ShareGPT/OpenAI export into chatft JSONL. " + FORMATS_HELP)
+    p = argparse.ArgumentParser(prog="chatft export", description="Read a chat export into chatft JSONL. " + FORMATS_HELP)
     p.add_argument("input", help="the export: a ZIP, a folder, or a JSON/JSONL/CSV file")
     p.add_argument("-o", "--output", required=True, help="the JSONL file to write")
     p.add_argument("--images", choices=["placeholder", "drop"], default="placeholder", help="image and file parts: '[image]' or nothing")
@@ -688,6 +915,8 @@ def export_cli(argv:list|None=None)->int:
     p.add_argument("--report", help="also save the report as JSON here (default: OUTPUT with .report.json)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
+    if Path(a.output).expanduser().resolve() == Path(a.input).expanduser().resolve():
+        raise ChatftError(f"{a.output}: that is the input file; choose another output so your export is not overwritten.")
     convs, report = read_export(a.input, images=a.images, system=not a.no_system, progress=not a.quiet)
     if not convs: raise ChatftError(f"{a.input}: no conversation could be used ({', '.join(f'{k}: {v}' for k, v in report.reasons().items())}).")
     out = write_jsonl(convs, a.output)
