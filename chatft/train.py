@@ -121,7 +121,7 @@ class TrainPlan:
     method:str="lora"              # "lora" (16/32-bit base) or "qlora" (4-bit NF4 base)
     precision:str="fp32"           # "fp16", "bf16" or "fp32"
     lora_r:int=16
-    lora_alpha:int=32
+    lora_alpha:int=32              # plan_training sets 2 x lora_r unless asked
     lora_dropout:float=0.05
     target_modules:str|list="all-linear"
     lr:float=2e-4
@@ -166,7 +166,7 @@ class TrainPlan:
         est = f"{self.est_minutes:.1f} min" + (f" (budget {self.minutes:g} min)" if self.minutes else "")
         return [("model", f"{self.model} ({self.params_b:.2f}B)", ""), ("hardware", self.hardware, ""),
                 ("method", self.method, r.get("method","")), ("precision", self.precision, r.get("precision","")),
-                ("LoRA", f"r={self.lora_r}, alpha={self.lora_alpha}, dropout={self.lora_dropout}, on {self.target_modules}", ""),
+                ("LoRA", f"r={self.lora_r}, alpha={self.lora_alpha}, dropout={self.lora_dropout}, on {self.target_modules}", r.get("lora","")),
                 ("learning rate", f"{self.lr:g} ({self.lr_scheduler}, warmup {self.warmup_ratio:g})", r.get("lr","")),
                 ("max_length", self.max_length, r.get("max_length","")),
                 ("batch", f"{self.micro_batch} x {self.grad_accum} accumulation x {self.devices} device(s) = {self.tokens_per_step:,} tokens/step", r.get("batch","")),
@@ -245,6 +245,9 @@ def plan_training(
         why["max_length"] = f"packs the longest of {len(lengths)} examples ({longest} tokens; 95% have <= {p95})" + (f", capped at {cap}" if longest > cap else "")
     else: max_length, why["max_length"] = (2048 if hw.kind=="cuda" else 512), "default (no data given)"
     r = o.get("lora_r", 16)
+    alpha = o.pop("lora_alpha", None)
+    if alpha is None: alpha, why["lora"] = 2*r, "alpha = 2 x r, so the adapter's scale (alpha/r) is the same for any r"
+    else: why["lora"] = "as asked"
     budget = hw.memory_gb*(0.8 if hw.kind=="cuda" else 0.6)
     w16 = shape.params_b*1e9*_BYTES[precision]/2**30   # the weights alone, in the plan's precision
     if "method" in o: method, why["method"] = o.pop("method"), "as asked"
@@ -276,7 +279,7 @@ def plan_training(
     est = tokens_run/tps/60
     if o.get("minutes"): est = min(est, o["minutes"])
     plan = TrainPlan(model=model_name, hardware=str(hw), device=hw.kind, devices=o.pop("devices", hw.devices), method=method,
-                     precision=precision, lr=lr, max_length=max_length, micro_batch=mb, grad_accum=ga, gradient_checkpointing=ckpt,
+                     precision=precision, lora_alpha=alpha, lr=lr, max_length=max_length, micro_batch=mb, grad_accum=ga, gradient_checkpointing=ckpt,
                      params_b=shape.params_b, train_tokens=trained, total_tokens=total, memory_gb=mem,
                      memory_available_gb=hw.memory_gb, tokens_per_second=tps, est_minutes=est, reasons=why)
     for k,v in o.items(): setattr(plan, k, v)
@@ -636,7 +639,9 @@ def train_cli(argv:list|None=None)->int:
     p.add_argument("-o", "--output", required=True, help="run folder to write")
     p.add_argument("--max-steps", type=int, default=None); p.add_argument("--epochs", type=float, default=None)
     p.add_argument("--minutes", type=float, default=None, help="stop training after this many minutes")
-    p.add_argument("--lr", type=float, default=None); p.add_argument("--lora-r", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--lora-r", type=int, default=None, help="LoRA rank (default 16)")
+    p.add_argument("--lora-alpha", type=int, default=None, help="LoRA alpha (default: 2 x rank, decided by the plan)")
     p.add_argument("--max-length", type=int, default=None, help="packed sequence length (default: from the data)")
     p.add_argument("--micro-batch", type=int, default=None); p.add_argument("--grad-accum", type=int, default=None)
     p.add_argument("--qlora", action="store_true", help="load the base model in 4-bit NF4 (bitsandbytes)")
@@ -652,9 +657,8 @@ def train_cli(argv:list|None=None)->int:
         raise ChatftError(f"{out} already holds a run: use --resume to continue it, or another -o folder.")
     tok = load_tokenizer(a.model)
     dsd, reports, _ = load_data(a.data, tok, max_length=a.max_length or 2048, seed=a.seed, clean=not a.no_clean, verbose=_is_main())
-    over = {k:v for k,v in dict(max_steps=a.max_steps, epochs=a.epochs, minutes=a.minutes, lr=a.lr, lora_r=a.lora_r, max_length=a.max_length,
+    over = {k:v for k,v in dict(max_steps=a.max_steps, epochs=a.epochs, minutes=a.minutes, lr=a.lr, lora_r=a.lora_r, lora_alpha=a.lora_alpha, max_length=a.max_length,
                                 micro_batch=a.micro_batch, grad_accum=a.grad_accum, save_steps=a.save_steps, eval_steps=a.eval_steps, seed=a.seed).items() if v is not None}
-    if a.lora_r: over["lora_alpha"] = 2*a.lora_r
     if a.qlora: over["method"] = "qlora"
     plan = TrainPlan.load(out/"plan.json") if a.resume and (out/"plan.json").exists() else plan_training(a.model, dsd, **over)
     if _is_main(): print(plan)
