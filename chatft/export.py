@@ -682,7 +682,7 @@ def read_gemini_activity(
     convs = []
     for key, ts in groups.items():
         pairs = [m for _, p, a in ts for m in (("user", p), ("assistant", a))]
-        try: convs.append(_flat(pairs, key, "gemini", why, title=ts[0][1][:80], create_time=ts[0][0], update_time=ts[-1][0]))
+        try: convs.append(_flat(pairs, key, "gemini", why, title=ts[0][1].replace("[file]\n\n", "")[:80], create_time=ts[0][0], update_time=ts[-1][0]))
         except Skip as s: skips.append((key, str(s)))
     notes = {f"gemini: conversations grouped by {k}": v for k, v in by.items()}
     if by["time gaps"]: notes["gemini: time gap that starts a conversation"] = f"{gap / 60:g} min (Takeout has no conversation ids)"
