@@ -9,7 +9,6 @@ from __future__ import annotations
 import re, ipaddress, hashlib, argparse, html as _html
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 import orjson
 from .export import ChatftError, Report, Conversation, read_jsonl, write_jsonl
@@ -236,22 +235,11 @@ def keep_min_turns(n:int=1):
     return f
 
 # %% ../nbs/02_clean.ipynb #79fea296
-def _as_time(x)->float|None:
-    "Unix seconds from a date string ('2024-05-01'), a datetime or a number."
-    if x is None or isinstance(x, (int, float)): return x
-    if isinstance(x, str):
-        try: x = datetime.fromisoformat(x)
-        except ValueError: raise ChatftError(f"date {x!r}: write it as YYYY-MM-DD (or YYYY-MM-DDTHH:MM).") from None
-    return (x if x.tzinfo else x.replace(tzinfo=timezone.utc)).timestamp()
-
 def keep_dates(since=None, until=None):
-    "Drop conversations created before `since` or from `until` on (dates as 'YYYY-MM-DD')."
-    lo, hi = _as_time(since), _as_time(until)
-    def f(c):
-        t = c.create_time or c.update_time
-        if t is None: return None
-        if lo is not None and t < lo: return (f"before {since}", t)
-        if hi is not None and t >= hi: return (f"from {until} on", t)
+    "Drop conversations created before `since` or from `until` on (dates as 'YYYY-MM-DD'), as `chatft.explore.outside_dates` decides."
+    from chatft.explore import outside_dates        # imported when used: `chatft clean` need not load pandas
+    outside = outside_dates(since, until)
+    def f(c): return (why, c.create_time or c.update_time) if (why := outside(c)) else None
     return f
 
 # %% ../nbs/02_clean.ipynb #72a1c8a7

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re, argparse, html as _html
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 import numpy as np, pandas as pd
 from .export import ChatftError, Conversation, read_jsonl
@@ -16,8 +17,8 @@ from .export import ChatftError, Conversation, read_jsonl
 # %% auto #0
 __all__ = ['ROLE_COLORS', 'PERCENTILES', 'STOP_WORDS', 'token_lengths', 'code_chars', 'detect_language', 'conversation_text',
            'message_table', 'conversation_table', 'plot_activity', 'percentiles', 'plot_lengths', 'plot_turns',
-           'plot_models', 'top_words', 'plot_top_words', 'save_plots', 'Summary', 'summarize', 'find_conversations',
-           'conversation_html', 'HTML', 'browse_html', 'browse', 'explore_cli']
+           'plot_models', 'top_words', 'plot_top_words', 'save_plots', 'Summary', 'summarize', 'as_time',
+           'outside_dates', 'find_conversations', 'conversation_html', 'HTML', 'browse_html', 'browse', 'explore_cli']
 
 # %% ../nbs/01_explore.ipynb #5d30d886
 def token_lengths(
@@ -327,6 +328,30 @@ def summarize(
                    code_share=round(float(m.code_chars.sum() / max(m.chars.sum(), 1)), 3),
                    unanswered=int((t.ends_with == "user").sum()), with_system=int(t.has_system.sum()))
 
+# %% ../nbs/01_explore.ipynb #3d7d51c0
+def as_time(
+    x,   # 'YYYY-MM-DD' (or 'YYYY-MM-DDTHH:MM'), a datetime, Unix seconds, or None
+)->float|None:
+    "Unix seconds (UTC when the date has no time zone); `None` stays `None`."
+    if x is None or isinstance(x, (int, float)): return x
+    if isinstance(x, str):
+        try: x = datetime.fromisoformat(x)
+        except ValueError: raise ChatftError(f"date {x!r}: write it as YYYY-MM-DD (or YYYY-MM-DDTHH:MM).") from None
+    return (x if x.tzinfo else x.replace(tzinfo=timezone.utc)).timestamp()
+
+def outside_dates(
+    since=None,   # earliest date inside the range ('YYYY-MM-DD'), or None
+    until=None,   # first date after the range, or None
+):
+    "A function `conversation -> reason | None`: 'before SINCE', 'from UNTIL on', or None (inside, or no time)."
+    lo, hi = as_time(since), as_time(until)
+    def f(c):
+        t = c.create_time or c.update_time
+        if t is None: return None
+        if lo is not None and t < lo: return f"before {since}"
+        if hi is not None and t >= hi: return f"from {until} on"
+    return f
+
 # %% ../nbs/01_explore.ipynb #9dbb8a75
 def find_conversations(
     convs:list,          # conversations
@@ -336,12 +361,11 @@ def find_conversations(
     until=None,          # only before this date
 )->list:
     "The conversations that match all the given conditions."
-    from chatft.clean import keep_dates
     try: rx = re.compile(text, re.I) if text else None
     except re.error: rx = re.compile(re.escape(text), re.I)
-    dates = keep_dates(since, until) if (since or until) else (lambda c: None)
+    outside = outside_dates(since, until)
     return [c for c in convs if (rx is None or rx.search("\n".join([c.title or ""] + [m['content'] for m in c.messages])))
-            and (model in (None, "", "all") or (c.model or "unknown") == model) and dates(c) is None]
+            and (model in (None, "", "all") or (c.model or "unknown") == model) and outside(c) is None]
 
 # %% ../nbs/01_explore.ipynb #be2b1d6d
 def conversation_html(
