@@ -158,8 +158,6 @@ def test_chatgpt_three_generations_of_citation_markers():
                          U("Who designed it?"), A("Theophile Seyrig, once a partner of Gustave Eiffel."),
                          U("How long is it?"), A("The main arch spans 172 metres. The upper deck is about 395 metres long.")])
 
-@pytest.mark.xfail(strict=True, reason="not yet in the reader: strip_citations removes the \\ue200cite...\\ue201 citation but "
-                   "leaves the U+E203/U+E204 span markers; the reader change stripping private-use characters is in progress")
 def test_chatgpt_cited_span_keeps_words_drops_markers():
     "2024-25 web answers wrap the cited words in U+E203 ... U+E204 before the citation: the words stay, the markers go."
     (c,), _ = read(CHATGPT / "cited_span.json")
