@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['STEP_FILES', 'CHUNK', 'TEXT_NOTES', 'DIALOGUE_TYPES', 'ROLES', 'GEMINI_GAP', 'MAX_RATIO', 'READERS', 'GROUPED',
-           'FORMATS_HELP', 'ChatftError', 'Report', 'Conversation', 'write_jsonl', 'read_jsonl', 'work_dir',
-           'step_path', 'latest_conversations', 'to_dataset', 'iter_json_array', 'load_json', 'Skip', 'thread_ids',
-           'strip_citations', 'artifact_block', 'clean_text', 'message_text', 'custom_instructions',
-           'read_chatgpt_conversation', 'read_claude_conversation', 'read_sharegpt_conversation',
-           'read_messages_conversation', 'read_grok_conversation', 'read_aistudio_conversation', 'html_to_markdown',
-           'read_gemini_activity', 'record_kind', 'read_export', 'export_cli']
+__all__ = ['STEP_FILES', 'TEXT_NOTES', 'DIALOGUE_TYPES', 'ROLES', 'GEMINI_GAP', 'MAX_RATIO', 'READERS', 'GROUPED', 'FORMATS_HELP',
+           'CHUNK', 'ChatftError', 'Report', 'Conversation', 'write_jsonl', 'read_jsonl', 'work_dir', 'step_path',
+           'latest_conversations', 'to_dataset', 'Skip', 'thread_ids', 'strip_citations', 'artifact_block',
+           'clean_text', 'message_text', 'custom_instructions', 'read_chatgpt_conversation', 'read_claude_conversation',
+           'read_sharegpt_conversation', 'read_messages_conversation', 'read_grok_conversation',
+           'read_aistudio_conversation', 'html_to_markdown', 'read_gemini_activity', 'record_kind', 'read_export',
+           'export_cli', 'iter_json_array', 'load_json']
 
 # %% ../nbs/00_export.ipynb #f76fa217
 class ChatftError(Exception):
@@ -173,99 +173,6 @@ def to_dataset(convs:list):
     rows = [c.to_dict() if isinstance(c, Conversation) else c for c in convs]
     cols = ['id', 'title', 'create_time', 'update_time', 'model', 'source', 'system', 'messages']
     return Dataset.from_dict({k:[r.get(k) for r in rows] for k in cols})
-
-# %% ../nbs/00_export.ipynb #5ce4f855
-import numpy as np
-
-CHUNK = 1 << 24   # 16 MB
-
-def _line_col(buf:bytes, pos:int, line0:int=1)->str:
-    "Human position of byte `pos` in `buf` (whose first line is `line0`)."
-    line = line0 + buf.count(b"\n", 0, pos)
-    col = pos - (buf.rfind(b"\n", 0, pos) + 1) + 1
-    return f"line {line}, column {col}"
-
-# %% ../nbs/00_export.ipynb #40e0ca00
-def _structure(chunk:bytes, in_string:bool, escaped:bool):
-    """Positions of `{`/`[` (+1) and `}`/`]` (-1) outside JSON strings in `chunk`, given the string
-    state at its start; returns (positions, steps, in_string, escaped) at its end."""
-    a = np.frombuffer(chunk, dtype=np.uint8)
-    quotes = np.flatnonzero(a == 34)
-    if len(quotes):   # drop quotes preceded by an odd run of backslashes (rare: loop over those only)
-        keep = np.ones(len(quotes), bool)
-        for k in np.flatnonzero((quotes > 0) & (a[np.maximum(quotes - 1, 0)] == 92) | ((quotes == 0) & escaped)):
-            q, n = quotes[k], 0
-            while q - n - 1 >= 0 and a[q - n - 1] == 92: n += 1
-            if q - n == 0 and escaped: n += 1
-            keep[k] = n % 2 == 0
-        quotes = quotes[keep]
-    struct = np.flatnonzero((a == 123) | (a == 91) | (a == 125) | (a == 93))
-    before = np.searchsorted(quotes, struct)                       # real quotes before each brace
-    outside = (before % 2 == 0) if not in_string else (before % 2 == 1)
-    struct = struct[outside]
-    steps = np.where((a[struct] == 123) | (a[struct] == 91), 1, -1)
-    in_string ^= bool(len(quotes) % 2)
-    tail = len(chunk) - len(chunk.rstrip(b"\\"))                          # trailing backslashes
-    escaped = in_string and ((tail + escaped) if tail == len(chunk) else tail) % 2 == 1
-    return struct, steps, in_string, escaped
-
-# %% ../nbs/00_export.ipynb #22103e0a
-def _gap_items(buf:bytes, a:int, b:int, name:str, base:int, line0:int)->list:
-    "Items between two objects of the array (scalars such as strings or numbers), usually none."
-    g = buf[a:b].strip(b" \t\r\n,")
-    if not g: return []
-    try: return orjson.loads(b"[" + g + b"]")
-    except orjson.JSONDecodeError: raise ChatftError(f"{name}: invalid JSON at byte {base + a} ({_line_col(buf, a, line0)}).") from None
-
-# %% ../nbs/00_export.ipynb #e41e6952
-def iter_json_array(
-    stream,              # a binary file object positioned at the start of the JSON
-    name:str,            # the file's name, for errors
-    max_item_mb:float=1024, # refuse a single item larger than this (a corrupt file or a bomb)
-):
-    "Yield each top-level item of a JSON array, parsed with orjson one at a time, in bounded memory."
-    buf, base, line0 = b"", 0, 1           # unparsed bytes, their offset in the file, their first line
-    depth, in_string, escaped = 0, False, False
-    start = gap = None                     # where the current item starts; where the bytes between items start
-    while chunk := stream.read(CHUNK):
-        scan_from = len(buf); buf += chunk
-        pos, steps, in_string, escaped = _structure(chunk, in_string, escaped)
-        depths = depth + np.cumsum(steps)
-        edges = ((depths <= 1) | ((depths == 2) & (steps == 1)))           # only brackets that open/close an item matter
-        for p, s, d in zip((pos[edges] + scan_from).tolist(), steps[edges].tolist(), depths[edges].tolist()):
-            if gap is None:
-                if d != 1 or buf[p:p+1] != b"[" or buf[:p].strip():
-                    raise ChatftError(f"{name}: expected a JSON list of conversations, found {buf[:20]!r} at the start.")
-                gap = p + 1
-            elif d == 2 and s == 1:
-                yield from _gap_items(buf, gap, p, name, base, line0)
-                start = p
-            elif d == 1 and s == -1:
-                try: yield orjson.loads(buf[start:p + 1])
-                except orjson.JSONDecodeError as e:
-                    raise ChatftError(f"{name}: invalid JSON at byte {base + start + e.pos} ({_line_col(buf, start + e.pos, line0)}): {e.msg}. "
-                                      "The file is damaged: download the export again.") from None
-                start, gap = None, p + 1
-            elif d == 0:
-                yield from _gap_items(buf, gap, p, name, base, line0)
-                gap = p + 1
-            elif d < 0: raise ChatftError(f"{name}: invalid JSON at byte {base + p} ({_line_col(buf, p, line0)}): unbalanced brackets.")
-        depth = int(depths[-1]) if len(depths) else depth
-        keep = start if start is not None else (gap or 0)
-        line0 += buf.count(b"\n", 0, keep); base += keep; buf = buf[keep:]
-        if start is not None: start -= keep
-        if gap is not None: gap = max(gap - keep, 0)
-        if len(buf) > max_item_mb * 1e6:
-            raise ChatftError(f"{name}: one conversation is larger than {max_item_mb:.0f} MB at byte {base}: the file is corrupt or not an export.")
-    if gap is None: raise ChatftError(f"{name}: the file is empty.")
-    if depth != 0 or in_string: raise ChatftError(f"{name}: the JSON ends early at byte {base + len(buf)} (truncated download?). Download the export again.")
-
-# %% ../nbs/00_export.ipynb #2f501d16
-def load_json(data:bytes, name:str):
-    "Parse a whole JSON document; invalid JSON raises `ChatftError` with the file and position."
-    try: return orjson.loads(data)
-    except orjson.JSONDecodeError as e:
-        raise ChatftError(f"{name}: invalid JSON at byte {e.pos} ({_line_col(data, e.pos)}): {e.msg}.") from None
 
 # %% ../nbs/00_export.ipynb #b457d6af
 class Skip(Exception):
@@ -923,3 +830,96 @@ def export_cli(argv:list|None=None)->int:
     rpath = report.save(a.report or Path(out).with_suffix(".report.json"))
     print(report); print(f"wrote {len(convs)} conversations to {out} (report: {rpath})")
     return 0
+
+# %% ../nbs/00_export.ipynb #5ce4f855
+import numpy as np
+
+CHUNK = 1 << 24   # 16 MB
+
+def _line_col(buf:bytes, pos:int, line0:int=1)->str:
+    "Human position of byte `pos` in `buf` (whose first line is `line0`)."
+    line = line0 + buf.count(b"\n", 0, pos)
+    col = pos - (buf.rfind(b"\n", 0, pos) + 1) + 1
+    return f"line {line}, column {col}"
+
+# %% ../nbs/00_export.ipynb #40e0ca00
+def _structure(chunk:bytes, in_string:bool, escaped:bool):
+    """Positions of `{`/`[` (+1) and `}`/`]` (-1) outside JSON strings in `chunk`, given the string
+    state at its start; returns (positions, steps, in_string, escaped) at its end."""
+    a = np.frombuffer(chunk, dtype=np.uint8)
+    quotes = np.flatnonzero(a == 34)
+    if len(quotes):   # drop quotes preceded by an odd run of backslashes (rare: loop over those only)
+        keep = np.ones(len(quotes), bool)
+        for k in np.flatnonzero((quotes > 0) & (a[np.maximum(quotes - 1, 0)] == 92) | ((quotes == 0) & escaped)):
+            q, n = quotes[k], 0
+            while q - n - 1 >= 0 and a[q - n - 1] == 92: n += 1
+            if q - n == 0 and escaped: n += 1
+            keep[k] = n % 2 == 0
+        quotes = quotes[keep]
+    struct = np.flatnonzero((a == 123) | (a == 91) | (a == 125) | (a == 93))
+    before = np.searchsorted(quotes, struct)                       # real quotes before each brace
+    outside = (before % 2 == 0) if not in_string else (before % 2 == 1)
+    struct = struct[outside]
+    steps = np.where((a[struct] == 123) | (a[struct] == 91), 1, -1)
+    in_string ^= bool(len(quotes) % 2)
+    tail = len(chunk) - len(chunk.rstrip(b"\\"))                          # trailing backslashes
+    escaped = in_string and ((tail + escaped) if tail == len(chunk) else tail) % 2 == 1
+    return struct, steps, in_string, escaped
+
+# %% ../nbs/00_export.ipynb #22103e0a
+def _gap_items(buf:bytes, a:int, b:int, name:str, base:int, line0:int)->list:
+    "Items between two objects of the array (scalars such as strings or numbers), usually none."
+    g = buf[a:b].strip(b" \t\r\n,")
+    if not g: return []
+    try: return orjson.loads(b"[" + g + b"]")
+    except orjson.JSONDecodeError: raise ChatftError(f"{name}: invalid JSON at byte {base + a} ({_line_col(buf, a, line0)}).") from None
+
+# %% ../nbs/00_export.ipynb #e41e6952
+def iter_json_array(
+    stream,              # a binary file object positioned at the start of the JSON
+    name:str,            # the file's name, for errors
+    max_item_mb:float=1024, # refuse a single item larger than this (a corrupt file or a bomb)
+):
+    "Yield each top-level item of a JSON array, parsed with orjson one at a time, in bounded memory."
+    buf, base, line0 = b"", 0, 1           # unparsed bytes, their offset in the file, their first line
+    depth, in_string, escaped = 0, False, False
+    start = gap = None                     # where the current item starts; where the bytes between items start
+    while chunk := stream.read(CHUNK):
+        scan_from = len(buf); buf += chunk
+        pos, steps, in_string, escaped = _structure(chunk, in_string, escaped)
+        depths = depth + np.cumsum(steps)
+        edges = ((depths <= 1) | ((depths == 2) & (steps == 1)))           # only brackets that open/close an item matter
+        for p, s, d in zip((pos[edges] + scan_from).tolist(), steps[edges].tolist(), depths[edges].tolist()):
+            if gap is None:
+                if d != 1 or buf[p:p+1] != b"[" or buf[:p].strip():
+                    raise ChatftError(f"{name}: expected a JSON list of conversations, found {buf[:20]!r} at the start.")
+                gap = p + 1
+            elif d == 2 and s == 1:
+                yield from _gap_items(buf, gap, p, name, base, line0)
+                start = p
+            elif d == 1 and s == -1:
+                try: yield orjson.loads(buf[start:p + 1])
+                except orjson.JSONDecodeError as e:
+                    raise ChatftError(f"{name}: invalid JSON at byte {base + start + e.pos} ({_line_col(buf, start + e.pos, line0)}): {e.msg}. "
+                                      "The file is damaged: download the export again.") from None
+                start, gap = None, p + 1
+            elif d == 0:
+                yield from _gap_items(buf, gap, p, name, base, line0)
+                gap = p + 1
+            elif d < 0: raise ChatftError(f"{name}: invalid JSON at byte {base + p} ({_line_col(buf, p, line0)}): unbalanced brackets.")
+        depth = int(depths[-1]) if len(depths) else depth
+        keep = start if start is not None else (gap or 0)
+        line0 += buf.count(b"\n", 0, keep); base += keep; buf = buf[keep:]
+        if start is not None: start -= keep
+        if gap is not None: gap = max(gap - keep, 0)
+        if len(buf) > max_item_mb * 1e6:
+            raise ChatftError(f"{name}: one conversation is larger than {max_item_mb:.0f} MB at byte {base}: the file is corrupt or not an export.")
+    if gap is None: raise ChatftError(f"{name}: the file is empty.")
+    if depth != 0 or in_string: raise ChatftError(f"{name}: the JSON ends early at byte {base + len(buf)} (truncated download?). Download the export again.")
+
+# %% ../nbs/00_export.ipynb #2f501d16
+def load_json(data:bytes, name:str):
+    "Parse a whole JSON document; invalid JSON raises `ChatftError` with the file and position."
+    try: return orjson.loads(data)
+    except orjson.JSONDecodeError as e:
+        raise ChatftError(f"{name}: invalid JSON at byte {e.pos} ({_line_col(data, e.pos)}): {e.msg}.") from None
