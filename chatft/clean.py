@@ -14,11 +14,11 @@ import orjson
 from .export import ChatftError, Report, Conversation, read_jsonl, write_jsonl
 
 # %% auto #0
-__all__ = ['IBAN_LENGTHS', 'API_KEY_PATTERNS', 'DETECTORS', 'ERROR_REPLY', 'Found', 'luhn_ok', 'iban_ok', 'find_pii',
-           'redact_text', 'mask', 'presidio_finder', 'turns', 'keep_min_turns', 'keep_dates', 'keep_models',
-           'keep_matching', 'drop_matching', 'token_counts', 'keep_token_range', 'keep_languages', 'apply_filters',
-           'is_error_reply', 'repair', 'drop_duplicates', 'redact_conversations', 'CleanReport', 'clean', 'report_path',
-           'clean_file', 'clean_cli']
+__all__ = ['IBAN_LENGTHS', 'API_KEY_PATTERNS', 'DETECTORS', 'ERROR_REPLY', 'NEAR_DUPLICATE_THRESHOLD', 'Found', 'luhn_ok',
+           'iban_ok', 'find_pii', 'redact_text', 'mask', 'presidio_finder', 'turns', 'keep_min_turns', 'keep_dates',
+           'keep_models', 'keep_matching', 'drop_matching', 'token_counts', 'keep_token_range', 'keep_languages',
+           'apply_filters', 'is_error_reply', 'repair', 'shingles', 'jaccard', 'near_duplicates', 'drop_duplicates',
+           'redact_conversations', 'CleanReport', 'clean', 'report_path', 'clean_file', 'clean_cli']
 
 # %% ../nbs/02_clean.ipynb #e287880e
 @dataclass(frozen=True)
@@ -333,35 +333,74 @@ def repair(c:Conversation)->tuple:
     return Conversation(**{**c.__dict__, 'messages': msgs}), done
 
 # %% ../nbs/02_clean.ipynb #7d86a475
+NEAR_DUPLICATE_THRESHOLD = 0.85      # the default everywhere: `clean`, `chatft clean` and the train/test split
+
 def _norm(text:str)->str: return re.sub(r"\s+", " ", text.lower()).strip()
 
-def _shingles(text:str, k:int=3)->set:
+def shingles(text:str, k:int=3)->set:
+    "The set of word `k`-grams of `text`, lower-cased: what near-duplicate detection compares."
     words = re.findall(r"\w+", text.lower())
     return {" ".join(words[i:i+k]) for i in range(max(1, len(words) - k + 1))}
 
+def jaccard(a:set, b:set)->float:
+    "Shared elements over all elements: 1.0 for equal sets, 0.0 for disjoint ones."
+    return len(a & b) / len(a | b) if a or b else 1.0
+
+# %% ../nbs/02_clean.ipynb #da9065e2
+def _sketch(s:set, num_perm:int):
+    from datasketch import MinHash
+    m = MinHash(num_perm=num_perm)
+    m.update_batch([x.encode() for x in s])
+    return m
+
+def near_duplicates(
+    texts:dict,                     # {key: text} in order of preference: of two near duplicates the first stays
+    threshold:float=NEAR_DUPLICATE_THRESHOLD,  # Jaccard similarity (word 3-grams) from which two texts are near duplicates
+    against:dict|None=None,         # {key: text} that stay in any case: every text is compared with these too
+    within:bool=True,               # also compare the texts with each other (False: only with `against`)
+    num_perm:int=128,               # MinHash permutations for the LSH index (more: fewer missed pairs, slower)
+)->dict:
+    "`{key: (key of the text it nearly duplicates, similarity)}`: LSH proposes candidates, their exact similarity decides."
+    from datasketch import MinHashLSH
+    if not 0 < threshold <= 1: raise ChatftError(f"threshold={threshold}: give a similarity between 0 and 1, e.g. 0.85.")
+    lsh, keys, sets, found = MinHashLSH(threshold=threshold, num_perm=num_perm), [], [], {}
+    def add(key, s, m): lsh.insert(len(keys), m); keys.append(key); sets.append(s)
+    for k, t in (against or {}).items():
+        s = shingles(t)
+        add(k, s, _sketch(s, num_perm))
+    for k, t in texts.items():
+        s = shingles(t)
+        m = _sketch(s, num_perm)
+        sim, i = max(((jaccard(s, sets[i]), i) for i in lsh.query(m)), default=(0.0, None))
+        if i is not None and sim >= threshold: found[k] = (keys[i], round(sim, 3))
+        elif within: add(k, s, m)
+    return found
+
 # %% ../nbs/02_clean.ipynb #573a7931
+def _conversation_text(c:Conversation)->str: return "\n".join(f"{m['role']}: {m['content']}" for m in c.messages)
+
 def drop_duplicates(
-    convs:list,               # conversations
-    threshold:float=0.85,     # Jaccard similarity above which two conversations are near duplicates
-    report:Report|None=None,  # records each drop
-    num_perm:int=128,         # MinHash permutations (more: more exact, slower)
+    convs:list,                                # conversations
+    threshold:float=NEAR_DUPLICATE_THRESHOLD,  # Jaccard similarity from which two conversations are near duplicates
+    report:Report|None=None,                   # records each drop, with the similarity
+    num_perm:int=128,                          # MinHash permutations (more: fewer missed pairs, slower)
 )->tuple:
     "`(kept, report)` without exact and near-duplicate conversations; the longest, then newest, copy is kept."
-    from datasketch import MinHash, MinHashLSH
     report = report or Report("dedup")
-    order = sorted(convs, key=lambda c: (-sum(len(_norm(m['content'])) for m in c.messages), -(c.update_time or c.create_time or 0)))
-    lsh, exact, hashes, kept_ids = MinHashLSH(threshold=threshold, num_perm=num_perm), {}, {}, set()
-    for c in order:
-        text = "\n".join(f"{m['role']}: {m['content']}" for m in c.messages)
+    size = lambda c: (-sum(len(_norm(m['content'])) for m in c.messages), -(c.update_time or c.create_time or 0))
+    exact, texts, titles = {}, {}, {c.id: c.title for c in convs}
+    for c in sorted(convs, key=size):
+        text = _conversation_text(c)
         key = hashlib.sha1(_norm(text).encode()).hexdigest()
-        if key in exact: report.skip(c.id, "exact duplicate", duplicate_of=exact[key], title=c.title); continue
-        mh = MinHash(num_perm=num_perm); mh.update_batch([s.encode() for s in _shingles(text)])
-        near = [(hashes[o].jaccard(mh), o) for o in lsh.query(mh)]
-        if near:
-            sim, other = max(near)
-            report.skip(c.id, "near duplicate", duplicate_of=other, similarity=round(sim, 3), title=c.title); continue
-        exact[key] = c.id; hashes[c.id] = mh; lsh.insert(c.id, mh); kept_ids.add(c.id)
-    return [c for c in convs if c.id in kept_ids], report
+        if key in exact:
+            report.skip(c.id, "exact duplicate", duplicate_of=exact[key], title=c.title)
+            continue
+        exact[key] = c.id
+        texts[c.id] = text
+    near = near_duplicates(texts, threshold, num_perm=num_perm)
+    for cid, (other, sim) in near.items():
+        report.skip(cid, "near duplicate", duplicate_of=other, similarity=sim, title=titles[cid])
+    return [c for c in convs if c.id in texts and c.id not in near], report
 
 # %% ../nbs/02_clean.ipynb #8e7ac08b
 def redact_conversations(
@@ -442,7 +481,7 @@ def clean(
     exclude:str|None=None,        # drop conversations matching this regex
     languages:list|None=None,     # keep only these languages (ISO 639-1 codes)
     dedup:bool=True,              # drop exact and near duplicates
-    threshold:float=0.85,         # near-duplicate Jaccard threshold
+    threshold:float=NEAR_DUPLICATE_THRESHOLD,  # near-duplicate Jaccard similarity (word 3-grams)
     redact:bool=True,             # replace private data with typed placeholders
     names:bool=False,             # also names and places with presidio-analyzer (must be installed)
     tokenizer=None,               # for token counts (default: the demo model's)
@@ -510,7 +549,8 @@ def clean_cli(argv:list)->int:
     p.add_argument("--exclude", help="drop conversations matching this regex")
     p.add_argument("--language", nargs="+", help="keep only these languages (ISO 639-1 codes, e.g. en fr)")
     p.add_argument("--no-dedup", action="store_true", help="keep duplicates")
-    p.add_argument("--threshold", type=float, default=0.85, help="near-duplicate similarity (default 0.85)")
+    p.add_argument("--threshold", type=float, default=NEAR_DUPLICATE_THRESHOLD,
+                   help=f"near-duplicate similarity, 0-1 (default {NEAR_DUPLICATE_THRESHOLD})")
     p.add_argument("--no-redact", action="store_true", help="DO NOT redact private data (only for data that never leaves your machine)")
     p.add_argument("--names", action="store_true", help="also redact names and places (needs presidio-analyzer)")
     a = p.parse_args(argv)

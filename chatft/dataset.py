@@ -9,6 +9,7 @@ from __future__ import annotations
 import math, random, bisect, sys, argparse
 from pathlib import Path
 from .export import ChatftError, Conversation, Report, read_jsonl
+from .clean import near_duplicates, NEAR_DUPLICATE_THRESHOLD
 from .template import render_example, prepare_messages, trained_indices, check_contract, show_mask, template_quirks, _tokenize
 
 # %% auto #0
@@ -58,31 +59,23 @@ def _conv_time(c:Conversation)->float: return c.update_time or c.create_time or 
 
 def _text(c:Conversation)->str: return "\n".join(m['content'] for m in c.messages)
 
-def _minhash(text:str, num_perm:int=64):
-    from datasketch import MinHash
-    words = text.lower().split()
-    m = MinHash(num_perm=num_perm)
-    for sh in {" ".join(words[i:i+3]) for i in range(max(1, len(words)-2))}: m.update(sh.encode())
-    return m
-
 def split_conversations(
     convs:list,                 # `Conversation`s
     test_size:float=0.1,        # fraction held out (at least one when there are two or more)
     split:str="time",           # "time": the most recent are held out; "random"
     seed:int=0,                 # for the random split
-    threshold:float=0.8,        # Jaccard similarity above which a test conversation is a near-duplicate
+    threshold:float=NEAR_DUPLICATE_THRESHOLD,   # similarity from which a test conversation nearly repeats a training one
 )->tuple[list, list, list]:
-    "Train and test conversations, and the ids of near-duplicates moved from test to train."
+    "Train and test conversations, and the ids of near-duplicates moved from test to train (`chatft.clean.near_duplicates`)."
     if split not in ("time", "random"): raise ChatftError(f"split={split!r}: choose 'time' or 'random'.")
     order = sorted(convs, key=_conv_time) if split == "time" else random.Random(seed).sample(convs, len(convs))
     n_test = 0 if len(order) < 2 or test_size <= 0 else max(1, round(len(order)*test_size))
     train, test = order[:len(order)-n_test], order[len(order)-n_test:]
     if not test: return train, test, []
-    from datasketch import MinHashLSH
-    lsh = MinHashLSH(threshold=threshold, num_perm=64)
-    for i,c in enumerate(train): lsh.insert(str(i), _minhash(_text(c)))
-    dups = [c for c in test if lsh.query(_minhash(_text(c)))]
-    return train + dups, [c for c in test if c not in dups], [c.id for c in dups]
+    near = near_duplicates({i: _text(c) for i, c in enumerate(test)}, threshold,
+                           against={-1 - i: _text(c) for i, c in enumerate(train)}, within=False)
+    dups = [c for i, c in enumerate(test) if i in near]
+    return train + dups, [c for i, c in enumerate(test) if i not in near], [c.id for c in dups]
 
 # %% ../nbs/04_dataset.ipynb #f94bb681
 def _system_for(c:dict, system:str|None)->str|None:

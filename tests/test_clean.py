@@ -129,3 +129,62 @@ def test_cli_bad_input(history, tmp_path, content, args, message):
     assert r.returncode == 1, r.stdout
     assert r.stderr.startswith("chatft clean: error:") and message in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "out.jsonl").exists()
+
+# ---- near duplicates -------------------------------------------------------------------------
+from chatft.clean import near_duplicates, drop_duplicates, shingles, jaccard, _sketch, NEAR_DUPLICATE_THRESHOLD
+
+ANSWER = ("Open the file with newline='' so that line endings are handled by the csv module, create a csv.reader "
+          "from it, and call next(reader) once to skip the header row. Then loop over the remaining rows: each row is "
+          "a list of strings, one per column. If you want dictionaries keyed by column name instead, use csv.DictReader, "
+          "which reads the header row for you.")
+
+def edited(text, at): return " ".join(w + "x" if i in at else w for i, w in enumerate(text.split()))
+
+def conv(id, text, t=0.0):
+    return Conversation(id, [dict(role="user", content="How do I read a CSV file?"), dict(role="assistant", content=text)],
+                        create_time=t)
+
+def test_lsh_candidate_below_threshold_is_kept():
+    "Issue 15: LSH buckets this pair together at threshold 0.85, but its similarity is 0.75: both stay."
+    from datasketch import MinHashLSH
+    rephrased = edited(ANSWER, {3, 7, 11})
+    assert jaccard(shingles(ANSWER), shingles(rephrased)) == 0.75
+    lsh = MinHashLSH(threshold=NEAR_DUPLICATE_THRESHOLD, num_perm=128)
+    lsh.insert("a", _sketch(shingles(ANSWER), 128))
+    assert lsh.query(_sketch(shingles(rephrased), 128)) == ["a"], "the pair no longer shows the bug: pick another"
+    assert near_duplicates(dict(a=ANSWER, b=rephrased)) == {}
+    kept, rep = drop_duplicates([conv("a", ANSWER), conv("b", rephrased)])
+    assert [c.id for c in kept] == ["a", "b"] and rep.skipped == []
+
+def test_synthetic_pair_at_0797_is_kept():
+    "The pair the notebook dropped at similarity 0.797 with the threshold at 0.85."
+    convs = synthetic_conversations(60, seed=0)
+    kept, rep = drop_duplicates(convs)
+    assert all(s['similarity'] >= NEAR_DUPLICATE_THRESHOLD for s in rep.skipped if s['reason'] == "near duplicate")
+    ids = {c.id for c in kept}
+    assert {"f5a3e893", "7c7550f2"} <= {i[:8] for i in ids}
+
+def test_near_duplicate_report_records_exact_similarity():
+    typo = edited(ANSWER, {5})
+    kept, rep = drop_duplicates([conv("a", ANSWER, 1.0), conv("b", typo, 2.0)])
+    assert [c.id for c in kept] == ["b"]                          # same length: the newer copy stays
+    (s,) = rep.skipped
+    want = jaccard(*(shingles("\n".join(f"{m['role']}: {m['content']}" for m in c.messages))
+                     for c in (conv("a", ANSWER), conv("b", typo))))
+    assert s['reason'] == "near duplicate" and s['duplicate_of'] == "b" and s['similarity'] == round(want, 3) >= 0.85
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.sets(st.integers(0, 60), max_size=6), min_size=2, max_size=6), st.sampled_from([0.6, 0.75, 0.85, 0.95]))
+def test_every_reported_pair_is_above_threshold(edits, threshold):
+    "Whatever LSH proposes, a pair is reported only at or above the threshold, with its exact similarity."
+    texts = {f"t{i}": edited(ANSWER, e) for i, e in enumerate(edits)}
+    for k, (other, sim) in near_duplicates(texts, threshold).items():
+        exact = jaccard(shingles(texts[k]), shingles(texts[other]))
+        assert exact >= threshold and sim == round(exact, 3) and list(texts).index(other) < list(texts).index(k)
+
+def test_split_uses_the_same_rule():
+    from chatft.dataset import split_conversations
+    train = [conv("old", ANSWER, 1.0), conv("other", "Use pandas.read_csv with header=0 and skiprows.", 2.0)]
+    test = [conv("near", edited(ANSWER, {5}), 10.0), conv("rephrased", edited(ANSWER, {3, 7, 11}), 11.0)]
+    tr, te, moved = split_conversations(train + test, test_size=0.5)
+    assert moved == ["near"] and [c.id for c in te] == ["rephrased"]
