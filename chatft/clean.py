@@ -18,7 +18,8 @@ __all__ = ['IBAN_LENGTHS', 'API_KEY_PATTERNS', 'DETECTORS', 'ERROR_REPLY', 'NEAR
            'iban_ok', 'find_pii', 'redact_text', 'mask', 'presidio_finder', 'turns', 'keep_min_turns', 'keep_dates',
            'keep_models', 'keep_matching', 'drop_matching', 'token_counts', 'keep_token_range', 'keep_languages',
            'apply_filters', 'is_error_reply', 'repair', 'shingles', 'jaccard', 'near_duplicates', 'drop_duplicates',
-           'redact_conversations', 'CleanReport', 'clean', 'report_path', 'clean_file', 'clean_cli']
+           'redact_conversations', 'redaction_examples', 'CleanReport', 'clean', 'report_path', 'clean_file',
+           'clean_cli']
 
 # %% ../nbs/02_clean.ipynb #e287880e
 @dataclass(frozen=True)
@@ -428,6 +429,32 @@ def redact_conversations(
         out.append(Conversation(**{**c.__dict__, 'messages': msgs, 'system': system, 'title': title}) if changed else c)
     report.notes.update(redactions=dict(counts.most_common()), examples=examples, conversations_redacted=touched)
     return out, report
+
+# %% ../nbs/02_clean.ipynb #3d0011cc
+def _excerpt(text:str, at:int, width:int)->str:
+    "About `width` characters of `text` around position `at`, on one line."
+    start = max(0, at - width // 3)
+    piece = text[start:start + width].replace("\n", " ")
+    return ("…" if start else "") + piece + ("…" if start + width < len(text) else "")
+
+def redaction_examples(
+    convs:list,            # conversations, before redaction
+    n:int=3,               # how many examples
+    width:int=160,         # characters shown around the first placeholder
+    extra:list|None=None,  # more finders, as in `find_pii`
+)->list:
+    "Up to `n` redacted excerpts `(conversation id, role, excerpt, kinds)` of messages holding private data, new kinds first."
+    chosen, spare, seen = [], [], set()
+    for c in convs:
+        for m in c.messages:
+            text, found = redact_text(m['content'], extra)
+            if not found: continue
+            kinds = sorted({f.type for f in found})
+            ex = (c.id, m['role'], _excerpt(text, found[0].start, width), kinds)
+            (spare if seen.issuperset(kinds) else chosen).append(ex)
+            seen.update(kinds)
+            if len(chosen) == n: return chosen
+    return (chosen + spare)[:n]
 
 # %% ../nbs/02_clean.ipynb #13903bed
 @dataclass

@@ -188,3 +188,19 @@ def test_split_uses_the_same_rule():
     test = [conv("near", edited(ANSWER, {5}), 10.0), conv("rephrased", edited(ANSWER, {3, 7, 11}), 11.0)]
     tr, te, moved = split_conversations(train + test, test_size=0.5)
     assert moved == ["near"] and [c.id for c in te] == ["rephrased"]
+
+# ---- redaction examples ----------------------------------------------------------------------
+def test_redaction_examples_hold_a_redaction():
+    "The third example used to be picked on brackets and held no redaction: every example now holds a placeholder."
+    from chatft.clean import redaction_examples
+    code = Conversation("code", [dict(role="user", content="rows[0] is empty, see [1] and [image]"),
+                                 dict(role="assistant", content="Use `[line.split() for line in f]` and check rows[0].")])
+    private = Conversation("p", [dict(role="user", content="mail jo.smith@gmail.com or call +44 20 7946 0958"),
+                                 dict(role="assistant", content="Done.")])
+    assert redaction_examples([code] * 5) == []
+    ex = redaction_examples([code, private, code], n=3)
+    assert [e[0] for e in ex] == ["p"] and ex[0][3] == ["EMAIL", "PHONE"]
+    assert "[EMAIL]" in ex[0][2] and "jo.smith" not in ex[0][2] and "7946" not in ex[0][2]
+    synth = redaction_examples(synthetic_conversations(60, seed=0), n=3)
+    assert len(synth) == 3 and len({e[3][0] for e in synth}) == 3          # three different kinds first
+    assert all(any(f"[{k}]" in text for k in kinds) for _, _, text, kinds in synth)
