@@ -538,23 +538,37 @@ def clean(
 # %% ../nbs/02_clean.ipynb #85752c5b
 def report_path(out)->Path:
     "Where the report goes by default: beside the output, `name.report.json`."
-    out = Path(out); return out.with_name(out.name.removesuffix(".jsonl") + ".report.json")
+    out = Path(out)
+    return out.with_name(out.name.removesuffix(".jsonl") + ".report.json")
+
+def _check_targets(inp, targets:list, overwrite:bool):
+    "Refuse to write over the input, into a folder, or over an existing file unless `overwrite`."
+    for t in map(Path, targets):
+        if t.exists() and t.resolve() == Path(inp).resolve():
+            raise ChatftError(f"{t} is the input: write the cleaned conversations to another file.")
+        if t.is_dir(): raise ChatftError(f"{t} is a folder: give a file name to write, e.g. {t/'clean.jsonl'}.")
+        if t.exists() and not overwrite:
+            raise ChatftError(f"{t} exists: pass --overwrite (overwrite=True) to replace it, or choose another name.")
 
 def clean_file(
     inp,                    # a chatft JSONL file (from `chatft export`)
     out,                    # where to write the cleaned JSONL
     report=None,            # where to save the JSON report (default: beside `out`)
     dry_run:bool=False,     # write nothing; only return the report
+    overwrite:bool=False,   # replace `out` and the report if they exist
     **kwargs,               # options of `clean`
 )->CleanReport:
     "Clean a JSONL file into another; returns the report (saved as JSON beside the output unless `dry_run`)."
+    if not dry_run:
+        rpath = Path(report or report_path(out))
+        _check_targets(inp, [out, rpath], overwrite)
     convs = read_jsonl(inp)
     cleaned, rep = clean(convs, dry_run=dry_run, **kwargs)
     if dry_run: return rep
-    rpath = rep.save(report or report_path(out))
+    rep.save(rpath)
     if not cleaned:
-        raise ChatftError(f"{inp}: the filters removed all {rep.total} conversations ({', '.join(f'{r}: {n}' for r, n in rep.reasons().most_common(3))}). "
-                          f"Loosen them; the report is in {rpath}.")
+        why = ", ".join(f"{r}: {n}" for r, n in rep.reasons().most_common(3))
+        raise ChatftError(f"{inp}: the filters removed all {rep.total} conversations ({why}). Loosen them; the report is in {rpath}.")
     write_jsonl(cleaned, out)
     return rep
 
@@ -566,6 +580,7 @@ def clean_cli(argv:list)->int:
     p.add_argument("-o", "--output", help="cleaned JSONL to write (required unless --dry-run)")
     p.add_argument("--report", help="where to save the JSON report (default: OUT.report.json beside the output)")
     p.add_argument("--dry-run", action="store_true", help="show what would be removed and redacted; write nothing")
+    p.add_argument("--overwrite", action="store_true", help="replace the output and the report if they exist")
     p.add_argument("--min-turns", type=int, default=1, help="drop conversations with fewer assistant replies (default 1)")
     p.add_argument("--min-tokens", type=int); p.add_argument("--max-tokens", type=int)
     p.add_argument("--tokenizer", help="model whose tokenizer counts tokens (default: the demo model)")
@@ -586,7 +601,7 @@ def clean_cli(argv:list)->int:
     if a.tokenizer:
         from chatft.models import load_tokenizer
         tok = load_tokenizer(a.tokenizer)
-    rep = clean_file(a.input, a.output, report=a.report, dry_run=a.dry_run, min_turns=a.min_turns, min_tokens=a.min_tokens,
+    rep = clean_file(a.input, a.output, report=a.report, dry_run=a.dry_run, overwrite=a.overwrite, min_turns=a.min_turns, min_tokens=a.min_tokens,
                      max_tokens=a.max_tokens, since=a.since, until=a.until, models=a.models, include=a.include, exclude=a.exclude,
                      languages=a.language, dedup=not a.no_dedup, threshold=a.threshold, redact=not a.no_redact, names=a.names, tokenizer=tok)
     print(rep)

@@ -13,8 +13,9 @@ from .clean import near_duplicates, NEAR_DUPLICATE_THRESHOLD
 from .template import render_example, prepare_messages, trained_indices, check_contract, show_mask, template_quirks, _tokenize
 
 # %% auto #0
-__all__ = ['windows', 'split_conversations', 'tokenize_conversations', 'prepare', 'pack_lengths', 'pack', 'PackedCollator',
-           'PaddedCollator', 'useful_fraction', 'save_prepared', 'load_prepared', 'push_to_hub', 'prepare_cli']
+__all__ = ['PREPARED_FILES', 'windows', 'split_conversations', 'tokenize_conversations', 'prepare', 'pack_lengths', 'pack',
+           'PackedCollator', 'PaddedCollator', 'useful_fraction', 'save_prepared', 'load_prepared', 'push_to_hub',
+           'prepare_cli']
 
 # %% ../nbs/04_dataset.ipynb #4c78f4b9
 def windows(
@@ -274,14 +275,38 @@ def useful_fraction(
     return df.set_index('batching')
 
 # %% ../nbs/04_dataset.ipynb #9173b09c
-def save_prepared(dsd, path, report:Report|None=None)->Path:
+PREPARED_FILES = {"dataset_dict.json", "train", "test", "train.jsonl", "test.jsonl", "report.json"}
+
+def _check_folder(path:Path, overwrite:bool):
+    "Write only into a new or empty folder, or over a prepared dataset when `overwrite`; never over anything else."
+    if path.exists() and not path.is_dir(): raise ChatftError(f"{path} is a file: give a folder name for the prepared dataset.")
+    there = sorted(p.name for p in path.iterdir()) if path.is_dir() else []
+    if others := [n for n in there if n not in PREPARED_FILES]:
+        raise ChatftError(f"{path} holds files chatft did not write ({', '.join(others[:3])}): "
+                          "choose a new or empty folder for the prepared dataset.")
+    if there and not overwrite:
+        raise ChatftError(f"{path} already holds a prepared dataset: pass --overwrite (overwrite=True) to replace it, "
+                          "or choose another folder.")
+
+def save_prepared(
+    dsd,                      # the `DatasetDict` from `prepare`
+    path,                     # a new or empty folder (or a prepared dataset, with `overwrite`)
+    report:Report|None=None,  # saved beside it as report.json
+    overwrite:bool=False,     # replace a prepared dataset that is there
+)->Path:
     "Save with `save_to_disk` (load with `datasets.load_from_disk`) plus one JSONL file per split and the report."
-    import orjson
-    path = Path(path); dsd.save_to_disk(str(path))
+    import orjson, shutil
+    path = Path(path)
+    _check_folder(path, overwrite)
+    tmp = path.with_name(f".{path.name}.partial")
+    if tmp.exists(): shutil.rmtree(tmp)                   # left by an interrupted save of ours
+    dsd.save_to_disk(str(tmp))
     for name, ds in dsd.items():
-        with open(path/f"{name}.jsonl", "wb") as f:
+        with open(tmp/f"{name}.jsonl", "wb") as f:
             for row in ds: f.write(orjson.dumps(row) + b"\n")
-    if report is not None: report.save(path/"report.json")
+    if report is not None: report.save(tmp/"report.json")
+    if path.exists(): shutil.rmtree(path)                 # empty, or a prepared dataset we were told to replace
+    tmp.rename(path)
     return path
 
 def load_prepared(path):
@@ -301,7 +326,8 @@ def prepare_cli(argv:list|None=None)->int:
     p = argparse.ArgumentParser(prog="chatft prepare", description="Render conversations with a model's chat template, mask the loss, split and save.")
     p.add_argument("input", help="chatft JSONL (from `chatft export` / `chatft clean`)")
     p.add_argument("--model", default=DEMO_MODEL, help="model whose tokenizer and chat template to use")
-    p.add_argument("-o", "--output", required=True, help="output folder (datasets.load_from_disk loads it)")
+    p.add_argument("-o", "--output", required=True, help="output folder, new or empty (datasets.load_from_disk loads it)")
+    p.add_argument("--overwrite", action="store_true", help="replace a prepared dataset in the output folder")
     p.add_argument("--max-length", type=int, default=2048)
     p.add_argument("--train-on", choices=["assistant", "me", "last"], default="assistant")
     p.add_argument("--system", default=None, help="system prompt for every conversation ('' for none; default: each conversation's custom instructions)")
@@ -311,6 +337,7 @@ def prepare_cli(argv:list|None=None)->int:
     p.add_argument("--num-proc", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
+    _check_folder(Path(a.output), a.overwrite)             # before the slow part
     convs = read_jsonl(a.input)
     tok = load_tokenizer(a.model)
     dsd, rep = prepare(convs, tok, max_length=a.max_length, test_size=a.test_size, split=a.split, system=a.system,
@@ -320,6 +347,6 @@ def prepare_cli(argv:list|None=None)->int:
     print()
     print(rep)
     print(useful_fraction(dsd['train'], a.max_length).to_string())
-    out = save_prepared(dsd, a.output, rep)
+    out = save_prepared(dsd, a.output, rep, a.overwrite)
     print(f"\nsaved to {out} (datasets.load_from_disk('{out}'))")
     return 0

@@ -15,9 +15,9 @@ import numpy as np, pandas as pd
 from .export import ChatftError, Conversation, read_jsonl
 
 # %% auto #0
-__all__ = ['ROLE_COLORS', 'PERCENTILES', 'STOP_WORDS', 'token_lengths', 'code_chars', 'detect_language', 'conversation_text',
-           'message_table', 'conversation_table', 'plot_activity', 'percentiles', 'plot_lengths', 'plot_turns',
-           'plot_models', 'top_words', 'plot_top_words', 'save_plots', 'Summary', 'summarize', 'as_time',
+__all__ = ['ROLE_COLORS', 'PERCENTILES', 'STOP_WORDS', 'PLOT_NAMES', 'token_lengths', 'code_chars', 'detect_language',
+           'conversation_text', 'message_table', 'conversation_table', 'plot_activity', 'percentiles', 'plot_lengths',
+           'plot_turns', 'plot_models', 'top_words', 'plot_top_words', 'save_plots', 'Summary', 'summarize', 'as_time',
            'outside_dates', 'find_conversations', 'conversation_html', 'HTML', 'browse_html', 'browse', 'explore_cli']
 
 # %% ../nbs/01_explore.ipynb #5d30d886
@@ -256,18 +256,30 @@ def plot_top_words(
     return _done(fig, save)
 
 # %% ../nbs/01_explore.ipynb #25fff44e
+PLOT_NAMES = ("activity", "lengths", "turns", "models", "top_words")
+
+def _plot_paths(folder, overwrite:bool)->list:
+    "The PNG paths in `folder`; a `ChatftError` when `folder` is a file, or when a PNG exists and `overwrite` is False."
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir(): raise ChatftError(f"{folder} is a file: give a folder to write the plots into.")
+    paths = [folder/f"{n}.png" for n in PLOT_NAMES]
+    if (there := [p.name for p in paths if p.exists()]) and not overwrite:
+        raise ChatftError(f"{folder} already holds {', '.join(there)}: pass --overwrite (overwrite=True) to replace them, "
+                          "or choose another folder.")
+    return paths
+
 def save_plots(
     messages:pd.DataFrame,  # `message_table`
     table:pd.DataFrame,     # `conversation_table`
     folder,                 # where to write the PNGs
+    overwrite:bool=False,   # replace PNGs of the same names
 )->list:
     "Write every plot as a PNG into `folder`; returns the paths."
-    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-    plots = dict(activity=lambda p: plot_activity(table, p), lengths=lambda p: plot_lengths(messages, table, p),
-                 turns=lambda p: plot_turns(table, p), models=lambda p: plot_models(table, p),
-                 top_words=lambda p: plot_top_words(messages, save=p))
-    paths = []
-    for name, plot in plots.items(): plot(folder/f"{name}.png"); paths.append(folder/f"{name}.png")
+    paths = _plot_paths(folder, overwrite)
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    plots = [lambda p: plot_activity(table, p), lambda p: plot_lengths(messages, table, p), lambda p: plot_turns(table, p),
+             lambda p: plot_models(table, p), lambda p: plot_top_words(messages, save=p)]
+    for plot, path in zip(plots, paths): plot(path)
     return paths
 
 # %% ../nbs/01_explore.ipynb #05309c6a
@@ -439,13 +451,15 @@ def explore_cli(argv:list)->int:
     p.add_argument("input", help="a chatft JSONL file (from `chatft export` or `chatft clean`)")
     p.add_argument("--plots", help="folder to write the PNG plots into")
     p.add_argument("--tokenizer", help="model whose tokenizer counts tokens (default: the demo model)")
+    p.add_argument("--overwrite", action="store_true", help="replace plots of the same names in the --plots folder")
     a = p.parse_args(argv)
+    if a.plots: _plot_paths(a.plots, a.overwrite)          # before the slow part
     convs = read_jsonl(a.input)
     from chatft.models import load_tokenizer, DEMO_MODEL
     messages = message_table(convs, load_tokenizer(a.tokenizer or DEMO_MODEL))
     table = conversation_table(convs, messages=messages)
     print(summarize(convs, messages=messages, table=table))
     if a.plots:
-        paths = save_plots(messages, table, a.plots)
+        paths = save_plots(messages, table, a.plots, a.overwrite)
         print(f"wrote {len(paths)} plots to {a.plots}: " + ", ".join(p.name for p in paths))
     return 0

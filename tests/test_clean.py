@@ -204,3 +204,30 @@ def test_redaction_examples_hold_a_redaction():
     synth = redaction_examples(synthetic_conversations(60, seed=0), n=3)
     assert len(synth) == 3 and len({e[3][0] for e in synth}) == 3          # three different kinds first
     assert all(any(f"[{k}]" in text for k in kinds) for _, _, text, kinds in synth)
+
+# ---- never replacing a user's files ----------------------------------------------------------
+def test_cli_refuses_to_replace_output_or_report(history, tmp_path):
+    out = tmp_path / "o.jsonl"
+    out.write_text("my own file\n")
+    r = run("clean", history, "-o", out)
+    assert r.returncode == 1 and "--overwrite" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert out.read_text() == "my own file\n" and not report_path(out).exists()
+    out.unlink()
+    report_path(out).write_text("{}")                              # an old report beside it
+    r = run("clean", history, "-o", out)
+    assert r.returncode == 1 and "o.report.json exists" in r.stderr and not out.exists()
+    r = run("clean", history, "-o", out, "--overwrite")
+    assert r.returncode == 0, r.stderr
+    assert read_jsonl(out) and json.loads(report_path(out).read_text())["total"] == 60
+
+def test_cli_never_writes_over_its_input(history, tmp_path):
+    before = history.read_bytes()
+    for args in (["-o", history], ["-o", history, "--overwrite"], ["-o", tmp_path / "x.jsonl", "--report", history, "--overwrite"]):
+        r = run("clean", history, *args)
+        assert r.returncode == 1 and "is the input" in r.stderr and "Traceback" not in r.stderr
+    assert history.read_bytes() == before
+
+def test_cli_output_is_a_folder(history, tmp_path):
+    (tmp_path / "dir").mkdir()
+    r = run("clean", history, "-o", tmp_path / "dir")
+    assert r.returncode == 1 and "is a folder" in r.stderr and list((tmp_path / "dir").iterdir()) == []

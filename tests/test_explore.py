@@ -64,3 +64,22 @@ def test_cli_explore_bad_input(tmp_path, content, message):
 def test_cli_explore_missing_file(tmp_path):
     r = run("explore", tmp_path / "nope.jsonl")
     assert r.returncode == 1 and "no such file" in r.stderr
+
+def test_cli_explore_never_replaces_pictures(tmp_path):
+    from chatft.synth import synthetic_conversations
+    write_jsonl(synthetic_conversations(20), tmp_path / "h.jsonl")
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    (pics / "activity.png").write_bytes(b"my holiday picture")
+    r = run("explore", tmp_path / "h.jsonl", "--plots", pics)
+    assert r.returncode == 1 and "--overwrite" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert (pics / "activity.png").read_bytes() == b"my holiday picture" and len(list(pics.iterdir())) == 1
+    r = run("explore", tmp_path / "h.jsonl", "--plots", pics, "--overwrite")
+    assert r.returncode == 0, r.stderr
+    assert (pics / "activity.png").stat().st_size > 1000 and len(list(pics.iterdir())) == 5
+
+def test_cli_explore_plots_into_a_file(tmp_path):
+    from chatft.synth import synthetic_conversations
+    write_jsonl(synthetic_conversations(20), tmp_path / "h.jsonl")
+    r = run("explore", tmp_path / "h.jsonl", "--plots", tmp_path / "h.jsonl")
+    assert r.returncode == 1 and "is a file" in r.stderr and "Traceback" not in r.stderr

@@ -38,3 +38,27 @@ def test_prepare_cli_me_mode_and_persona(tmp_path):
 def test_prepare_cli_bad_input(tmp_path):
     res = _run(tmp_path/"missing.jsonl", "-o", tmp_path/"out")
     assert res.returncode == 1 and "no such file" in res.stderr and "Traceback" not in res.stderr
+
+def test_prepare_cli_never_replaces_a_folder(tmp_path):
+    src = write_jsonl(synthetic_conversations(20, seed=0), tmp_path/"in.jsonl")
+    mine = tmp_path/"mine"
+    mine.mkdir()
+    (mine/"notes.txt").write_text("my notes")
+    for extra in ([], ["--overwrite"]):
+        res = _run(src, "-o", mine, "--max-length", 512, *extra)
+        assert res.returncode == 1 and "did not write" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"] and (mine/"notes.txt").read_text() == "my notes"
+    res = _run(src, "-o", tmp_path/"in.jsonl")
+    assert res.returncode == 1 and "is a file" in res.stderr and (tmp_path/"in.jsonl").read_bytes() == src.read_bytes()
+
+def test_prepare_cli_overwrite_replaces_only_a_prepared_dataset(tmp_path):
+    src = write_jsonl(synthetic_conversations(20, seed=0), tmp_path/"in.jsonl")
+    out = tmp_path/"out"
+    assert _run(src, "-o", out, "--max-length", 512).returncode == 0
+    res = _run(src, "-o", out, "--max-length", 512)
+    assert res.returncode == 1 and "--overwrite" in res.stderr and "Traceback" not in res.stderr
+    res = _run(src, "-o", out, "--max-length", 256, "--overwrite")
+    assert res.returncode == 0, res.stderr[-3000:]
+    from chatft.dataset import load_prepared
+    assert max(len(x) for x in load_prepared(out)["train"]["input_ids"]) <= 256
+    assert not any(p.name.startswith(".") for p in tmp_path.iterdir())     # no partial folder left behind
