@@ -242,7 +242,10 @@ _CARDS = re.compile(r"<grok:render\b.*?(?:</grok:render>|/>)|<xai:tool_usage_car
 _FENCES = {"text/markdown": "markdown", "text/html": "html", "image/svg+xml": "svg", "application/vnd.ant.react": "jsx",
            "application/vnd.ant.mermaid": "mermaid"}
 TEXT_NOTES = {"thinking": "removed from text: <antThinking> blocks", "artifact": "artifacts kept as fenced blocks",
-              "card": "removed from text: citation cards (<grok:render>)"}   # report notes about text inside messages
+              "card": "removed from text: citation cards (<grok:render>)",
+              "placeholder": "attachments as placeholders ([image], [file], [audio])",
+              "attachment dropped": "attachments dropped (images='drop')",
+              "file text": "attached files kept as fenced blocks (their extracted text)"}   # report notes about text inside messages
 
 def artifact_block(
     attrs:str,   # the tag's attributes, e.g. 'identifier="x" type="application/vnd.ant.code" language="python" title="T"'
@@ -280,20 +283,33 @@ def clean_text(
 # %% ../nbs/00_export.ipynb #3a5dcc5c
 DIALOGUE_TYPES = {"text", "multimodal_text"}
 
-def _part_text(part, images:str)->str:
-    "One `parts` item as text: strings as they are, images/files as a placeholder (or nothing)."
+def _placeholder(kind:str, images:str, why:Counter|None=None)->str:
+    "An attached image, file or recording as `[kind]`, or nothing with `images='drop'`; counted in `why`."
+    if why is not None: why[TEXT_NOTES["placeholder" if images == "placeholder" else "attachment dropped"]] += 1
+    return "" if images == "drop" else f"[{kind}]"
+
+def _part_text(
+    part,                     # one item of a message's `parts`
+    images:str,               # "placeholder" or "drop"
+    role:str="user",          # whose message: an assistant's recordings never become text
+    spoken:bool=False,        # the message has an `audio_transcription`: its recordings add nothing
+    why:Counter|None=None,    # counts the placeholders
+)->str:
+    "One `parts` item as text: strings as they are, images/files as a placeholder (or nothing), recordings as below."
     if isinstance(part, str): return part
     if not isinstance(part, dict): return ""
     kind = part.get('content_type') if isinstance(part.get('content_type'), str) else ''
     if kind == 'audio_transcription': return part.get('text') if isinstance(part.get('text'), str) else ''
-    if images == "drop": return ""
-    return "[image]" if "image" in kind else f"[{kind.split('_')[0] or 'file'}]"
+    if "audio" in kind or "video" in kind:
+        return "" if spoken or role != "user" else _placeholder("audio" if "audio" in kind else "video", images, why)
+    return _placeholder("image" if "image" in kind else kind.split('_')[0] or 'file', images, why)
 
 # %% ../nbs/00_export.ipynb #68991495
 def message_text(
     msg:dict,            # a node's `message`
     images:str="placeholder", # "placeholder" or "drop"
     why:Counter|None=None,    # counts why messages were dropped
+    empty:bool=False,         # give `(role, "")` for a dialogue message with no text left, instead of `None`
 )->tuple:
     "(role, text) of a dialogue message meant for the reader, or `None` for plumbing (the reason counted in `why`)."
     why = Counter() if why is None else why
@@ -309,10 +325,11 @@ def message_text(
               "hidden reasoning" if msg.get('channel') == 'analysis' else None)
     if reason: why[reason] += 1; return None
     parts = content.get('parts') if isinstance(content.get('parts'), list) else []
-    text = "\n\n".join(t for t in (_part_text(p, images).strip() for p in parts) if t)
+    spoken = any(_dict(p).get('content_type') == 'audio_transcription' and str(_dict(p).get('text') or '').strip() for p in parts)
+    text = "\n\n".join(t for t in (_part_text(p, images, role, spoken, why).strip() for p in parts) if t)
     text = clean_text(text, role, why).strip()
-    if not text: why["empty"] += 1; return None
-    return role, text
+    if not text: why["empty"] += 1
+    return (role, text) if text or empty else None
 
 # %% ../nbs/00_export.ipynb #111c017c
 def custom_instructions(msg:dict)->str|None:
