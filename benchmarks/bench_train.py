@@ -49,7 +49,7 @@ def run(method, seconds):
     from transformers import Trainer, TrainingArguments, DataCollatorForLanguageModeling
     from peft import get_peft_model
     from chatft.models import DEMO_MODEL, load_model, model_path
-    from chatft.train import TimeBudget, plan_training, _packed, _collator, load_for_training, training_args
+    from chatft.train import TimeBudget, plan_training, pack_splits, collator_for, load_for_training, training_args
     torch.manual_seed(0)
     tok, convs, dsd, train_convs = data()
     out = tempfile.mkdtemp()
@@ -73,8 +73,8 @@ def run(method, seconds):
     else:
         plan = plan_training(DEMO_MODEL, dsd, lr=1e-3, lora_dropout=0.0, grad_accum=1, lr_scheduler="constant", warmup_ratio=0.0, max_steps=10**6, max_length=512)
         model = load_for_training(plan, verbose=False)
-        data_ = _packed(dsd, plan)
-        coll = Count(_collator(plan, tok))
+        data_ = pack_splits(dsd, plan)
+        coll = Count(collator_for(plan, tok))
         trainer = Trainer(model=model, args=training_args(plan, out, eval=False, save_strategy="no", logging_steps=1, disable_tqdm=True, lr_scheduler_type="constant"),
                           train_dataset=data_["train"], data_collator=coll, processing_class=tok)
     if method != "chatft": trainer.args.lr_scheduler_type = "constant"

@@ -20,7 +20,7 @@ COMMANDS = {
     "clean":   ("chatft.clean",   "clean_cli",   "filter, de-duplicate and redact private data"),
     "prepare": ("chatft.dataset", "prepare_cli", "render with a model's chat template and tokenize with loss masks"),
     "train":   ("chatft.train",   "train_cli",   "fine-tune with LoRA/QLoRA and write a run folder"),
-    "demo":    ("chatft.train",   "demo_cli",    "the whole pipeline on the synthetic export (or yours) with the offline demo model"),
+    "demo":    ("chatft.demo",    "demo_cli",    "the whole pipeline on the synthetic export (or yours) with the offline demo model"),
 }
 
 # %% ../nbs/cli.ipynb #9a6a6edf

@@ -13,11 +13,26 @@ from .export import ChatftError, Report
 from .models import DEMO_MODEL, TINY_MODEL, preset, model_path, load_tokenizer, load_model
 
 # %% auto #0
-__all__ = ['HARDWARE', 'Hardware', 'detect_hardware', 'ModelShape', 'model_shape', 'lora_params', 'estimate_memory_gb',
+__all__ = ['HARDWARE', 'quiet', 'Hardware', 'detect_hardware', 'ModelShape', 'model_shape', 'lora_params', 'estimate_memory_gb',
            'TrainPlan', 'plan_training', 'load_for_training', 'trainable_summary', 'plot_losses', 'LossPlot',
-           'TimeBudget', 'Progress', 'heldout_loss', 'answer', 'last_checkpoint', 'training_args', 'train',
-           'model_card', 'save_run', 'load_run', 'read_conversations', 'conversations_to_dataset', 'load_data',
-           'train_cli', 'heldout_prompts', 'compare_answers', 'print_answers', 'summary_table', 'demo_cli']
+           'TimeBudget', 'Progress', 'heldout_loss', 'answer', 'pack_splits', 'collator_for', 'split_loss',
+           'last_checkpoint', 'remove_folder', 'check_output', 'training_args', 'train', 'model_card', 'save_run',
+           'load_run', 'load_data', 'train_cli']
+
+# %% ../nbs/05_train.ipynb #f42a5375
+def quiet():
+    "No warnings a learner cannot act on, no weight-loading bars; errors still show."
+    import logging, warnings, transformers
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)   # "Failed to load CPU gemm_4bit_forward ... kernels"
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    try:
+        import datasets
+        datasets.disable_progress_bars()
+    except ImportError: pass
 
 # %% ../nbs/05_train.ipynb #86fde2cc
 @dataclass
@@ -426,11 +441,16 @@ def answer(model, tokenizer, messages:list, max_new_tokens:int=48, system:str|No
     return tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip()
 
 # %% ../nbs/05_train.ipynb #b9ac0325
-def _packed(dsd, plan, report:Report|None=None)->dict:
-    "Train and test splits packed to `plan.max_length` by `chatft.dataset.pack`; longer examples are skipped (and counted in `report`)."
+def pack_splits(
+    dsd,                          # DatasetDict(train, test) from `chatft.dataset.prepare`
+    plan:TrainPlan,               # gives max_length and seed
+    report:Report|None=None,      # counts the examples kept and skipped (too long)
+    splits:tuple=("train", "test"),
+)->dict:
+    "The splits packed to `plan.max_length` by `chatft.dataset.pack`; longer examples are skipped (and counted in `report`)."
     from chatft.dataset import pack
     out = {}
-    for k in ("train", "test"):
+    for k in splits:
         if k not in dsd or not len(dsd[k]): continue
         ds = dsd[k]; keep = [i for i,x in enumerate(ds["input_ids"]) if len(x) <= plan.max_length]
         if report is not None:
@@ -441,15 +461,55 @@ def _packed(dsd, plan, report:Report|None=None)->dict:
         out[k] = pack(ds, plan.max_length, seed=plan.seed)
     return out
 
-def _collator(plan, tokenizer):
-    import torch
+def collator_for(plan:TrainPlan, tokenizer):
+    "The `PackedCollator` that batches packed rows for `plan` (attention implementation and dtype)."
     from chatft.dataset import PackedCollator
     return PackedCollator(tokenizer.pad_token_id, attn_implementation=plan.attn_implementation, dtype=_dtype(plan.precision))
+
+def split_loss(model, dsd, plan:TrainPlan, tokenizer, split:str="test")->float:
+    "`heldout_loss` of `model` on `dsd[split]`, packed and batched exactly as `train` does."
+    return heldout_loss(model, pack_splits(dsd, plan, splits=(split,))[split], collator_for(plan, tokenizer))
 
 def last_checkpoint(output_dir)->Path|None:
     "The newest `checkpoint-N` folder of a run, or None."
     cks = sorted((Path(output_dir)/"checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
     return cks[-1] if cks else None
+
+# %% ../nbs/05_train.ipynb #0fbc411a
+def remove_folder(path)->None:
+    "Delete `path` (the caller decided it may): never the current folder, a folder holding it, or your home."
+    p = Path(path).expanduser().resolve()
+    here = Path.cwd().resolve()
+    if p == here or p in here.parents or p == Path.home().resolve():
+        raise ChatftError(f"Refusing to delete {p}: it is the current folder, holds it, or is your home. Use a folder of its own.")
+    if p.is_dir(): shutil.rmtree(p)
+    elif p.exists(): p.unlink()
+
+def _holds(out:Path)->str:
+    "What a non-empty folder holds, in words."
+    if (out/"adapter_config.json").exists(): return "holds a finished run"
+    if (out/"plan.json").exists(): return "holds an interrupted run"
+    return "is not empty and is not a chatft run"
+
+def check_output(
+    output_dir,              # the run folder `train` will write
+    resume:bool=False,       # continue the interrupted run in it
+    overwrite:bool=False,    # replace whatever is there
+)->Path:
+    "`output_dir`, once training into it deletes nothing you made; else a `ChatftError` saying what to do."
+    out = Path(output_dir).expanduser()
+    if out.exists() and not out.is_dir() and not overwrite: raise ChatftError(f"{out} is a file: give a folder for the run.")
+    if resume:
+        if (out/"adapter_config.json").exists(): raise ChatftError(f"{out} holds a finished run: there is nothing to resume.")
+        if last_checkpoint(out) is None: raise ChatftError(f"{out}: no checkpoint to resume from (looked in {out/'checkpoints'}).")
+        return out
+    if not out.exists() or not any(out.iterdir()): return out
+    if overwrite:
+        remove_folder(out)
+        return out
+    todo = "continue it with --resume (resume=True), " if _holds(out) == "holds an interrupted run" else ""
+    raise ChatftError(f"{out} {_holds(out)}: nothing was deleted. {todo}Train into a new or empty folder, "
+                      "or replace it with --overwrite (overwrite=True).")
 
 # %% ../nbs/05_train.ipynb #a43866f8
 def training_args(plan:TrainPlan, output_dir, eval:bool=True, **kw):
@@ -463,7 +523,7 @@ def training_args(plan:TrainPlan, output_dir, eval:bool=True, **kw):
              eval_strategy="steps" if eval else "no", eval_steps=plan.eval_steps,
              save_strategy="steps", save_steps=plan.save_steps, save_total_limit=2,
              seed=plan.seed, data_seed=plan.seed, fp16=plan.precision=="fp16", bf16=plan.precision=="bf16",
-             gradient_checkpointing=plan.gradient_checkpointing, gradient_checkpointing_kwargs={"use_reentrant": False},
+             activation_checkpointing=plan.gradient_checkpointing, activation_checkpointing_kwargs={"use_reentrant": False},
              remove_unused_columns=False, report_to=[], dataloader_num_workers=0, use_cpu=plan.device!="cuda",
              ddp_backend="gloo" if plan.device!="cuda" and int(os.environ.get("WORLD_SIZE", 1)) > 1 else None, include_num_input_tokens_seen="all",
              ddp_find_unused_parameters=False)
@@ -478,6 +538,7 @@ def train(
     tokenizer=None,             # the tokenizer the data was made with (default: the plan's model's)
     report:Report|list|None=None, # the data report(s) to save with the run
     resume:bool=False,          # continue from the last checkpoint in `output_dir`
+    overwrite:bool=False,       # replace what `output_dir` holds (else it must be new, empty, or resumed)
     live:bool|None=None,        # draw the loss curves live (default: in a notebook)
     merge:bool=False,           # also save the adapter merged into a full model in `merged/`
     callbacks:list=(),          # more TrainerCallbacks
@@ -488,20 +549,19 @@ def train(
     "Train the plan's LoRA adapter on `dsd` with transformers' Trainer; returns the Trainer. Writes the run folder."
     from transformers import Trainer, set_seed
     from transformers.trainer_callback import ProgressCallback, PrinterCallback
-    out = Path(output_dir)
+    out = check_output(output_dir, resume, overwrite)
     ck = last_checkpoint(out) if resume else None
-    if resume and ck is None: raise ChatftError(f"{out}: no checkpoint to resume from (looked in {out/'checkpoints'}).")
     set_seed(plan.seed)
     if _is_main(): plan.save(out/"plan.json")
     tokenizer = tokenizer or load_tokenizer(plan.model)
     if tokenizer.pad_token_id is None: tokenizer.pad_token = tokenizer.eos_token
     model = load_for_training(plan, verbose=not resume)
     pack_report = Report("pack")
-    data = _packed(dsd, plan, pack_report)
+    data = pack_splits(dsd, plan, pack_report)
     if not data.get("train"): raise ChatftError("No training example fits: prepare the data with a max_length no larger than the plan's.")
     reports = [*(report if isinstance(report, (list, tuple)) else [report] if report is not None else []), pack_report]
     trainer = Trainer(model=model, args=training_args(plan, out, eval="test" in data, **args), train_dataset=data["train"],
-                      eval_dataset=data.get("test"), data_collator=_collator(plan, tokenizer), processing_class=tokenizer,
+                      eval_dataset=data.get("test"), data_collator=collator_for(plan, tokenizer), processing_class=tokenizer,
                       callbacks=[LossPlot(out, live), TimeBudget(plan.minutes), *callbacks])
     if progress_bar and not _in_notebook():
         for cb in (ProgressCallback, PrinterCallback): trainer.remove_callback(cb)
@@ -547,7 +607,10 @@ Load it with `chatft.train.load_run("<this folder>")`, or with peft:
 # %% ../nbs/05_train.ipynb #fa4d3e3b
 def save_run(trainer, plan:TrainPlan, output_dir, tokenizer, report=None, merge:bool=False, metrics:dict|None=None)->Path:
     "Write the adapter, tokenizer, plan, data report(s), log, loss curve and model card to `output_dir`."
-    out = Path(output_dir); out.mkdir(parents=True, exist_ok=True)
+    out = Path(output_dir)
+    if out.exists() and any(out.iterdir()) and not (out/"plan.json").exists():
+        raise ChatftError(f"{out} is not empty and is not a chatft run: save the run into a new folder.")
+    out.mkdir(parents=True, exist_ok=True)
     trainer.model.save_pretrained(out); tokenizer.save_pretrained(out)
     plan.save(out/"plan.json")
     reports = report if isinstance(report, (list, tuple)) else ([report] if report is not None else [])
@@ -584,51 +647,37 @@ def load_run(
     return model, AutoTokenizer.from_pretrained(run), plan
 
 # %% ../nbs/05_train.ipynb #d210ce85
-def _stage(n:int, total:int, title:str):
-    "A stage heading for the terminal."
-    print(f"\n\033[1m[{n}/{total}] {title}\033[0m" if sys.stdout.isatty() else f"\n[{n}/{total}] {title}", flush=True)
-
-def read_conversations(path)->tuple:
-    "(conversations, [reports]) from a chatft JSONL file or any export `chatft.export.read_export` reads."
-    from chatft.export import read_export        # it reads chatft JSONL too, with a real report
-    convs, r = read_export(path)
-    return convs, [r]
-
-def conversations_to_dataset(convs:list, tokenizer, max_length:int=1024, test_size:float=0.1, seed:int=0, clean:bool=True)->tuple:
-    "(DatasetDict(train, test), [reports]): clean (optional) and prepare `convs` for `tokenizer`'s model."
-    from chatft.dataset import prepare
-    reports = []
-    if clean:
-        from chatft.clean import clean as clean_convs
-        convs, rc = clean_convs(convs, tokenizer=tokenizer); reports.append(rc)
-    if len(convs) < 2: raise ChatftError(f"Only {len(convs)} conversation(s) left after cleaning: need at least 2 (one to train on, one to hold out).")
-    dsd, rp = prepare(convs, tokenizer, max_length=max_length, test_size=test_size, split="time", seed=seed)
-    return dsd, reports + [rp]
-
-def load_data(path, tokenizer, max_length:int=1024, test_size:float=0.1, seed:int=0, clean:bool=True, verbose:bool=True)->tuple:
-    "(DatasetDict, [reports], conversations or None) from a prepared folder, a chatft JSONL file or a raw export."
+def load_data(
+    path,                    # a folder from `chatft prepare`, a chatft JSONL file, or a raw export
+    tokenizer,               # the model's tokenizer: its chat template renders the data
+    max_length:int=1024,     # longest example in tokens (longer ones are windowed by `prepare`)
+    test_size:float=0.1,     # fraction of conversations held out
+    seed:int=0,
+    clean:bool=True,         # clean a raw export with `chatft.clean.clean`'s defaults
+    verbose:bool=True,       # print each step's report
+)->tuple:
+    "(DatasetDict(train, test), [reports]) from a prepared folder, or read, cleaned and prepared by the earlier steps."
     path = Path(path).expanduser()
-    if (path/"dataset_dict.json").exists():
-        from chatft.dataset import load_prepared
-        rp = path/"report.json"
-        r = Report("prepare"); r.notes["from"] = str(path)
-        if rp.exists(): r.notes.update(json.loads(rp.read_text()).get("notes", {}))
-        return load_prepared(path), [r], None
-    convs, reports = read_conversations(path)
-    if verbose: print(reports[-1])
-    dsd, more = conversations_to_dataset(convs, tokenizer, max_length, test_size, seed, clean)
-    if verbose: print("\n".join(str(r) for r in more))
-    return dsd, reports + more, convs
+    if (path/"dataset_dict.json").exists(): return _load_prepared(path)
+    from chatft.export import read_export
+    from chatft.clean import clean as clean_conversations
+    from chatft.dataset import prepare
+    convs, r = read_export(path)
+    reports = [r]
+    if clean:
+        convs, r = clean_conversations(convs, tokenizer=tokenizer)
+        reports.append(r)
+    dsd, r = prepare(convs, tokenizer, max_length=max_length, test_size=test_size, split="time", seed=seed)
+    reports.append(r)
+    if verbose: print("\n".join(str(r) for r in reports))
+    return dsd, reports
 
-# %% ../nbs/05_train.ipynb #004e8d9c
-def _quiet():
-    "Keep the terminal for what matters: no deprecation warnings or weight-loading bars from the libraries."
-    import warnings, transformers
-    warnings.filterwarnings("ignore", category=FutureWarning); warnings.filterwarnings("ignore", category=UserWarning)
-    transformers.logging.set_verbosity_error(); transformers.utils.logging.disable_progress_bar()
-    try:
-        import datasets; datasets.disable_progress_bars()
-    except Exception: pass
+def _load_prepared(path:Path)->tuple:
+    from chatft.dataset import load_prepared
+    r = Report("prepare")
+    r.notes["from"] = str(path)
+    if (path/"report.json").exists(): r.notes.update(json.loads((path/"report.json").read_text()).get("notes", {}))
+    return load_prepared(path), [r]
 
 # %% ../nbs/05_train.ipynb #7c4dc5ba
 def train_cli(argv:list|None=None)->int:
@@ -646,17 +695,16 @@ def train_cli(argv:list|None=None)->int:
     p.add_argument("--micro-batch", type=int, default=None); p.add_argument("--grad-accum", type=int, default=None)
     p.add_argument("--qlora", action="store_true", help="load the base model in 4-bit NF4 (bitsandbytes)")
     p.add_argument("--save-steps", type=int, default=None); p.add_argument("--eval-steps", type=int, default=None)
-    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in the run folder")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace what RUN_DIR holds (by default a non-empty RUN_DIR is an error)")
     p.add_argument("--merge", action="store_true", help="also save the merged model in RUN_DIR/merged")
     p.add_argument("--no-clean", action="store_true", help="skip `chatft clean` for a raw export")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
-    _quiet()
-    out = Path(a.output)
-    if out.exists() and any(out.iterdir()) and not a.resume and (out/"plan.json").exists():
-        raise ChatftError(f"{out} already holds a run: use --resume to continue it, or another -o folder.")
+    quiet()
+    out = check_output(a.output, a.resume, a.overwrite)
     tok = load_tokenizer(a.model)
-    dsd, reports, _ = load_data(a.data, tok, max_length=a.max_length or 2048, seed=a.seed, clean=not a.no_clean, verbose=_is_main())
+    dsd, reports = load_data(a.data, tok, max_length=a.max_length or 2048, seed=a.seed, clean=not a.no_clean, verbose=_is_main())
     over = {k:v for k,v in dict(max_steps=a.max_steps, epochs=a.epochs, minutes=a.minutes, lr=a.lr, lora_r=a.lora_r, lora_alpha=a.lora_alpha, max_length=a.max_length,
                                 micro_batch=a.micro_batch, grad_accum=a.grad_accum, save_steps=a.save_steps, eval_steps=a.eval_steps, seed=a.seed).items() if v is not None}
     if a.qlora: over["method"] = "qlora"
@@ -668,94 +716,4 @@ def train_cli(argv:list|None=None)->int:
         ev = [h["eval_loss"] for h in trainer.state.log_history if "eval_loss" in h]
         print(f"\ntrained {trainer.state.global_step} steps in {(time.time()-t0)/60:.1f} min" + (f"; held-out loss {ev[-1]:.3f}" if ev else ""))
         print(f"run folder: {out.resolve()}")
-    return 0
-
-# %% ../nbs/05_train.ipynb #8c78b5f4
-def heldout_prompts(convs:list, dsd, n:int=3)->list:
-    "(first user message, the real reply) of up to `n` held-out conversations."
-    ids = list(dict.fromkeys(dsd["test"]["id"])) if "id" in dsd["test"].column_names else []
-    by_id = {c.id: c for c in convs}
-    out = []
-    for i in ids:
-        c = by_id.get(i)
-        if c is None: continue
-        k = next((j for j,m in enumerate(c.messages[:-1]) if m["role"]=="user" and c.messages[j+1]["role"]=="assistant"), None)
-        if k is not None: out.append((c.messages[k]["content"], c.messages[k+1]["content"]))
-        if len(out) == n: break
-    return out
-
-def _short(s:str, n:int=110)->str:
-    s = " ".join(s.split())
-    return s if len(s) <= n else s[:n-1] + "…"
-
-def compare_answers(base, tuned, tokenizer, prompts:list, max_new_tokens:int=40)->list:
-    "[(prompt, real reply, base answer, tuned answer)] with greedy decoding."
-    return [(q, r, answer(base, tokenizer, [{"role":"user","content":q}], max_new_tokens), answer(tuned, tokenizer, [{"role":"user","content":q}], max_new_tokens))
-            for q, r in prompts]
-
-def print_answers(rows:list):
-    for i,(q, r, b, t) in enumerate(rows, 1):
-        print(f"\n  prompt {i}: {_short(q)}\n    base model : {_short(b)}\n    tuned model: {_short(t)}\n    real reply : {_short(r)}")
-
-def summary_table(rows:list)->str:
-    w = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
-    line = "  +" + "+".join("-"*(x+2) for x in w) + "+"
-    fmt = lambda r: "  | " + " | ".join(str(v).ljust(x) if i==0 else str(v).rjust(x) for i,(v,x) in enumerate(zip(r, w))) + " |"
-    return "\n".join([line, fmt(rows[0]), line, *[fmt(r) for r in rows[1:]], line])
-
-# %% ../nbs/05_train.ipynb #d4a76c12
-def demo_cli(argv:list|None=None)->int:
-    "`chatft demo [EXPORT]`: the whole pipeline on the synthetic export (or yours) with the offline demo model on the CPU."
-    p = argparse.ArgumentParser(prog="chatft demo", description="Read, clean, template, prepare and train the demo model for a few minutes on the CPU, then compare base and tuned.")
-    p.add_argument("export", nargs="?", default=None, help="your export (ZIP, folder, JSON or chatft JSONL); default: a synthetic ChatGPT export")
-    p.add_argument("--minutes", type=float, default=3.0, help="training budget in minutes (default 3)")
-    p.add_argument("--max-steps", type=int, default=-1, help="stop after this many optimizer steps too (default: only the time budget)")
-    p.add_argument("--model", default=DEMO_MODEL, help="model to fine-tune (default: the offline demo model)")
-    p.add_argument("-o", "--output", default="chatft-demo-run", help="run folder (default ./chatft-demo-run)")
-    p.add_argument("--conversations", type=int, default=60, help="size of the synthetic export")
-    p.add_argument("--max-length", type=int, default=512, help="longest example in tokens (longer ones are windowed by prepare)")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
-    a = p.parse_args(argv)
-    _quiet(); t0 = time.time()
-    import tempfile
-    out = Path(a.output)
-    if (out/"plan.json").exists(): shutil.rmtree(out)   # a demo run is always fresh
-    _stage(1, 6, "Read " + ("your export" if a.export else f"a synthetic ChatGPT export ({a.conversations} conversations)"))
-    if a.export: convs, reports = read_conversations(a.export)
-    else:
-        from chatft.synth import synthetic_export
-        with tempfile.TemporaryDirectory() as d: convs, reports = read_conversations(synthetic_export(d, n=a.conversations, seed=a.seed))
-    print(reports[-1])
-    _stage(2, 6, "Clean, template and prepare")
-    tok = load_tokenizer(a.model)
-    dsd, more = conversations_to_dataset(convs, tok, max_length=a.max_length, seed=a.seed)
-    reports += more
-    for r in more: print(r)
-    _stage(3, 6, "Plan")
-    plan = plan_training(a.model, dsd, hardware=detect_hardware(), minutes=a.minutes, max_steps=a.max_steps, lr=a.lr, epochs=50.0, lr_scheduler="constant",
-                         warmup_ratio=0.0, lora_dropout=0.0, eval_steps=10**6, save_steps=10**6, logging_steps=1, seed=a.seed, grad_accum=1)
-    # a budgeted run does not know its length: constant rate, no warm-up (on a busy CPU the first step may be one of few)
-    print(plan)
-    _stage(4, 6, "Held-out loss of the base model")
-    base = load_model(a.model, dtype=_dtype(plan.precision))
-    collator = _collator(plan, tok)
-    test = _packed(dsd, plan)["test"]
-    before = heldout_loss(base, test, collator)
-    print(f"  held-out loss {before:.3f}, perplexity {math.exp(before):.1f}  ({sum(sum(l!=-100 for l in x) for x in test['labels']):,} trained tokens in {len(dsd['test'])} held-out examples)")
-    _stage(5, 6, f"Train for up to {a.minutes:g} minute(s)")
-    trainer = train(plan, dsd, out, tokenizer=tok, report=reports, live=False, final_eval=False)
-    after = heldout_loss(trainer.model, test, collator)
-    _stage(6, 6, "Base and tuned, side by side (held-out prompts, greedy)")
-    rows = compare_answers(base, trainer.model, tok, heldout_prompts(convs, dsd))
-    print_answers(rows)
-    m = {"held-out loss before": before, "held-out loss after": after, "perplexity before": math.exp(before), "perplexity after": math.exp(after)}
-    save_run(trainer, plan, out, tok, [*reports], metrics={**m, "steps": trainer.state.global_step})
-    (out/"answers.json").write_text(json.dumps([dict(prompt=q, real=r, base=b, tuned=t) for q,r,b,t in rows], indent=2))
-    print("\n" + summary_table([("", "base", "tuned"), ("held-out loss", f"{before:.3f}", f"{after:.3f}"),
-                                ("perplexity", f"{math.exp(before):.1f}", f"{math.exp(after):.1f}")]))
-    tokens = int(getattr(trainer.state, "num_input_tokens_seen", 0) or 0)
-    print(f"\n  {trainer.state.global_step} steps, {tokens:,} tokens, {(time.time()-t0)/60:.1f} min in all.")
-    print(f"  run folder: {out.resolve()}  (load it with chatft.train.load_run)")
-    if after >= before: print("  the held-out loss did not go down: give it more time with --minutes.")
     return 0

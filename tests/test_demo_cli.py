@@ -13,11 +13,12 @@ def test_demo_lowers_heldout_loss(tmp_path):
     res = subprocess.run([CHATFT, "demo", "--minutes", "10", "--max-steps", "8", "-o", str(out)], capture_output=True, text=True, timeout=900,
                          env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"})
     assert res.returncode == 0, res.stderr[-4000:]
-    for heading in ["[1/6] Read", "[3/6] Plan", "[6/6] Base and tuned", "held-out loss", "run folder:"]: assert heading in res.stdout
+    for heading in ["[1/5] Read", "[3/5] Plan", "[5/5] Base and tuned", "held-out loss", "run folder:"]: assert heading in res.stdout
     m = json.loads((out/"metrics.json").read_text())
     assert m["held-out loss after"] < m["held-out loss before"], m
     assert len(json.loads((out/"answers.json").read_text())) == 3
     from chatft.train import load_run, answer
+    assert (out/".chatft-demo").exists()
     model, tok, plan = load_run(out)
     assert answer(model, tok, [{"role": "user", "content": "how long does rice keep in the fridge"}], max_new_tokens=8)
 
@@ -49,3 +50,59 @@ def test_train_lora_alpha_from_plan(tmp_path):
     assert (plan["lora_r"], plan["lora_alpha"]) == (8, 16)
     from chatft.train import plan_training
     assert plan_training(TINY_MODEL, [100]*8, lora_r=8).lora_alpha == 16
+
+
+def _demo(out, *extra):
+    "`chatft demo` with the tiny model on 12 synthetic conversations for one step."
+    return subprocess.run([CHATFT, "demo", "--model", TINY_MODEL, "--conversations", "12", "--max-steps", "1", "--max-length", "256",
+                           "-o", str(out), *extra], capture_output=True, text=True, timeout=600, env=ENV)
+
+def _files(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.is_file()}
+
+def _one_line_error(res, *words):
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr[-3000:]
+    assert any(all(w in l for w in words) for l in lines), res.stderr
+
+def test_demo_keeps_a_train_run(tmp_path):
+    "A run made by `chatft train` is never deleted by `chatft demo -o` into the same folder."
+    run = tmp_path/"run"
+    assert _train(_data(tmp_path), run).returncode == 0
+    before = _files(run)
+    _one_line_error(_demo(run), "chatft demo: error:", "nothing was deleted", "--overwrite")
+    assert _files(run) == before
+
+def test_demo_replaces_its_own_folder_or_with_overwrite(tmp_path):
+    out = tmp_path/"demo"
+    assert _demo(out).returncode == 0
+    (out/"leftover.txt").write_text("from the first demo")
+    res = _demo(out)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert not (out/"leftover.txt").exists() and (out/".chatft-demo").exists() and (out/"adapter_config.json").exists()
+    mine = tmp_path/"mine"
+    mine.mkdir()
+    (mine/"notes.txt").write_text("mine")
+    _one_line_error(_demo(mine), "nothing was deleted")
+    assert (mine/"notes.txt").read_text() == "mine"
+    res = _demo(mine, "--overwrite")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert not (mine/"notes.txt").exists() and (mine/"adapter_config.json").exists()
+
+def test_train_keeps_what_is_there(tmp_path):
+    "`chatft train -o DIR` refuses a folder of yours and a finished run; --overwrite replaces; --resume needs an interrupted run."
+    data = _data(tmp_path)
+    mine = tmp_path/"mine"
+    mine.mkdir()
+    (mine/"README.md").write_text("my notes")
+    _one_line_error(_train(data, mine), "is not empty and is not a chatft run", "nothing was deleted")
+    assert _files(mine) == {"README.md": b"my notes"}
+    run = tmp_path/"run"
+    assert _train(data, run).returncode == 0
+    before = _files(run)
+    _one_line_error(_train(data, run), "holds a finished run", "--overwrite")
+    _one_line_error(_train(data, run, "--resume"), "holds a finished run", "nothing to resume")
+    assert _files(run) == before
+    res = _train(data, run, "--overwrite", "--lora-r", "4")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert json.loads((run/"plan.json").read_text())["lora_r"] == 4
