@@ -356,12 +356,21 @@ def _as_time(t):
     return None
 
 # %% ../nbs/00_export.ipynb #ae0ab3e6
-def _merge(msgs:list)->list:
-    "Merge consecutive messages of the same role; `msgs` items are (role, text, node_ids)."
-    out = []
+def _merge(
+    msgs:list,              # (role, text, ids) items; text `None` for a user/assistant message left empty
+    why:Counter|None=None,  # counts the messages dropped with an empty one
+)->list:
+    "Consecutive messages of the same role merged into one; an empty turn goes with its other half, never merged across."
+    turns = []                                             # (role, texts, ids); a turn whose texts are [] is empty
     for role, text, ids in msgs:
-        if out and out[-1][0] == role: out[-1] = (role, out[-1][1] + "\n\n" + text, out[-1][2] + ids)
-        else: out.append((role, text, list(ids)))
+        if not turns or turns[-1][0] != role: turns.append((role, [], []))
+        if text is not None: turns[-1][1].append(text); turns[-1][2].extend(ids)
+    out, why = [], Counter() if why is None else why
+    for i, (role, texts, ids) in enumerate(turns):
+        if not texts: continue
+        if role == "assistant" and i and not turns[i - 1][1]: why["answer to an empty question"] += 1
+        elif role == "user" and i + 2 < len(turns) and not turns[i + 1][1]: why["question with an empty answer"] += 1
+        else: out.append((role, "\n\n".join(texts), ids))
     return out
 
 # %% ../nbs/00_export.ipynb #9cce4b45
@@ -392,11 +401,11 @@ def read_chatgpt_conversation(
     for nid in ids:
         msg = mapping[nid].get('message') if isinstance(mapping[nid], dict) else None
         instructions = custom_instructions(msg) or instructions
-        got = message_text(msg, images, why)
+        got = message_text(msg, images, why, empty=True)
         if got is None: continue
-        msgs.append((*got, [nid]))
+        msgs.append((got[0], got[1] or None, [nid]))
         if got[0] == "assistant" and isinstance(slug := _dict(msg.get('metadata')).get('model_slug'), str): models[slug] += 1
-    merged = _merge(msgs)
+    merged = _merge(msgs, why)
     if not merged: raise Skip("no visible messages")
     if not any(r == "user" for r, _, _ in merged): raise Skip("no user message")
     meta = {}
@@ -422,10 +431,10 @@ def _flat(pairs, cid, source, why, **kw)->Conversation:
         role = ROLES.get(str(role).lower())
         text = clean_text(text, role, why).strip() if isinstance(text, str) else ""
         if role is None: why["not user or assistant"] += 1; continue
-        if not text: why["empty"] += 1; continue
-        if role == "system": system = text if system is None else system + "\n\n" + text
-        else: msgs.append((role, text, []))
-    merged = _merge(msgs)
+        if not text: why["empty"] += 1
+        if role != "system": msgs.append((role, text or None, []))
+        elif text: system = text if system is None else system + "\n\n" + text
+    merged = _merge(msgs, why)
     if not merged: raise Skip("no messages")
     if not any(r == "user" for r, _, _ in merged): raise Skip("no user message")
     return Conversation(id=str(cid), messages=[dict(role=r, content=t) for r, t, _ in merged], source=source, system=system, **kw)

@@ -179,11 +179,11 @@ def test_chatgpt_images_and_attachments():
     assert dropped["messages"][:3] == [U("What bird is this?")] + IMAGES[1:3]
     assert "[image]" not in str(dropped["messages"])
 
-@pytest.mark.xfail(strict=True, reason="reader bug: with images='drop' an image-only user message becomes empty and is dropped, then "
-                   "_merge joins the assistant answers before and after it into one made-up turn (same in _flat for Claude files)")
 def test_chatgpt_dropped_image_turn_does_not_merge_answers():
-    (dropped,), _ = read(CHATGPT / "images.json", images="drop")
-    assert [m["content"] for m in dropped["messages"] if m["role"] == "assistant"] == [m["content"] for m in IMAGES[1::2]]
+    "images='drop' empties the image-only question: its answer goes with it, never joined to the answer before it."
+    (dropped,), report = read(CHATGPT / "images.json", images="drop")
+    assert dropped["messages"] == [U("What bird is this?")] + IMAGES[1:4]          # still user, assistant, user, assistant
+    assert report.notes["messages dropped: empty"] == 1 and report.notes["messages dropped: answer to an empty question"] == 1
 
 def test_chatgpt_reasoning_thoughts_and_web_run():
     "A single conversation object with only `id` and integer times; the model comes from the answers' model_slug."
