@@ -440,20 +440,41 @@ def _flat(pairs, cid, source, why, **kw)->Conversation:
     return Conversation(id=str(cid), messages=[dict(role=r, content=t) for r, t, _ in merged], source=source, system=system, **kw)
 
 # %% ../nbs/00_export.ipynb #99e4505d
-def _claude_text(m:dict, images:str)->str:
+_IMAGE_FILES = {"png", "jpg", "jpeg", "gif", "webp", "heic", "bmp", "svg"}
+
+def _file_block(name:str, body:str)->str:
+    "An attached file's text as the assistant read it: the name in bold, then the text in a fenced block."
+    body = body.strip("\n")
+    fence = "```"
+    while fence in body: fence += "`"
+    return (f"**{name}**\n\n" if name else "") + f"{fence}\n{body}\n{fence}"
+
+def _claude_file(f:dict, images:str, why:Counter)->str:
+    "One attachment or file: its `extracted_content` as a fenced block, else `[image]` / `[file]` (or nothing)."
+    name = f.get('file_name') if isinstance(f.get('file_name'), str) else ""
+    text = f.get('extracted_content')
+    if isinstance(text, str) and text.strip():
+        why[TEXT_NOTES["file text"]] += 1
+        return _file_block(name, text)
+    image = (f.get('file_kind') == 'image' or str(f.get('file_type') or '').startswith('image')
+             or name.rsplit('.', 1)[-1].lower() in _IMAGE_FILES)
+    return _placeholder("image" if image else "file", images, why)
+
+def _claude_text(m:dict, images:str, why:Counter|None=None)->str:
+    "A message's text blocks, after its attachments (their text, or a placeholder)."
+    why = Counter() if why is None else why
     blocks = m.get('content')
     if isinstance(blocks, list) and blocks:
         text = "\n\n".join(b.get('text', '').strip() for b in blocks if isinstance(b, dict) and b.get('type') == 'text' and b.get('text'))
     else: text = m.get('text') or ""
     files = [f for f in (m.get('attachments') or []) + (m.get('files') or []) if isinstance(f, dict)]
-    if files and images == "placeholder": text = "\n\n".join(["[file]"] * len(files) + ([text] if text else []))
-    return text
+    return "\n\n".join(t for t in [_claude_file(f, images, why) for f in files] + [text] if t)
 
 def read_claude_conversation(raw:dict, images:str="placeholder", why:Counter|None=None, **_)->Conversation:
     "A Claude.ai export conversation (`chat_messages` with `sender` and content blocks)."
     why = Counter() if why is None else why
     if not isinstance(raw.get('chat_messages'), list): raise Skip("chat_messages is not a list")
-    pairs = [(m.get('sender'), _claude_text(m, images)) for m in raw['chat_messages'] if isinstance(m, dict)]
+    pairs = [(m.get('sender'), _claude_text(m, images, why)) for m in raw['chat_messages'] if isinstance(m, dict)]
     return _flat(pairs, raw.get('uuid') or raw.get('id'), "claude", why, title=raw.get('name') or None,
                  create_time=_as_time(raw.get('created_at')), update_time=_as_time(raw.get('updated_at')))
 
@@ -467,18 +488,27 @@ def read_sharegpt_conversation(raw:dict, n:int=0, why:Counter|None=None, **_)->C
     return _flat(pairs, raw.get('id') or f"sharegpt-{n}", "sharegpt", why)
 
 # %% ../nbs/00_export.ipynb #7a7b4781
-def _content_text(c)->str:
-    "OpenAI message content: a string, or a list of parts of which the text ones count."
-    if isinstance(c, str): return c
-    if isinstance(c, list): return "\n\n".join(p.get('text', '') for p in c if isinstance(p, dict) and p.get('type') == 'text')
-    return ""
+_OPENAI_MEDIA = {"image_url": "image", "input_image": "image", "input_audio": "audio", "file": "file", "input_file": "file"}
 
-def read_messages_conversation(raw:dict, n:int=0, why:Counter|None=None, source:str="messages", **_)->Conversation:
+def _content_text(
+    c,                        # a message's `content`: a string, or a list of parts
+    images:str="placeholder", # "placeholder" or "drop" for image, audio and file parts
+    why:Counter|None=None,    # counts the placeholders
+)->str:
+    "OpenAI message content as text: the text parts, after a placeholder for each image, audio or file part (or none)."
+    if isinstance(c, str): return c
+    if not isinstance(c, list): return ""
+    parts = [p for p in c if isinstance(p, dict)]
+    marks = [_placeholder(_OPENAI_MEDIA[p['type']], images, why) for p in parts if p.get('type') in _OPENAI_MEDIA]
+    words = [p['text'] for p in parts if p.get('type') in ('text', 'input_text', 'output_text') and isinstance(p.get('text'), str)]
+    return "\n\n".join(t for t in marks + words if t)
+
+def read_messages_conversation(raw:dict, n:int=0, why:Counter|None=None, source:str="messages", images:str="placeholder", **_)->Conversation:
     "A `{'messages': [...]}` record: OpenAI fine-tuning JSONL, a seed JSON list, or chatft's own JSONL."
     why = Counter() if why is None else why
     msgs = raw.get('messages')
     if not isinstance(msgs, list): raise Skip("messages is not a list")
-    pairs = [(m.get('role'), _content_text(m.get('content'))) for m in msgs if isinstance(m, dict)]
+    pairs = [(m.get('role'), _content_text(m.get('content'), images, why)) for m in msgs if isinstance(m, dict)]
     known = {k: raw[k] for k in ('title', 'create_time', 'update_time', 'model') if raw.get(k) is not None}
     conv = _flat(pairs, raw.get('id') or f"{source}-{n}", raw.get('source') or source, why, **known)
     if raw.get('system'): conv.system = raw['system']
@@ -534,7 +564,7 @@ def _studio_text(chunk:dict, images:str, why:Counter)->str:
         text = "".join(p['text'] for p in parts if not p.get('thought') and isinstance(p.get('text'), str))
     else: text = chunk.get('text') if isinstance(chunk.get('text'), str) else ""
     files = [k for k in _STUDIO_FILES if k in chunk]
-    if files and images == "placeholder": text = "\n\n".join([f"[{'image' if 'Image' in k else 'file'}]" for k in files] + [text])
+    text = "\n\n".join(t for t in [_placeholder('image' if 'Image' in k else 'file', images, why) for k in files] + [text] if t)
     return text
 
 def read_aistudio_conversation(raw:dict, images:str="placeholder", why:Counter|None=None, name:str="", **_)->Conversation:

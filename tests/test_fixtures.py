@@ -212,6 +212,9 @@ def test_chatgpt_voice_transcriptions_without_placeholders():
 # --- Claude.ai -------------------------------------------------------------------------------------------------
 def cid(n): return f"c1a0de01-0000-4000-8000-00000000000{n}"
 NOTES = "Turn these notes into three action points."
+NOTES_TXT = "**notes.txt**\n\n```\nBudget due Monday. Ana books the room. Test the projector.\n```"   # what Claude read
+ACTIONS = "1. Send the budget by Monday.\n2. Ana books the room.\n3. Test the projector."
+ROOM = "Room 2B on the plan seats twelve, so everyone fits."
 CLAUDE_KEPT = [
     dict(id=cid(1), title="Dog walk route", create_time=utc(2025, 7, 1, 9), update_time=utc(2025, 7, 1, 9, 1, 10, 500000), source="claude",
          messages=[U("Where can I walk the dog for an hour near the canal?"),               # the thinking block is dropped
@@ -220,8 +223,8 @@ CLAUDE_KEPT = [
          messages=[U("I have a job interview on Friday.\n\nAny tips for the salary question?"),  # the same sender twice: merged
                    A("Research the usual range first, then name a figure near its top.")]),
     dict(id=cid(3), title="Meeting notes", create_time=utc(2025, 5, 2, 8), update_time=utc(2025, 5, 2, 8, 2), source="claude",
-         messages=[U("[file]\n\n[file]\n\n" + NOTES),                                         # one attachment, one file
-                   A("1. Send the budget by Monday.\n2. Ana books the room.\n3. Test the projector.")]),
+         messages=[U(NOTES_TXT + "\n\n[image]\n\n" + NOTES),               # an attachment's extracted text, an image file
+                   A(ACTIONS), U("[file]"), A(ROOM)]),                            # a PDF with no words
     dict(id=cid(4), title="Rain haiku", create_time=utc(2024, 3, 10, 12), update_time=utc(2024, 3, 10, 12, 0, 30), source="claude",
          messages=[U("A haiku about rain, please."),                                         # `text` only, no content blocks
                    A("Rain taps on the roof\nthe gutter hums its one tune\nthe cat stays indoors")])]
@@ -231,10 +234,15 @@ def test_claude():
     assert convs == CLAUDE_KEPT
     assert report.kept == 4 and report.skipped == [{"id": cid(5), "reason": "no messages"}]   # a redacted (emptied) conversation
     assert report.notes["messages dropped: empty"] == 2 and report.notes["formats"] == "claude (5)"
+    assert report.notes["attached files kept as fenced blocks (their extracted text)"] == 1
+    assert report.notes["attachments as placeholders ([image], [file], [audio])"] == 2
 
 def test_claude_files_dropped():
-    convs, _ = read(CLAUDE / "conversations.json", images="drop")
-    assert by_id(convs)[cid(3)]["messages"][0] == U(NOTES)
+    "images='drop' drops the placeholders, not the text Claude read; the emptied PDF question goes with its answer."
+    convs, report = read(CLAUDE / "conversations.json", images="drop")
+    assert by_id(convs)[cid(3)]["messages"] == [U(NOTES_TXT + "\n\n" + NOTES), A(ACTIONS)]   # not ACTIONS + ROOM merged
+    assert report.notes["messages dropped: answer to an empty question"] == 1
+    assert report.notes["attachments dropped (images='drop')"] == 2
 
 def test_claude_zip(tmp_path):
     z = zip_export(tmp_path / "claude.zip", {"conversations.json": CLAUDE / "conversations.json",
@@ -267,7 +275,7 @@ OPENAI_KEPT = [
          messages=[U("Why is the sky blue?"), A("Air scatters blue light more than red light.")]),
     dict(id="train-1", source="messages", messages=[U("Give me a word that rhymes with moon."), A("Spoon."), U("Another?"), A("Tune.")]),
     dict(id="train-3", source="messages", messages=[U("Say hello many times."), A(" ".join(["hello"] * 700))]),   # overlong: kept
-    dict(id="train-4", source="messages", messages=[U(PICTURE), A("A cat asleep on a keyboard.")]),             # list-of-parts content
+    dict(id="train-4", source="messages", messages=[U(PICTURE), A("A cat asleep on a keyboard.")]),    # list-of-parts content, images="drop"
     dict(id="train-5", source="messages", messages=[U("What's the weather in Oslo?"), A("It is 4 degrees in Oslo.")])]  # tool call, result
 
 def test_openai_finetune_jsonl():
@@ -279,13 +287,15 @@ def test_openai_finetune_jsonl():
     assert report.notes["messages dropped: empty"] == 1 and report.notes["messages dropped: not user or assistant"] == 1
     assert report.notes["formats"] == "messages (6)"
 
-@pytest.mark.xfail(strict=True, reason="reader bug: read_messages_conversation ignores `images`: an image_url part of OpenAI "
-                   "list-of-parts content vanishes without the documented '[image]' placeholder (the ChatGPT reader gives one)")
 def test_openai_image_part_placeholder():
-    assert by_id(read(OPENAI / "train.jsonl")[0])["train-4"]["messages"][0] == U("[image]\n\n" + PICTURE)
+    "An image_url part is '[image]' before the words (as the other readers place attachments), counted in the report."
+    convs, report = read(OPENAI / "train.jsonl")
+    assert by_id(convs)["train-4"]["messages"][0] == U("[image]\n\n" + PICTURE)
+    assert report.notes["attachments as placeholders ([image], [file], [audio])"] == 1
 
 def test_openai_image_part_dropped():
-    assert by_id(read(OPENAI / "train.jsonl", images="drop")[0])["train-4"] == OPENAI_KEPT[3]
+    convs, report = read(OPENAI / "train.jsonl", images="drop")
+    assert by_id(convs)["train-4"] == OPENAI_KEPT[3] and report.notes["attachments dropped (images='drop')"] == 1
 
 # --- plain seed files and CSV transcripts ----------------------------------------------------------------------
 def test_seed_json_and_jsonl():
