@@ -30,12 +30,13 @@ NEW_KINDS = ["SECRET", "NATIONAL_ID", "ADDRESS"]        # what issue 14 is about
 HERE = Path(__file__).parent
 SETS = dict(labelled=HERE/"pii_labelled.jsonl", tune=HERE/"pii_tune.jsonl", heldout=HERE/"pii_heldout.jsonl")
 
-def spans_of(text, values, where):
-    out, start = [], {}
+def spans_of(text, values, where, avoid=()):
+    "Where each value is, its first place that does not overlap `avoid` (a look-alike may also appear inside a secret)."
+    out = []
     for v in values:
-        i = text.find(v, start.get(v, 0))
+        i = text.find(v)
+        while i >= 0 and (any(i < e and s < i + len(v) for s, e, *_ in avoid) or (i, i + len(v)) in out): i = text.find(v, i + 1)
         assert i >= 0, f"snippet {where}: {v!r} not in text"
-        start[v] = i + 1
         out.append((i, i + len(v)))
     return out
 
@@ -43,7 +44,7 @@ def load(path):
     rows = [orjson.loads(l) for l in Path(path).read_bytes().splitlines() if l.strip()]
     for r in rows:
         r["spans"] = [(s, e, p["type"]) for (s, e), p in zip(spans_of(r["text"], [p["value"] for p in r["pii"]], r["id"]), r["pii"])]
-        r["keep_spans"] = spans_of(r["text"], r.get("keep", []), r["id"])
+        r["keep_spans"] = spans_of(r["text"], r.get("keep", []), r["id"], r["spans"])
     return rows
 
 def chatft_system():

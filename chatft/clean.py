@@ -6,7 +6,7 @@ Docs: https://chatft.github.io/chatft/clean.html.md"""
 
 # %% ../nbs/02_clean.ipynb #b5de4441
 from __future__ import annotations
-import re, ipaddress, hashlib, argparse, html as _html
+import re, math, base64, binascii, ipaddress, hashlib, argparse, html as _html
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,12 +14,13 @@ import orjson
 from .export import ChatftError, Report, Conversation, read_jsonl, write_jsonl
 
 # %% auto #0
-__all__ = ['IBAN_LENGTHS', 'API_KEY_PATTERNS', 'DETECTORS', 'ERROR_REPLY', 'NEAR_DUPLICATE_THRESHOLD', 'Found', 'luhn_ok',
-           'iban_ok', 'find_pii', 'redact_text', 'mask', 'presidio_finder', 'turns', 'keep_min_turns', 'keep_dates',
-           'keep_models', 'keep_matching', 'drop_matching', 'token_counts', 'keep_token_range', 'keep_languages',
-           'apply_filters', 'is_error_reply', 'repair', 'shingles', 'jaccard', 'near_duplicates', 'drop_duplicates',
-           'redact_conversations', 'redaction_examples', 'CleanReport', 'clean', 'report_path', 'clean_file',
-           'clean_cli']
+__all__ = ['IBAN_LENGTHS', 'API_KEY_PATTERNS', 'ENTROPY_THRESHOLD', 'DETECTORS', 'ERROR_REPLY', 'NEAR_DUPLICATE_THRESHOLD',
+           'Found', 'luhn_ok', 'iban_ok', 'entropy', 'looks_like_password', 'looks_random', 'ssn_ok', 'itin_ok',
+           'steuer_id_ok', 'dni_ok', 'nir_ok', 'find_pii', 'redact_text', 'mask', 'presidio_finder', 'turns',
+           'keep_min_turns', 'keep_dates', 'keep_models', 'keep_matching', 'drop_matching', 'token_counts',
+           'keep_token_range', 'keep_languages', 'apply_filters', 'is_error_reply', 'repair', 'shingles', 'jaccard',
+           'near_duplicates', 'drop_duplicates', 'redact_conversations', 'redaction_examples', 'CleanReport', 'clean',
+           'report_path', 'clean_file', 'clean_cli']
 
 # %% ../nbs/02_clean.ipynb #e287880e
 @dataclass(frozen=True)
@@ -154,11 +155,199 @@ API_KEY_PATTERNS = {
 _API_KEY = r"(?<![A-Za-z0-9_-])(?:" + "|".join(API_KEY_PATTERNS.values()) + r")(?![A-Za-z0-9_-])"
 _PRIVATE_KEY = r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?:[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|[A-Za-z0-9+/=\s:,-]*)"
 _JWT = r"(?<![\w-])eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"
-_ASSIGNED = (r"(?i)(?:\b|_)(?:password|passwd|pwd|passcode|secret|secret[_-]?key|api[_-]?key|apikey|access[_-]?token|auth[_-]?token|"
-             r"client[_-]?secret|aws_secret_access_key)\b[\"']?\s*[:=]\s*[\"']?([^\s\"',;`]{6,})")
 _URL_CREDENTIALS = r"(?i)\b[a-z][a-z0-9+.-]*://([^\s:/@]+:[^\s/]+)@"      # up to the last @: passwords often contain one
 
 def _not_placeholder(s:str)->bool: return not _PLACEHOLDER.search(s.split(":")[-1])
+
+# %% ../nbs/02_clean.ipynb #b91bac51
+def entropy(s:str)->float:
+    "Shannon entropy of `s` in bits per character: about 4 for random keys, 2-3.5 for words and names."
+    n = len(s)
+    return -sum(k / n * math.log2(k / n) for k in Counter(s).values()) if s else 0.0
+
+ENTROPY_THRESHOLD = 3.5   # bits per character; chosen on benchmarks/pii_tune.jsonl (see below)
+
+# %% ../nbs/02_clean.ipynb #4e86f296
+_CODE_VALUE = re.compile(r"^(?:\$\{?\w+\}?|<[^>]*>|\{\{?[^}]*\}?\}|%\(?\w*\)?s|\*+|x{3,})$"   # ${KEY} <token> {{key}} %s
+                         r"|^(?-i:[a-z_]+(?:\.[a-z_]+)+)$|[()\[\]]|\.\.\.|…|^[\s`:-]"     # os.environ[...] f(x) ...
+                         r"|^(?-i:[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)$", re.I)                      # API_KEY
+_DUMMY = re.compile(r"(?i)^(?:password|passwd|pass|secret|changeme|change_me|example|test|none|null|nil|true|false|undefined"
+                    r"|required|optional|empty|string|hidden|redacted|admin|root|token|your[\w-]*|\w*here)$"
+                    r"|^your[_-]|[_-]here$|^[<{\[]")
+
+def _not_code(v:str)->bool:
+    "Not a reference to a secret (`${API_KEY}`, `<token>`, `os.environ[...]`, `API_KEY`) nor a dummy (`changeme`)."
+    return bool(v) and not _CODE_VALUE.search(v) and not _DUMMY.search(v)
+
+def looks_like_password(v:str)->bool:
+    "A word chosen as a password: 4+ characters with a digit or a symbol, not a code reference; or a 4-8 digit PIN."
+    if re.fullmatch(r"\d{4,8}", v): return True
+    return len(v) >= 4 and _not_code(v) and bool(re.search(r"\d|[^\w\s]", v)) and not re.fullmatch(r"[\d.,:/-]+", v)
+
+def looks_random(v:str, threshold:float=ENTROPY_THRESHOLD)->bool:
+    "A generated token: 12+ token characters, letters with digits (or base64's `+/`), entropy >= `threshold`."
+    mixed = len(re.findall(r"\d", v)) >= 2 or bool(re.search(r"[+/]", v) and re.search(r"[a-z]", v) and re.search(r"[A-Z]", v))
+    charset = re.fullmatch(r"[\w.~+/=:!@#$%^&*-]+", v) and re.search(r"[A-Za-z]", v)
+    return len(v) >= 12 and _not_code(v) and mixed and bool(charset) and entropy(v) >= threshold
+
+# %% ../nbs/02_clean.ipynb #8298fd9a
+_PW_NAME = (r"pass(?:word|wd|phrase|code)?|pwd|pw|secret|secreto|clave|contrase(?:ñ|n)a|passwort|kennwort|mot_?de_?passe|mdp"
+            r"|(?:secret|private|signing|encryption|master)[_-]?key|pin")
+_TOKEN_NAME = r"token|api[_-]?key|apikey|key|auth|salt|credentials?|cookie|session(?:[_-]?id)?|sid|signature|jsessionid|phpsessid"
+_NAME = re.compile(r"(?i)(?:(?P<pw>" + _PW_NAME + r")|(?P<tok>" + _TOKEN_NAME + r"))")
+_VALUE = re.compile(r"""[ \t]*["']?[ \t]*(?::|=|:=|=>)[ \t]*(?:"([^"\n]{1,200})"|'([^'\n]{1,200})'|`([^`\n]{1,200})`|([^\s"'`,;]+))""")
+
+def _secret_name(name:str):
+    "The match of the secret word that ends `name` (`DB_PASSWORD`, `apiKey`, `X-Auth-Token`), or None."
+    parts = re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower().replace("-", "_").replace(".", "_").split("_")
+    return _NAME.fullmatch(parts[-1]) or _NAME.fullmatch("_".join(parts[-2:]))
+
+def _assigned_spans(text):
+    "Values after a secret name and `=`/`:`; token names need a random-looking value, password names a real one."
+    for m in re.finditer(r"[A-Za-z][\w.-]*(?=[\"']?\s*[:=])", text):
+        if not (k := _secret_name(m[0])) or not (v := _VALUE.match(text, m.end())): continue
+        if k["pw"] and k["pw"].lower() == "pass" and not (m[0].isupper() or m[0].lower() == "pass"): continue   # a compiler pass
+        g = next(i for i in range(1, 5) if v[i] is not None)          # quoted "..." '...' `...`, or bare
+        val, s = (v[g].rstrip(".,;:)]}") if g == 4 else v[g]), v.start(g)
+        env_style = m[0].isupper() and "_" in m[0] and "=" in v[0] and " " not in v[0]     # DB_PASSWORD=hunter
+        variable = re.fullmatch(r"[A-Za-z_]\w*", val) and sum(c.isdigit() for c in val) < .2 * len(val)
+        if variable and g == 4 and not env_style: continue                                  # key = other_variable
+        if k["tok"]: ok = looks_random(val)
+        else: ok = looks_like_password(val) or (len(val) >= 4 and _not_code(val) and (g < 4 or env_style or not variable))
+        if ok: yield s, s + len(val)
+
+# %% ../nbs/02_clean.ipynb #c41ed702
+def _basic_ok(v:str)->bool:
+    "Basic credentials are base64 of `user:password`."
+    try: s = base64.b64decode(v + "=" * (-len(v) % 4), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError): return False
+    return ":" in s and s.isprintable()
+
+def _auth_spans(text):
+    "`Basic <base64 of user:password>` anywhere; `Bearer`/`Token` values after `Authorization`, or random-looking ones."
+    for m in re.finditer(r"(?<![\w-])Basic\s+([A-Za-z0-9+/]{8,}={0,2})(?![\w+/=])", text):
+        if _basic_ok(m[1]): yield m.start(1), m.end(1)
+    for m in re.finditer(r"(?i)(authorization\W{0,4}\s*)?\b(?:bearer|token|digest|apikey)\s+([A-Za-z0-9._~+/-]{8,}=*)", text):
+        v = m[2].rstrip(".")
+        if _not_code(v) and (looks_random(v) or (m[1] and len(v) >= 16 and entropy(v) >= 3)): yield m.start(2), m.start(2) + len(v)
+
+# %% ../nbs/02_clean.ipynb #f0a89713
+_PW_WORDS = (r"password|passwd|passphrase|passcode|pass(?=[ \t]*[:=])|pw|pwd|pin(?:[ -]code)?|"
+             r"contraseña|clave|mot de passe|mdp|code secret|passwort|kennwort|wlan-passwort|geheimzahl|pin-code")
+_PROSE_PW = re.compile(r"(?i)(?<![\w!#$%&*+/=?^-])(?:" + _PW_WORDS + r")\b"
+                       r"(?:\s+(?:for|of|to|del?|du|de la|für|vom|zum|on)\s+(?:the\s+|my\s+|la\s+|el\s+|le\s+|mon\s+|das\s+|den\s+|die\s+)?"
+                       r"[\w-]+(?:\s[\w-]+)?)?"                                                    # "password for the staging db"
+                       r"[ \t]*(?:(?:(?:is|was|to|est|c'est|es|ist|lautet|era|ser[áa])\b|[=:–—-])[ \t]*(?:now[ \t]+|:[ \t]*)?"
+                       r"|(?:(?<=word)|(?<=wort)|(?<=seña)|(?<=passe))[ \t])(?P<v>\S+)")           # "..., password X"
+_CODE_PW = re.compile(r"(?i)\b(?:(?:door|garage|gate|alarm|safe|lock|lockbox|access|security|entry)\s+code"
+                      r"|code\s+(?:for|of|to)\s+(?:the\s+|my\s+)?[\w-]+(?:\s[\w-]+)?)\s+(?:is|was|:)\s*(?P<v>\d{4,8})\b")
+_LOGIN = re.compile(r"(?i)\b(?:login|credentials|creds|identifiants?|anmeldung|zugangsdaten|usuario)\b[^\n/]{0,40}?\s"
+                    r"(?P<u>[\w.@+-]+)\s*/\s*(?P<v>\S+)")
+
+def _prose_password_spans(text):
+    "Passwords and PINs in sentences: 'my password is X', 'pw: X', 'mot de passe : X', 'the login is admin / X'."
+    for rx in (_PROSE_PW, _CODE_PW, _LOGIN):
+        for m in rx.finditer(text):
+            v = m["v"].rstrip(".,;:)\"'»”") if re.search(r"[!?]{2}$", m["v"]) else m["v"].rstrip(".,;:)!?\"'»”")
+            if re.search(r"(?i)\bpin\b", m[0]) and not re.fullmatch(r"\d{4,8}", v): continue
+            if v and looks_like_password(v): yield m.start("v"), m.start("v") + len(v)
+
+# %% ../nbs/02_clean.ipynb #b3e079a7
+_KNOWN_FAKE_SSN = {"078051120", "219099999", "457555462", "123456789"}    # printed on wallets and in ads
+
+def ssn_ok(s:str)->bool:
+    "US Social Security number ranges: area not 000, 666 or 900-999; group not 00; serial not 0000; not a known example."
+    d = re.sub(r"\D", "", s)
+    if len(d) != 9 or d in _KNOWN_FAKE_SSN or all(len(set(p)) == 1 for p in (d[:3], d[3:5], d[5:])): return False
+    area, group, serial = int(d[:3]), int(d[3:5]), int(d[5:])
+    return 0 < area < 900 and area != 666 and group > 0 and serial > 0
+
+def itin_ok(s:str)->bool:
+    "US ITIN: 9XX-YY-XXXX with YY in 50-65, 70-88, 90-92 or 94-99."
+    d = re.sub(r"\D", "", s)
+    g = int(d[3:5]) if len(d) == 9 else 0
+    return len(d) == 9 and d[0] == "9" and (50 <= g <= 65 or 70 <= g <= 88 or 90 <= g <= 92 or 94 <= g <= 99)
+
+_SSN_WORDS = re.compile(r"(?i)(?:\bssn|social security|social|ss ?#|seguro social|sécurité sociale|itin|tin)\b[^\n\d]{0,25}$")
+
+def _ssn_spans(text):
+    "SSNs and ITINs: `123-45-6789` in range (not after 'order', 'ticket'...), or 9 digits right after 'SSN' and the like."
+    for m in re.finditer(r"(?<![\w.-])(\d{3})([- ]?)(\d{2})\2(\d{4})(?![\w]|[.-]\d)", text):
+        if not (ssn_ok(m[0]) or itin_ok(m[0])): continue
+        if _SSN_WORDS.search(_before(text, m.start(), 40)) or (m[2] == "-" and not _BEFORE_ID.search(_before(text, m.start(), 20))):
+            yield m.start(), m.end()
+
+# %% ../nbs/02_clean.ipynb #a05cc4fa
+_NINO = (r"(?<![A-Za-z0-9])(?!BG|GB|KN|NK|NT|TN|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]"
+         r"(?![A-Za-z0-9])")
+_PASSPORT = re.compile(r"(?i)\b(?:passport|pasaporte|passeport|reisepass|pass-nr)\w*\b[^\n\d]{0,30}?(?<![\w-])"
+                       r"(?-i:([A-Z0-9]{6,10}))(?![\w-])")
+
+def _passport_spans(text):
+    "Passport numbers: 6-10 capitals and digits (3+ digits) a few words after 'passport', 'pasaporte', 'passeport', 'Reisepass'."
+    for m in _PASSPORT.finditer(text):
+        if sum(c.isdigit() for c in m[1]) >= 3 and not re.fullmatch(r"(?:19|20)\d{2}", m[1]): yield m.start(1), m.end(1)
+
+# %% ../nbs/02_clean.ipynb #0b5e3b7b
+def steuer_id_ok(s:str)->bool:
+    "German tax id (Steuer-ID): 11 digits, not starting with 0, ISO 7064 MOD 11,10 check digit."
+    d = re.sub(r"\D", "", s)
+    if len(d) != 11 or d[0] == "0": return False
+    p = 10
+    for c in d[:10]: p = (2 * (((int(c) + p) % 10) or 10)) % 11
+    return (11 - p) % 10 == int(d[10])
+
+_DNI_LETTERS = "TRWAGMYFPDXBNJZSQVHLCKE"
+
+def dni_ok(s:str)->bool:
+    "Spanish DNI (8 digits + letter) or NIE (X/Y/Z + 7 digits + letter): the letter is the number mod 23."
+    s = re.sub(r"[\s-]", "", s).upper()
+    num = str("XYZ".index(s[0])) + s[1:-1] if s[0] in "XYZ" else s[:-1]
+    return num.isdigit() and _DNI_LETTERS[int(num) % 23] == s[-1]
+
+def nir_ok(s:str)->bool:
+    "French social security number (NIR): 13 digits (2A/2B for Corsica) and a key of 97 - (number mod 97)."
+    s = re.sub(r"\s", "", s).upper()
+    if len(s) != 15 or s[0] not in "1278": return False
+    n = s[:13].replace("2A", "19").replace("2B", "18")
+    return n.isdigit() and s[13:].isdigit() and 97 - int(n) % 97 == int(s[13:])
+
+# %% ../nbs/02_clean.ipynb #f4ef2154
+_TAX_WORDS = re.compile(r"(?i)(?:steuer-?id|steuer-?identifikationsnummer|identifikationsnummer|idnr|tax id|tax identification"
+                        r"|tin|ein|fein|employer identification)\b[^\n\d]{0,20}$")
+
+def _tax_id_spans(text):
+    "German Steuer-ID (after its word), Spanish DNI/NIE and French NIR (by their checks), US EIN (after its word)."
+    for m in re.finditer(r"(?<![\w-])\d{2} ?\d{3} ?\d{3} ?\d{3}(?![\w-])", text):
+        if steuer_id_ok(m[0]) and _TAX_WORDS.search(_before(text, m.start(), 40)): yield m.start(), m.end()
+    for m in re.finditer(r"(?<![\w-])(?:\d{8}|[XYZ]-?\d{7})-?[A-Z](?![\w-])", text):
+        if dni_ok(m[0]): yield m.start(), m.end()
+    for m in re.finditer(r"(?<![\w.,-])[1278] ?\d{2} ?\d{2} ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}(?![\w-]|[.,]\d)", text):
+        if nir_ok(m[0]): yield m.start(), m.end()
+    for m in re.finditer(r"(?<![\w-])\d{2}-\d{7}(?![\w-])", text):
+        if _TAX_WORDS.search(_before(text, m.start(), 40)): yield m.start(), m.end()
+
+# %% ../nbs/02_clean.ipynb #ee4d010c
+_UP = r"[A-ZÀ-ÖØ-Þ]"
+_WORD = _UP + r"[\wÀ-ÿ'’.-]*"
+_STREET_SUFFIX = (r"Street|St|Avenue|Ave|Av|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Ter|Circle"
+                  r"|Cir|Parkway|Pkwy|Highway|Hwy|Square|Sq|Trail|Trl|Close|Crescent|Cres|Gardens|Grove|Hill|Row|Walk|Mews|Green|Parade")
+_UNIT = r"(?:Apt\.?|Apartment|Suite|Ste\.?|Unit|Flat|Floor|Fl\.?|#)\s*[\w-]{1,5}"
+_US_STATE = r"A[LKZR]|C[AOT]|D[EC]|FL|GA|HI|I[DLNA]|K[SY]|LA|M[EDAINSOT]|N[EVHJMYCD]|O[HKR]|PA|RI|S[CD]|T[NX]|UT|V[TA]|W[AVIY]"
+_UK_POSTCODE = r"[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}"
+_CITY = _WORD + r"(?:[ -](?:" + _WORD + r"|am|an der|upon|on|de|la|del?|sur|en))*"
+_US_UK_STREET = (r"(?:" + _UNIT + r",?\s+)?\d{1,6}[A-Za-z]?,?\s+(?:[NSEW]\.?\s+)?(?:" + _WORD + r"|\d+(?:st|nd|rd|th))"
+                 r"(?:\s+" + _WORD + r"){0,3}?\s+(?:" + _STREET_SUFFIX + r")\.?(?![\w])(?:,?\s+" + _UNIT + r")?")
+_US_UK_TAIL = (r"(?:[,\n]\s*" + _CITY + r")?(?:,?\s+(?:(?:" + _US_STATE + r")\s+\d{5}(?:-\d{4})?|" + _UK_POSTCODE + r"))(?![\w])")
+_DE_STREET = (r"(?:" + _UP + r"[\wäöüß-]*(?:straße|strasse|str\.|weg|allee|platz|gasse|ring|damm|ufer|chaussee|steig|pfad)"
+              r"|(?:Am|An der|Im|Auf dem|Zum|Zur)\s+" + _WORD + r")\s+\d{1,4}\s?[a-z]?\b")
+_ES_STREET = (r"(?:Calle|C/|Avenida|Avda\.?|Paseo|Plaza|Pza\.?|Camino|Carretera|Ronda|Travesía|Rambla|Carrer)\s+(?:(?:de|del|la|los|las|el)\s+)*"
+              r"(?:" + _WORD + r")(?:\s+(?:(?:de|del|la|los|las|el|y)\s+)*" + _WORD + r"){0,3},?\s+(?:nº\s*)?\d{1,4}(?:,?\s*\d+º\s*[A-Z]?)?")
+_FR_STREET = (r"\d{1,4}(?:\s?(?:bis|ter))?,?\s+(?:rue|avenue|av\.|boulevard|bd|place|allée|impasse|chemin|quai|route|cours|square)\s+"
+              r"(?:(?:de|du|des|la|le|les|l'|d')\s*)*[\wÀ-ÿ'’-]+(?:\s+(?:(?:de|du|des|la|le|les|l'|d')\s*)*" + _WORD + r"){0,3}")
+_POSTCODE_CITY = r",?\s+\d{5}\s+" + _CITY
+_ADDRESS = "|".join([_US_UK_STREET + r"(?:" + _US_UK_TAIL + r")?", _DE_STREET + r"(?:" + _POSTCODE_CITY + r")?",
+                     _ES_STREET + _POSTCODE_CITY, _FR_STREET + _POSTCODE_CITY])
 
 # %% ../nbs/02_clean.ipynb #da50dcdd
 DETECTORS = [
@@ -166,10 +355,17 @@ DETECTORS = [
     ("SECRET",      _regex_spans(_JWT)),
     ("CREDENTIALS", _regex_spans(_URL_CREDENTIALS, 1, _not_placeholder)),   # `user:key@host`: the whole login, key included
     ("API_KEY",     _regex_spans(_API_KEY, 0, _looks_random)),
-    ("SECRET",      _regex_spans(_ASSIGNED, 1, _not_placeholder)),     # `password = ...` when the value is no known key
+    ("SECRET",      _auth_spans),                 # `Authorization: Basic ...`, `Bearer ...`
+    ("SECRET",      _assigned_spans),             # `PASSWORD=...`, `"token": "..."` when the value is no known key
+    ("SECRET",      _prose_password_spans),       # "my password is ...", "Mi contraseña es ..."
     ("EMAIL",       _email_spans),
     ("IBAN",        _iban_spans),
     ("CARD",        _card_spans),
+    ("NATIONAL_ID", _ssn_spans),
+    ("NATIONAL_ID", _regex_spans(_NINO)),
+    ("NATIONAL_ID", _passport_spans),
+    ("NATIONAL_ID", _tax_id_spans),
+    ("ADDRESS",     _regex_spans(_ADDRESS)),
     ("IP",          _ip_spans),
     ("PHONE",       _phone_spans),
 ]
