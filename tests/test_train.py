@@ -1,6 +1,10 @@
 """Training with the tiny random model: loss goes down, only trained tokens carry loss, end-of-turn is
-learned, a killed run resumes to the same weights, QLoRA runs on the CPU, and a 2-process run saves once."""
-import os, sys, json, time, signal, shutil, subprocess
+learned, a killed run resumes to the same weights, QLoRA runs on the CPU, and a 2-process run saves once.
+
+The learning tests must pass on any x86 CPU, thread count and BLAS path, so they are seeded, train at a rate
+well inside the stable range, and assert on probabilities and loss ratios with wide margins rather than on
+an exact greedy string (see `tiny_plan` for the measurements behind the numbers)."""
+import os, sys, json, signal, subprocess, time
 from pathlib import Path
 import pytest, torch
 from chatft.export import Conversation, write_jsonl
@@ -10,8 +14,9 @@ from chatft.train import plan_training, train, load_run, answer, heldout_loss, l
 
 CHATFT = str(Path(sys.executable).parent/"chatft")
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+REPLY = "ok, noted."
 
-def convs(n=12, reply="ok, noted."):
+def convs(n=12, reply=REPLY):
     "A small memorisable set: every reply is the same short text."
     return [Conversation(id=f"c{i}", create_time=1.7e9+i, messages=[{"role": "user", "content": f"note number {i}"},
                                                                      {"role": "assistant", "content": reply}]) for i in range(n)]
@@ -27,26 +32,65 @@ def dsd(tok): return prepare(convs(), tok, max_length=128, test_size=0.25)[0]
 TINY_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head"]
 
 def tiny_plan(dsd, **kw):
-    o = dict(target_modules=TINY_TARGETS, max_length=128, lr=2e-2, max_steps=80, lora_dropout=0.0, grad_accum=1, warmup_ratio=0.0, lr_scheduler="constant",
-             eval_steps=40, save_steps=40, logging_steps=1)
+    """A plan that learns the set in 40 steps on any CPU path.
+    Measured (constant rate, 13 seeds, AVX512 and AVX2 kernels, 1 and 2 threads): at lr 5e-3 every run converges
+    smoothly, AVX2 and AVX512 loss curves agree to 2 decimals, last-5/first train loss <= 0.024, held-out loss
+    after/before <= 0.013, p(<|im_end|>) after the reply >= 0.79 (random base: 2e-5, uniform). At 1e-2 one seed in
+    three spikes (to 18) before recovering; at 2e-2 (the old setting) every run spikes and the curves of different
+    CPU paths part after ~20 steps, so the result depended on the CPU. LoRA scale pinned (alpha/r = 2)."""
+    o = dict(target_modules=TINY_TARGETS, lora_r=16, lora_alpha=32, lora_dropout=0.0, max_length=128, lr=5e-3,
+             lr_scheduler="constant", warmup_ratio=0.0, max_steps=40, grad_accum=1, seed=0,
+             eval_steps=20, save_steps=20, logging_steps=1)
     return plan_training(TINY_MODEL, dsd, **{**o, **kw})
 
-def test_loss_goes_down_and_run_loads(dsd, tok, tmp_path):
+def trained_token_probs(model, ds, end:int)->tuple:
+    """Teacher-forced probabilities of the trained next tokens of every example in `ds`, one example at a time:
+    (all trained tokens, those that are `end`)."""
+    model.eval(); probs, ends = [], []
+    with torch.no_grad():
+        for x in ds:
+            nxt = torch.tensor(x["labels"][1:])
+            p = torch.softmax(model(input_ids=torch.tensor([x["input_ids"]])).logits[0, :-1].float(), -1)
+            at = (nxt != -100).nonzero().flatten()
+            pt = p[at, nxt[at]]
+            probs.append(pt); ends.append(pt[nxt[at] == end])
+    return torch.cat(probs), torch.cat(ends)
+
+def test_loss_goes_down_and_end_of_turn_is_learned(dsd, tok, tmp_path):
     tr = train(tiny_plan(dsd), dsd, tmp_path/"run", tokenizer=tok, live=False)
     losses = [h["loss"] for h in tr.state.log_history if "loss" in h]
-    assert sum(losses[-5:])/5 < 0.3*losses[0], losses
-    for f in ["adapter_model.safetensors", "adapter_config.json", "plan.json", "loss.png", "README.md", "data_report.json", "chat_template.jinja"]:
+    evals = [h["eval_loss"] for h in tr.state.log_history if "eval_loss" in h]
+    assert len(losses) == 40 and all(torch.isfinite(torch.tensor(losses))), losses
+    assert sum(losses[-5:])/5 < 0.1*losses[0], losses           # measured <= 0.024
+    for f in ["adapter_model.safetensors", "adapter_config.json", "plan.json", "loss.png", "README.md",
+              "data_report.json", "chat_template.jinja"]:
         assert (tmp_path/"run"/f).exists(), f
+    # held-out conversations: loss per trained token and the probability of ending the turn after the reply
     model, tok2, plan = load_run(tmp_path/"run")
     assert tok2.chat_template == tok.chat_template and plan.model == TINY_MODEL
-    # end of turn: the tuned model says the reply and stops; the random base does not produce <|im_end|>
-    ids = tok2.apply_chat_template([{"role": "user", "content": "note number 99"}], add_generation_prompt=True, return_tensors="pt", return_dict=True)
     end = tok2.convert_tokens_to_ids("<|im_end|>")
-    tuned = model.generate(**ids, max_new_tokens=12, do_sample=False, eos_token_id=None, pad_token_id=end)[0, ids["input_ids"].shape[1]:].tolist()
+    test, collate = pack(dsd["test"], 128), PackedCollator(tok.pad_token_id)
+    after, (p_tuned, end_tuned) = heldout_loss(model, test, collate), trained_token_probs(model, dsd["test"], end)
     with model.disable_adapter():
-        base = model.generate(**ids, max_new_tokens=12, do_sample=False, eos_token_id=None, pad_token_id=end)[0, ids["input_ids"].shape[1]:].tolist()
-    assert end in tuned and end not in base, (tok2.decode(tuned), tok2.decode(base))
-    assert tok2.decode(tuned[:tuned.index(end)]).strip() == "ok, noted."
+        before, (_, end_base) = heldout_loss(model, test, collate), trained_token_probs(model, dsd["test"], end)
+    print(f"train loss {losses[0]:.3f} -> {sum(losses[-5:])/5:.4f}; held-out loss {before:.3f} -> {after:.4f}; "
+          f"p(<|im_end|>) {end_base.mean():.2g} -> {end_tuned.min():.3f} (min); min p(trained token) {p_tuned.min():.3f}")
+    assert len(end_tuned) == len(dsd["test"])                    # one end of turn per held-out reply
+    assert end_base.max() < 0.01, end_base                       # the random base: 2e-5 (uniform)
+    assert end_tuned.min() > 0.5, end_tuned                      # measured >= 0.79
+    assert end_tuned.mean() > 100*end_base.mean()
+    assert after < 0.2*before, (before, after)                   # measured <= 0.013
+    assert evals[-1] < evals[0], evals                           # and it went down between the evals too
+    # every trained token (the reply, <|im_end|>, "\n") is the most likely one, so greedy decoding says the reply
+    # and stops: the loaded run answers a held-out prompt with exactly the reply
+    assert p_tuned.min() > 0.5, p_tuned                          # measured >= 0.78
+    prompt = next(c for c in convs() if c.id == dsd["test"][0]["id"]).messages[0]["content"]
+    ids = tok2.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
+                                   return_tensors="pt", return_dict=True)
+    out = model.generate(**ids, max_new_tokens=12, do_sample=False, eos_token_id=None, pad_token_id=end)
+    out = out[0, ids["input_ids"].shape[1]:].tolist()
+    assert end in out and tok2.decode(out[:out.index(end)]) == REPLY, tok2.decode(out)
+    assert answer(model, tok2, [{"role": "user", "content": prompt}], max_new_tokens=12) == REPLY
 
 def test_only_trained_tokens_carry_loss(dsd, tok):
     "The gradient of the loss reaches the logits only at positions whose next token is trained."
@@ -55,11 +99,13 @@ def test_only_trained_tokens_carry_loss(dsd, tok):
     ds = pack(dsd["train"], 128)
     batch = PackedCollator(tok.pad_token_id)([ds[0]])
     out = model(**{k: v for k, v in batch.items() if k != "labels"})
-    logits = out.logits; logits.retain_grad()
+    logits = out.logits
+    logits.retain_grad()
     loss = model.loss_function(logits, batch["labels"], vocab_size=logits.shape[-1])
     loss.backward()
     has_grad = logits.grad[0].abs().sum(-1) > 0
-    trained_next = torch.zeros_like(has_grad); trained_next[:-1] = batch["labels"][0, 1:] != -100
+    trained_next = torch.zeros_like(has_grad)
+    trained_next[:-1] = batch["labels"][0, 1:] != -100
     assert torch.equal(has_grad, trained_next)
     assert 0 < trained_next.sum() < len(trained_next)/2   # the context (user turns, template) is most of it
 
@@ -69,6 +115,7 @@ def test_qlora_on_cpu(dsd, tok, tmp_path):
     tr = train(plan, dsd, tmp_path/"qrun", tokenizer=tok, live=False)
     assert tr.state.global_step == 2 and (tmp_path/"qrun"/"adapter_model.safetensors").exists()
     assert "Linear4bit" in {type(m).__name__ for m in tr.model.modules()}
+    assert all(torch.isfinite(torch.tensor(h["loss"])) for h in tr.state.log_history if "loss" in h)
 
 def _adapter(run):
     from safetensors.torch import load_file
@@ -78,27 +125,54 @@ def _train_cmd(data, out, *extra):
     return [CHATFT, "train", str(data), "--model", TINY_MODEL, "-o", str(out), "--max-steps", "16", "--save-steps", "4",
             "--eval-steps", "8", "--lr", "5e-3", "--max-length", "128", "--grad-accum", "1", *extra]
 
+# `chatft train` with a callback that stands still after optimizer step N: the test kills the run there, so the kill
+# lands mid-training (past the last checkpoint, steps left) however fast or slow the machine is
+PAUSED_TRAIN = """
+import sys, time, pathlib, transformers
+marker, at = pathlib.Path(sys.argv[1]), int(sys.argv[2])
+class Pause(transformers.TrainerCallback):
+    def on_step_end(self, args, state, control, **kw):
+        if state.global_step == at:
+            marker.write_text(str(at))
+            time.sleep(3600)
+fit = transformers.Trainer.train
+def paused(self, *a, **kw):
+    self.add_callback(Pause())
+    return fit(self, *a, **kw)
+transformers.Trainer.train = paused
+from chatft.cli import main
+sys.exit(main(sys.argv[3:]))
+"""
+
 def test_resume_after_kill(tmp_path):
     data = write_jsonl(convs(16), tmp_path/"data.jsonl")
     full = subprocess.run(_train_cmd(data, tmp_path/"full"), env=ENV, capture_output=True, text=True)
     assert full.returncode == 0, full.stderr[-3000:]
-    p = subprocess.Popen(_train_cmd(data, tmp_path/"killed"), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline and p.poll() is None:
-        ck = last_checkpoint(tmp_path/"killed")
-        if ck is not None and int(ck.name.split("-")[-1]) >= 8 and (ck/"trainer_state.json").exists(): break
-        time.sleep(0.2)
-    assert p.poll() is None, "the run finished before it could be killed"
-    time.sleep(0.5); p.send_signal(signal.SIGKILL); p.wait()
+    # stand still after step 10 of 16: checkpoint-8 is on disk, steps 9-10 are done but not saved, 6 are left
+    marker, log = tmp_path/"paused", tmp_path/"killed.log"
+    with open(log, "w") as err:
+        cmd = [sys.executable, "-c", PAUSED_TRAIN, str(marker), "10", *_train_cmd(data, tmp_path/"killed")[1:]]
+        p = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            hang = time.monotonic() + 900                        # only against a hang; the kill point is the pause
+            while not marker.exists() and p.poll() is None and time.monotonic() < hang: time.sleep(0.1)
+            assert marker.exists() and p.poll() is None, log.read_text()[-3000:]
+            assert last_checkpoint(tmp_path/"killed").name == "checkpoint-8"
+            assert (last_checkpoint(tmp_path/"killed")/"trainer_state.json").exists()
+        finally:
+            p.send_signal(signal.SIGKILL)
+            p.wait()
     assert not (tmp_path/"killed"/"adapter_model.safetensors").exists()
     again = subprocess.run(_train_cmd(data, tmp_path/"killed"), env=ENV, capture_output=True, text=True)
     assert again.returncode == 1 and "--resume" in again.stderr
     res = subprocess.run(_train_cmd(data, tmp_path/"killed", "--resume"), env=ENV, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-3000:]
+    assert json.loads((last_checkpoint(tmp_path/"killed")/"trainer_state.json").read_text())["global_step"] == 16
     a, b = _adapter(tmp_path/"full"), _adapter(tmp_path/"killed")
     assert a.keys() == b.keys()
     for k in a: torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-6)
-    la = json.loads((tmp_path/"full"/"log_history.json").read_text()); lb = json.loads((tmp_path/"killed"/"log_history.json").read_text())
+    la = json.loads((tmp_path/"full"/"log_history.json").read_text())
+    lb = json.loads((tmp_path/"killed"/"log_history.json").read_text())
     assert abs([h for h in la if "eval_loss" in h][-1]["eval_loss"] - [h for h in lb if "eval_loss" in h][-1]["eval_loss"]) < 1e-4
 
 @pytest.mark.slow
