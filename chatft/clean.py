@@ -360,11 +360,11 @@ DETECTORS = [
     ("SECRET",      _prose_password_spans),       # "my password is ...", "Mi contraseña es ..."
     ("EMAIL",       _email_spans),
     ("IBAN",        _iban_spans),
-    ("CARD",        _card_spans),
     ("NATIONAL_ID", _ssn_spans),
     ("NATIONAL_ID", _regex_spans(_NINO)),
     ("NATIONAL_ID", _passport_spans),
     ("NATIONAL_ID", _tax_id_spans),
+    ("CARD",        _card_spans),               # after the IDs: a French NIR can pass Luhn too
     ("ADDRESS",     _regex_spans(_ADDRESS)),
     ("IP",          _ip_spans),
     ("PHONE",       _phone_spans),
