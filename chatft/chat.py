@@ -313,9 +313,9 @@ def _bubble(who:str, text:str)->str:
 class ChatPanel:
     "A chat in the notebook: ipywidgets with streamed replies and a 'compare with base' toggle, or plain printing."
     def __init__(self, chat:Chat, compare:bool=False, widgets:bool|None=None, **sampling):
-        from chatft.train import _in_notebook
+        from chatft.export import in_notebook
         self.chat, self.compare, self.sampling, self.history, self.shown = chat, compare, sampling, [], []
-        self.widgets = _in_notebook() if widgets is None else widgets
+        self.widgets = in_notebook() if widgets is None else widgets
         if self.widgets: self._build()
 
     def _build(self):

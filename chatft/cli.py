@@ -15,11 +15,13 @@ __all__ = ['COMMANDS', 'usage', 'main', 'run']
 
 # %% ../nbs/cli.ipynb #fce814e3
 COMMANDS = {
-    "export":  ("chatft.export",  "export_cli",  "read a ChatGPT/Claude/ShareGPT/OpenAI export into chatft JSONL"),
+    "export":  ("chatft.export",  "export_cli",  "read a ChatGPT/Claude/Grok/Gemini/AI Studio/ShareGPT/OpenAI export into chatft JSONL"),
     "explore": ("chatft.explore", "explore_cli", "summarise a JSONL file and save plots"),
     "clean":   ("chatft.clean",   "clean_cli",   "filter, de-duplicate and redact private data"),
     "prepare": ("chatft.dataset", "prepare_cli", "render with a model's chat template and tokenize with loss masks"),
     "train":   ("chatft.train",   "train_cli",   "fine-tune with LoRA/QLoRA and write a run folder"),
+    "eval":    ("chatft.evaluate", "eval_cli",   "compare a run's tuned model with its base model on held-out conversations"),
+    "chat":    ("chatft.chat",    "chat_cli",    "talk to a run's model: streamed, in the terminal (-m for one message) or a web app (--ui)"),
     "demo":    ("chatft.demo",    "demo_cli",    "the whole pipeline on the synthetic export (or yours) with the offline demo model"),
 }
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 import numpy as np, pandas as pd
-from .export import ChatftError, Conversation, read_jsonl
+from .export import ChatftError, Conversation, read_jsonl, in_notebook
 
 # %% auto #0
 __all__ = ['ROLE_COLORS', 'PERCENTILES', 'STOP_WORDS', 'PLOT_NAMES', 'token_lengths', 'code_chars', 'detect_language',
@@ -415,19 +415,13 @@ def browse_html(
     return HTML(head + "".join(conversation_html(c) for c in shown))
 
 # %% ../nbs/01_explore.ipynb #1e71b836
-def _in_kernel()->bool:
-    try: from IPython import get_ipython
-    except ImportError: return False
-    ip = get_ipython()
-    return ip is not None and getattr(ip, "kernel", None) is not None
-
 def browse(
     convs:list,            # conversations
     page_size:int=5,       # conversations per page
     widget:bool|None=None, # force the widget (True) or the static HTML (False); default: widget in a live kernel
 ):
     "A conversation browser: an ipywidgets app in Jupyter, static HTML of the first page elsewhere."
-    if widget is False or (widget is None and not _in_kernel()): return browse_html(convs, page_size=page_size)
+    if widget is False or (widget is None and not in_notebook()): return browse_html(convs, page_size=page_size)
     import ipywidgets as w
     models = ["all"] + sorted({c.model or "unknown" for c in convs})
     text, model = w.Text(placeholder="search words or a regex", description="search"), w.Dropdown(options=models, description="model")

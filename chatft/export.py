@@ -12,8 +12,8 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['STEP_FILES', 'TEXT_NOTES', 'DIALOGUE_TYPES', 'ROLES', 'GEMINI_GAP', 'MAX_RATIO', 'READERS', 'GROUPED', 'FORMATS_HELP',
-           'CHUNK', 'ChatftError', 'Report', 'Conversation', 'write_jsonl', 'read_jsonl', 'work_dir', 'step_path',
-           'latest_conversations', 'to_dataset', 'Skip', 'thread_ids', 'strip_citations', 'artifact_block',
+           'CHUNK', 'ChatftError', 'Report', 'in_notebook', 'Conversation', 'write_jsonl', 'read_jsonl', 'work_dir',
+           'step_path', 'latest_conversations', 'to_dataset', 'Skip', 'thread_ids', 'strip_citations', 'artifact_block',
            'clean_text', 'message_text', 'custom_instructions', 'read_chatgpt_conversation', 'read_claude_conversation',
            'read_sharegpt_conversation', 'read_messages_conversation', 'read_grok_conversation',
            'read_aistudio_conversation', 'html_to_markdown', 'read_gemini_activity', 'record_kind', 'read_export',
@@ -61,6 +61,16 @@ class Report:
     def _repr_html_(self):
         trs = "".join(f"<tr><td>{_html.escape(str(k))}</td><td style='text-align:right'>{_html.escape(str(v))}</td></tr>" for k,v in self.rows())
         return f"<b>{_html.escape(self.step)} report</b><table>{trs}</table>"
+
+# %% ../nbs/00_export.ipynb #46928274
+def in_notebook()->bool:
+    "Whether this runs in a live Jupyter kernel that can show widgets (False when `CHATFT_WIDGETS=0`)."
+    import os
+    if os.environ.get("CHATFT_WIDGETS") == "0": return False
+    try: from IPython import get_ipython
+    except ImportError: return False
+    ip = get_ipython()
+    return ip is not None and getattr(ip, "kernel", None) is not None
 
 # %% ../nbs/00_export.ipynb #03667122
 @dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os, sys, json, math, time, shutil, platform, argparse, html as _html
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
-from .export import ChatftError, Report
+from .export import ChatftError, Report, in_notebook
 from .models import DEMO_MODEL, TINY_MODEL, preset, model_path, load_tokenizer, load_model
 
 # %% auto #0
@@ -337,12 +337,6 @@ def _is_main()->bool: return int(os.environ.get("RANK", 0)) == 0
 # %% ../nbs/05_train.ipynb #603c6f27
 from transformers import TrainerCallback
 
-def _in_notebook()->bool:
-    try:
-        from IPython import get_ipython
-        return get_ipython() is not None and "IPKernelApp" in get_ipython().config
-    except Exception: return False
-
 def plot_losses(history:list, path=None, title:str="loss"):
     "A matplotlib figure of training and eval loss from a Trainer's `log_history`; saved to `path` if given."
     import matplotlib; import matplotlib.pyplot as plt
@@ -363,7 +357,7 @@ class LossPlot(TrainerCallback):
     def __init__(self, folder, live:bool|None=None): self.folder, self.live, self.handle = Path(folder), live, None
     def _draw(self, state, final=False):
         if not state.is_world_process_zero: return
-        live = _in_notebook() if self.live is None else self.live
+        live = in_notebook() if self.live is None else self.live
         if not (live or final): return
         self.folder.mkdir(parents=True, exist_ok=True)
         fig = plot_losses(state.log_history, self.folder/"loss.png")
@@ -563,7 +557,7 @@ def train(
     trainer = Trainer(model=model, args=training_args(plan, out, eval="test" in data, **args), train_dataset=data["train"],
                       eval_dataset=data.get("test"), data_collator=collator_for(plan, tokenizer), processing_class=tokenizer,
                       callbacks=[LossPlot(out, live), TimeBudget(plan.minutes), *callbacks])
-    if progress_bar and not _in_notebook():
+    if progress_bar and not in_notebook():
         for cb in (ProgressCallback, PrinterCallback): trainer.remove_callback(cb)
         trainer.add_callback(Progress(plan.minutes))
     trainer.train(resume_from_checkpoint=str(ck) if ck else None)

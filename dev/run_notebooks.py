@@ -62,6 +62,7 @@ def main(argv=None)->int:
     args = p.parse_args(argv)
     cwd = Path(tempfile.mkdtemp(prefix="chatft-course-"))
     os.environ["CHATFT_WORK"] = "work"
+    if args.store: os.environ["CHATFT_WIDGETS"] = "0"   # static output: stored widgets need a live kernel to show
     results = [run_one(path.resolve(), cwd, args.store, args.slow) for path in args.notebooks]
     return 0 if all(results) else 1
 
