@@ -15,7 +15,7 @@ from .template import render_example, prepare_messages, trained_indices, check_c
 # %% auto #0
 __all__ = ['PREPARED_FILES', 'windows', 'split_conversations', 'tokenize_conversations', 'prepare', 'pack_lengths', 'pack',
            'PackedCollator', 'PaddedCollator', 'useful_fraction', 'save_prepared', 'load_prepared', 'push_to_hub',
-           'prepare_cli']
+           'hub_token', 'prepare_cli']
 
 # %% ../nbs/04_dataset.ipynb #4c78f4b9
 def windows(
@@ -317,7 +317,21 @@ def load_prepared(path):
 
 def push_to_hub(dsd, repo_id:str, private:bool=True, token:str|None=None):
     "Upload to the Hugging Face Hub, private unless you say otherwise (your chats are yours)."
-    return dsd.push_to_hub(repo_id, private=private, token=token)
+    return dsd.push_to_hub(repo_id, private=private, token=token or hub_token())
+
+# %% ../nbs/04_dataset.ipynb #63f75661
+def hub_token()->str|None:
+    "A Hugging Face token from `HF_TOKEN` or the runtime's secrets (Kaggle, Colab); None lets the Hub use `hf auth login`'s."
+    import os
+    if token := os.environ.get("HF_TOKEN"): return token
+    try:
+        from kaggle_secrets import UserSecretsClient
+        return UserSecretsClient().get_secret("HF_TOKEN")
+    except Exception: pass
+    try:
+        from google.colab import userdata
+        return userdata.get("HF_TOKEN")
+    except Exception: return None
 
 # %% ../nbs/04_dataset.ipynb #83e280d6
 def prepare_cli(argv:list|None=None)->int:

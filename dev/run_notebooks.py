@@ -12,7 +12,7 @@ each notebook's setup cell must install chatft and everything else the notebook 
 `--store` writes the outputs back into the notebooks for the docs and GitHub (run `nbdev-clean` after).
 Outputs that show a local path or make a notebook's outputs larger than 1 MB are refused.
 """
-import argparse, os, re, sys, tempfile, time
+import argparse, json, os, re, sys, tempfile, time
 from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
@@ -35,7 +35,7 @@ def execute(nb, cwd:Path, slow:bool):
 
 def output_problems(nb)->list:
     "Local paths in outputs, and outputs too large to publish."
-    outs = [(i, nbformat.writes(nbformat.v4.new_notebook(cells=[c]))) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    outs = [(i, json.dumps(c.get("outputs", []))) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
     found = [f"cell {i}: {m.group(0)[:60]}" for i, t in outs for m in [LOCAL_PATH.search(t)] if m]
     size = sum(len(t) for _, t in outs)
     if size > MAX_OUTPUT_BYTES: found.append(f"outputs are {size/1e6:.1f} MB (limit {MAX_OUTPUT_BYTES/1e6:.0f} MB)")
@@ -59,8 +59,10 @@ def main(argv=None)->int:
     p.add_argument("notebooks", nargs="+", type=Path)
     p.add_argument("--store", action="store_true", help="write the outputs back into the notebooks")
     p.add_argument("--slow", action="store_true", help="run `#| slow` cells too")
+    p.add_argument("--dir", type=Path, help="run in this folder (to go on from an earlier run's work folder)")
     args = p.parse_args(argv)
-    cwd = Path(tempfile.mkdtemp(prefix="chatft-course-"))
+    cwd = args.dir or Path(tempfile.mkdtemp(prefix="chatft-course-"))
+    cwd.mkdir(parents=True, exist_ok=True)
     os.environ["CHATFT_WORK"] = "work"
     if args.store: os.environ["CHATFT_WIDGETS"] = "0"   # static output: stored widgets need a live kernel to show
     results = [run_one(path.resolve(), cwd, args.store, args.slow) for path in args.notebooks]
