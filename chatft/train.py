@@ -16,8 +16,8 @@ from .models import DEMO_MODEL, TINY_MODEL, preset, model_path, load_tokenizer, 
 __all__ = ['HARDWARE', 'quiet', 'Hardware', 'detect_hardware', 'ModelShape', 'model_shape', 'lora_params', 'estimate_memory_gb',
            'TrainPlan', 'plan_training', 'load_for_training', 'trainable_summary', 'plot_losses', 'LossPlot',
            'TimeBudget', 'Progress', 'heldout_loss', 'answer', 'pack_splits', 'collator_for', 'split_loss',
-           'last_checkpoint', 'remove_folder', 'check_output', 'training_args', 'train', 'model_card', 'save_run',
-           'load_run', 'load_data', 'train_cli']
+           'last_checkpoint', 'remove_folder', 'check_output', 'training_args', 'train', 'model_card', 'save_data',
+           'save_run', 'load_run', 'load_data', 'train_cli']
 
 # %% ../nbs/05_train.ipynb #f42a5375
 def quiet():
@@ -562,7 +562,7 @@ def train(
         trainer.add_callback(Progress(plan.minutes))
     trainer.train(resume_from_checkpoint=str(ck) if ck else None)
     if "test" in data and final_eval: trainer.evaluate()
-    if trainer.is_world_process_zero(): save_run(trainer, plan, out, tokenizer, reports, merge=merge)
+    if trainer.is_world_process_zero(): save_run(trainer, plan, out, tokenizer, reports, merge=merge, data=dsd)
     return trainer
 
 # %% ../nbs/05_train.ipynb #f0fec1e6
@@ -598,9 +598,33 @@ Load it with `chatft.train.load_run("<this folder>")`, or with peft:
 {rows}
 """
 
+# %% ../nbs/05_train.ipynb #a1c93f5e
+def _prepare_report(report)->Report|None:
+    "The prepare step's report among `report` (one report or a list), else None."
+    reports = report if isinstance(report, (list, tuple)) else [report]
+    return next((r for r in reversed(reports) if getattr(r, "step", None) == "prepare"), None)
+
+def save_data(
+    run,                        # the run folder
+    dsd,                        # the DatasetDict(train, test) the run was trained on
+    report=None,                # the data report(s): the prepare step's is saved beside the data
+)->Path:
+    "Keep the prepared splits in `run/data` (replacing the run's earlier copy), where evaluation finds the held-out split."
+    from chatft.dataset import save_prepared
+    return save_prepared(dsd, Path(run)/"data", _prepare_report(report), overwrite=True)
+
 # %% ../nbs/05_train.ipynb #fa4d3e3b
-def save_run(trainer, plan:TrainPlan, output_dir, tokenizer, report=None, merge:bool=False, metrics:dict|None=None)->Path:
-    "Write the adapter, tokenizer, plan, data report(s), log, loss curve and model card to `output_dir`."
+def save_run(
+    trainer,                    # the Trainer that trained the adapter
+    plan:TrainPlan,             # its plan
+    output_dir,                 # the run folder
+    tokenizer,                  # the tokenizer the data was made with (saved with its chat template)
+    report=None,                # the data report(s)
+    merge:bool=False,           # also save the adapter merged into the weights in `merged/`
+    metrics:dict|None=None,     # more numbers for metrics.json and the model card
+    data=None,                  # the DatasetDict(train, test) trained on, kept in `data/` (`save_data`)
+)->Path:
+    "Write the adapter, tokenizer, plan, data and its report(s), log, loss curve and model card to `output_dir`."
     out = Path(output_dir)
     if out.exists() and any(out.iterdir()) and not (out/"plan.json").exists():
         raise ChatftError(f"{out} is not empty and is not a chatft run: save the run into a new folder.")
@@ -609,6 +633,7 @@ def save_run(trainer, plan:TrainPlan, output_dir, tokenizer, report=None, merge:
     plan.save(out/"plan.json")
     reports = report if isinstance(report, (list, tuple)) else ([report] if report is not None else [])
     if reports: (out/"data_report.json").write_text(json.dumps([r.to_dict() for r in reports], indent=2, default=str))
+    if data is not None: save_data(out, data, reports)
     hist = trainer.state.log_history
     (out/"log_history.json").write_text(json.dumps(hist, indent=2))
     plot_losses(hist, out/"loss.png")
