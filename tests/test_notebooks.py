@@ -20,3 +20,24 @@ def test_notebook(nb, request, tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "CHATFT_WORK": str(tmp_path/"work")}
     res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
     assert res.returncode == 0 and "Success" in res.stdout, f"{nb.name} failed:\n{res.stdout[-4000:]}\n{res.stderr[-8000:]}"
+
+COURSE = [p for p in NOTEBOOKS if p.name[:2].isdigit()]
+
+@pytest.mark.parametrize("nb", COURSE, ids=[p.stem for p in COURSE])
+def test_stored_outputs_publishable(nb):
+    "Teaching cells keep their outputs for the docs and GitHub: some, small, and no local path in them."
+    sys.path.insert(0, str(ROOT / "dev"))
+    from run_notebooks import output_problems
+    import nbformat
+    book = nbformat.read(nb, as_version=4)
+    assert output_problems(book) == []
+    with_outputs = [c for c in book.cells if c.cell_type == "code" and c.get("outputs")]
+    assert len(with_outputs) >= 5, f"{nb.name}: only {len(with_outputs)} cells keep outputs: run dev/run_notebooks.py --store"
+
+def test_setup_cell_first():
+    "Every course notebook's first code cell is the visible setup cell that installs chatft on Colab/Kaggle."
+    import nbformat
+    for path in COURSE:
+        first = next(c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+        assert first.source.startswith("# Setup: on Colab or Kaggle"), f"{path.name}: the first code cell is not the setup cell"
+        assert "#|" not in first.source, f"{path.name}: the setup cell must be visible and run everywhere"
