@@ -26,9 +26,9 @@ def attach_data(
     dsd,                       # the DatasetDict(train, test) the run was trained on
     report:Report|None=None,   # the prepare report, kept beside the data
 )->Path:
-    "Save the prepared data in `run/data`, where `evaluate_run` finds the held-out split."
-    from chatft.dataset import save_prepared
-    return save_prepared(dsd, Path(run)/"data", report)
+    "Save the prepared data in `run/data`, where `evaluate_run` finds the held-out split (as `train` does)."
+    from chatft.train import save_data
+    return save_data(run, dsd, report)
 
 # %% ../nbs/06_evaluate.ipynb #809f6894
 def reply_spans(labels:list)->list:
@@ -167,7 +167,8 @@ def generate_replies(
         torch.manual_seed(seed + k)
         with torch.no_grad():
             gen = model.generate(input_ids=ids.to(dev), attention_mask=att.to(dev), max_new_tokens=max_new_tokens,
-                                 eos_token_id=stops, pad_token_id=pad, **kw)[:, ids.shape[1]:].tolist()
+                                 eos_token_id=stops, pad_token_id=pad, use_cache=True, **kw)
+        gen = gen[:, ids.shape[1]:].tolist()
         for i, g in zip(idx, gen): out[i] = _reply(g, tokenizer, eot, stops)
     return out
 
@@ -497,15 +498,17 @@ def evaluate_run(
     run,                       # a run folder from `chatft train` / `chatft demo`
     data=None,                 # a prepared folder (default: `run/data`, or the folder the run was trained from)
     out=None,                  # where to write the files (default: the run folder)
+    model=None,                # the run's tuned model when it is already in memory (`chatft demo`); else loaded
     **kwargs,                  # passed to `evaluate`: n, max_new_tokens, do_sample, probe, general, ...
 )->Evaluation:
     "Load the run and its held-out split, evaluate base vs tuned, and save the results with the run."
-    from chatft.train import load_run
+    from chatft.train import load_run, TrainPlan
     from chatft.dataset import load_prepared
     folder = find_data(run, data)
-    dsd = load_prepared(folder)
-    check_data(dsd["test"], load_tokenizer(run), str(folder))      # before loading any model
-    model, tokenizer, plan = load_run(run)
+    dsd, tokenizer = load_prepared(folder), load_tokenizer(run)
+    check_data(dsd["test"], tokenizer, str(folder))      # before loading any model
+    if model is None: model, tokenizer, plan = load_run(run)
+    else: plan = TrainPlan.load(Path(run)/"plan.json")
     ev = evaluate(model, tokenizer, dsd, **kwargs)
     ev.settings.update(run=str(Path(run)), data=str(folder), model=plan.model)
     save_evaluation(ev, out or run, run)

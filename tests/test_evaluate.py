@@ -14,7 +14,7 @@ def tok(): return load_tokenizer(TINY_MODEL)
 
 
 def _train_run(folder:Path, model:str, steps:int, n:int=16, lr:float=1e-3)->Path:
-    "A run folder trained for `steps` steps on `n` synthetic conversations, with its data attached."
+    "A run folder trained for `steps` steps on `n` synthetic conversations (`train` keeps its data in run/data)."
     from chatft.synth import synthetic_conversations
     from chatft.dataset import prepare
     from chatft.train import plan_training, train
@@ -24,7 +24,6 @@ def _train_run(folder:Path, model:str, steps:int, n:int=16, lr:float=1e-3)->Path
                          grad_accum=1, eval_steps=10**6, save_steps=10**6, logging_steps=1)
     run = folder/"run"
     train(plan, dsd, run, tokenizer=t, report=rep, live=False, final_eval=False, progress_bar=False)
-    E.attach_data(run, dsd, rep)
     return run
 
 
@@ -225,6 +224,42 @@ def test_eval_cli_errors_are_clear(tiny_run, tmp_path):
     save_prepared(other, tmp_path/"other")
     with pytest.raises(ChatftError, match="end-of-turn"): E.eval_cli([str(tiny_run), "--data", str(tmp_path/"other")])
     with pytest.raises(ChatftError, match="not a prepared dataset"): E.eval_cli([str(tiny_run), "--data", str(tmp_path)])
+
+
+def test_find_data_order(tiny_run, tmp_path):
+    "--data DIR first, then RUN/data, then the prepared folder named in the run's data report."
+    import shutil
+    from chatft.dataset import load_prepared
+    assert E.find_data(tiny_run) == tiny_run/"data"
+    assert load_prepared(tiny_run/"data")["test"]["id"] and (tiny_run/"data"/"report.json").exists()
+    bare = tmp_path/"bare"
+    shutil.copytree(tiny_run, bare, ignore=shutil.ignore_patterns("data"))
+    (bare/"data_report.json").write_text(json.dumps([dict(step="prepare", notes={"from": str(tiny_run/"data")})]))
+    assert E.find_data(bare) == tiny_run/"data"
+    E.attach_data(bare, load_prepared(tiny_run/"data"))
+    assert E.find_data(bare) == bare/"data"
+    E.attach_data(bare, load_prepared(tiny_run/"data"))                               # the run's own copy: replaced
+    assert E.find_data(bare, tiny_run/"data") == tiny_run/"data"
+
+
+def test_chatft_eval_on_a_train_run_needs_no_data(tmp_path):
+    "`chatft train` keeps the prepared splits it trained on in RUN/data, so `chatft eval RUN` needs no --data."
+    from chatft.export import write_jsonl
+    from chatft.synth import synthetic_conversations
+    from chatft.dataset import load_prepared
+    from chatft.train import load_data
+    convs = write_jsonl(synthetic_conversations(12, seed=0), tmp_path/"convs.jsonl")
+    run, env = tmp_path/"run", {**os.environ, "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
+    r = subprocess.run([str(SCRIPT), "train", str(convs), "--model", TINY_MODEL, "-o", str(run), "--max-steps", "1",
+                        "--max-length", "256", "--no-clean"], capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    saved, (again, _) = load_prepared(run/"data"), load_data(convs, load_tokenizer(TINY_MODEL), max_length=256, clean=False, verbose=False)
+    for split in ("train", "test"): assert saved[split]["id"] == again[split]["id"] and len(saved[split]), split
+    assert E.find_data(run) == run/"data"
+    r = subprocess.run([str(SCRIPT), "eval", str(run), "--n", "2", "--max-new-tokens", "4", "--probe", "0"],
+                       capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "held-out loss" in r.stdout and json.loads((run/"eval.json").read_text())["settings"]["data"] == str(run/"data")
 
 
 def _registered()->bool:
