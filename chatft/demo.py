@@ -1,4 +1,4 @@
-"""`chatft demo`: read an export, clean it, render and mask it, train the offline demo model for a few minutes on a CPU, then compare the base and the tuned model on held-out conversations.
+"""`chatft demo`: read an export, clean it, render and mask it, train the offline demo model for a few minutes on a CPU, then evaluate the tuned model against the base model on held-out conversations.
 
 Docs: https://chatft.github.io/chatft/demo.html.md"""
 
@@ -6,19 +6,19 @@ Docs: https://chatft.github.io/chatft/demo.html.md"""
 
 # %% ../nbs/demo.ipynb #56e13bfc
 from __future__ import annotations
-import sys, json, math, time, tempfile, argparse
+import sys, time, tempfile, argparse
 from pathlib import Path
 from transformers import TrainerCallback
 from .export import ChatftError, read_export
 from .clean import clean
 from .dataset import prepare
 from .models import DEMO_MODEL, load_tokenizer
-from .train import (detect_hardware, plan_training, train, split_loss, answer, save_run,
-                          remove_folder, quiet)
+from .train import detect_hardware, plan_training, train, remove_folder, quiet
+from .evaluate import Evaluation, Examples, evaluate_run
 
 # %% auto #0
-__all__ = ['DEMO_MARK', 'read_conversations', 'conversations_to_dataset', 'heldout_prompts', 'compare_answers', 'print_answers',
-           'summary_table', 'fresh_demo_folder', 'MarkDemoFolder', 'stage', 'demo_cli']
+__all__ = ['DEMO_MARK', 'read_conversations', 'conversations_to_dataset', 'print_evaluation', 'fresh_demo_folder',
+           'MarkDemoFolder', 'stage', 'demo_cli']
 
 # %% ../nbs/demo.ipynb #b66777a0
 def read_conversations(
@@ -55,46 +55,18 @@ def conversations_to_dataset(
     dsd, r = prepare(convs, tokenizer, max_length=max_length, test_size=test_size, split="time", seed=seed)
     return dsd, reports + [r]
 
-# %% ../nbs/demo.ipynb #14e589b1
-def heldout_prompts(convs:list, dsd, n:int=3)->list:
-    "(first user message, the real reply) of up to `n` held-out conversations."
-    by_id = {c.id: c for c in convs}
-    ids = dsd["test"]["id"] if "id" in dsd["test"].column_names else []
-    out = []
-    for i in dict.fromkeys(ids):
-        c = by_id.get(i)
-        pair = next(((a["content"], b["content"]) for a, b in zip(c.messages, c.messages[1:])
-                     if a["role"] == "user" and b["role"] == "assistant"), None) if c else None
-        if pair: out.append(pair)
-        if len(out) == n: break
-    return out
-
 # %% ../nbs/demo.ipynb #05a1d9f8
-def compare_answers(model, tokenizer, prompts:list, max_new_tokens:int=40)->list:
-    "[(prompt, real reply, base answer, tuned answer)]: greedy answers with the adapter off and on."
-    rows = []
-    for q, real in prompts:
-        msgs = [{"role": "user", "content": q}]
-        with model.disable_adapter(): base = answer(model, tokenizer, msgs, max_new_tokens)
-        rows.append((q, real, base, answer(model, tokenizer, msgs, max_new_tokens)))
-    return rows
-
-def _short(s:str, n:int=110)->str:
-    s = " ".join(s.split())
-    return s if len(s) <= n else s[:n-1] + "…"
-
-def print_answers(rows:list):
-    "Each held-out prompt with the base, tuned and real replies, one line each."
-    for i, (q, real, base, tuned) in enumerate(rows, 1):
-        print(f"\n  prompt {i}: {_short(q)}\n    base model : {_short(base)}\n    tuned model: {_short(tuned)}"
-              f"\n    real reply : {_short(real)}")
-
-def summary_table(rows:list)->str:
-    "A plain-text table: the first row is the header, the first column is left-aligned."
-    w = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
-    line = "  +" + "+".join("-"*(x+2) for x in w) + "+"
-    fmt = lambda r: "  | " + " | ".join(str(v).ljust(x) if i == 0 else str(v).rjust(x) for i, (v, x) in enumerate(zip(r, w))) + " |"
-    return "\n".join([line, fmt(rows[0]), line, *[fmt(r) for r in rows[1:]], line])
+def print_evaluation(
+    ev:Evaluation,          # from `chatft.evaluate.evaluate_run`
+    k:int=2,                # held-out replies to show
+):
+    "What was measured, the side-by-side table (base, tuned, difference), the findings and the first `k` replies."
+    s, k = ev.settings, min(k, len(ev.table))
+    print(f"  {s['n']} held-out replies from {s['heldout_conversations']} conversations the model never trained on "
+          f"({s['tokens']:,} trained tokens), greedy, at most {s['max_new_tokens']} new tokens\n")
+    print(ev.summary_text() + "\n")
+    for note in ev.notes(): print(f"  {note}")
+    print(Examples(ev.table.head(k), f"\n  the first {k} held-out replies (chrF++: overlap with the real reply, 0-100)"))
 
 # %% ../nbs/demo.ipynb #e566b218
 DEMO_MARK = ".chatft-demo"
@@ -122,8 +94,6 @@ def stage(n:int, total:int, title:str):
     "A stage heading for the terminal (bold when it is one)."
     print(f"\n\033[1m[{n}/{total}] {title}\033[0m" if sys.stdout.isatty() else f"\n[{n}/{total}] {title}", flush=True)
 
-def _trained_tokens(ds)->int: return sum(sum(t != -100 for t in x) for x in ds["labels"])
-
 def _demo_plan(a, dsd):
     return plan_training(a.model, dsd, hardware=detect_hardware(), minutes=a.minutes, max_steps=a.max_steps, lr=a.lr,
                          epochs=50.0, lr_scheduler="constant", warmup_ratio=0.0, lora_dropout=0.0, grad_accum=1,
@@ -132,7 +102,7 @@ def _demo_plan(a, dsd):
 # %% ../nbs/demo.ipynb #56afc93e
 def _demo_args(argv):
     p = argparse.ArgumentParser(prog="chatft demo", description="Read, clean, template and prepare an export, train the "
-                                "demo model for a few minutes on the CPU, then compare base and tuned on held-out conversations.")
+                                "demo model for a few minutes on the CPU, then evaluate base and tuned on held-out conversations.")
     p.add_argument("export", nargs="?", default=None, help="your export (ZIP, folder, JSON or chatft JSONL); default: a synthetic ChatGPT export")
     p.add_argument("--minutes", type=float, default=3.0, help="training budget in minutes (default 3)")
     p.add_argument("--max-steps", type=int, default=-1, help="stop after this many optimizer steps too (default: only the time budget)")
@@ -141,13 +111,16 @@ def _demo_args(argv):
     p.add_argument("--overwrite", action="store_true", help="replace the run folder even if chatft demo did not make it")
     p.add_argument("--conversations", type=int, default=60, help="size of the synthetic export")
     p.add_argument("--max-length", type=int, default=512, help="longest example in tokens (longer ones are windowed by prepare)")
+    p.add_argument("--n", type=int, default=12, help="held-out replies each model writes in the evaluation (default 12)")
+    p.add_argument("--max-new-tokens", type=int, default=48, help="longest reply in the evaluation (default 48)")
+    p.add_argument("--probe", type=int, default=4, help="training conversations for the regurgitation probe (default 4; 0: skip)")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
 
 # %% ../nbs/demo.ipynb #0809c7d1
 def demo_cli(argv:list|None=None)->int:
-    "`chatft demo [EXPORT]`: the whole pipeline on the synthetic export (or yours), then base and tuned side by side."
+    "`chatft demo [EXPORT]`: the whole pipeline on the synthetic export (or yours), then base and tuned evaluated side by side."
     a = _demo_args(argv)
     quiet()
     t0 = time.time()
@@ -165,21 +138,14 @@ def demo_cli(argv:list|None=None)->int:
     print(plan)
     stage(4, 5, f"Train for up to {a.minutes:g} minute(s)" + (f" or {a.max_steps} steps" if a.max_steps > 0 else ""))
     trainer = train(plan, dsd, out, tokenizer=tok, report=reports, live=False, final_eval=False, callbacks=[MarkDemoFolder(out)])
-    stage(5, 5, "Base and tuned, side by side (held-out conversations, greedy)")
-    model = trainer.model
-    with model.disable_adapter(): before = split_loss(model, dsd, plan, tok)
-    after = split_loss(model, dsd, plan, tok)
-    print(f"  {_trained_tokens(dsd['test']):,} trained tokens in {len(dsd['test'])} held-out examples")
-    rows = compare_answers(model, tok, heldout_prompts(convs, dsd))
-    print_answers(rows)
-    m = {"held-out loss before": before, "held-out loss after": after,
-         "perplexity before": math.exp(before), "perplexity after": math.exp(after)}
-    save_run(trainer, plan, out, tok, reports, metrics={**m, "steps": trainer.state.global_step})
-    (out/"answers.json").write_text(json.dumps([dict(prompt=q, real=r, base=b, tuned=t) for q, r, b, t in rows], indent=2))
-    print("\n" + summary_table([("", "base", "tuned"), ("held-out loss", f"{before:.3f}", f"{after:.3f}"),
-                                ("perplexity", f"{math.exp(before):.1f}", f"{math.exp(after):.1f}")]))
+    stage(5, 5, "Base and tuned, side by side (chatft.evaluate, on held-out conversations)")
+    ev = evaluate_run(out, model=trainer.model, n=a.n, max_new_tokens=a.max_new_tokens, probe=a.probe)
+    print_evaluation(ev)
     tokens = int(getattr(trainer.state, "num_input_tokens_seen", 0) or 0)
     print(f"\n  {trainer.state.global_step} steps, {tokens:,} tokens, {(time.time()-t0)/60:.1f} min in all.")
     print(f"  run folder: {out.resolve()}  (load it with chatft.train.load_run)")
-    if after >= before: print("  the held-out loss did not go down: give it more time with --minutes.")
+    print(f"  evaluation: {out.resolve()/'eval.md'}, eval.json and two plots beside it, and in the model card "
+          "(again, with more prompts: chatft eval RUN)")
+    loss = ev.summary.loc["held-out loss"]
+    if loss.tuned >= loss.base: print("  the held-out loss did not go down: give it more time with --minutes.")
     return 0

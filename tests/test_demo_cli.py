@@ -7,16 +7,35 @@ from chatft.models import TINY_MODEL
 CHATFT = str(Path(sys.executable).parent/"chatft")
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
 
+def _table(stdout:str)->dict:
+    "The side-by-side table printed after `[5/5]`: metric -> (base, tuned, difference)."
+    lines = stdout[stdout.index("[5/5]"):].splitlines()
+    top = next(i for i, l in enumerate(lines) if l.split() == ["metric", "base", "tuned", "difference"])
+    rows = {}
+    for l in lines[top+1:]:
+        if not l.strip(): break
+        *name, base, tuned, diff = l.split()
+        rows[" ".join(name)] = tuple(float(x) for x in (base, tuned, diff))
+    return rows
+
 @pytest.mark.slow
 def test_demo_lowers_heldout_loss(tmp_path):
+    "The demo model trained for 8 steps: the evaluation it ends with shows a lower held-out loss, printed and saved."
     out = tmp_path/"run"
-    res = subprocess.run([CHATFT, "demo", "--minutes", "10", "--max-steps", "8", "-o", str(out)], capture_output=True, text=True, timeout=900,
-                         env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"})
+    res = subprocess.run([CHATFT, "demo", "--minutes", "10", "--max-steps", "8", "-o", str(out)], capture_output=True, text=True,
+                         timeout=900, env=ENV)
     assert res.returncode == 0, res.stderr[-4000:]
-    for heading in ["[1/5] Read", "[3/5] Plan", "[5/5] Base and tuned", "held-out loss", "run folder:"]: assert heading in res.stdout
-    m = json.loads((out/"metrics.json").read_text())
-    assert m["held-out loss after"] < m["held-out loss before"], m
-    assert len(json.loads((out/"answers.json").read_text())) == 3
+    for heading in ["[1/5] Read", "[3/5] Plan", "[5/5] Base and tuned", "run folder:"]: assert heading in res.stdout
+    data = json.loads((out/"eval.json").read_text())
+    s, printed = data["summary"], _table(res.stdout)
+    loss = s["held-out loss"]
+    assert loss["tuned"] < loss["base"] - 0.1, loss                                     # training helped, with a margin
+    assert set(printed) == set(s) and {"held-out loss", "chrF++ (corpus)", "stop rate"} <= set(s)
+    for metric, (base, tuned, diff) in printed.items():
+        if base == base: assert abs(base - s[metric]["base"]) < 2e-3 and abs(tuned - s[metric]["tuned"]) < 2e-3, metric
+    assert 0 < len(data["examples"]) <= 12 and 0 < len(data["probe"]) <= 4 and data["settings"]["max_new_tokens"] == 48
+    for f in ("eval.md", "eval_metrics.png", "eval_lengths.png", "data/dataset_dict.json"): assert (out/f).exists(), f
+    assert "## Evaluation" in (out/"README.md").read_text() and str(out.resolve()/"eval.md") in res.stdout
     from chatft.train import load_run, answer
     assert (out/".chatft-demo").exists()
     model, tok, plan = load_run(out)
@@ -53,9 +72,10 @@ def test_train_lora_alpha_from_plan(tmp_path):
 
 
 def _demo(out, *extra):
-    "`chatft demo` with the tiny model on 12 synthetic conversations for one step."
+    "`chatft demo` with the tiny model on 12 synthetic conversations for one step, and a short evaluation."
     return subprocess.run([CHATFT, "demo", "--model", TINY_MODEL, "--conversations", "12", "--max-steps", "1", "--max-length", "256",
-                           "-o", str(out), *extra], capture_output=True, text=True, timeout=600, env=ENV)
+                           "--n", "2", "--max-new-tokens", "8", "--probe", "1", "-o", str(out), *extra],
+                          capture_output=True, text=True, timeout=600, env=ENV)
 
 def _files(folder):
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.is_file()}
@@ -80,6 +100,7 @@ def test_demo_replaces_its_own_folder_or_with_overwrite(tmp_path):
     res = _demo(out)
     assert res.returncode == 0, res.stderr[-3000:]
     assert not (out/"leftover.txt").exists() and (out/".chatft-demo").exists() and (out/"adapter_config.json").exists()
+    assert "held-out loss" in _table(res.stdout) and (out/"eval.json").exists() and (out/"data"/"dataset_dict.json").exists()
     mine = tmp_path/"mine"
     mine.mkdir()
     (mine/"notes.txt").write_text("mine")
