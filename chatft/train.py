@@ -431,7 +431,8 @@ def answer(model, tokenizer, messages:list, max_new_tokens:int=48, system:str|No
     ids = {k: v.to(next(model.parameters()).device) for k,v in ids.items()}
     model.eval()
     with torch.no_grad():
-        out = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+        out = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id,
+                             use_cache=True)
     return tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip()
 
 # %% ../nbs/05_train.ipynb #b9ac0325
