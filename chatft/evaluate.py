@@ -585,13 +585,6 @@ class ABPanel:
         display(self.widget)
 
 # %% ../nbs/06_evaluate.ipynb #c5933b4c
-def _quiet():
-    "Keep the terminal for the results: no deprecation warnings or weight-loading bars from the libraries."
-    import warnings, transformers
-    for w in (FutureWarning, UserWarning, DeprecationWarning): warnings.filterwarnings("ignore", category=w)
-    transformers.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-
 def eval_cli(argv:list|None=None)->int:
     "`chatft eval RUN [--data DIR] [--n N] [--max-new-tokens K] [-o DIR]`: base vs tuned on the held-out split."
     p = argparse.ArgumentParser(prog="chatft eval", description="Compare the tuned model of a run with its base model "
@@ -608,9 +601,10 @@ def eval_cli(argv:list|None=None)->int:
     a = p.parse_args(argv)
     run = Path(a.run)
     if not (run/"plan.json").exists(): raise ChatftError(f"{run}: not a chatft run folder (no plan.json). Make one with `chatft train` or `chatft demo`.")
-    _quiet()
+    from chatft.train import quiet
+    quiet()
     ev = evaluate_run(run, a.data, a.output, n=a.n, max_new_tokens=a.max_new_tokens, batch_size=a.batch_size,
                       do_sample=a.sample, probe=a.probe, general=a.general)
     print(ev)
-    print(f"\nsaved eval.json, eval.md and plots to {Path(a.output or run).resolve()}")
+    print(f"\nsaved eval.json, eval.md and plots to {Path(a.output or run)}")
     return 0
