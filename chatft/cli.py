@@ -20,8 +20,13 @@ COMMANDS = {
     "clean":   ("chatft.clean",   "clean_cli",   "filter, de-duplicate and redact private data"),
     "prepare": ("chatft.dataset", "prepare_cli", "render with a model's chat template and tokenize with loss masks"),
     "train":   ("chatft.train",   "train_cli",   "fine-tune with LoRA/QLoRA and write a run folder"),
+    "prefer":  ("chatft.prefer",  "prefer_cli",  "preference pairs from your regenerations, thumbs and A/B ratings; DPO on a run"),
     "eval":    ("chatft.evaluate", "eval_cli",   "compare a run's tuned model with its base model on held-out conversations"),
     "chat":    ("chatft.chat",    "chat_cli",    "talk to a run's model: streamed, in the terminal (-m for one message) or a web app (--ui)"),
+    "merge":   ("chatft.deploy",  "merge_cli",   "merge a run's adapter into a standalone model folder"),
+    "gguf":    ("chatft.deploy",  "gguf_cli",    "convert a run to GGUF for llama.cpp, Ollama and LM Studio"),
+    "push":    ("chatft.deploy",  "push_cli",    "upload a run to the Hugging Face Hub (private by default) with a model card"),
+    "serve":   ("chatft.serve",   "serve_cli",   "an OpenAI-compatible server for a run, batching requests that arrive together"),
     "demo":    ("chatft.demo",    "demo_cli",    "the whole pipeline on the synthetic export (or yours) with the offline demo model"),
 }
 

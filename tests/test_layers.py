@@ -1,6 +1,7 @@
 """No module of chatft reaches a later step of the course, not even inside a function.
 
-The course runs export -> explore -> clean -> template -> dataset -> train -> evaluate -> chat. A step may use
+The course runs export -> explore -> clean -> template -> dataset -> train -> prefer -> evaluate -> chat -> deploy
+-> serve. A step may use
 any earlier one; `models` and `synth` sit beside the course right after `export` (they may use
 `export`, every later step may use them); `demo` and `cli` sit on top and may import anything.
 A new module must be given its place here before it can import another chatft module."""
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "chatft"
-COURSE = ["export", "explore", "clean", "template", "dataset", "train", "evaluate", "chat"]
+COURSE = ["export", "explore", "clean", "template", "dataset", "train", "prefer", "evaluate", "chat", "deploy", "serve"]
 BESIDE = {"models": 1, "synth": 1}          # between export (0) and explore (1)
 ON_TOP = {"cli", "demo", "_modidx", "__init__"}
 
