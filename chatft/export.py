@@ -14,10 +14,11 @@ from pathlib import Path
 __all__ = ['STEP_FILES', 'TEXT_NOTES', 'DIALOGUE_TYPES', 'ROLES', 'GEMINI_GAP', 'MAX_RATIO', 'READERS', 'GROUPED', 'FORMATS_HELP',
            'CHUNK', 'ChatftError', 'Report', 'in_notebook', 'Conversation', 'write_jsonl', 'read_jsonl', 'work_dir',
            'step_path', 'latest_conversations', 'to_dataset', 'Skip', 'thread_ids', 'strip_citations', 'artifact_block',
-           'clean_text', 'message_text', 'custom_instructions', 'read_chatgpt_conversation', 'read_claude_conversation',
-           'read_sharegpt_conversation', 'read_messages_conversation', 'read_grok_conversation',
-           'read_aistudio_conversation', 'html_to_markdown', 'read_gemini_activity', 'record_kind', 'read_export',
-           'export_cli', 'iter_json_array', 'load_json']
+           'clean_text', 'message_text', 'custom_instructions', 'chatgpt_turns', 'read_chatgpt_conversation',
+           'read_claude_conversation', 'read_sharegpt_conversation', 'read_messages_conversation',
+           'read_grok_conversation', 'read_aistudio_conversation', 'html_to_markdown', 'read_gemini_activity',
+           'feedback_records', 'record_kind', 'read_export', 'raw_records', 'export_cli', 'iter_json_array',
+           'load_json']
 
 # %% ../nbs/00_export.ipynb #f76fa217
 class ChatftError(Exception):
@@ -392,6 +393,25 @@ def _alternatives(mapping, node_id, images):
     alts = [message_text(_dict(mapping[s]).get('message'), images) for s in sibs]
     return [t for r, t in (a for a in alts if a) if r == "assistant"]
 
+# %% ../nbs/00_export.ipynb #0f4a1b95
+def chatgpt_turns(
+    mapping:dict,             # a conversation's `mapping`
+    ids:list,                 # node ids of a thread, root first (`thread_ids`)
+    images:str="placeholder", # "placeholder" or "drop" for image and file parts
+    why:Counter|None=None,    # counts of dropped messages by reason
+    models:Counter|None=None, # counts the answering models' slugs, when given
+)->list:
+    "The thread's visible messages as `(role, text, node ids)` turns: plumbing dropped, consecutive pieces merged."
+    msgs = []
+    for nid in ids:
+        msg = _dict(mapping[nid]).get('message')
+        got = message_text(msg, images, why, empty=True)
+        if got is None: continue
+        msgs.append((got[0], got[1] or None, [nid]))
+        slug = _dict(msg.get('metadata')).get('model_slug')
+        if got[0] == "assistant" and isinstance(slug, str) and models is not None: models[slug] += 1
+    return _merge(msgs, why)
+
 # %% ../nbs/00_export.ipynb #0fd16de0
 def read_chatgpt_conversation(
     raw:dict,                 # one conversation object of `conversations.json`
@@ -407,15 +427,9 @@ def read_chatgpt_conversation(
     if not isinstance(cid, str) or not cid: raise Skip("no conversation id")
     mapping = raw.get('mapping')
     ids, fallback = thread_ids(mapping, raw.get('current_node'))
-    msgs, models, instructions = [], Counter(), None
-    for nid in ids:
-        msg = mapping[nid].get('message') if isinstance(mapping[nid], dict) else None
-        instructions = custom_instructions(msg) or instructions
-        got = message_text(msg, images, why, empty=True)
-        if got is None: continue
-        msgs.append((got[0], got[1] or None, [nid]))
-        if got[0] == "assistant" and isinstance(slug := _dict(msg.get('metadata')).get('model_slug'), str): models[slug] += 1
-    merged = _merge(msgs, why)
+    instructions, models = None, Counter()
+    for nid in ids: instructions = custom_instructions(_dict(mapping[nid]).get('message')) or instructions
+    merged = chatgpt_turns(mapping, ids, images, why, models)
     if not merged: raise Skip("no visible messages")
     if not any(r == "user" for r, _, _ in merged): raise Skip("no user message")
     meta = {}
@@ -718,8 +732,11 @@ def _sources(path:Path):
     else: yield str(path), path.stat().st_size, (lambda: open(path, "rb"))
 
 # %% ../nbs/00_export.ipynb #17862be1
-def _feedback(path:Path)->dict:
-    "message id -> rating from `message_feedback.json`, if the export has one."
+def feedback_records(
+    path,                 # the export: a ZIP, a folder, or its conversations.json
+)->list:
+    "The records of `message_feedback.json` as they are (dicts), or `[]` when the export has none or it is unreadable."
+    path = Path(path).expanduser()
     try:
         if path.is_dir(): data = (path/"message_feedback.json").read_bytes() if (path/"message_feedback.json").exists() else None
         elif zipfile.is_zipfile(path):
@@ -728,8 +745,12 @@ def _feedback(path:Path)->dict:
         else:
             f = path.parent/"message_feedback.json"; data = f.read_bytes() if f.exists() and path.name.startswith("conversations") else None
         items = orjson.loads(data) if data else []
-    except (orjson.JSONDecodeError, OSError, zipfile.BadZipFile): return {}
-    return {i['message_id']: i.get('rating') for i in items if isinstance(i, dict) and i.get('message_id')} if isinstance(items, list) else {}
+    except (orjson.JSONDecodeError, OSError, zipfile.BadZipFile): return []
+    return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
+
+def _feedback(path:Path)->dict:
+    "message id -> rating from `message_feedback.json`, if the export has one."
+    return {i['message_id']: i.get('rating') for i in feedback_records(path) if i.get('message_id')}
 
 # %% ../nbs/00_export.ipynb #d7dbc672
 READERS = [("mapping", "chatgpt", read_chatgpt_conversation), ("current_node", "chatgpt", read_chatgpt_conversation),
@@ -875,6 +896,16 @@ def _read_together(reader, raws, name, images, why, convs, report):
     for where, reason in skips: report.skip(where, reason)
     for c in got: _keep_newest(convs, c, report)
     report.notes.update(notes)
+
+# %% ../nbs/00_export.ipynb #cbe244bb
+def raw_records(
+    path,                 # a ZIP, a folder, or a file (JSON, JSONL, CSV)
+):
+    "Yield `(file name, position, record)` for every raw record of the export at `path`, in `read_export`'s order."
+    path = Path(path).expanduser()
+    if not path.exists(): raise ChatftError(f"{path}: no such file or folder.")
+    for name, size, open_ in _sources(path):
+        for n, raw in enumerate(_records(name, size, open_)): yield name, n, raw
 
 # %% ../nbs/00_export.ipynb #21881b8d
 def export_cli(argv:list|None=None)->int:
