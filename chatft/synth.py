@@ -14,7 +14,8 @@ from .export import Conversation
 
 # %% auto #0
 __all__ = ['TOPICS', 'FILLERS', 'FOLLOWUPS', 'OTHER_LANGUAGES', 'PRIVATE', 'ERROR_REPLY', 'INSTRUCTIONS', 'PROFILE', 'MODELS',
-           'START', 'SPAN', 'CITES', 'synthetic_conversations', 'print_tree', 'synthetic_export', 'large_export']
+           'START', 'SPAN', 'CITES', 'ABANDONED', 'RATED_ABANDONED', 'synthetic_conversations', 'print_tree',
+           'synthetic_export', 'large_export']
 
 # %% ../nbs/synth.ipynb #e3d8abb2
 TOPICS = {
@@ -197,6 +198,27 @@ def _instructions(tree, parent, system):
     return tree.node(parent, "user", content=dict(content_type="user_editable_context", user_profile=_WRAP_PROFILE.format(profile) if profile else "",
                      user_instructions=_WRAP_INSTRUCTIONS.format(instructions)), hidden=True, user_context_message_data=data, is_user_system_message=True)
 
+# %% ../nbs/synth.ipynb #a4bb80a6
+ABANDONED = {21: "interrupted", 27: "error", 37: "same"}   # conversation index -> another abandoned first answer
+RATED_ABANDONED = {25: False, 50: False, 30: True}          # conversation index -> thumbs up (True) or down on its regenerated answer
+
+def _rating(node:str, cid:str, t:float, up:bool)->dict:
+    "A `message_feedback.json` record: a thumbs up or down on `node`, a minute after time `t`."
+    return dict(id=node, message_id=node, conversation_id=cid, user_id="user-synthetic0sam", rating="thumbsUp" if up else "thumbsDown",
+                create_time=datetime.fromtimestamp(t + 60, timezone.utc).isoformat(), workspace_id=None,
+                content="{}" if up else '{"tags": ["not-helpful"], "text": "too long"}', storage_protocol="zstd::1.5.5")
+
+def _abandoned(tree, parent, text:str, kind:str, model:str)->str:
+    "An abandoned answer `kind` (interrupted, error, same) beside the kept one, drawn from its own generator: the rest of the tree is unchanged."
+    rng, t = tree.rng, tree.t
+    tree.rng = random.Random(f"{parent}:{kind}")
+    if kind == "interrupted":
+        nid = tree.node(parent, "assistant", [text[:len(text) // 2]], model=model, status="in_progress", end_turn=False,
+                        finish_details={"type": "interrupted"})
+    else: nid = tree.node(parent, "assistant", [ERROR_REPLY if kind == "error" else text], model=model)
+    tree.rng, tree.t = rng, t
+    return nid
+
 # %% ../nbs/synth.ipynb #a6fa2349
 _KEYS_2025 = dict(async_status=None, conversation_origin=None, is_do_not_remember=False, is_starred=None, memory_scope="global_enabled",
                   sugar_item_id=None, voice=None, blocked_urls=[], disabled_tool_ids=[])
@@ -215,14 +237,13 @@ def _raw(c:Conversation, i:int, rng:random.Random)->tuple:
                 tree.node(old, "assistant", ["an answer to the abandoned dr"], model=c.model, status="in_progress", end_turn=False)
             node = _user(tree, node, m['content'])
         else:
+            old = None
             if i % 5 == 0:                                                             # a regenerated answer, left behind
-                tree.node(node, "assistant", [f"An earlier answer that was regenerated: {m['content'][:60]}"], model=c.model)
+                old = tree.node(node, "assistant", [f"An earlier answer that was regenerated: {m['content'][:60]}"], model=c.model)
+            if k == 1 and i in ABANDONED: _abandoned(tree, node, m['content'], ABANDONED[i], c.model)
             node = _assistant(tree, node, m['content'], i, c.model)
-            if i % 9 in (4, 8) and k == 1:
-                feedback.append(dict(id=node, message_id=node, conversation_id=c.id, user_id="user-synthetic0sam",
-                                     rating="thumbsUp" if i % 9 == 4 else "thumbsDown",
-                                     create_time=datetime.fromtimestamp(tree.t + 60, timezone.utc).isoformat(), workspace_id=None,
-                                     content="{}" if i % 9 == 4 else '{"tags": ["not-helpful"], "text": "too long"}', storage_protocol="zstd::1.5.5"))
+            if i % 9 in (4, 8) and k == 1: feedback.append(_rating(node, c.id, tree.t, i % 9 == 4))
+            if k == 1 and old and i in RATED_ABANDONED: feedback.append(_rating(old, c.id, tree.t, RATED_ABANDONED[i]))
     if i % 3 == 1:                                                                     # list the current branches first
         for n in tree.mapping.values(): n['children'].reverse()
     d = dict(title=c.title, create_time=c.create_time, update_time=c.update_time, mapping=tree.mapping,
