@@ -18,7 +18,7 @@ from starlette.requests import Request   # FastAPI finds route parameters' types
 __all__ = ['Limits', 'ApiError', 'message_text', 'read_messages', 'Ask', 'parse_request', 'warpers', 'pick_token', 'Job',
            'advance', 'pad_left', 'stack_rows', 'keep_rows', 'Engine', 'read_body', 'check_key', 'completion', 'chunk',
            'stream_events', 'collect', 'chat_completions', 'serve_app', 'free_port', 'Server', 'vllm_template',
-           'vllm_command', 'check_vllm', 'serve_cli']
+           'vllm_command', 'check_vllm', 'check_port', 'serve_cli']
 
 # %% ../nbs/08b_serve.ipynb #837db01d
 @dataclass
@@ -555,8 +555,18 @@ def _parser()->argparse.ArgumentParser:
     p.add_argument("--system", default=None, help="system prompt (default: the run's; '' for none)")
     return _options(p)
 
-# %% ../nbs/08b_serve.ipynb #436019f3
+# %% ../nbs/08b_serve.ipynb #3c7f709a
 def _exit_quietly(sig, frame): raise SystemExit(0)
+
+def check_port(host:str, port:int):
+    "A `ChatftError` now, before the model loads, when `host:port` cannot be bound."
+    import socket
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as uvicorn does
+        try: s.bind((host, port))
+        except OSError as e:
+            raise ChatftError(f"Cannot listen on {host}:{port} ({e.strerror}): another server may be using it; "
+                              "pick another with --port.") from None
 
 def serve_cli(argv:list|None=None)->int:
     "`chatft serve RUN`: an OpenAI-compatible server for a run, batching requests that arrive together."
@@ -566,12 +576,15 @@ def serve_cli(argv:list|None=None)->int:
     if a.engine == "vllm":
         check_vllm()
         return subprocess.call(vllm_command(run, a.host, a.port, a.api_key, a.max_batch))
+    check_port(a.host, a.port)
     for sig in (signal.SIGTERM, signal.SIGINT): signal.signal(sig, _exit_quietly)
     limits = Limits(**{f.name: getattr(a, f.name) for f in fields(Limits)})
     chat = load_chat(run, system=a.system, merged=True)
     app = serve_app(Engine(chat, a.max_batch), a.api_key, limits)
     print(f"chatft serve: {chat.name} at http://{a.host}:{a.port}/v1 (max batch {a.max_batch}"
           f"{', API key required' if a.api_key else ''}); Ctrl-C or SIGTERM stops it", flush=True)
-    uvicorn.run(app, host=a.host, port=a.port, log_level="warning", timeout_graceful_shutdown=3)
+    try: uvicorn.run(app, host=a.host, port=a.port, log_level="warning", timeout_graceful_shutdown=3)
+    except SystemExit as e:
+        if e.code: raise
     print("chatft serve: stopped", flush=True)
     return 0

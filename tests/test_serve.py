@@ -1,0 +1,238 @@
+"""chatft.serve: the engine against `Chat.reply` (greedy and seeded, alone and batched, a cancelled request leaves the
+batch), request checking, and the real `chatft serve` console script driven by the official `openai` client:
+streaming and not, multi-turn, `stop`, bad requests, API key, a client disconnecting mid-stream, 8 concurrent
+clients x 4 requests, and a clean exit on SIGTERM."""
+import os, sys, json, time, signal, subprocess, threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+import pytest
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+from chatft.models import TINY_MODEL
+from chatft.chat import load_chat, practice_run
+from chatft.serve import ApiError, Ask, Engine, Job, Limits, free_port, parse_request, serve_cli
+
+openai = pytest.importorskip("openai")
+KEY = "sk-test-key"
+QUESTIONS = ["decline a meeting about the boiler nicely", "name three fruits", "hi", "write a haiku about tea"]
+MULTI = [dict(role="user", content="hi"), dict(role="assistant", content="Hello! How can I help?"),
+         dict(role="user", content="name three fruits")]
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    "A TINY_MODEL run folder (2 training steps: enough to have an adapter)."
+    return practice_run(tmp_path_factory.mktemp("serve")/"run", TINY_MODEL, steps=2, n=8, max_length=128)
+
+@pytest.fixture(scope="module")
+def chat(tiny_run): return load_chat(tiny_run, device="cpu", merged=True)
+
+@pytest.fixture(scope="module")
+def engine(chat):
+    e = Engine(chat, max_batch=4).start()
+    yield e
+    e.stop()
+
+# --- request checking ---
+
+def body(**kw): return dict(dict(model="m", messages=[dict(role="user", content="hi")]), **kw)
+
+@pytest.mark.parametrize("kw, param", [
+    (dict(temperature=5), "temperature"), (dict(top_p=0), "top_p"), (dict(max_tokens=0), "max_tokens"),
+    (dict(max_completion_tokens=10**6), "max_completion_tokens"), (dict(n=3), "n"), (dict(stop=["a"]*5), "stop"),
+    (dict(messages=[]), "messages"), (dict(messages=[dict(role="tool", content="x")]), "messages.0.role"),
+    (dict(messages=[dict(role="user", content=[dict(type="image_url")])]), "messages.0.content"),
+    (dict(messages=[dict(role="user", content="a"), dict(role="assistant", content="b")]), "messages"),
+    (dict(seed="7"), "seed")])
+def test_bad_requests_name_the_field(kw, param):
+    with pytest.raises(ApiError) as e: parse_request(body(**kw))
+    assert e.value.status == 400 and e.value.body()["error"]["param"] == param
+
+def test_request_fields():
+    a = parse_request(body(max_tokens=9, temperature=0.5, top_p=0.9, seed=3, stop="x", stream=True,
+                           stream_options=dict(include_usage=True),
+                           messages=[dict(role="developer", content="Be brief."), dict(role="user", content="hi")]))
+    assert (a.max_tokens, a.temperature, a.top_p, a.seed, a.stop, a.stream, a.include_usage) == (9, 0.5, 0.9, 3, ("x",), True, True)
+    assert a.messages[0] == dict(role="system", content="Be brief.")
+    assert parse_request(body()).max_tokens == Limits().default_tokens
+    with pytest.raises(ApiError, match="4 messages"): parse_request(body(messages=[dict(role="user", content="x")]*4), Limits(max_messages=3))
+
+# --- the engine against Chat.reply ---
+
+def test_batched_greedy_equals_single(engine, chat):
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda q: engine.reply(q, max_tokens=12, temperature=0), QUESTIONS + [MULTI]))
+    alone = [chat.reply(q, max_new_tokens=12) for q in QUESTIONS + [MULTI]]
+    assert together == alone
+    assert engine.mean_batch > 1
+
+def test_seeded_sampling_equals_chat_and_ignores_neighbours(engine, chat):
+    kw = dict(temperature=0.9, top_p=0.95, seed=11)
+    expected = chat.reply(QUESTIONS[0], max_new_tokens=12, **kw)
+    with ThreadPoolExecutor(3) as pool:
+        runs = [pool.submit(engine.reply, QUESTIONS[0], max_tokens=12, **kw)] + \
+               [pool.submit(engine.reply, q, max_tokens=12, temperature=1.0) for q in QUESTIONS[1:3]]
+        got = runs[0].result()
+    assert got == expected
+    assert engine.reply(QUESTIONS[0], max_tokens=12, **dict(kw, seed=12)) != expected
+
+def test_cancelled_job_leaves_the_batch(engine):
+    job = engine.submit(engine.job(Ask([dict(role="user", content="hi")], max_tokens=1000, temperature=0)))
+    while not job.tokens: time.sleep(0.01)
+    job.cancelled.set()
+    deadline = time.time() + 30
+    while engine.rows and time.time() < deadline: time.sleep(0.05)
+    assert not engine.rows and len(job.tokens) < 1000
+
+def test_engine_needs_a_batch(chat):
+    from chatft.export import ChatftError
+    with pytest.raises(ChatftError, match="at least 1"): Engine(chat, max_batch=0)
+
+def test_vllm_engine_says_what_it_needs(tiny_run):
+    import torch
+    if torch.cuda.is_available(): pytest.skip("this machine has CUDA")
+    r = subprocess.run([str(Path(sys.executable).parent/"chatft"), "serve", str(tiny_run), "--engine", "vllm"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "needs an NVIDIA GPU" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()[-1]) > 40
+
+# --- the real server ---
+
+@pytest.fixture(scope="module")
+def server(tiny_run):
+    "`chatft serve` started through the console script, with an API key; yields (process, base url)."
+    port = free_port()
+    cmd = [str(Path(sys.executable).parent/"chatft"), "serve", str(tiny_run), "--port", str(port), "--api-key", KEY,
+           "--max-batch", "8", "--max-tokens", "256"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    import httpx
+    for _ in range(600):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200: break
+        except httpx.HTTPError: time.sleep(0.2)
+        assert proc.poll() is None, proc.communicate()
+    yield proc, f"http://127.0.0.1:{port}"
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+@pytest.fixture(scope="module")
+def client(server): return openai.OpenAI(base_url=server[1]+"/v1", api_key=KEY, max_retries=0, timeout=120)
+
+def ask(client, messages, **kw):
+    msgs = [dict(role="user", content=messages)] if isinstance(messages, str) else messages
+    return client.chat.completions.create(model="run", messages=msgs, **dict(dict(max_tokens=16, temperature=0), **kw))
+
+def streamed(client, messages, **kw)->tuple:
+    "(text, finish reason, usage) of a streamed reply."
+    text, finish, usage = "", None, None
+    for c in ask(client, messages, stream=True, stream_options=dict(include_usage=True), **kw):
+        if c.usage: usage = c.usage
+        if c.choices:
+            text += c.choices[0].delta.content or ""
+            finish = c.choices[0].finish_reason or finish
+    return text, finish, usage
+
+@pytest.mark.slow
+def test_server_answers_like_chat(client, chat):
+    assert [m.id for m in client.models.list()] == ["run"]
+    r = ask(client, QUESTIONS[1])
+    assert r.choices[0].message.content == chat.reply(QUESTIONS[1], max_new_tokens=16)
+    assert r.object == "chat.completion" and r.choices[0].finish_reason in ("stop", "length")
+    assert r.usage.prompt_tokens == len(chat.prompt(QUESTIONS[1], 16)) and 0 < r.usage.completion_tokens <= 16
+    assert r.usage.total_tokens == r.usage.prompt_tokens + r.usage.completion_tokens
+    text, finish, usage = streamed(client, QUESTIONS[1])
+    assert (text, finish, usage.completion_tokens) == (r.choices[0].message.content, r.choices[0].finish_reason,
+                                                       r.usage.completion_tokens)
+
+@pytest.mark.slow
+def test_server_multi_turn_and_system(client, chat):
+    assert ask(client, MULTI).choices[0].message.content == chat.reply(MULTI, max_new_tokens=16)
+    with_system = [dict(role="system", content="You answer in French.")] + MULTI
+    assert ask(client, with_system).choices[0].message.content == chat.reply(with_system, max_new_tokens=16)
+
+@pytest.mark.slow
+def test_server_stop(client):
+    full = ask(client, QUESTIONS[0], max_tokens=24).choices[0].message.content
+    word = full[len(full)//2:len(full)//2+3]
+    cut = ask(client, QUESTIONS[0], max_tokens=24, stop=[word])
+    assert cut.choices[0].message.content == full[:full.index(word)] and cut.choices[0].finish_reason == "stop"
+    assert streamed(client, QUESTIONS[0], max_tokens=24, stop=word)[0] == full[:full.index(word)]
+
+@pytest.mark.slow
+def test_server_bad_requests(client, server):
+    import httpx
+    with pytest.raises(openai.BadRequestError) as e: ask(client, "hi", temperature=5)
+    assert e.value.status_code == 400 and e.value.body["param"] == "temperature"
+    with pytest.raises(openai.BadRequestError): ask(client, "hi", n=2)
+    with pytest.raises(openai.BadRequestError): ask(client, "hi", max_tokens=100_000)
+    with pytest.raises(openai.BadRequestError) as e: ask(client, "word " * 20_000, max_tokens=8)
+    assert e.value.code == "context_length_exceeded"
+    auth = {"Authorization": f"Bearer {KEY}"}
+    r = httpx.post(server[1]+"/v1/chat/completions", content=b"{not json", headers=auth)
+    assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error"
+    r = httpx.post(server[1]+"/v1/chat/completions", content=b" " * 2_000_000, headers=auth)
+    assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large"
+    r = httpx.get(server[1]+"/v1/nothing", headers=auth)
+    assert r.status_code == 404 and "message" in r.json()["error"]
+
+@pytest.mark.slow
+def test_server_api_key(server):
+    bad = openai.OpenAI(base_url=server[1]+"/v1", api_key="wrong", max_retries=0)
+    with pytest.raises(openai.AuthenticationError) as e: ask(bad, "hi")
+    assert e.value.status_code == 401 and e.value.body["code"] == "invalid_api_key"
+    with pytest.raises(openai.AuthenticationError): bad.models.list()
+    import httpx
+    assert httpx.post(server[1]+"/v1/chat/completions", json=body()).status_code == 401
+    assert httpx.get(server[1]+"/health").json()["status"] == "ok"
+
+@pytest.mark.slow
+def test_server_survives_a_disconnect(client, server):
+    import httpx
+    stream = ask(client, QUESTIONS[0], max_tokens=250, stream=True)
+    for i, _ in enumerate(stream):
+        if i == 3: break
+    stream.close()
+    deadline = time.time() + 60
+    while time.time() < deadline and httpx.get(server[1]+"/health").json()["running"]: time.sleep(0.1)
+    health = httpx.get(server[1]+"/health").json()
+    assert health["running"] == 0 and health["waiting"] == 0
+    assert ask(client, "hi", max_tokens=4).choices[0].message.content
+
+@pytest.mark.slow
+def test_server_concurrent_clients(server, chat):
+    "8 clients x 4 requests at once: no failure, every greedy reply equals `Chat.reply`'s, forward passes shared."
+    import httpx
+    before = httpx.get(server[1]+"/health").json()
+    def one_client(i):
+        c = openai.OpenAI(base_url=server[1]+"/v1", api_key=KEY, max_retries=0, timeout=300)
+        out = []
+        for j in range(4):
+            q = QUESTIONS[(i + j) % 4]
+            out.append((q, streamed(c, q)[0] if j % 2 else ask(c, q).choices[0].message.content))
+        return out
+    with ThreadPoolExecutor(8) as pool: results = [r for rs in pool.map(one_client, range(8)) for r in rs]
+    assert len(results) == 32
+    expected = {q: chat.reply(q, max_new_tokens=16) for q in QUESTIONS}
+    assert all(text == expected[q] for q, text in results)
+    after = httpx.get(server[1]+"/health").json()
+    steps, rows = after["steps"] - before["steps"], after["rows"] - before["rows"]
+    assert rows / steps > 2, (rows, steps)     # requests shared forward passes
+
+@pytest.mark.slow
+def test_server_stops_cleanly_on_sigterm(server, client):
+    proc, _ = server
+    stream = ask(client, QUESTIONS[0], max_tokens=250, stream=True)   # a request still running
+    next(iter(stream))
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "chatft serve: stopped" in out
+
+def test_port_in_use_is_one_line(tiny_run):
+    import socket
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        r = subprocess.run([str(Path(sys.executable).parent/"chatft"), "serve", str(tiny_run), "--port",
+                            str(taken.getsockname()[1])], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "pick another with --port" in r.stderr and "Traceback" not in r.stderr
