@@ -1,0 +1,255 @@
+"""chatft.deploy: the merged folder answers as the adapter does and loads with plain transformers; the GGUF
+(converted by llama.cpp's own converter) tokenizes and answers as transformers in llama-cpp-python; the Modelfile's
+prompt pieces rebuild the Jinja template; the Hub upload folder, card and Space; `chatft merge/gguf/push` through
+the real console script. No test reaches the network: the converter comes from chatft's cache (setup.sh fetches it)
+or the GGUF tests skip, saying so."""
+import os, sys, json, runpy, tarfile, importlib.util, subprocess
+from pathlib import Path
+import pytest
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+from chatft.export import ChatftError
+from chatft.models import DEMO_MODEL, TINY_MODEL, load_tokenizer
+from chatft.template import render, with_system
+from chatft.chat import practice_run, load_chat
+from chatft import deploy
+from chatft.deploy import (merge, merged_chat, greedy_replies, heldout_prompts, template_pieces, assemble,
+                           ollama_template, modelfile, extract_converter, converter_dir, find_converter, gguf,
+                           load_gguf, gguf_replies, same_tokens, rounded_chat, upload_folder, space_folder, push,
+                           hub_card, card_data, data_counts, leaks, base_license, stop_config)
+
+CHATFT = str(Path(sys.executable).parent/"chatft")
+TOKENS = 24
+
+def cli(*args, env=None):
+    "Run the real `chatft` console script; (returncode, stdout, stderr)."
+    done = subprocess.run([CHATFT, *map(str, args)], capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})})
+    return done.returncode, done.stdout, done.stderr
+
+def error_lines(err:str)->list:
+    "The lines chatft itself wrote to stderr (libraries may log a warning on import)."
+    return [l for l in err.splitlines() if l.startswith("chatft ")]
+
+def need_converter():
+    if not (converter_dir()/"convert_hf_to_gguf.py").exists():
+        pytest.skip(f"llama.cpp's converter is not cached in {converter_dir()} (tests do not download it): "
+                    "run `python -c 'import chatft.deploy as d; d.fetch_converter()'` (setup.sh does)")
+
+def need_llama_cpp():
+    if importlib.util.find_spec("llama_cpp") is None:
+        pytest.skip(f"llama-cpp-python is not installed: `pip install llama-cpp-python=={deploy.LLAMA_CPP_VERSION}` (setup.sh does)")
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    "A demo-model run: a few steps at lr 1e-3 change its greedy answers."
+    return practice_run(tmp_path_factory.mktemp("deploy")/"run", DEMO_MODEL, steps=3, n=16, max_length=256)
+
+@pytest.fixture(scope="module")
+def merged(demo_run, tmp_path_factory):
+    return merge(demo_run, tmp_path_factory.mktemp("deploy")/"merged", device="cpu")
+
+@pytest.fixture(scope="module")
+def prompts(demo_run): return heldout_prompts(demo_run, 4)
+
+@pytest.fixture(scope="module")
+def adapter_replies(demo_run, prompts): return greedy_replies(load_chat(demo_run, device="cpu"), prompts, TOKENS)
+
+# --- fast: no run needed ---
+
+def test_template_pieces_rebuild_the_jinja_template():
+    "The Ollama template's pieces put conversations back together exactly as the Jinja template renders them."
+    tok = load_tokenizer(DEMO_MODEL)
+    pieces = template_pieces(tok)
+    convs = [[dict(role="user", content="hi")],
+             [dict(role="user", content="a {{ b }}"), dict(role="assistant", content="c\n\nd"), dict(role="user", content="e")]]
+    for system in (None, "", "Be brief.\nVery."):
+        for conv in convs:
+            msgs = with_system(conv, system or None)
+            assert assemble(pieces, msgs) == render(msgs, tok, add_generation_prompt=True)
+    assert pieces["user"] == ("<|im_start|>user\n", "<|im_end|>\n") and "SmolLM" in pieces["default"]
+    go = ollama_template(pieces)
+    assert go.count("{{ .Content }}") == 2 and "{{ .System }}" in go and go.endswith("<|im_start|>assistant\n")
+
+def test_template_pieces_refuse_position_dependent_templates():
+    "A template that writes the first user message differently cannot be one Go template: say so, do not guess."
+    tok = load_tokenizer(DEMO_MODEL)
+    tok.chat_template = ("{% for m in messages %}{% if loop.index0 == 1 %}FIRST {% endif %}"
+                         "<{{ m['role'] }}>{{ m['content'] }}</s>{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}")
+    with pytest.raises(ValueError): template_pieces(tok)
+
+def test_extract_converter_takes_only_the_converter(tmp_path):
+    src = tmp_path/"llama_cpp_python-9.9.9/vendor/llama.cpp"
+    (src/"gguf-py/gguf").mkdir(parents=True)
+    (src/"conversion").mkdir()
+    for f in ("convert_hf_to_gguf.py", "gguf-py/gguf/__init__.py", "conversion/__init__.py", "LICENSE", "ggml.c"):
+        (src/f).write_text("# " + f)
+    with tarfile.open(tmp_path/"sd.tar.gz", "w:gz") as tf: tf.add(tmp_path/"llama_cpp_python-9.9.9", "llama_cpp_python-9.9.9")
+    conv = extract_converter(tmp_path/"sd.tar.gz", tmp_path/"out")
+    assert conv == tmp_path/"out/convert_hf_to_gguf.py"
+    assert sorted(p.name for p in conv.parent.iterdir()) == ["LICENSE", "conversion", "convert_hf_to_gguf.py", "gguf-py"]
+
+def test_find_converter_without_network(tmp_path, monkeypatch):
+    "With an empty cache and fetching off, a one-line error says how to get it; $CHATFT_LLAMA_CPP is honoured."
+    monkeypatch.setenv("CHATFT_CACHE", str(tmp_path))
+    with pytest.raises(ChatftError, match="fetch_converter"): find_converter(fetch=False)
+    (tmp_path/"checkout").mkdir()
+    monkeypatch.setenv("CHATFT_LLAMA_CPP", str(tmp_path/"checkout"))
+    with pytest.raises(ChatftError, match="does not exist"): find_converter()
+    (tmp_path/"checkout/convert_hf_to_gguf.py").write_text("")
+    assert find_converter() == tmp_path/"checkout/convert_hf_to_gguf.py"
+
+def test_base_license():
+    assert base_license(DEMO_MODEL) == "apache-2.0"
+    assert base_license("meta-llama/Llama-3.1-8B-Instruct") == "llama3.1"
+    assert base_license("someone/unknown") == "other"
+
+def test_cli_bad_input_is_one_line(tmp_path):
+    for args, msg in [(("merge", tmp_path/"nope", "-o", tmp_path/"m"), "not a chatft run folder"),
+                      (("gguf", tmp_path/"nope", "-o", tmp_path/"m.gguf"), "not a chatft run folder"),
+                      (("push", tmp_path/"nope", "me/x"), "not a chatft run folder")]:
+        code, out, err = cli(*args)
+        assert code == 1 and len(error_lines(err)) == 1 and msg in error_lines(err)[0], err
+    code, out, err = cli("gguf", tmp_path, "-o", tmp_path/"m.gguf", "--type", "q4_0")
+    assert code == 2 and "invalid choice" in err
+
+# --- slow: a demo run ---
+
+@pytest.mark.slow
+def test_merged_equals_adapter(demo_run, merged, prompts, adapter_replies):
+    "Greedy replies of the merged folder (plain from_pretrained) are the adapter's, on held-out prompts."
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    assert greedy_replies(merged_chat(merged, "cpu"), prompts, TOKENS) == adapter_replies
+    model = AutoModelForCausalLM.from_pretrained(merged)
+    assert not hasattr(model, "peft_config") and "quantization_config" not in json.loads((merged/"config.json").read_text())
+    tok, run_tok = AutoTokenizer.from_pretrained(merged), AutoTokenizer.from_pretrained(demo_run)
+    assert tok.chat_template == run_tok.chat_template
+    assert tok.convert_tokens_to_ids("<|im_end|>") in model.generation_config.eos_token_id
+    base = greedy_replies(load_chat(DEMO_MODEL, device="cpu"), prompts, TOKENS)
+    assert base != adapter_replies, "the run's adapter changes nothing: the equality above would prove nothing"
+
+@pytest.mark.slow
+def test_plain_generate_stops_at_end_of_turn(merged):
+    "Plain `generate` on the merged folder, with no chatft at all, stops at <|im_end|>."
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    model, tok = AutoModelForCausalLM.from_pretrained(merged), AutoTokenizer.from_pretrained(merged)
+    ids = tok.apply_chat_template([dict(role="user", content="hi")], add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    out = model.generate(**ids, max_new_tokens=200, do_sample=False)[0, ids["input_ids"].shape[1]:]
+    assert out[-1].item() == tok.convert_tokens_to_ids("<|im_end|>") and len(out) < 200
+
+@pytest.mark.slow
+def test_qlora_adapter_merges_into_the_dequantized_base(demo_run, tmp_path, prompts):
+    "A QLoRA run merges into the 4-bit base dequantized: its replies are those of the 4-bit base + adapter."
+    pytest.importorskip("bitsandbytes")
+    import shutil, torch
+    from peft import PeftModel
+    from chatft.chat import Chat
+    from chatft.train import TrainPlan
+    run = tmp_path/"qrun"
+    shutil.copytree(demo_run, run, ignore=shutil.ignore_patterns("checkpoints", "data"))
+    plan = TrainPlan.load(run/"plan.json")
+    plan.method = "qlora"
+    plan.save(run/"plan.json")
+    try: base = deploy._dequantized_base(plan, torch.float32, "cpu")
+    except Exception as e: pytest.skip(f"bitsandbytes cannot load 4-bit weights on this CPU ({type(e).__name__}: {e})"[:300])
+    out = merge(run, tmp_path/"qmerged", device="cpu")
+    trained = Chat(PeftModel.from_pretrained(base, run).eval(), load_tokenizer(run))
+    assert greedy_replies(merged_chat(out, "cpu"), prompts[:2], TOKENS) == greedy_replies(trained, prompts[:2], TOKENS)
+    from transformers import AutoModelForCausalLM
+    from chatft.train import load_run
+    q_proj = lambda m: m.model.layers[0].self_attn.q_proj.weight
+    into_original = load_run(demo_run, merged=True)[0]
+    assert not torch.allclose(q_proj(AutoModelForCausalLM.from_pretrained(out)), q_proj(into_original), atol=1e-4)
+
+@pytest.mark.slow
+def test_card_and_upload_folder_hold_no_content(demo_run, tmp_path):
+    from huggingface_hub import ModelCard
+    up = upload_folder(demo_run, tmp_path/"up", "adapter", "me/model")
+    card = ModelCard.load(up/"README.md")
+    assert card.data.to_dict() == card_data(demo_run, "adapter").to_dict()
+    assert card.data.license == "apache-2.0" and card.data.base_model == DEMO_MODEL and card.data.library_name == "peft"
+    everything = "".join(p.read_text() for p in up.iterdir() if p.suffix in (".json", ".md", ".txt"))
+    assert leaks(everything, demo_run) == []
+    report = json.loads((demo_run/"data_report.json").read_text())
+    ids = [s["id"] for r in report for s in r["skipped"]]
+    if ids: assert leaks(everything + ids[0], demo_run) == [ids[0]]
+    assert "train conversations" in card.content and "not evaluated" in card.content
+    assert not (up/"system.txt").exists() and not (up/"data").exists()
+
+@pytest.mark.slow
+def test_card_carries_the_evaluation(demo_run, tmp_path):
+    import shutil
+    run = tmp_path/"run"
+    shutil.copytree(demo_run, run, ignore=shutil.ignore_patterns("checkpoints", "data"))
+    (run/"eval.json").write_text(json.dumps(dict(settings=dict(n=7), summary={"chrf": dict(base=10.0, tuned=12.5)},
+                                                 examples=[dict(prompt="SECRET PROMPT", tuned="SECRET REPLY")])))
+    text = hub_card(run, "merged", "me/model").content
+    assert "| chrf | 10 | 12.5 |" in text and "On 7 held-out" in text and "SECRET" not in text
+
+@pytest.mark.slow
+def test_uploaded_adapter_and_space_answer_as_the_run(demo_run, tmp_path, prompts, adapter_replies):
+    "The adapter folder loads with `load_chat` (a run folder for chatft) and the Space's app.py builds the chat app on it."
+    up = upload_folder(demo_run, tmp_path/"up", "adapter", "me/model")
+    assert greedy_replies(load_chat(up, device="cpu"), prompts[:2], TOKENS) == adapter_replies[:2]
+    space = space_folder("me/model", tmp_path/"space")
+    os.environ["CHATFT_MODEL"] = str(up)
+    try: app = runpy.run_path(str(space/"app.py"), run_name="space")["load"]()
+    finally: del os.environ["CHATFT_MODEL"]
+    assert type(app).__name__ == "Blocks"
+    from huggingface_hub import SpaceCard
+    assert SpaceCard.load(space/"README.md").data.sdk == "gradio"
+
+@pytest.mark.slow
+def test_cli_merge_and_push(demo_run, tmp_path):
+    code, out, err = cli("merge", demo_run, "-o", tmp_path/"m")
+    assert code == 0 and (tmp_path/"m/model.safetensors").exists(), err
+    code, out, err = cli("merge", demo_run, "-o", tmp_path/"m")
+    assert code == 1 and len(error_lines(err)) == 1 and "not empty" in err
+    code, out, err = cli("push", demo_run, "me/model", "--dry-run", "-o", tmp_path/"p", "--space")
+    assert code == 0 and "dry run" in out and (tmp_path/"p/model/README.md").exists() and (tmp_path/"p/space/app.py").exists()
+    code, out, err = cli("push", demo_run, "me/model")
+    assert code == 1 and len(error_lines(err)) == 1 and "could not upload to me/model" in err, err
+    code, out, err = cli("push", demo_run, "bad name!")
+    assert code == 1 and "not a Hub repository name" in err
+
+# --- slow: GGUF with llama.cpp ---
+
+@pytest.fixture(scope="module")
+def ggufs(demo_run, tmp_path_factory):
+    "The run as f16 (through `chatft gguf`, the console script) and q8_0 GGUF files."
+    need_converter()
+    d = tmp_path_factory.mktemp("gguf")
+    code, out, err = cli("gguf", demo_run, "-o", d/"model-f16.gguf", "--type", "f16")
+    assert code == 0, err
+    return dict(f16=d/"model-f16.gguf", q8_0=gguf(demo_run, d/"model-q8_0.gguf", "q8_0"))
+
+@pytest.mark.slow
+def test_gguf_files_and_modelfile(ggufs):
+    import gguf as gguf_py
+    r = gguf_py.GGUFReader(str(ggufs["f16"]))
+    tpl = bytes(r.fields["tokenizer.chat_template"].parts[-1]).decode()
+    assert tpl == load_tokenizer(DEMO_MODEL).chat_template
+    assert ggufs["q8_0"].stat().st_size < 0.6*ggufs["f16"].stat().st_size
+    mf = ggufs["f16"].with_suffix(".Modelfile").read_text()
+    assert "FROM ./model-f16.gguf" in mf and 'PARAMETER stop "<|im_end|>"' in mf and "TEMPLATE" in mf
+    assert "Ollama itself was not run" in mf
+
+@pytest.mark.slow
+def test_gguf_tokenizes_and_answers_as_transformers(ggufs, merged, prompts):
+    "llama.cpp: the same token ids on held-out texts; f16 greedy chat replies (embedded template) == transformers'."
+    need_llama_cpp()
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(merged)
+    facts = json.loads((merged/"chatft.json").read_text())
+    texts = [render(with_system(p, facts["system"]), tok, add_generation_prompt=True) for p in prompts]
+    texts += ["naïve café 東京 🙂\ttabs  and\n\nnewlines", "def f(x):\n    return x ** 2  # 100%", "  leading spaces",
+              "<|im_start|>user\nhi<|im_end|>"]
+    llm = load_gguf(ggufs["f16"])
+    table = same_tokens(llm, tok, texts)
+    assert table.same.all(), table
+    want = greedy_replies(rounded_chat(merged), prompts, TOKENS)
+    got = gguf_replies(llm, prompts, TOKENS, facts["system"], facts["train_on"])
+    assert got == want
+    q8 = gguf_replies(load_gguf(ggufs["q8_0"]), prompts, TOKENS, facts["system"], facts["train_on"])
+    print(f"q8_0 agreement: {sum(a == b for a, b in zip(q8, want))}/{len(want)}")
