@@ -553,6 +553,8 @@ def _parser()->argparse.ArgumentParser:
     p.add_argument("--max-batch", type=int, default=8, help="most requests generated together (1: one at a time)")
     p.add_argument("--engine", choices=["chatft", "vllm"], default="chatft", help="chatft (any machine) or vllm (GPU)")
     p.add_argument("--system", default=None, help="system prompt (default: the run's; '' for none)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's; 1 is "
+                   "often faster on a machine busy with other work)")
     return _options(p)
 
 # %% ../nbs/08b_serve.ipynb #3c7f709a
@@ -577,6 +579,9 @@ def serve_cli(argv:list|None=None)->int:
         check_vllm()
         return subprocess.call(vllm_command(run, a.host, a.port, a.api_key, a.max_batch))
     check_port(a.host, a.port)
+    if a.threads:
+        import torch
+        torch.set_num_threads(a.threads)
     for sig in (signal.SIGTERM, signal.SIGINT): signal.signal(sig, _exit_quietly)
     limits = Limits(**{f.name: getattr(a, f.name) for f in fields(Limits)})
     chat = load_chat(run, system=a.system, merged=True)
