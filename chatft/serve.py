@@ -17,8 +17,8 @@ from starlette.requests import Request   # FastAPI finds route parameters' types
 # %% auto #0
 __all__ = ['Limits', 'ApiError', 'message_text', 'read_messages', 'Ask', 'parse_request', 'warpers', 'pick_token', 'Job',
            'advance', 'pad_left', 'stack_rows', 'keep_rows', 'Engine', 'read_body', 'check_key', 'completion', 'chunk',
-           'stream_events', 'collect', 'chat_completions', 'serve_app', 'free_port', 'Server', 'vllm_template',
-           'vllm_command', 'check_vllm', 'check_port', 'serve_cli']
+           'stream_events', 'collect', 'chat_completions', 'serve_app', 'free_port', 'uvicorn_server', 'Server',
+           'vllm_template', 'vllm_command', 'check_vllm', 'check_port', 'serve_cli']
 
 # %% ../nbs/08b_serve.ipynb #837db01d
 @dataclass
@@ -313,7 +313,7 @@ def stop(self:Engine):
     self.stopping.set()
     if self.thread is not None: self.thread.join(timeout=30)
     while not self.waiting.empty(): self.rows.append(self.waiting.get_nowait())
-    for job in self.rows: job.send({"error": "the server is shutting down"})
+    for job in self.rows: job.send({"error": "the server is shutting down", "status": 503})
     self.rows, self.cache, self.mask = [], None, None
 
 # %% ../nbs/08b_serve.ipynb #13b54211
@@ -326,7 +326,8 @@ def job(self:Engine, ask:Ask, send=None)->Job:
 
 @patch
 def submit(self:Engine, job:Job)->Job:
-    "Queue `job` for the worker."
+    "Queue `job` for the worker (a 503 `ApiError` once the engine is stopping)."
+    if self.stopping.is_set(): raise ApiError(503, "The server is shutting down.", None, None, "server_error")
     self.stats["requests"] += 1
     self.waiting.put(job)
     return job
@@ -397,7 +398,7 @@ async def stream_events(job:Job, q, id:str, model:str, include_usage:bool):
             e = await q.get()
             if "text" in e: yield chunk(id, model, dict(content=e["text"]))
             elif "error" in e:
-                yield f"data: {json.dumps(ApiError(500, e['error'], type='server_error').body())}\n\n"
+                yield f"data: {json.dumps(ApiError(e.get('status', 500), e['error'], type='server_error').body())}\n\n"
                 return
             else:
                 yield chunk(id, model, {}, e["done"])
@@ -406,13 +407,18 @@ async def stream_events(job:Job, q, id:str, model:str, include_usage:bool):
                 return
     finally: job.cancelled.set()
 
-async def collect(job:Job, q)->tuple:
-    "(text, finish reason, usage) of a reply that is not streamed."
-    text = ""
+async def collect(job:Job, q, request=None)->tuple:
+    "(text, finish reason, usage) of a reply that is not streamed; the job is cancelled if the client leaves."
+    text, checked = "", time.monotonic()
     try:
         while True:
-            e = await q.get()
-            if "error" in e: raise ApiError(500, e["error"], type="server_error")
+            try: e = await asyncio.wait_for(q.get(), timeout=1)
+            except asyncio.TimeoutError: e = None
+            if request is not None and time.monotonic() - checked > 1:
+                if await request.is_disconnected(): return text, "cancelled", {}
+                checked = time.monotonic()
+            if e is None: continue
+            if "error" in e: raise ApiError(e.get("status", 500), e["error"], type="server_error")
             if "done" in e: return text, e["done"], e["usage"]
             text += e["text"]
     finally: job.cancelled.set()
@@ -430,7 +436,7 @@ async def chat_completions(request, engine:Engine, model:str, limits:Limits, api
     if ask.stream:
         return StreamingResponse(stream_events(job, q, id, model, ask.include_usage), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-    return JSONResponse(completion(id, model, *(await collect(job, q))))
+    return JSONResponse(completion(id, model, *(await collect(job, q, request))))
 
 # %% ../nbs/08b_serve.ipynb #201c28da
 def _error_handlers(app):
@@ -455,6 +461,7 @@ def serve_app(engine:Engine, api_key:str|None=None, limits:Limits=Limits(), mode
         yield
         engine.stop()
     app = FastAPI(title=f"chatft: {model}", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.engine = engine
     _error_handlers(app)
     app.get("/health")(lambda: dict(status="ok", model=model, running=len(engine.rows),
                                     waiting=engine.waiting.qsize(), **engine.stats))
@@ -466,7 +473,7 @@ def serve_app(engine:Engine, api_key:str|None=None, limits:Limits=Limits(), mode
     async def completions(request:Request): return await chat_completions(request, engine, model, limits, api_key)
     return app
 
-# %% ../nbs/08b_serve.ipynb #d246f125
+# %% ../nbs/08b_serve.ipynb #bab7602e
 def free_port(host:str="127.0.0.1")->int:
     "A TCP port nobody listens on now."
     import socket
@@ -474,13 +481,20 @@ def free_port(host:str="127.0.0.1")->int:
         s.bind((host, 0))
         return s.getsockname()[1]
 
+def uvicorn_server(app, host:str="127.0.0.1", port:int=8000):
+    "A uvicorn server for `app` whose exit (SIGTERM, Ctrl-C, `.stop()`) first ends the replies still running."
+    import uvicorn
+    class Graceful(uvicorn.Server):
+        def handle_exit(self, sig, frame):
+            app.state.engine.stop()    # open streams get their last event now, so uvicorn has none to cut off
+            super().handle_exit(sig, frame)
+    return Graceful(uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=3))
+
 class Server:
-    "A uvicorn server for `app` in a background thread: `.url`, `.stop()`."
+    "`uvicorn_server(app)` in a background thread: `.url`, `.stop()`."
     def __init__(self, app, host:str="127.0.0.1", port:int|None=None):
-        import uvicorn
         self.host, self.port = host, port or free_port(host)
-        self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=self.port, log_level="warning",
-                                                    timeout_graceful_shutdown=3))
+        self.server = uvicorn_server(app, host, self.port)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         while not self.server.started and self.thread.is_alive(): time.sleep(0.05)
@@ -490,8 +504,8 @@ class Server:
     def url(self)->str: return f"http://{self.host}:{self.port}/v1"
     def __repr__(self): return f"Server({self.url})"
     def stop(self):
-        "Stop serving (open streams get 3 seconds to finish)."
-        self.server.should_exit = True
+        "Stop serving: replies still running end with an error event, then the server shuts down."
+        self.server.handle_exit(signal.SIGTERM, None)
         self.thread.join(timeout=30)
 
 # %% ../nbs/08b_serve.ipynb #4f8a136e
@@ -572,7 +586,6 @@ def check_port(host:str, port:int):
 
 def serve_cli(argv:list|None=None)->int:
     "`chatft serve RUN`: an OpenAI-compatible server for a run, batching requests that arrive together."
-    import uvicorn
     a = _parser().parse_args(argv)
     run = Path(a.run) if a.run else work_dir()/"run"
     if a.engine == "vllm":
@@ -588,7 +601,7 @@ def serve_cli(argv:list|None=None)->int:
     app = serve_app(Engine(chat, a.max_batch), a.api_key, limits)
     print(f"chatft serve: {chat.name} at http://{a.host}:{a.port}/v1 (max batch {a.max_batch}"
           f"{', API key required' if a.api_key else ''}); Ctrl-C or SIGTERM stops it", flush=True)
-    try: uvicorn.run(app, host=a.host, port=a.port, log_level="warning", timeout_graceful_shutdown=3)
+    try: uvicorn_server(app, a.host, a.port).run()
     except SystemExit as e:
         if e.code: raise
     print("chatft serve: stopped", flush=True)

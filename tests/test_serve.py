@@ -102,7 +102,7 @@ def server(tiny_run):
     "`chatft serve` started through the console script, with an API key; yields (process, base url)."
     port = free_port()
     cmd = [str(Path(sys.executable).parent/"chatft"), "serve", str(tiny_run), "--port", str(port), "--api-key", KEY,
-           "--max-batch", "8", "--max-tokens", "256"]
+           "--max-batch", "8", "--max-tokens", "4000"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     import httpx
     for _ in range(600):
@@ -188,15 +188,28 @@ def test_server_api_key(server):
 @pytest.mark.slow
 def test_server_survives_a_disconnect(client, server):
     import httpx
-    stream = ask(client, QUESTIONS[0], max_tokens=250, stream=True)
+    before = httpx.get(server[1]+"/health").json()["steps"]
+    stream = ask(client, QUESTIONS[0], max_tokens=1900, stream=True)
     for i, _ in enumerate(stream):
         if i == 3: break
     stream.close()
     deadline = time.time() + 60
     while time.time() < deadline and httpx.get(server[1]+"/health").json()["running"]: time.sleep(0.1)
     health = httpx.get(server[1]+"/health").json()
-    assert health["running"] == 0 and health["waiting"] == 0
+    assert health["running"] == 0 and health["waiting"] == 0 and health["steps"] - before < 1200
     assert ask(client, "hi", max_tokens=4).choices[0].message.content
+
+@pytest.mark.slow
+def test_server_frees_a_non_streamed_request_whose_client_left(client, server):
+    import httpx
+    before = httpx.get(server[1]+"/health").json()["steps"]
+    with pytest.raises(openai.APITimeoutError):
+        client.with_options(timeout=1.5).chat.completions.create(
+            model="run", messages=[dict(role="user", content="hi")], max_tokens=1900, temperature=0)
+    deadline = time.time() + 60
+    while time.time() < deadline and httpx.get(server[1]+"/health").json()["running"]: time.sleep(0.1)
+    health = httpx.get(server[1]+"/health").json()
+    assert health["running"] == 0 and health["steps"] - before < 1200
 
 @pytest.mark.slow
 def test_server_concurrent_clients(server, chat):
@@ -221,12 +234,17 @@ def test_server_concurrent_clients(server, chat):
 @pytest.mark.slow
 def test_server_stops_cleanly_on_sigterm(server, client):
     proc, _ = server
-    stream = ask(client, QUESTIONS[0], max_tokens=250, stream=True)   # a request still running
-    next(iter(stream))
+    stream = ask(client, QUESTIONS[0], max_tokens=1900, stream=True)   # a request still running
+    chunks = iter(stream)
+    next(chunks)
+    t = time.time()
     proc.send_signal(signal.SIGTERM)
+    with pytest.raises(openai.APIError, match="shutting down"):
+        for _ in chunks: pass
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "Traceback" not in err and "chatft serve: stopped" in out
+    assert time.time() - t < 15
 
 def test_port_in_use_is_one_line(tiny_run):
     import socket
