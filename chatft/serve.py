@@ -119,15 +119,16 @@ def parse_request(body, limits:Limits=Limits())->Ask:
     opts = body.get("stream_options") or {}
     return Ask(messages=read_messages(body.get("messages"), limits),
                max_tokens=_number({key: tokens}, key, limits.default_tokens, 1, limits.max_tokens, int),
-               temperature=_number(body, "temperature", 1.0, 0, 2), top_p=_number(body, "top_p", 1.0, 1e-9, 1),
+               temperature=_number(body, "temperature", 1.0, 0, 2),
+               top_p=_number(body, "top_p", 1.0, 1e-9, 1),
                top_k=_number(body, "top_k", _chat_default("top_k"), 0, 10**6, int),
                seed=_number(body, "seed", None, -2**63, 2**63-1, int), stop=_stops(body.get("stop"), limits),
                stream=bool(body.get("stream", False)), include_usage=bool(opts.get("include_usage", False)),
                model=body.get("model"))
 
-# %% ../nbs/08b_serve.ipynb #c7c6d5cd
+# %% ../nbs/08b_serve.ipynb #55fd6cde
 def warpers(temperature:float, top_p:float, top_k:int):
-    "transformers' logits warpers for these settings, as `generate` builds them for sampling (none at temperature 0)."
+    "transformers' logits warpers for these settings, as `generate` builds them (none at temperature 0)."
     from transformers import (LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper,
                               TopPLogitsWarper)
     ws = LogitsProcessorList()
@@ -398,7 +399,8 @@ async def stream_events(job:Job, q, id:str, model:str, include_usage:bool):
             e = await q.get()
             if "text" in e: yield chunk(id, model, dict(content=e["text"]))
             elif "error" in e:
-                yield f"data: {json.dumps(ApiError(e.get('status', 500), e['error'], type='server_error').body())}\n\n"
+                error = ApiError(e.get("status", 500), e["error"], type="server_error")
+                yield f"data: {json.dumps(error.body())}\n\n"
                 return
             else:
                 yield chunk(id, model, {}, e["done"])
@@ -434,7 +436,8 @@ async def chat_completions(request, engine:Engine, model:str, limits:Limits, api
     except ChatftError as e: raise ApiError(400, str(e), "messages", "context_length_exceeded") from None
     id = "chatcmpl-" + uuid.uuid4().hex[:24]
     if ask.stream:
-        return StreamingResponse(stream_events(job, q, id, model, ask.include_usage), media_type="text/event-stream",
+        events = stream_events(job, q, id, model, ask.include_usage)
+        return StreamingResponse(events, media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     return JSONResponse(completion(id, model, *(await collect(job, q, request))))
 
@@ -559,13 +562,15 @@ def _options(p:argparse.ArgumentParser)->argparse.ArgumentParser:
 def _parser()->argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="chatft serve", description="An OpenAI-compatible server for a run "
                                 "(POST /v1/chat/completions, GET /v1/models, GET /health).")
-    p.add_argument("run", nargs="?", default=None, help="a run folder (default: work/run), a model folder or a Hub id")
+    p.add_argument("run", nargs="?", default=None,
+                   help="a run folder (default: work/run), a model folder or a Hub id")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
     p.add_argument("--api-key", default=os.environ.get("CHATFT_API_KEY"),
                    help="require this key as `Authorization: Bearer KEY` (default: $CHATFT_API_KEY, else none)")
     p.add_argument("--max-batch", type=int, default=8, help="most requests generated together (1: one at a time)")
-    p.add_argument("--engine", choices=["chatft", "vllm"], default="chatft", help="chatft (any machine) or vllm (GPU)")
+    p.add_argument("--engine", choices=["chatft", "vllm"], default="chatft",
+                   help="chatft (any machine) or vllm (a CUDA GPU)")
     p.add_argument("--system", default=None, help="system prompt (default: the run's; '' for none)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's; 1 is "
                    "often faster on a machine busy with other work)")

@@ -58,11 +58,13 @@ def test_request_fields():
 
 # --- the engine against Chat.reply ---
 
-def test_batched_greedy_equals_single(engine, chat):
+def test_batched_greedy_equals_single(engine, chat, tiny_run):
+    "Greedy replies generated together equal `Chat.reply`'s, merged as served and with the adapter unmerged."
     with ThreadPoolExecutor(4) as pool:
         together = list(pool.map(lambda q: engine.reply(q, max_tokens=12, temperature=0), QUESTIONS + [MULTI]))
-    alone = [chat.reply(q, max_new_tokens=12) for q in QUESTIONS + [MULTI]]
-    assert together == alone
+    assert together == [chat.reply(q, max_new_tokens=12) for q in QUESTIONS + [MULTI]]
+    unmerged = load_chat(tiny_run, device="cpu")
+    assert together == [unmerged.reply(q, max_new_tokens=12) for q in QUESTIONS + [MULTI]]
     assert engine.mean_batch > 1
 
 def test_seeded_sampling_equals_chat_and_ignores_neighbours(engine, chat):
