@@ -1,106 +1,266 @@
-"""Train the demo model on this CPU for the same wall time three ways and compare, side by side:
+"""Held-out loss for the time spent: four ways to fine-tune the demo model on the same conversations, for the same
+wall-time budget, in interleaved rounds (median of the rounds reported), plus the bare training-step ceiling.
 
+Rows (all: SmolLM2-135M-Instruct, LoRA r=16 / alpha 32 / dropout 0 on all linear layers, the same train split):
 - guide: the recipe this project grew from: every example padded to 2048 tokens, pad = eos, plain LM labels
-  (DataCollatorForLanguageModeling, so every token of the template, the user turns and, with pad = eos, no
-  end-of-turn is learned), fixed only to run on transformers 5 (`eval_strategy`, `processing_class`);
-- trl: TRL's SFTTrainer with its defaults on the conversations (`messages`), LoRA as in the others;
-- chatft: `chatft.dataset.prepare` (assistant-only labels) + `pack` + `PackedCollator`, `chatft.train.train`.
+  (DataCollatorForLanguageModeling: it learns the template and the user turns), batch 1, lr 1e-3 constant, fp32;
+- trl-defaults: TRL's SFTTrainer on the conversations (`messages`) at its real defaults (batch 8, lr 2e-5, linear
+  decay over 3 epochs, bf16 autocast, gradient checkpointing); only the LoRA config, `use_cpu`, no saving/reporting;
+- trl-best: TRL at its best settings for this task: assistant_only_loss (SmolLM2's template with `{% generation %}`
+  markers: TRL ships none for it), packing (BFD) with padding-free batches (on by itself with BFD; the model's SDPA
+  mask keeps the packed conversations apart from position_ids), lr 2e-4 (TRL's LoRA guidance), no gradient
+  checkpointing (the CPU has the memory), bf16 autocast; batch and max_length at TRL's defaults (8 x 1024);
+- chatft: `chatft.train.plan_training(model, data, minutes=budget)` and `chatft.train.train` as a user runs them
+  (the plan's measured warm-up happens before the clock starts, as TRL's tokenizing does); evaluation and
+  checkpoints off during the budget, as for the other rows.
 
-All use LoRA r=16 on all linear layers, lr 1e-3, the same train conversations, and are scored with the same
-function on the same held-out conversations: the loss per assistant token (what a chat model is for).
-Each method runs in its own process, so peak memory (max RSS) is its own.
+Columns: held-out loss (mean loss per assistant token of the held-out conversations, scored by one function, fp32,
+after the budget), optimizer steps, real tokens/s (no padding), the time to reach the final held-out loss of the
+trl-defaults run of the same round (snapshots of the adapter at 1/8, 1/4, 1/2, 3/4 of the budget, linear between
+them), and each loop's computed tokens/s (padding included) as a fraction of the bare forward+backward+AdamW loop
+on chatft's batch shape measured in the same round (`ceiling`: the best of fp32 and, where this CPU has it,
+bf16 autocast). The load average before and after is printed: the machine should be quiet.
 
-    python benchmarks/bench_train.py --seconds 90
+    HF_HUB_OFFLINE=1 python benchmarks/bench_train.py --seconds 60           # 3 rounds, ~15-20 min on 2 quiet cores
+    HF_HUB_OFFLINE=1 python benchmarks/bench_train.py --seconds 10 --rounds 1 --rows chatft trl-defaults   # smoke
 """
-import argparse, json, os, resource, subprocess, sys, time, tempfile
+import argparse, json, math, os, statistics, sys, tempfile, time
 from pathlib import Path
 
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("TQDM_DISABLE", "1")
+SAMPLE = Path(__file__).resolve().parents[2]/"shared"/"samples"/"sharegpt__lm-sys-FastChat__data__dummy_conversation.json"
+ROWS = ["guide", "trl-defaults", "trl-best", "chatft"]
+MARKS = (1/8, 1/4, 1/2, 3/4)
+# SmolLM2's own template, with TRL's generation markers around what the assistant says (its content, <|im_end|>, "\n")
+GENERATION_TEMPLATE = (
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\\n"
+    "You are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\\n' }}{% endif %}"
+    "{{'<|im_start|>' + message['role'] + '\\n'}}{% if message['role'] == 'assistant' %}{% generation %}"
+    "{{ message['content'] + '<|im_end|>' + '\\n' }}{% endgeneration %}{% else %}"
+    "{{ message['content'] + '<|im_end|>' + '\\n' }}{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
+
+def load_avg()->str: return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
 def data():
-    from chatft.models import DEMO_MODEL, load_tokenizer
+    "(tokenizer, DatasetDict(train, test) as chatft prepares it, train conversations, where they came from)."
+    from chatft.export import read_export
     from chatft.synth import synthetic_conversations
+    from chatft.models import DEMO_MODEL, load_tokenizer
     from chatft.dataset import prepare
+    if SAMPLE.exists(): convs, src = read_export(SAMPLE)[0], f"ShareGPT sample ({SAMPLE.name})"
+    else: convs, src = synthetic_conversations(300, seed=0), "synthetic export (300 conversations)"
     tok = load_tokenizer(DEMO_MODEL)
-    convs = synthetic_conversations(60, seed=0)
-    dsd, _ = prepare(convs, tok, max_length=512)
-    train_ids = set(dsd["train"]["id"])
-    return tok, convs, dsd, [c for c in convs if c.id in train_ids]
+    dsd, _ = prepare(convs, tok, max_length=512, split="random", test_size=0.1, seed=0)
+    ids = set(dsd["train"]["id"])
+    return tok, dsd, [c for c in convs if c.id in ids], src
 
 def lora():
     from peft import LoraConfig
     return LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
 
-def score(model, tok, dsd):
+class Counted:
+    "A collator wrapped to count real tokens (no padding) and computed tokens (the batch's size)."
+    def __init__(self, collate): self.collate, self.real, self.computed = collate, 0, 0
+    def __call__(self, rows):
+        b = self.collate(rows)
+        self.real += sum(sum(r["attention_mask"]) if "attention_mask" in r else len(r["input_ids"]) for r in rows)
+        self.computed += b["input_ids"].numel()
+        return b
+
+def meter(seconds:float):
+    "A TrainerCallback that counts tokens, snapshots the adapter at `MARKS` of the budget and stops at the budget."
+    import torch
+    from transformers import TrainerCallback
+    class Meter(TrainerCallback):
+        def on_train_begin(self, args, state, control, model=None, **kw):
+            self.model, self.snaps, self.paused = model, [], 0.0
+            self.t0 = time.perf_counter()
+        def elapsed(self): return time.perf_counter() - self.t0 - self.paused
+        def snapshot(self, state):
+            t = time.perf_counter()
+            w = {n: p.detach().clone() for n, p in self.model.named_parameters() if p.requires_grad}
+            self.snaps.append((self.elapsed(), state.global_step, w))
+            self.paused += time.perf_counter() - t
+        def on_step_end(self, args, state, control, **kw):
+            el = self.elapsed()
+            if el >= seconds:
+                self.seconds, self.steps = el, state.global_step
+                control.should_training_stop = True
+            elif len(self.snaps) < len(MARKS) and el >= MARKS[len(self.snaps)]*seconds: self.snapshot(state)
+        def on_train_end(self, args, state, control, **kw):
+            if not hasattr(self, "seconds"): self.seconds, self.steps = self.elapsed(), state.global_step
+    return Meter()
+
+def run_guide(tok, dsd, train_convs, out, cb):
+    from datasets import Dataset
+    from transformers import Trainer, TrainingArguments, DataCollatorForLanguageModeling
+    from peft import get_peft_model
+    from chatft.models import DEMO_MODEL, load_model, load_tokenizer
+    tok = load_tokenizer(DEMO_MODEL)
+    tok.pad_token = tok.eos_token
+    texts = [tok.apply_chat_template(c.messages, tokenize=False) for c in train_convs]
+    ds = Dataset.from_dict({"text": texts}).map(lambda b: tok(b["text"], padding="max_length", truncation=True, max_length=2048),
+                                                batched=True, remove_columns=["text"])
+    args = TrainingArguments(output_dir=out, learning_rate=1e-3, lr_scheduler_type="constant", max_steps=10**6, report_to=[],
+                             save_strategy="no", eval_strategy="no", use_cpu=True, logging_steps=10, per_device_train_batch_size=1,
+                             disable_tqdm=True)
+    return Trainer(model=get_peft_model(load_model(DEMO_MODEL), lora()), args=args, train_dataset=ds, callbacks=[cb],
+                   data_collator=DataCollatorForLanguageModeling(tok, mlm=False), processing_class=tok)
+
+def run_trl(tok, dsd, train_convs, out, cb, best:bool):
+    from datasets import Dataset
+    from trl import SFTTrainer, SFTConfig
+    from chatft.models import DEMO_MODEL, load_tokenizer, model_path
+    tok = load_tokenizer(DEMO_MODEL)
+    ds = Dataset.from_dict({"messages": [c.messages for c in train_convs]})
+    kw = dict(output_dir=out, report_to=[], save_strategy="no", use_cpu=True, disable_tqdm=True)
+    if best:
+        tok.chat_template = GENERATION_TEMPLATE
+        kw.update(assistant_only_loss=True, packing=True, padding_free=True, learning_rate=2e-4, gradient_checkpointing=False)
+    return SFTTrainer(model=str(model_path(DEMO_MODEL)), args=SFTConfig(**kw), train_dataset=ds, processing_class=tok,
+                      peft_config=lora(), callbacks=[cb])
+
+def score(model, tok, dsd)->float:
     from chatft.train import heldout_loss
     from chatft.dataset import PackedCollator, pack
     return heldout_loss(model, pack(dsd["test"], 512), PackedCollator(tok.pad_token_id))
 
-class Count:
-    "A TrainerCallback-free counter wrapped around a collator: real and trained tokens fed to the model."
-    def __init__(self, collate): self.collate, self.real, self.trained, self.computed = collate, 0, 0, 0
-    def __call__(self, rows):
-        b = self.collate(rows)
-        self.computed += b["input_ids"].numel(); self.trained += int((b["labels"] != -100).sum())
-        am = b.get("attention_mask")
-        self.real += int(am.sum()) if am is not None and am.dim() == 2 else int((b["labels"] != -100).numel() if am is None else b["input_ids"].numel())
-        return b
-
-def run(method, seconds):
+def load_weights(model, w):
     import torch
-    from transformers import Trainer, TrainingArguments, DataCollatorForLanguageModeling
-    from peft import get_peft_model
-    from chatft.models import DEMO_MODEL, load_model, model_path
-    from chatft.train import TimeBudget, plan_training, pack_splits, collator_for, load_for_training, training_args
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if n in w: p.copy_(w[n])
+
+def time_to(target:float, curve:list)->float|None:
+    "The first time a (seconds, loss) curve, linear between points, reaches `target`; None if it never does."
+    for (t0, l0), (t1, l1) in zip(curve, curve[1:]):
+        if l1 <= target: return t1 if l0 <= target or l0 == l1 else t0 + (t1-t0)*(l0-target)/(l0-l1)
+    return None
+
+def one(row:str, seconds:float, tok, dsd, train_convs, base:float, target:float|None)->dict:
+    "Train `row` for `seconds`; score it after the budget and, while needed, at the snapshots."
+    import torch
     torch.manual_seed(0)
-    tok, convs, dsd, train_convs = data()
-    out = tempfile.mkdtemp()
-    common = dict(output_dir=out, learning_rate=1e-3, max_steps=10**6, report_to=[], save_strategy="no", use_cpu=True,
-                  logging_steps=1, per_device_train_batch_size=1, disable_tqdm=True)
-    if method == "guide":
-        from datasets import Dataset
-        tok.pad_token = tok.eos_token
-        texts = [tok.apply_chat_template(c.messages, tokenize=False) for c in train_convs]
-        ds = Dataset.from_dict({"text": texts}).map(lambda b: tok(b["text"], padding="max_length", truncation=True, max_length=2048), batched=True, remove_columns=["text"])
-        model = get_peft_model(load_model(DEMO_MODEL), lora())
-        coll = Count(DataCollatorForLanguageModeling(tok, mlm=False))
-        trainer = Trainer(model=model, args=TrainingArguments(eval_strategy="no", **common), train_dataset=ds, data_collator=coll, processing_class=tok)
-    elif method == "trl":
-        from trl import SFTTrainer, SFTConfig
-        from datasets import Dataset
-        ds = Dataset.from_dict({"messages": [c.messages for c in train_convs]})
-        trainer = SFTTrainer(model=str(model_path(DEMO_MODEL)), args=SFTConfig(**common), train_dataset=ds, processing_class=tok, peft_config=lora())
-        coll = Count(trainer.data_collator); trainer.data_collator = coll
-        trainer.callback_handler.train_dataloader = None
+    out, cb = tempfile.mkdtemp(prefix=f"bench-{row}-"), meter(seconds)
+    if row == "chatft":
+        from chatft.train import plan_training, train
+        from chatft.models import DEMO_MODEL
+        import chatft.train
+        collator_for = chatft.train.collator_for                  # count the tokens of the batches `train` makes
+        chatft.train.collator_for = lambda plan, tok: setattr(cb, "count", Counted(collator_for(plan, tok))) or cb.count
+        plan = plan_training(DEMO_MODEL, dsd, minutes=seconds/60, eval_steps=10**6, save_steps=10**6)
+        try: trainer = train(plan, dsd, Path(out)/"run", tokenizer=tok, live=False, progress_bar=False, final_eval=False, callbacks=[cb])
+        finally: chatft.train.collator_for = collator_for
+        extra = dict(plan=dict(precision=plan.precision, max_length=plan.max_length, micro_batch=plan.micro_batch,
+                               grad_accum=plan.grad_accum, lr=plan.lr, max_steps=plan.max_steps,
+                               measured_tps=round(plan.tokens_per_second, 1)))
     else:
-        plan = plan_training(DEMO_MODEL, dsd, lr=1e-3, lora_dropout=0.0, grad_accum=1, lr_scheduler="constant", warmup_ratio=0.0, max_steps=10**6, max_length=512)
-        model = load_for_training(plan, verbose=False)
-        data_ = pack_splits(dsd, plan)
-        coll = Count(collator_for(plan, tok))
-        trainer = Trainer(model=model, args=training_args(plan, out, eval=False, save_strategy="no", logging_steps=1, disable_tqdm=True, lr_scheduler_type="constant"),
-                          train_dataset=data_["train"], data_collator=coll, processing_class=tok)
-    if method != "chatft": trainer.args.lr_scheduler_type = "constant"
-    trainer.add_callback(TimeBudget(seconds/60))
-    t = time.time(); trainer.train(); dt = time.time() - t
-    loss = score(trainer.model, tok, dsd)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024
-    print(json.dumps(dict(method=method, steps=trainer.state.global_step, seconds=round(dt, 1), computed_tps=coll.computed/dt,
-                          trained_tps=coll.trained/dt, peak_mb=peak, heldout=loss)))
+        trainer = run_guide(tok, dsd, train_convs, out, cb) if row == "guide" else run_trl(tok, dsd, train_convs, out, cb, row == "trl-best")
+        trainer.data_collator = cb.count = Counted(trainer.data_collator)
+        trainer.train()
+        extra = {}
+    model = trainer.model
+    final = score(model, tok, dsd)
+    curve, target = [(0.0, base)], final if target is None else target
+    if row != "trl-defaults" and final <= target:         # when it got there: score the snapshots until one has
+        for t, step, w in cb.snaps:
+            load_weights(model, w)
+            curve.append((t, score(model, tok, dsd)))
+            if curve[-1][1] <= target: break
+    curve.append((cb.seconds, final))
+    return dict(row=row, heldout=final, steps=cb.steps, seconds=cb.seconds, real_tps=cb.count.real/cb.seconds,
+                computed_tps=cb.count.computed/cb.seconds, tokens_per_step=cb.count.computed/max(cb.steps, 1),
+                to_target=time_to(target, curve) if row != "trl-defaults" else cb.seconds, curve=curve, **extra)
+
+def ceiling(max_length:int, micro_batch:int, steps:int=3)->dict:
+    "Tokens/s of a bare forward+backward+AdamW loop (random tokens, causal mask) on the demo model with the same LoRA."
+    import torch
+    from peft import get_peft_model
+    from chatft.models import DEMO_MODEL, load_model
+    from chatft.train import cpu_bf16
+    model = get_peft_model(load_model(DEMO_MODEL), lora())
+    model.train()
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+    ids = torch.randint(100, 40000, (micro_batch, max_length), generator=torch.Generator().manual_seed(0))
+    res = {}
+    for name in (["fp32", "bf16"] if cpu_bf16() else ["fp32"]):
+        ts = []
+        for _ in range(steps+1):
+            t = time.perf_counter()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=name == "bf16"):
+                loss = model(input_ids=ids, labels=ids).loss
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            ts.append(time.perf_counter() - t)
+        res[name] = ids.numel()/statistics.median(ts[1:])
+    return res
+
+def fmt(x, spec, none="-"): return none if x is None else format(x, spec)
 
 def main():
-    p = argparse.ArgumentParser(); p.add_argument("--seconds", type=float, default=90); p.add_argument("--method")
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--seconds", type=float, default=60, help="training budget per run")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--rows", nargs="+", default=ROWS, choices=ROWS)
+    p.add_argument("--json", help="also write every run's numbers here")
     a = p.parse_args()
-    if a.method: return run(a.method, a.seconds)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error", "TQDM_DISABLE": "1"}
-    rows = []
-    for m in ["guide", "trl", "chatft"]:
-        r = subprocess.run([sys.executable, __file__, "--method", m, "--seconds", str(a.seconds)], capture_output=True, text=True, env=env)
-        line = [l for l in r.stdout.splitlines() if l.startswith("{")]
-        if not line: print(f"{m} failed:\n{r.stderr[-3000:]}"); continue
-        rows.append(json.loads(line[-1])); print(line[-1], flush=True)
-    base = next((r for r in rows if r["method"] == "chatft"), None)
-    print(f"\nSame data (54 train / 6 held-out synthetic conversations), SmolLM2-135M-Instruct + LoRA r=16, {a.seconds:g} s of training on this CPU each\n")
-    print(f"{'method':<8} {'steps':>5} {'computed tok/s':>14} {'trained tok/s':>13} {'peak MB':>8} {'held-out loss':>13}   vs chatft (trained tok/s, held-out)")
-    for r in rows:
-        ratio = f"x{r['trained_tps']/base['trained_tps']:.2f}, {r['heldout']-base['heldout']:+.3f}" if base else ""
-        print(f"{r['method']:<8} {r['steps']:>5} {r['computed_tps']:>14.0f} {r['trained_tps']:>13.1f} {r['peak_mb']:>8.0f} {r['heldout']:>13.3f}   {ratio}")
+    from chatft.train import quiet
+    quiet()
+    import torch
+    print(f"load average before: {load_avg()} ({os.cpu_count()} CPUs, torch {torch.__version__}, "
+          f"{torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads)", flush=True)
+    tok, dsd, train_convs, src = data()
+    from chatft.models import DEMO_MODEL, load_model
+    from chatft.train import cpu_bf16, _CPU_BF16
+    base = score(load_model(DEMO_MODEL), tok, dsd)
+    bf16 = cpu_bf16()
+    print(f"data: {src}: {len(dsd['train'])} train / {len(dsd['test'])} held-out conversations; held-out loss of the "
+          f"base model {base:.3f}; bf16 probe x{_CPU_BF16.get('speedup', float('nan')):.2f} -> {'bf16' if bf16 else 'fp32'}", flush=True)
+    runs, ceilings = [], []
+    rows = [r for r in ROWS if r in a.rows]
+    for k in range(a.rounds):
+        others = [r for r in rows if r != "trl-defaults"]
+        order = (["trl-defaults"] if "trl-defaults" in rows else []) + others[k % max(len(others), 1):] + others[:k % max(len(others), 1)]
+        target = None
+        for row in order:
+            r = one(row, a.seconds, tok, dsd, train_convs, base, target)
+            if row == "trl-defaults": target = r["heldout"]
+            r["round"] = k
+            runs.append(r)
+            print(json.dumps({k2: (round(v, 4) if isinstance(v, float) else v) for k2, v in r.items() if k2 != "curve"}), flush=True)
+            if row == "chatft":
+                c = ceiling(r["plan"]["max_length"], r["plan"]["micro_batch"])
+                ceilings.append(c)
+                print(f"ceiling (bare loop, {r['plan']['micro_batch']}x{r['plan']['max_length']} tokens): "
+                      + ", ".join(f"{n} {v:.0f} tok/s" for n, v in c.items()), flush=True)
+    report(runs, ceilings, a, src, base)
+    if a.json: Path(a.json).write_text(json.dumps(dict(runs=runs, ceilings=ceilings), indent=1, default=str))
+
+def report(runs, ceilings, a, src, base):
+    med = lambda xs: statistics.median(xs) if xs else None
+    ceil = med([max(c.values()) for c in ceilings])
+    print(f"\n{src}; SmolLM2-135M-Instruct + LoRA r=16; {a.seconds:g} s of training per run; median of {a.rounds} "
+          f"interleaved round(s); held-out loss of the base model {base:.3f}; load average now {load_avg()}\n")
+    print("| row | held-out loss | steps | real tok/s | computed tok/s | of ceiling | time to trl-defaults' loss |")
+    print("|---|---|---|---|---|---|---|")
+    for row in ROWS:
+        rs = [r for r in runs if r["row"] == row]
+        if not rs: continue
+        reach = [r["to_target"] for r in rs]
+        hit = [x for x in reach if x is not None]
+        to = (f"{med(hit):.1f} s" if len(hit) == len(reach) else f"{med(hit):.1f} s ({len(hit)}/{len(reach)} rounds)" if hit
+              else "not reached")
+        frac = f"{med([r['computed_tps'] for r in rs])/ceil:.2f}" if ceil else "-"
+        print(f"| {row} | {med([r['heldout'] for r in rs]):.3f} | {med([r['steps'] for r in rs]):.0f} | "
+              f"{med([r['real_tps'] for r in rs]):.0f} | {med([r['computed_tps'] for r in rs]):.0f} | {frac} | {to} |")
+    if ceilings:
+        print(f"\nceiling: bare forward+backward+AdamW on chatft's batch shape, median "
+              + ", ".join(f"{n} {med([c[n] for c in ceilings if n in c]):.0f} tok/s" for n in ceilings[0]))
+    ch = [r for r in runs if r["row"] == "chatft"]
+    if ch: print(f"chatft's plan: {ch[-1]['plan']}")
 
 if __name__ == "__main__": main()

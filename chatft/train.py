@@ -13,11 +13,11 @@ from .export import ChatftError, Report, in_notebook
 from .models import DEMO_MODEL, TINY_MODEL, preset, model_path, load_tokenizer, load_model
 
 # %% auto #0
-__all__ = ['HARDWARE', 'quiet', 'Hardware', 'detect_hardware', 'ModelShape', 'model_shape', 'lora_params', 'estimate_memory_gb',
-           'TrainPlan', 'plan_training', 'load_for_training', 'trainable_summary', 'plot_losses', 'LossPlot',
-           'TimeBudget', 'Progress', 'heldout_loss', 'answer', 'pack_splits', 'collator_for', 'split_loss',
-           'last_checkpoint', 'remove_folder', 'check_output', 'training_args', 'train', 'model_card', 'save_data',
-           'save_run', 'load_run', 'load_data', 'train_cli']
+__all__ = ['HARDWARE', 'quiet', 'Hardware', 'detect_hardware', 'bf16_speedup', 'cpu_bf16', 'ModelShape', 'model_shape',
+           'lora_params', 'estimate_memory_gb', 'TrainPlan', 'plan_training', 'measure_speed', 'load_for_training',
+           'trainable_summary', 'plot_losses', 'LossPlot', 'TimeBudget', 'Progress', 'heldout_loss', 'answer',
+           'pack_splits', 'collator_for', 'split_loss', 'last_checkpoint', 'remove_folder', 'check_output',
+           'training_args', 'train', 'model_card', 'save_data', 'save_run', 'load_run', 'load_data', 'train_cli']
 
 # %% ../nbs/05_train.ipynb #f42a5375
 def quiet():
@@ -44,12 +44,18 @@ class Hardware:
     memory_gb:float=16.0         # memory per device (RAM on a CPU)
     capability:tuple|None=None   # CUDA compute capability, e.g. (7, 5) for a T4
     tflops:float=0.1             # dense 16-bit peak per device (float32 on a CPU), for time estimates
+    cpu_bf16:bool=False          # a CPU whose bfloat16 matmuls were measured faster than float32
 
     @property
-    def bf16(self)->bool: return self.kind=="cuda" and tuple(self.capability or (0,0)) >= (8,0)
+    def bf16(self)->bool:
+        "Does this machine train fast in bfloat16? (Ampere+ GPUs; CPUs with AVX512-BF16/AMX, measured.)"
+        if self.kind == "cuda": return tuple(self.capability or (0,0)) >= (8,0)
+        return self.cpu_bf16
     def __str__(self):
         cap = f", capability {self.capability[0]}.{self.capability[1]}" if self.capability else ""
-        return f"{self.devices}x {self.name} ({self.memory_gb:.0f} GB{cap})" if self.devices>1 else f"{self.name} ({self.memory_gb:.0f} GB{cap})"
+        cap += ", fast bfloat16" if self.kind == "cpu" and self.cpu_bf16 else ""
+        mem = f"({self.memory_gb:.0f} GB{cap})"
+        return f"{self.devices}x {self.name} {mem}" if self.devices>1 else f"{self.name} {mem}"
 
 # %% ../nbs/05_train.ipynb #5705fbb7
 HARDWARE = {
@@ -69,14 +75,48 @@ def _ram_gb()->float:
     except (ValueError, OSError, AttributeError): return 8.0
 
 def detect_hardware()->Hardware:
-    "The `Hardware` this process runs on: the CUDA GPUs if any, else the CPU."
+    "The `Hardware` this process runs on: the CUDA GPUs if any, else the CPU (with a measured bfloat16 check)."
     import torch
     if torch.cuda.is_available():
         p = torch.cuda.get_device_properties(0)
         tf = next((v for k,v in _TFLOPS.items() if k in p.name), 30.0)
         return Hardware("cuda", p.name, torch.cuda.device_count(), p.total_memory/2**30, (p.major, p.minor), tf)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return Hardware("cpu", f"CPU, {cores} cores", 1, _ram_gb(), None, 0.05*cores)
+    return Hardware("cpu", f"CPU, {cores} cores", 1, _ram_gb(), None, 0.05*cores, cpu_bf16=cpu_bf16())
+
+# %% ../nbs/05_train.ipynb #c3e9d4b1
+def _bf16_step_seconds(bf16:bool, x, w1, w2)->float:
+    "Seconds for one MLP-shaped forward and backward, in bfloat16 autocast or float32."
+    import torch
+    F = torch.nn.functional
+    t = time.perf_counter()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        y = F.linear(F.silu(F.linear(x, w1)), w2)
+        y = F.scaled_dot_product_attention(y[None, None], y[None, None], y[None, None], is_causal=True)
+    y.float().sum().backward()
+    return time.perf_counter() - t
+
+def bf16_speedup(tokens:int=512, hidden:int=576, repeats:int=5)->float:
+    "How many times faster a bfloat16-autocast training step of linear layers runs than float32 here (0.0: no bfloat16)."
+    import torch
+    if not torch.backends.cpu.get_cpu_capability().upper().startswith("AVX512"): return 0.0
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(tokens, hidden, generator=g, requires_grad=True)
+    w1, w2 = torch.randn(4*hidden, hidden, generator=g)/hidden**.5, torch.randn(hidden, 4*hidden, generator=g)/hidden**.5
+    try:
+        times = {True: [], False: []}
+        for _ in range(repeats+1):
+            for bf16 in (True, False): times[bf16].append(_bf16_step_seconds(bf16, x, w1, w2))
+    except (RuntimeError, NotImplementedError): return 0.0
+    return min(times[False][1:])/min(times[True][1:])
+
+_CPU_BF16 = {}
+def cpu_bf16(threshold:float=1.1)->bool:
+    "Train in bfloat16 autocast on this CPU? `CHATFT_CPU_BF16` (0/1) if set, else `bf16_speedup() >= threshold` (measured once)."
+    env = os.environ.get("CHATFT_CPU_BF16")
+    if env in ("0", "1"): return env == "1"
+    if "speedup" not in _CPU_BF16: _CPU_BF16["speedup"] = bf16_speedup()
+    return _CPU_BF16["speedup"] >= threshold
 
 # %% ../nbs/05_train.ipynb #897bdf57
 @dataclass
@@ -186,10 +226,10 @@ class TrainPlan:
                 ("max_length", self.max_length, r.get("max_length","")),
                 ("batch", f"{self.micro_batch} x {self.grad_accum} accumulation x {self.devices} device(s) = {self.tokens_per_step:,} tokens/step", r.get("batch","")),
                 ("gradient checkpointing", self.gradient_checkpointing, r.get("checkpointing","")),
-                ("epochs", self.epochs if self.max_steps < 0 else f"max_steps={self.max_steps}", ""),
+                ("epochs", self.epochs if self.max_steps < 0 else f"max_steps={self.max_steps}", r.get("steps","")),
                 ("data", f"{self.total_tokens:,} tokens/epoch, {self.train_tokens:,} trained on", ""),
                 ("memory", f"~{self.memory_gb:.1f} GB of {self.memory_available_gb:.0f} GB per device", "rough estimate"),
-                ("time", f"~{est} at ~{self.tokens_per_second:,.0f} tokens/s", "rough estimate")]
+                ("time", f"~{est} at ~{self.tokens_per_second:,.0f} tokens/s", r.get("time", "rough estimate"))]
 
     def __str__(self):
         rows = self.rows(); w = max(len(k) for k,_,_ in rows)
@@ -214,13 +254,16 @@ def _percentile(xs:list, q:float)->float:
     return xs[min(len(xs)-1, int(math.ceil(q*len(xs)))-1)] if xs else 0
 
 # %% ../nbs/05_train.ipynb #23582cd8
-def _precision(hw:Hardware)->tuple[str,str]:
-    if hw.kind != "cuda": return "fp32", "a CPU trains in float32"
+def _precision(hw:Hardware, method:str="lora")->tuple[str,str]:
+    if hw.kind != "cuda":
+        if hw.bf16 and method != "qlora":
+            return "bf16", "this CPU multiplies bfloat16 faster than float32 (measured): bf16 autocast, float32 weights"
+        return "fp32", "4-bit weights compute in float32 on a CPU" if hw.bf16 else "this CPU has no fast bfloat16 (measured)"
     if hw.bf16: return "bf16", f"capability {hw.capability[0]}.{hw.capability[1]} has bfloat16"
     return "fp16", f"{hw.name} (capability {hw.capability[0]}.{hw.capability[1]}) has no bfloat16"
 
 def _tokens_per_second(hw:Hardware, shape:ModelShape, method:str, checkpointing:bool)->float:
-    "Rough training throughput: forward+backward is ~6-8 FLOPs a parameter a token, at a realistic utilisation."
+    "Rough training throughput before measuring: forward+backward is ~6-8 FLOPs a parameter a token."
     flops = (8 if checkpointing else 6)*shape.params_b*1e9
     mfu = (0.35 if hw.kind=="cuda" else 0.9)*(0.6 if method=="qlora" else 1.0)
     return hw.devices*hw.tflops*1e12*mfu/flops
@@ -235,14 +278,24 @@ def _choose_batch(shape, method, precision, max_length, hw, ckpt, r, budget)->tu
     return None
 
 # %% ../nbs/05_train.ipynb #68fe120d
+def _lr_for(steps:int)->float:
+    "LoRA's usual 2e-4 suits runs of ~1000 steps; shorter runs take a higher rate, up to 1e-3."
+    return float(min(1e-3, max(2e-4, 2e-4*math.sqrt(1000/max(steps, 1)))))
+
+def _steps(tokens:int, plan:TrainPlan, fill:float=0.95)->int:
+    "Optimizer steps that `tokens` make for `plan` (packed rows ~`fill` full)."
+    return max(1, math.ceil(tokens/(fill*plan.tokens_per_step)))
+
 def plan_training(
     model_name:str,                # Hub id, `TINY_MODEL`, or a local folder
     data=None,                     # prepared DatasetDict/Dataset (input_ids, labels), or a list of example lengths
     hardware:Hardware|str|None=None, # a `Hardware`, a key of `HARDWARE`, or None to detect this machine
     params_b:float|None=None,      # parameters in billions, for a model with no preset and no local config
+    measure:bool|None=None,        # time a few training steps here (default: when planning for this machine)
     **overrides,                   # any `TrainPlan` field: method, precision, lr, micro_batch, max_length, ...
 )->TrainPlan:
-    "Choose precision, LoRA/QLoRA, batch, sequence length and checkpointing for `model_name` on `hardware`; fail early when it cannot fit."
+    "Choose precision, LoRA/QLoRA, batch, sequence length, steps and rate for `model_name` on `hardware`; fail early when it cannot fit."
+    if measure is None: measure = not isinstance(hardware, str)
     hw = HARDWARE[hardware] if isinstance(hardware, str) else (hardware or detect_hardware())
     bad = set(overrides) - {f.name for f in fields(TrainPlan)}
     if bad: raise ChatftError(f"plan_training: unknown setting(s) {sorted(bad)}; the settings are the fields of TrainPlan.")
@@ -250,7 +303,8 @@ def plan_training(
     o, why = dict(overrides), {}
     precision, why["precision"] = (o.pop("precision"), "as asked") if "precision" in o else _precision(hw)
     if precision == "bf16" and not hw.bf16:
-        raise ChatftError(f"{hw.name} has no bfloat16 (needs compute capability 8.0+): use precision='fp16' (a T4) or 'fp32' (a CPU).")
+        raise ChatftError(f"{hw.name} has no bfloat16 (a GPU needs compute capability 8.0+; a CPU, fast AVX512-BF16 or AMX): "
+                          "use precision='fp16' (a T4) or 'fp32' (a CPU).")
     lengths, trained = _lengths(data)
     cap = min(2048 if hw.kind=="cuda" else 1024, shape.max_positions)
     if "max_length" in o: max_length, why["max_length"] = o.pop("max_length"), "as asked"
@@ -264,11 +318,13 @@ def plan_training(
     if alpha is None: alpha, why["lora"] = 2*r, "alpha = 2 x r, so the adapter's scale (alpha/r) is the same for any r"
     else: why["lora"] = "as asked"
     budget = hw.memory_gb*(0.8 if hw.kind=="cuda" else 0.6)
-    w16 = shape.params_b*1e9*_BYTES[precision]/2**30   # the weights alone, in the plan's precision
+    loaded = precision if hw.kind == "cuda" else "fp32"   # a CPU keeps float32 weights (bf16 there is autocast)
+    w16 = shape.params_b*1e9*_BYTES[loaded]/2**30      # the weights alone, as loaded
     if "method" in o: method, why["method"] = o.pop("method"), "as asked"
     elif w16 > 0.3*hw.memory_gb:
-        method, why["method"] = "qlora", f"{precision} weights ({w16:.1f} GB) take over 30% of {hw.memory_gb:.0f} GB: load them in 4-bit NF4"
-    else: method, why["method"] = "lora", f"{precision} weights ({w16:.1f} GB) fit in {hw.memory_gb:.0f} GB with room for activations"
+        method, why["method"] = "qlora", f"{loaded} weights ({w16:.1f} GB) take over 30% of {hw.memory_gb:.0f} GB: load them in 4-bit NF4"
+    else: method, why["method"] = "lora", f"{loaded} weights ({w16:.1f} GB) fit in {hw.memory_gb:.0f} GB with room for activations"
+    if method == "qlora" and hw.kind == "cpu" and "precision" not in overrides: precision, why["precision"] = _precision(hw, method)
     ckpt = o.pop("gradient_checkpointing", None)
     if "micro_batch" in o:
         mb = o.pop("micro_batch"); c = True if ckpt is None else ckpt
@@ -283,27 +339,86 @@ def plan_training(
                           f"{estimate_memory_gb(shape, method, precision, 1, max_length, True, r):.1f} GB but {hw} has about {budget:.1f} GB usable: {hint}.")
     mb, ckpt, mem = fit
     why["checkpointing"] = "recompute activations to fit" if ckpt else ("not needed: fits without" if hw.kind=="cuda" else "a CPU has the memory; faster without")
-    target = 16384 if hw.kind=="cuda" else 2*max_length
+    target = 16384 if hw.kind=="cuda" else max_length
     ga = o.pop("grad_accum", max(1, round(target/(mb*max_length*hw.devices))))
-    why["batch"] = f"largest micro-batch that fits; ~{target:,} tokens per optimizer step"
-    lr = o.pop("lr", 2e-4)
-    why["lr"] = "as asked" if "lr" in overrides else "the usual LoRA rate"
-    tps = _tokens_per_second(hw, shape, method, ckpt)
-    total = sum(lengths); epochs = o.get("epochs", 2.0); steps = o.get("max_steps", -1)
-    tokens_run = steps*mb*ga*hw.devices*max_length if steps > 0 else total*epochs
-    est = tokens_run/tps/60
-    if o.get("minutes"): est = min(est, o["minutes"])
+    why["batch"] = ("largest micro-batch that fits; ~16,384 tokens per optimizer step" if hw.kind == "cuda" else
+                    "one packed sequence per optimizer step: on a CPU, more and smaller steps learn more per second")
     plan = TrainPlan(model=model_name, hardware=str(hw), device=hw.kind, devices=o.pop("devices", hw.devices), method=method,
-                     precision=precision, lora_alpha=alpha, lr=lr, max_length=max_length, micro_batch=mb, grad_accum=ga, gradient_checkpointing=ckpt,
-                     params_b=shape.params_b, train_tokens=trained, total_tokens=total, memory_gb=mem,
-                     memory_available_gb=hw.memory_gb, tokens_per_second=tps, est_minutes=est, reasons=why)
+                     precision=precision, lora_alpha=alpha, max_length=max_length, micro_batch=mb, grad_accum=ga, gradient_checkpointing=ckpt,
+                     params_b=shape.params_b, train_tokens=trained, total_tokens=sum(lengths), memory_gb=mem,
+                     memory_available_gb=hw.memory_gb, tokens_per_second=_tokens_per_second(hw, shape, method, ckpt), reasons=why)
+    lr = o.pop("lr", None)
     for k,v in o.items(): setattr(plan, k, v)
+    if measure: _measure_into(plan)
+    _fit_budget(plan, "max_steps" in overrides and plan.max_steps > 0)
+    plan.lr, why["lr"] = (lr, "as asked") if lr is not None else (_lr_for(_planned_steps(plan)), f"for {_planned_steps(plan)} optimizer steps: "
+                          "LoRA's usual 2e-4 x sqrt(1000/steps), between 2e-4 and 1e-3 (short runs take bigger steps)")
     return plan
+
+# %% ../nbs/05_train.ipynb #f9b3c4d5
+def measure_speed(
+    plan:TrainPlan,      # the plan to time (model, precision, micro-batch, max_length)
+    steps:int=2,         # timed steps, after one warm-up step
+    model=None,          # an already loaded `load_for_training(plan)` model (default: load it)
+)->float:
+    "Tokens per second of `plan`'s training step on this machine: forward, backward and AdamW on one packed batch."
+    import torch
+    from chatft.dataset import PackedCollator
+    model = model or load_for_training(plan, verbose=False)
+    model.train()
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=0.0)
+    n = plan.max_length
+    row = dict(input_ids=[10 + (7*i) % 1000 for i in range(n)], labels=[10 + (7*i) % 1000 for i in range(n)], seq_lengths=[n//2, n-n//2])
+    dev = next(model.parameters()).device
+    batch = {k: v.to(dev) for k,v in PackedCollator(0, plan.attn_implementation, _mask_dtype(plan))([row]*plan.micro_batch).items()}
+    times = []
+    for _ in range(steps+1):
+        t = time.perf_counter()
+        with torch.autocast(dev.type, dtype=_dtype(plan.precision), enabled=plan.precision != "fp32"):
+            loss = model(**batch).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if dev.type == "cuda": torch.cuda.synchronize()
+        times.append(time.perf_counter() - t)
+    return plan.micro_batch*n/(sum(times[1:])/steps)
+
+def _measure_into(plan:TrainPlan):
+    "Replace the plan's estimated tokens/s by a measured one (kept as an estimate when the model cannot be loaded here)."
+    try: plan.tokens_per_second = measure_speed(plan)
+    except Exception as e:
+        plan.reasons["time"] = f"estimated: could not measure here ({type(e).__name__}: {str(e)[:120]})"
+        return
+    plan.reasons["time"] = "measured: a warm-up and 2 timed training steps on this machine"
+
+def _planned_steps(plan:TrainPlan)->int:
+    "The optimizer steps the plan will run."
+    return plan.max_steps if plan.max_steps > 0 else _steps(int(plan.total_tokens*plan.epochs), plan) if plan.total_tokens else 1000
+
+def _fit_budget(plan:TrainPlan, steps_asked:bool):
+    "With a time budget, stop the schedule where the budget ends (90% of it at the measured speed); set the time estimate."
+    per_step = plan.tokens_per_step/plan.tokens_per_second
+    if plan.minutes and not steps_asked:
+        fit = max(1, int(0.9*plan.minutes*60/per_step))
+        if fit < _planned_steps(plan):
+            plan.max_steps = fit
+            plan.reasons["steps"] = f"{fit} steps of ~{per_step:.1f} s fill 90% of the {plan.minutes:g}-minute budget"
+    plan.est_minutes = _planned_steps(plan)*per_step/60
+    if plan.minutes: plan.est_minutes = min(plan.est_minutes, plan.minutes)
 
 # %% ../nbs/05_train.ipynb #adeeb6dc
 def _dtype(precision:str):
     import torch
     return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+
+def _load_dtype(plan:TrainPlan):
+    "The dtype to load the weights in: the plan's on a GPU; float32 on a CPU (bf16 there is autocast over float32 weights)."
+    import torch
+    return _dtype(plan.precision) if plan.device == "cuda" else torch.float32
+
+def _mask_dtype(plan:TrainPlan):
+    "The dtype of the packed attention mask: the weights' dtype (the additive mask meets the attention scores)."
+    return _load_dtype(plan)
 
 def _device_map(plan:TrainPlan):
     if plan.device != "cuda": return None
@@ -313,11 +428,11 @@ def load_for_training(plan:TrainPlan, verbose:bool=True):
     "The plan's base model (16/32-bit, or 4-bit NF4 for QLoRA) with LoRA adapters on all linear layers."
     import torch
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-    kw = dict(dtype=_dtype(plan.precision), attn_implementation=plan.attn_implementation, device_map=_device_map(plan))
+    kw = dict(dtype=_load_dtype(plan), attn_implementation=plan.attn_implementation, device_map=_device_map(plan))
     if plan.method == "qlora":
         from transformers import BitsAndBytesConfig
         kw["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                                       bnb_4bit_compute_dtype=_dtype(plan.precision), bnb_4bit_quant_storage=_dtype(plan.precision))
+                                                       bnb_4bit_compute_dtype=_load_dtype(plan), bnb_4bit_quant_storage=_load_dtype(plan))
     model = load_model(plan.model, **kw)
     if plan.method == "qlora": model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=plan.gradient_checkpointing)
     cfg = LoraConfig(r=plan.lora_r, lora_alpha=plan.lora_alpha, lora_dropout=plan.lora_dropout,
@@ -353,12 +468,15 @@ def plot_losses(history:list, path=None, title:str="loss"):
     return fig
 
 class LossPlot(TrainerCallback):
-    "Redraw the loss curves in a notebook as they are logged; save `loss.png` in `folder`."
-    def __init__(self, folder, live:bool|None=None): self.folder, self.live, self.handle = Path(folder), live, None
+    "Redraw the loss curves in a notebook as they are logged (at most every `every` seconds); save `loss.png` in `folder`."
+    def __init__(self, folder, live:bool|None=None, every:float=10.0):
+        self.folder, self.live, self.handle, self.every, self.last = Path(folder), live, None, every, -math.inf
     def _draw(self, state, final=False):
         if not state.is_world_process_zero: return
         live = in_notebook() if self.live is None else self.live
         if not (live or final): return
+        if not final and time.monotonic() - self.last < self.every: return   # drawing costs ~0.2 s: not every step
+        self.last = time.monotonic()
         self.folder.mkdir(parents=True, exist_ok=True)
         fig = plot_losses(state.log_history, self.folder/"loss.png")
         if live:
@@ -459,7 +577,7 @@ def pack_splits(
 def collator_for(plan:TrainPlan, tokenizer):
     "The `PackedCollator` that batches packed rows for `plan` (attention implementation and dtype)."
     from chatft.dataset import PackedCollator
-    return PackedCollator(tokenizer.pad_token_id, attn_implementation=plan.attn_implementation, dtype=_dtype(plan.precision))
+    return PackedCollator(tokenizer.pad_token_id, attn_implementation=plan.attn_implementation, dtype=_mask_dtype(plan))
 
 def split_loss(model, dsd, plan:TrainPlan, tokenizer, split:str="test")->float:
     "`heldout_loss` of `model` on `dsd[split]`, packed and batched exactly as `train` does."
@@ -507,6 +625,11 @@ def check_output(
                       "or replace it with --overwrite (overwrite=True).")
 
 # %% ../nbs/05_train.ipynb #a43866f8
+def _liger(plan:TrainPlan)->bool:
+    "Liger's fused Triton kernels (RMSNorm, SwiGLU, RoPE, fused linear cross-entropy) on a CUDA GPU, when installed."
+    import importlib.util
+    return plan.device == "cuda" and importlib.util.find_spec("liger_kernel") is not None
+
 def training_args(plan:TrainPlan, output_dir, eval:bool=True, **kw):
     "The `TrainingArguments` for `plan`."
     from transformers import TrainingArguments
@@ -521,7 +644,7 @@ def training_args(plan:TrainPlan, output_dir, eval:bool=True, **kw):
              activation_checkpointing=plan.gradient_checkpointing, activation_checkpointing_kwargs={"use_reentrant": False},
              remove_unused_columns=False, report_to=[], dataloader_num_workers=0, use_cpu=plan.device!="cuda",
              ddp_backend="gloo" if plan.device!="cuda" and int(os.environ.get("WORLD_SIZE", 1)) > 1 else None, include_num_input_tokens_seen="all",
-             ddp_find_unused_parameters=False)
+             ddp_find_unused_parameters=False, use_liger_kernel=_liger(plan))
     a.update(kw)
     return TrainingArguments(**a)
 

@@ -10,7 +10,8 @@ import pytest, torch
 from chatft.export import Conversation, write_jsonl
 from chatft.models import TINY_MODEL, load_tokenizer
 from chatft.dataset import prepare, pack, PackedCollator
-from chatft.train import plan_training, train, load_run, answer, heldout_loss, last_checkpoint, load_for_training
+from chatft.train import (plan_training, train, load_run, answer, heldout_loss, last_checkpoint, load_for_training, cpu_bf16,
+                          measure_speed)
 
 CHATFT = str(Path(sys.executable).parent/"chatft")
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
@@ -37,8 +38,9 @@ def tiny_plan(dsd, **kw):
     smoothly, AVX2 and AVX512 loss curves agree to 2 decimals, last-5/first train loss <= 0.024, held-out loss
     after/before <= 0.013, p(<|im_end|>) after the reply >= 0.79 (random base: 2e-5, uniform). At 1e-2 one seed in
     three spikes (to 18) before recovering; at 2e-2 (the old setting) every run spikes and the curves of different
-    CPU paths part after ~20 steps, so the result depended on the CPU. LoRA scale pinned (alpha/r = 2)."""
-    o = dict(target_modules=TINY_TARGETS, lora_r=16, lora_alpha=32, lora_dropout=0.0, max_length=128, lr=5e-3,
+    CPU paths part after ~20 steps, so the result depended on the CPU. LoRA scale pinned (alpha/r = 2), float32 pinned
+    (the margins were measured in float32; `test_bf16_autocast_learns` covers bfloat16 where the CPU has it)."""
+    o = dict(target_modules=TINY_TARGETS, lora_r=16, lora_alpha=32, lora_dropout=0.0, max_length=128, lr=5e-3, precision="fp32",
              lr_scheduler="constant", warmup_ratio=0.0, max_steps=40, grad_accum=1, seed=0,
              eval_steps=20, save_steps=20, logging_steps=1)
     return plan_training(TINY_MODEL, dsd, **{**o, **kw})
@@ -190,3 +192,48 @@ def test_two_processes(tmp_path):
     state = json.loads((last_checkpoint(run)/"trainer_state.json").read_text())
     assert state["global_step"] == 4
     model, tok, plan = load_run(run)
+
+def test_bf16_is_measured_and_avx2_keeps_fp32():
+    "Forced onto AVX2 kernels (where bf16 matmuls may raise `pack_vnni2 ... avx512`), the CPU is not probed and plans fp32."
+    code = ("from chatft.train import bf16_speedup, detect_hardware, plan_training; from chatft.models import TINY_MODEL; "
+            "p = plan_training(TINY_MODEL, [100]*8); print(bf16_speedup(), detect_hardware().bf16, p.precision)")
+    env = {k: v for k, v in ENV.items() if k != "CHATFT_CPU_BF16"}
+    res = subprocess.run([sys.executable, "-c", code], env={**env, "ATEN_CPU_CAPABILITY": "avx2"}, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.split()[-3:] == ["0.0", "False", "fp32"], res.stdout
+    res = subprocess.run([sys.executable, "-c", code], env={**env, "CHATFT_CPU_BF16": "1"}, capture_output=True, text=True)
+    assert res.stdout.split()[-2:] == ["True", "bf16"], res.stdout + res.stderr[-2000:]
+
+def test_plan_measures_and_fits_the_budget(dsd):
+    "The plan's speed is measured here, and with a time budget its steps (and so its schedule) end inside the budget."
+    plan = plan_training(TINY_MODEL, dsd, minutes=0.5, precision="fp32", max_length=128)
+    assert plan.reasons["time"].startswith("measured") and plan.tokens_per_second > 0
+    per_step = plan.tokens_per_step/plan.tokens_per_second
+    assert plan.max_steps == int(0.9*30/per_step) or plan.max_steps == -1, (plan.max_steps, per_step)
+    assert plan.est_minutes <= 0.5
+    assert plan.grad_accum == 1 and 2e-4 <= plan.lr <= 1e-3
+    assert plan_training(TINY_MODEL, dsd, hardware="cpu").reasons.get("time") is None   # another machine: estimated
+    assert measure_speed(plan, steps=1) > 0
+
+@pytest.mark.skipif(not cpu_bf16(), reason="this CPU has no fast bfloat16 (or ATEN_CPU_CAPABILITY forces older kernels)")
+def test_bf16_autocast_learns(dsd, tok, tmp_path):
+    "On a CPU with fast bfloat16 the plan trains in autocast (float32 weights, bfloat16 matmuls) and still learns the set."
+    plan = tiny_plan(dsd, precision="bf16", max_steps=30, eval_steps=30, save_steps=10**6)
+    dtypes = set()
+    tr = train(plan, dsd, tmp_path/"bf16", tokenizer=tok, live=False, progress_bar=False,
+               callbacks=[_WatchDtype(dtypes)])
+    assert tr.args.bf16 and next(tr.model.parameters()).dtype == torch.float32
+    assert dtypes == {torch.bfloat16}, dtypes                    # the q_proj matmul ran in bfloat16
+    losses = [h["loss"] for h in tr.state.log_history if "loss" in h]
+    assert sum(losses[-5:])/5 < 0.1*losses[0], losses
+
+from transformers import TrainerCallback
+class _WatchDtype(TrainerCallback):
+    "Record the output dtype of the first q_proj during the first training step."
+    def __init__(self, seen): self.seen, self.hook = seen, None
+    def on_step_begin(self, args, state, control, model=None, **kw):
+        if state.global_step == 0 and self.hook is None:
+            m = next(m for n, m in model.named_modules() if n.endswith("q_proj.base_layer"))
+            self.hook = m.register_forward_hook(lambda mod, i, o: self.seen.add(o.dtype))
+    def on_step_end(self, args, state, control, **kw):
+        if self.hook is not None: self.hook.remove()
