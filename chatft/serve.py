@@ -272,7 +272,10 @@ def _admit(self:Engine, block:bool):
         try: job = self.waiting.get(timeout=0.05) if block and not self.rows else self.waiting.get_nowait()
         except queue.Empty: return
         if job.cancelled.is_set(): continue
-        cache, finished = self._prefill(job)
+        try: cache, finished = self._prefill(job)
+        except Exception as e:
+            job.send({"error": f"generation failed: {type(e).__name__}: {e}"})
+            continue
         if not finished:
             self.cache, self.mask = stack_rows(self.cache, self.mask, cache, len(job.prompt))
             self.rows.append(job)

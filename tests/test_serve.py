@@ -85,6 +85,13 @@ def test_cancelled_job_leaves_the_batch(engine):
     while engine.rows and time.time() < deadline: time.sleep(0.05)
     assert not engine.rows and len(job.tokens) < 1000
 
+def test_a_failing_request_gets_an_error_and_the_engine_goes_on(engine):
+    import queue
+    events = queue.Queue()
+    engine.submit(Job([10**9], max_tokens=4, send=events.put))      # a token id the model does not have
+    assert "generation failed" in events.get(timeout=60)["error"]
+    assert engine.reply("hi", max_tokens=3, temperature=0)
+
 def test_engine_needs_a_batch(chat):
     from chatft.export import ChatftError
     with pytest.raises(ChatftError, match="at least 1"): Engine(chat, max_batch=0)
