@@ -32,7 +32,7 @@ def check_run(run)->Path:
                           "Train one with `chatft train` or `chatft demo`.")
     return run
 
-# %% ../nbs/08_deploy.ipynb #828a7ef8
+# %% ../nbs/08_deploy.ipynb #b36607ad
 def _dequantized_base(plan:TrainPlan, dtype, device:str):
     "The base model in 4-bit NF4 as QLoRA trained it (`chatft.train.load_for_training`'s settings), dequantized."
     from transformers import BitsAndBytesConfig
@@ -52,10 +52,12 @@ def merged_model(
     plan = TrainPlan.load(run/"plan.json")
     dtype = inference_dtype(plan.precision, device)
     if plan.method != "qlora": model, tok, plan = load_run(run, merged=True, dtype=dtype)
-    else: model, tok = PeftModel.from_pretrained(_dequantized_base(plan, dtype, device), run).merge_and_unload(), AutoTokenizer.from_pretrained(run)
+    else:
+        base = _dequantized_base(plan, dtype, device)
+        model, tok = PeftModel.from_pretrained(base, run).merge_and_unload(), AutoTokenizer.from_pretrained(run)
     return model.to(device).eval(), tok, plan
 
-# %% ../nbs/08_deploy.ipynb #852f41cc
+# %% ../nbs/08_deploy.ipynb #1fb98a46
 def _ids(x)->list: return [] if x is None else list(x) if isinstance(x, (list, tuple)) else [x]
 
 def stop_config(model, tokenizer):
@@ -65,15 +67,17 @@ def stop_config(model, tokenizer):
     eot = end_of_turn_token(tokenizer)
     stops = [tokenizer.convert_tokens_to_ids(eot)] if eot else []
     cfg.eos_token_id = list(dict.fromkeys(stops + _ids(cfg.eos_token_id) + _ids(tokenizer.eos_token_id)))
-    if cfg.pad_token_id is None: cfg.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else cfg.eos_token_id[0]
+    if cfg.pad_token_id is None:
+        cfg.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else cfg.eos_token_id[0]
     return cfg
 
-# %% ../nbs/08_deploy.ipynb #13d1d6ab
+# %% ../nbs/08_deploy.ipynb #44421995
 def _fresh(out, overwrite:bool=False)->Path:
     "`out` as an empty folder: a `ChatftError` when it holds something, unless `overwrite`."
     out = Path(out).expanduser()
     if out.exists() and (out.is_file() or any(out.iterdir())):
-        if not overwrite: raise ChatftError(f"{out} already exists and is not empty: choose a new folder, or replace it (--overwrite).")
+        if not overwrite:
+            raise ChatftError(f"{out} already exists and is not empty: choose a new folder, or replace it (--overwrite).")
         shutil.rmtree(out) if out.is_dir() else out.unlink()
     out.mkdir(parents=True, exist_ok=True)
     return out
@@ -84,14 +88,14 @@ def serving_facts(run, tokenizer, plan:TrainPlan)->dict:
     return dict(base_model=plan.model, method=plan.method, end_of_turn=end_of_turn_token(tokenizer),
                 system=facts["system"], train_on=facts["train_on"], run=Path(run).name)
 
-# %% ../nbs/08_deploy.ipynb #a519b7e9
+# %% ../nbs/08_deploy.ipynb #42e436d9
 def merge(
     run,                    # a run folder from `chatft train`
     out,                    # the folder to write (new, or empty)
     device:str|None=None,   # default: `best_device()` (float32 on a CPU, 16-bit on a GPU)
     overwrite:bool=False,   # replace what `out` holds
 )->Path:
-    "Write the run's model with its adapter merged in to `out`: a folder for plain `from_pretrained`, with tokenizer, template and stop."
+    "Write the run's adapter merged into its base to `out`: a folder for plain `from_pretrained`, template and stop included."
     run, out = check_run(run), _fresh(out, overwrite)
     model, tok, plan = merged_model(run, device)
     model.generation_config = stop_config(model, tok)
@@ -146,7 +150,7 @@ def agreement(prompts:list, **replies):
     df["same"] = df[list(replies)].nunique(axis=1) == 1
     return df
 
-# %% ../nbs/08_deploy.ipynb #c97d66d3
+# %% ../nbs/08_deploy.ipynb #447ebc6b
 LLAMA_CPP_VERSION = "0.3.36"   # the llama-cpp-python release whose llama.cpp converts (and checks) the GGUFs
 _CONVERTER_PARTS = ("convert_hf_to_gguf.py", "conversion/", "gguf-py/", "LICENSE")
 
@@ -154,14 +158,16 @@ def converter_dir(version:str=LLAMA_CPP_VERSION)->Path:
     "Where the converter of llama-cpp-python `version` is kept: `<chatft cache>/llama.cpp/<version>`."
     return cache_dir()/"llama.cpp"/version
 
+def _last_line(text:str)->str: return (text.strip().splitlines() or ["no message"])[-1][:300]
+
 def _converter_files(sdist:tarfile.TarFile)->list:
     "The members of the sdist that the converter needs: itself, its `conversion` package and `gguf-py`."
-    def wanted(name): 
+    def wanted(name):
         rest = name.split("/vendor/llama.cpp/", 1)
         return len(rest) == 2 and rest[1].startswith(_CONVERTER_PARTS)
     return [m for m in sdist.getmembers() if (m.isfile() or m.isdir()) and wanted(m.name)]
 
-# %% ../nbs/08_deploy.ipynb #cb26e32e
+# %% ../nbs/08_deploy.ipynb #b12d9770
 def extract_converter(
     sdist,                       # a llama-cpp-python sdist (.tar.gz)
     dest,                        # the folder to put `convert_hf_to_gguf.py` and its packages in
@@ -170,7 +176,8 @@ def extract_converter(
     dest, tmp = Path(dest), Path(tempfile.mkdtemp(dir=Path(dest).parent))
     with tarfile.open(sdist) as tf:
         members = _converter_files(tf)
-        if not members: raise ChatftError(f"{sdist}: no vendor/llama.cpp/convert_hf_to_gguf.py inside; is it a llama-cpp-python sdist?")
+        if not members:
+            raise ChatftError(f"{sdist}: no vendor/llama.cpp/convert_hf_to_gguf.py inside; is it a llama-cpp-python sdist?")
         kw = dict(filter="data") if hasattr(tarfile, "data_filter") else {}
         tf.extractall(tmp, members=members, **kw)
     root = next(tmp.glob("*/vendor/llama.cpp"))
@@ -179,7 +186,7 @@ def extract_converter(
     shutil.rmtree(tmp, ignore_errors=True)
     return dest/"convert_hf_to_gguf.py"
 
-# %% ../nbs/08_deploy.ipynb #e36bca6c
+# %% ../nbs/08_deploy.ipynb #8d8e6c5c
 def fetch_converter(version:str=LLAMA_CPP_VERSION)->Path:
     "Download llama-cpp-python `version`'s sdist from PyPI with pip (once) and extract llama.cpp's converter from it."
     from filelock import FileLock
@@ -192,8 +199,8 @@ def fetch_converter(version:str=LLAMA_CPP_VERSION)->Path:
                    f"llama-cpp-python=={version}"]
             done = subprocess.run(cmd, capture_output=True, text=True)
             if done.returncode or not sdist.exists():
-                raise ChatftError(f"Could not download llama-cpp-python {version} from PyPI to get llama.cpp's converter "
-                                  f"({(done.stderr.strip().splitlines() or ['no message'])[-1]}). Check your connection.")
+                raise ChatftError(f"Could not download llama-cpp-python {version} from PyPI to get llama.cpp's "
+                                  f"converter ({_last_line(done.stderr)}). Check your connection.")
         return extract_converter(sdist, dest)
 
 def find_converter(
@@ -207,13 +214,12 @@ def find_converter(
         raise ChatftError(f"$CHATFT_LLAMA_CPP is set but {conv} does not exist: point it at a llama.cpp checkout.")
     conv = converter_dir(version)/"convert_hf_to_gguf.py"
     if conv.exists(): return conv
-    if not fetch: raise ChatftError(f"llama.cpp's converter is not in {conv.parent}: run `chatft.deploy.fetch_converter()` (needs PyPI).")
+    if not fetch:
+        raise ChatftError(f"llama.cpp's converter is not in {conv.parent}: run `chatft.deploy.fetch_converter()` (needs PyPI).")
     return fetch_converter(version)
 
-# %% ../nbs/08_deploy.ipynb #2506a7fc
+# %% ../nbs/08_deploy.ipynb #eea38477
 GGUF_TYPES = ("f16", "q8_0", "bf16", "f32")
-
-def _last_line(text:str)->str: return (text.strip().splitlines() or ["no message"])[-1][:300]
 
 def convert_to_gguf(
     folder,                  # a merged model folder (`merge`)
@@ -233,7 +239,7 @@ def convert_to_gguf(
     if done.returncode: raise ChatftError(f"llama.cpp's converter failed on {folder}: {_last_line(done.stderr)}")
     return out
 
-# %% ../nbs/08_deploy.ipynb #cf5fea50
+# %% ../nbs/08_deploy.ipynb #5e53c245
 def gguf(
     run,                     # a run folder
     out,                     # the .gguf file to write
@@ -245,7 +251,8 @@ def gguf(
     "The run as one GGUF file for llama.cpp, Ollama and LM Studio: merged, converted by llama.cpp's own converter."
     run, out = check_run(run), Path(out).expanduser()
     if out.suffix != ".gguf": raise ChatftError(f"{out}: a GGUF file name ends in .gguf.")
-    if out.exists() and not overwrite: raise ChatftError(f"{out} already exists: choose another name, or replace it (--overwrite).")
+    if out.exists() and not overwrite:
+        raise ChatftError(f"{out} already exists: choose another name, or replace it (--overwrite).")
     if type not in GGUF_TYPES: raise ChatftError(f"GGUF type {type!r} is not one of {', '.join(GGUF_TYPES)}.")
     converter = find_converter()
     with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as tmp:
@@ -254,7 +261,7 @@ def gguf(
         if modelfile: write_modelfile(folder, out, system)
     return out
 
-# %% ../nbs/08_deploy.ipynb #0fe0c5f0
+# %% ../nbs/08_deploy.ipynb #6b800b6c
 _MARK = "\u2063CONTENT\u2063"
 
 def _block(msgs:list, k:int, tokenizer)->str:
@@ -270,11 +277,13 @@ def template_pieces(tokenizer)->dict:
     msgs = [m("system", 0), m("user", 1), m("assistant", 2), m("user", 3), m("assistant", 4)]
     blocks = [_block(msgs, k, tokenizer) for k in range(len(msgs))]
     pieces = {mm["role"]: tuple(b.split(mm["content"])) for mm, b in zip(msgs[:3], blocks)}
-    if tuple(blocks[3].split(msgs[3]["content"])) != pieces["user"] or tuple(blocks[4].split(msgs[4]["content"])) != pieces["assistant"]:
-        raise ValueError("a message's wrapping depends on its position")
+    for k in (3, 4):
+        if tuple(blocks[k].split(msgs[k]["content"])) != pieces[msgs[k]["role"]]:
+            raise ValueError("a message's wrapping depends on its position")
     full = render(msgs[:4], tokenizer, add_generation_prompt=True)
     no_system = render(msgs[1:2], tokenizer)
-    if not no_system.endswith(blocks[1]): raise ValueError("the first user message is wrapped differently without a system prompt")
+    if not no_system.endswith(blocks[1]):
+        raise ValueError("the first user message is wrapped differently without a system prompt")
     return dict(pieces, generation=full[len(render(msgs[:4], tokenizer)):], default=no_system[:-len(blocks[1])])
 
 def assemble(pieces:dict, messages:list)->str:
@@ -298,7 +307,7 @@ def ollama_template(pieces:dict)->str:
 
 def _quoted(text:str)->str: return '"""' + text.replace('"""', '\\"\\"\\"') + '"""'
 
-# %% ../nbs/08_deploy.ipynb #588c9df4
+# %% ../nbs/08_deploy.ipynb #876c9bfa
 def modelfile(
     folder,                  # a merged folder (`merge`): its tokenizer, chatft.json and system.txt
     gguf_name:str,           # the GGUF file, relative to where the Modelfile will be
@@ -311,11 +320,13 @@ def modelfile(
     lines = ["# Written by chatft. Ollama itself was not run to check this file; the prompt format was checked",
              "# against the model's Jinja chat template in Python (chatft.deploy.assemble).", f"FROM ./{gguf_name}"]
     try: lines.append(f"TEMPLATE {_quoted(ollama_template(template_pieces(tok)))}")
-    except (ValueError, ChatftError) as e: lines.append(f"# no TEMPLATE ({e}): Ollama uses the chat template inside the GGUF")
+    except (ValueError, ChatftError) as e:
+        lines.append(f"# no TEMPLATE ({e}): Ollama uses the chat template inside the GGUF")
     stops = [facts.get("end_of_turn")] + ([tok.eos_token] if tok.eos_token != facts.get("end_of_turn") else [])
     lines += [f'PARAMETER stop "{s}"' for s in stops if s]
     if system and facts.get("system"): lines.append(f"SYSTEM {_quoted(facts['system'])}")
-    if facts.get("train_on") == "me": lines.append("# This model learned to write as you: it answers as the other side of your conversations.")
+    if facts.get("train_on") == "me":
+        lines.append("# This model learned to write as you: it answers as the other side of your conversations.")
     return "\n".join(lines) + "\n"
 
 def write_modelfile(folder, gguf_path, system:bool=True)->Path:
@@ -410,8 +421,9 @@ def eval_summary(run)->dict|None:
     data = json.loads(path.read_text())
     return dict(summary=data.get("summary", {}), n=data.get("settings", {}).get("n"))
 
-# %% ../nbs/08_deploy.ipynb #a8a31ef3
+# %% ../nbs/08_deploy.ipynb #889f2d2a
 _LIBRARY = dict(adapter="peft", merged="transformers", gguf="gguf")
+_HOLDS = dict(adapter="the LoRA adapter", merged="the merged model", gguf="a GGUF file")
 _HOW = dict(adapter="""```python
 from peft import AutoPeftModelForCausalLM
 from transformers import AutoTokenizer
@@ -437,9 +449,10 @@ def _eval_table(ev:dict|None)->str:
     cols = list(dict.fromkeys(c for _,v in rows for c in v))
     fmt = lambda x: f"{x:.4g}" if isinstance(x, float) else str(x)
     body = "\n".join(f"| {k} | " + " | ".join(fmt(v.get(c, "")) for c in cols) + " |" for k,v in rows)
-    return f"On {ev['n']} held-out replies (greedy):\n\n| metric | {' | '.join(cols)} |\n|---|{'---|'*len(cols)}\n{body}"
+    head = f"| metric | {' | '.join(cols)} |\n|---|{'---|'*len(cols)}"
+    return f"On {ev['n']} held-out replies (greedy):\n\n{head}\n{body}"
 
-# %% ../nbs/08_deploy.ipynb #f41fd38a
+# %% ../nbs/08_deploy.ipynb #b7864b5c
 def card_data(run, what:str="adapter"):
     "The card's metadata as `huggingface_hub.ModelCardData`: licence, base model, library, tags."
     from huggingface_hub import ModelCardData
@@ -467,7 +480,7 @@ def hub_card(
 # {repo_id.split('/')[-1]}
 
 A fine-tune of `{plan.model}` on one person's chat history, made with [chatft](https://github.com/chatft/chatft)
-({plan.method.upper()}, this repository holds the {'LoRA adapter' if what == 'adapter' else 'merged model' if what == 'merged' else 'GGUF file'}).
+({plan.method.upper()}; this repository holds {_HOLDS[what]}).
 It writes as {side}.
 
 ## How to use
@@ -502,10 +515,11 @@ Counts only; the conversations themselves are not included.
 """
     return ModelCard(text)
 
-# %% ../nbs/08_deploy.ipynb #03a59bb3
+# %% ../nbs/08_deploy.ipynb #0cb211d1
 def leaks(text:str, run)->list:
     "Conversation ids and (longer) message texts of the run's data report and held-out openings found in `text`."
-    report = json.loads((Path(run)/"data_report.json").read_text()) if (Path(run)/"data_report.json").exists() else []
+    path = Path(run)/"data_report.json"
+    report = json.loads(path.read_text()) if path.exists() else []
     ids = [s["id"] for r in report for s in r.get("skipped", []) if s.get("id")]
     texts = [t for t in heldout_openings(run) if len(t) > 20]
     return [x for x in ids + texts if x in text]
@@ -559,7 +573,7 @@ def upload_folder(
     hub_card(run, what, repo_id, files).save(out/"README.md")
     return out
 
-# %% ../nbs/08_deploy.ipynb #1cb37df8
+# %% ../nbs/08_deploy.ipynb #93ae6a3b
 _APP = '''"""Chat with {repo_id}: chatft's chat app (notebook 07) on the uploaded model."""
 import os, json
 from pathlib import Path
@@ -570,7 +584,8 @@ MODEL = os.environ.get("CHATFT_MODEL", "{repo_id}")   # the model repository, or
 
 def load():
     "The app, with the model downloaded (a private model needs the HF_TOKEN secret)."
-    folder = Path(MODEL) if Path(MODEL).is_dir() else Path(snapshot_download(MODEL, token=os.environ.get("HF_TOKEN")))
+    folder = Path(MODEL)
+    if not folder.is_dir(): folder = Path(snapshot_download(MODEL, token=os.environ.get("HF_TOKEN")))
     facts = json.loads((folder/"chatft.json").read_text()) if (folder/"chatft.json").exists() else {{}}
     return chat_app(load_chat(folder, system=facts.get("system")))
 
@@ -588,11 +603,13 @@ def space_folder(
     out = _fresh(out, overwrite)
     (out/"app.py").write_text(_APP.format(repo_id=repo_id))
     (out/"requirements.txt").write_text("chatft[ui] @ git+https://github.com/chatft/chatft\ntorch\n")
-    data = SpaceCardData(title=f"Chat with {repo_id.split('/')[-1]}"[:30], sdk="gradio", app_file="app.py", models=[repo_id])
-    SpaceCard(f"---\n{data.to_yaml()}\n---\nA chat with [{repo_id}](https://huggingface.co/{repo_id}), made with chatft.\n").save(out/"README.md")
+    title = f"Chat with {repo_id.split('/')[-1]}"[:30]
+    data = SpaceCardData(title=title, sdk="gradio", app_file="app.py", models=[repo_id])
+    text = f"A chat with [{repo_id}](https://huggingface.co/{repo_id}), made with chatft.\n"
+    SpaceCard(f"---\n{data.to_yaml()}\n---\n{text}").save(out/"README.md")
     return out
 
-# %% ../nbs/08_deploy.ipynb #89b04e45
+# %% ../nbs/08_deploy.ipynb #d12fabb5
 def upload(
     folder,                   # the folder to send
     repo_id:str,              # "owner/name"
@@ -605,7 +622,8 @@ def upload(
     api = HfApi(token=hub_token())
     url = api.create_repo(repo_id, private=private, repo_type=repo_type, exist_ok=True,
                           space_sdk="gradio" if repo_type == "space" else None)
-    api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type=repo_type, commit_message="Upload with chatft")
+    api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type=repo_type,
+                      commit_message="Upload with chatft")
     return str(url)
 
 # %% ../nbs/08_deploy.ipynb #f0859f00
@@ -621,7 +639,7 @@ def _send(folder, repo_id, private, repo_type)->str:
         raise ChatftError(f"could not upload to {repo_id} ({_one_line(e)}); the folder is ready at {folder}: "
                           "check your connection and token (HF_TOKEN or `hf auth login`) and push again.") from None
 
-# %% ../nbs/08_deploy.ipynb #97c89ace
+# %% ../nbs/08_deploy.ipynb #ae0752e5
 def push(
     run,                      # a run folder
     repo_id:str,              # the Hub repository, "owner/name"
@@ -636,7 +654,8 @@ def push(
     "Upload the run to the Hub with a model card (and optionally a chat Space); the URLs, or the folders on a dry run."
     run = check_run(run)
     _check_repo_id(repo_id)
-    if space and what == "gguf": raise ChatftError("a Space needs the adapter or the merged model: push with what='adapter' or 'merged'.")
+    if space and what == "gguf":
+        raise ChatftError("a Space needs the adapter or the merged model: push with what='adapter' or 'merged'.")
     if dry_run and out is None: raise ChatftError("a dry run keeps the folders: say where (out=..., -o DIR).")
     base = Path(out).expanduser() if out else Path(tempfile.mkdtemp())
     try:
@@ -659,7 +678,7 @@ def _opt(p:argparse.ArgumentParser, fn, name:str, *flags, **kw):
     elif "default" not in kw and default is not inspect.Parameter.empty: kw["default"] = default
     p.add_argument(*(flags or [f"--{name.replace('_', '-')}"]), dest=name, help=docments(fn)[name], **kw)
 
-# %% ../nbs/08_deploy.ipynb #a2a4bf25
+# %% ../nbs/08_deploy.ipynb #cf4ce91f
 def merge_cli(argv:list|None=None)->int:
     "`chatft merge RUN -o DIR`: the run's adapter merged into the base weights, a standalone model folder."
     p = argparse.ArgumentParser(prog="chatft merge", description="Merge a run's LoRA adapter into the base weights: a "
@@ -670,7 +689,8 @@ def merge_cli(argv:list|None=None)->int:
     _opt(p, merge, "overwrite")
     a = p.parse_args(argv)
     out = merge(a.run, a.out, a.device, a.overwrite)
-    print(f"chatft merge: {out} (loads with AutoModelForCausalLM.from_pretrained; {sum(f.stat().st_size for f in out.iterdir())/2**20:.0f} MB)")
+    size = sum(f.stat().st_size for f in out.iterdir())/2**20
+    print(f"chatft merge: {out} ({size:.0f} MB; loads with AutoModelForCausalLM.from_pretrained)")
     return 0
 
 def gguf_cli(argv:list|None=None)->int:
@@ -683,7 +703,8 @@ def gguf_cli(argv:list|None=None)->int:
     _opt(p, gguf, "overwrite")
     a = p.parse_args(argv)
     out = gguf(a.run, a.out, a.type, a.overwrite)
-    print(f"chatft gguf: {out} ({out.stat().st_size/2**20:.0f} MB, {a.type}); Ollama: `ollama create NAME -f {out.with_suffix('.Modelfile')}`")
+    print(f"chatft gguf: {out} ({out.stat().st_size/2**20:.0f} MB, {a.type}); "
+          f"for Ollama: `ollama create NAME -f {out.with_suffix('.Modelfile')}`")
     return 0
 
 # %% ../nbs/08_deploy.ipynb #b6529c96
