@@ -15,10 +15,10 @@ from fastcore.basics import patch
 from starlette.requests import Request   # FastAPI finds route parameters' types by name in this module
 
 # %% auto #0
-__all__ = ['Limits', 'ApiError', 'message_text', 'read_messages', 'Ask', 'parse_request', 'warpers', 'pick_token', 'Job',
-           'advance', 'pad_left', 'stack_rows', 'keep_rows', 'Engine', 'read_body', 'check_key', 'completion', 'chunk',
-           'stream_events', 'collect', 'chat_completions', 'serve_app', 'free_port', 'uvicorn_server', 'Server',
-           'vllm_template', 'vllm_command', 'check_vllm', 'check_port', 'serve_cli']
+__all__ = ['UNSUPPORTED', 'Limits', 'ApiError', 'message_text', 'read_messages', 'Ask', 'parse_request', 'warpers', 'pick_token',
+           'Job', 'advance', 'pad_left', 'stack_rows', 'keep_rows', 'Engine', 'read_body', 'check_key', 'completion',
+           'chunk', 'stream_events', 'collect', 'chat_completions', 'serve_app', 'free_port', 'uvicorn_server',
+           'Server', 'vllm_template', 'vllm_command', 'check_vllm', 'check_port', 'serve_cli']
 
 # %% ../nbs/08b_serve.ipynb #837db01d
 @dataclass
@@ -110,9 +110,22 @@ class Ask:
     include_usage:bool=False
     model:str|None=None
 
+UNSUPPORTED = dict(tools=None, tool_choice=None, functions=None, function_call=None, logprobs=False,
+                   top_logprobs=None, logit_bias=None, presence_penalty=0, frequency_penalty=0, audio=None,
+                   response_format=None, prediction=None)
+
+def _unsupported(body:dict):
+    "A 400 for a field this server cannot honour, unless it has its neutral value."
+    for k, neutral in UNSUPPORTED.items():
+        v = body.get(k, neutral)
+        if v not in (neutral, None) and not (k == "response_format" and v == {"type": "text"}):
+            raise ApiError(400, f"`{k}` is not supported by this server (chatft serve answers with text only).",
+                           k, "unsupported_parameter")
+
 def parse_request(body, limits:Limits=Limits())->Ask:
     "The `Ask` in a `/v1/chat/completions` JSON body; an `ApiError` saying what is wrong otherwise."
     if not isinstance(body, dict): raise ApiError(400, "The request body must be a JSON object.")
+    _unsupported(body)
     if body.get("n") not in (None, 1): raise ApiError(400, "Only n=1 is supported: one reply per request.", "n")
     tokens = body.get("max_completion_tokens", body.get("max_tokens"))
     key = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"

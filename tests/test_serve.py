@@ -42,7 +42,9 @@ def body(**kw): return dict(dict(model="m", messages=[dict(role="user", content=
     (dict(messages=[]), "messages"), (dict(messages=[dict(role="tool", content="x")]), "messages.0.role"),
     (dict(messages=[dict(role="user", content=[dict(type="image_url")])]), "messages.0.content"),
     (dict(messages=[dict(role="user", content="a"), dict(role="assistant", content="b")]), "messages"),
-    (dict(seed="7"), "seed")])
+    (dict(seed="7"), "seed"), (dict(tools=[dict(type="function")]), "tools"), (dict(logprobs=True), "logprobs"),
+    (dict(frequency_penalty=0.5), "frequency_penalty"),
+    (dict(response_format=dict(type="json_object")), "response_format")])
 def test_bad_requests_name_the_field(kw, param):
     with pytest.raises(ApiError) as e: parse_request(body(**kw))
     assert e.value.status == 400 and e.value.body()["error"]["param"] == param
@@ -54,6 +56,7 @@ def test_request_fields():
     assert (a.max_tokens, a.temperature, a.top_p, a.seed, a.stop, a.stream, a.include_usage) == (9, 0.5, 0.9, 3, ("x",), True, True)
     assert a.messages[0] == dict(role="system", content="Be brief.")
     assert parse_request(body()).max_tokens == Limits().default_tokens
+    assert parse_request(body(presence_penalty=0, logprobs=False, response_format=dict(type="text"))).messages
     with pytest.raises(ApiError, match="4 messages"): parse_request(body(messages=[dict(role="user", content="x")]*4), Limits(max_messages=3))
 
 # --- the engine against Chat.reply ---
