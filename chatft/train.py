@@ -110,13 +110,19 @@ def bf16_speedup(tokens:int=512, hidden:int=576, repeats:int=5)->float:
     except (RuntimeError, NotImplementedError): return 0.0
     return min(times[False][1:])/min(times[True][1:])
 
+def _native_bf16()->bool:
+    "Does the CPU list bfloat16 instructions (AVX512-BF16 or AMX-BF16) in /proc/cpuinfo?"
+    try: flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError: return False
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
 _CPU_BF16 = {}
 def cpu_bf16(threshold:float=1.1)->bool:
-    "Train in bfloat16 autocast on this CPU? `CHATFT_CPU_BF16` (0/1) if set, else `bf16_speedup() >= threshold` (measured once)."
+    "Train in bfloat16 autocast on this CPU? `CHATFT_CPU_BF16` (0/1) if set, else measured once (see above)."
     env = os.environ.get("CHATFT_CPU_BF16")
     if env in ("0", "1"): return env == "1"
     if "speedup" not in _CPU_BF16: _CPU_BF16["speedup"] = bf16_speedup()
-    return _CPU_BF16["speedup"] >= threshold
+    return _CPU_BF16["speedup"] >= (0.9 if _native_bf16() else threshold)
 
 # %% ../nbs/05_train.ipynb #897bdf57
 @dataclass
@@ -222,7 +228,8 @@ class TrainPlan:
         return [("model", f"{self.model} ({self.params_b:.2f}B)", ""), ("hardware", self.hardware, ""),
                 ("method", self.method, r.get("method","")), ("precision", self.precision, r.get("precision","")),
                 ("LoRA", f"r={self.lora_r}, alpha={self.lora_alpha}, dropout={self.lora_dropout}, on {self.target_modules}", r.get("lora","")),
-                ("learning rate", f"{self.lr:g} ({self.lr_scheduler}, warmup {self.warmup_ratio:g})", r.get("lr","")),
+                ("learning rate", f"{self.lr:g} ({self.lr_scheduler}, warmup {self.warmup_ratio:g})",
+                 "; ".join(r[k] for k in ("lr", "warmup") if k in r)),
                 ("max_length", self.max_length, r.get("max_length","")),
                 ("batch", f"{self.micro_batch} x {self.grad_accum} accumulation x {self.devices} device(s) = {self.tokens_per_step:,} tokens/step", r.get("batch","")),
                 ("gradient checkpointing", self.gradient_checkpointing, r.get("checkpointing","")),
@@ -351,6 +358,8 @@ def plan_training(
     for k,v in o.items(): setattr(plan, k, v)
     if measure: _measure_into(plan)
     _fit_budget(plan, "max_steps" in overrides and plan.max_steps > 0)
+    if "warmup_ratio" not in overrides and _planned_steps(plan) < 20:
+        plan.warmup_ratio, why["warmup"] = 0.0, "under 20 steps: no warm-up (its first step would have a rate of 0)"
     plan.lr, why["lr"] = (lr, "as asked") if lr is not None else (_lr_for(_planned_steps(plan)), f"for {_planned_steps(plan)} optimizer steps: "
                           "LoRA's usual 2e-4 x sqrt(1000/steps), between 2e-4 and 1e-3 (short runs take bigger steps)")
     return plan
