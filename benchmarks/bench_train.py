@@ -16,8 +16,8 @@ Rows (all: SmolLM2-135M-Instruct, LoRA r=16 / alpha 32 / dropout 0 on all linear
 
 Columns: held-out loss (mean loss per assistant token of the held-out conversations, scored by one function, fp32,
 after the budget), optimizer steps, real tokens/s (no padding), the time to reach the final held-out loss of the
-trl-defaults run of the same round (snapshots of the adapter at 1/8, 1/4, 1/2, 3/4 of the budget, linear between
-them), and each loop's computed tokens/s (padding included) as a fraction of the bare forward+backward+AdamW loop
+trl-defaults run of the same round (snapshots of the adapter at the first step ending after 1/8, 1/4, 1/2, 3/4 of
+the budget: the first one at or below it), and each loop's computed tokens/s (padding included) as a fraction of the bare forward+backward+AdamW loop
 on chatft's batch shape measured in the same round (`ceiling`: the best of fp32 and, where this CPU has it,
 bf16 autocast). The load average before and after is printed: the machine should be quiet.
 
@@ -135,10 +135,9 @@ def load_weights(model, w):
             if n in w: p.copy_(w[n])
 
 def time_to(target:float, curve:list)->float|None:
-    "The first time a (seconds, loss) curve, linear between points, reaches `target`; None if it never does."
-    for (t0, l0), (t1, l1) in zip(curve, curve[1:]):
-        if l1 <= target: return t1 if l0 <= target or l0 == l1 else t0 + (t1-t0)*(l0-target)/(l0-l1)
-    return None
+    "The first time of a measured (seconds, loss) point at or below `target` (no interpolation: a loss changes only when a
+    step ends, and snapshots are taken at step ends); None if it never gets there."
+    return next((t for t, l in curve if l <= target), None)
 
 def one(row:str, seconds:float, tok, dsd, train_convs, base:float, target:float|None)->dict:
     "Train `row` for `seconds`; score it after the budget and, while needed, at the snapshots."
