@@ -277,8 +277,13 @@ def _load_named_model(name:str, device:str, tokenizer_from:str|None=None):
     return model.to(device), tok
 
 # %% ../nbs/07_chat.ipynb #c6f94807
+def _folder_facts(path:Path)->dict:
+    "`train_on` and `system` of a model folder: from its `chatft.json` (what `chatft merge` writes), else none."
+    facts = json.loads((path/"chatft.json").read_text()) if (path/"chatft.json").exists() else {}
+    return dict(train_on=facts.get("train_on", "assistant"), system=facts.get("system"))
+
 def load_chat(
-    run_or_model=DEMO_MODEL,     # a run folder from `train` (or its `merged/`), a model folder, or a Hub id
+    run_or_model=DEMO_MODEL,     # a run folder from `train` (or its `merged/`), a model folder (`chatft merge`'s too), or a Hub id
     system:str|None=None,        # None: the system prompt the run was trained with; '': none; text: yours
     device:str|None=None,        # default: `best_device()`
     merged:bool=False,           # merge the adapter into the weights (a little faster; no base to compare with)
@@ -294,7 +299,7 @@ def load_chat(
     elif (path/"plan.json").exists() or (path/"adapter_config.json").exists():
         facts = run_facts(path)
         model, tok, plan = _load_run_model(path, device, merged)
-    elif path.is_dir(): facts, (model, tok) = dict(train_on="assistant", system=None), _load_named_model(name, device)
+    elif path.is_dir(): facts, (model, tok) = _folder_facts(path), _load_named_model(name, device)
     elif path.exists() or name.count("/") != 1 or name.startswith((".", "~")):
         raise ChatftError(f"{name}: no such run folder (a run folder holds plan.json and the adapter; "
                           "a Hub id looks like org/name).")

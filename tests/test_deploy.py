@@ -116,10 +116,19 @@ def test_cli_bad_input_is_one_line(tmp_path):
 # --- slow: a demo run ---
 
 @pytest.mark.slow
+def test_load_chat_reads_a_merged_folders_system_prompt(merged, tmp_path):
+    "`chatft chat merged/` and `chatft serve merged/` (`load_chat`) use the system prompt `merge` wrote down."
+    for f in merged.iterdir(): (tmp_path/f.name).symlink_to(f)
+    (tmp_path/"chatft.json").unlink()
+    (tmp_path/"chatft.json").write_text(json.dumps(dict(json.loads((merged/"chatft.json").read_text()), system="Be brief.")))
+    assert load_chat(tmp_path, device="cpu").system == merged_chat(tmp_path, "cpu").system == "Be brief."
+
+@pytest.mark.slow
 def test_merged_equals_adapter(demo_run, merged, prompts, adapter_replies):
     "Greedy replies of the merged folder (plain from_pretrained) are the adapter's, on held-out prompts."
     from transformers import AutoModelForCausalLM, AutoTokenizer
     assert greedy_replies(merged_chat(merged, "cpu"), prompts, TOKENS) == adapter_replies
+    assert load_chat(merged, device="cpu").system == json.loads((merged/"chatft.json").read_text())["system"]
     model = AutoModelForCausalLM.from_pretrained(merged)
     assert not hasattr(model, "peft_config") and "quantization_config" not in json.loads((merged/"config.json").read_text())
     tok, run_tok = AutoTokenizer.from_pretrained(merged), AutoTokenizer.from_pretrained(demo_run)
