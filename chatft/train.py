@@ -122,7 +122,8 @@ def cpu_bf16(threshold:float=1.1)->bool:
     env = os.environ.get("CHATFT_CPU_BF16")
     if env in ("0", "1"): return env == "1"
     if "speedup" not in _CPU_BF16: _CPU_BF16["speedup"] = bf16_speedup()
-    return _CPU_BF16["speedup"] >= (0.9 if _native_bf16() else threshold)
+    s = _CPU_BF16["speedup"]
+    return s > 0 if _native_bf16() else s >= threshold    # listed instructions: bf16 unless it fails; timings are noisy
 
 # %% ../nbs/05_train.ipynb #897bdf57
 @dataclass
