@@ -46,6 +46,7 @@ def merged_model(
     device:str|None=None,   # default: `best_device()`; "cpu" merges in float32, a GPU in the plan's 16-bit type
 ):
     "(model with the adapter merged into its weights, the run's tokenizer, plan); QLoRA: merged into the dequantized base."
+    quiet()
     from peft import PeftModel
     from transformers import AutoTokenizer
     run, device = check_run(run), device or best_device()
