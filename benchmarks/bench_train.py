@@ -135,8 +135,8 @@ def load_weights(model, w):
             if n in w: p.copy_(w[n])
 
 def time_to(target:float, curve:list)->float|None:
-    "The first time of a measured (seconds, loss) point at or below `target` (no interpolation: a loss changes only when a
-    step ends, and snapshots are taken at step ends); None if it never gets there."
+    """The first time of a measured (seconds, loss) point at or below `target` (no interpolation: a loss changes only when
+    a step ends, and snapshots are taken at step ends); None if it never gets there."""
     return next((t for t, l in curve if l <= target), None)
 
 def one(row:str, seconds:float, tok, dsd, train_convs, base:float, target:float|None)->dict:
