@@ -13,11 +13,12 @@ from .export import ChatftError, Report, in_notebook
 from .models import DEMO_MODEL, TINY_MODEL, preset, model_path, load_tokenizer, load_model
 
 # %% auto #0
-__all__ = ['HARDWARE', 'quiet', 'Hardware', 'detect_hardware', 'bf16_speedup', 'cpu_bf16', 'ModelShape', 'model_shape',
-           'lora_params', 'estimate_memory_gb', 'TrainPlan', 'plan_training', 'measure_speed', 'load_for_training',
-           'trainable_summary', 'plot_losses', 'LossPlot', 'TimeBudget', 'Progress', 'heldout_loss', 'answer',
-           'pack_splits', 'collator_for', 'split_loss', 'last_checkpoint', 'remove_folder', 'check_output',
-           'training_args', 'train', 'model_card', 'save_data', 'save_run', 'load_run', 'load_data', 'train_cli']
+__all__ = ['HARDWARE', 'PACK_FILL', 'quiet', 'Hardware', 'detect_hardware', 'bf16_speedup', 'cpu_bf16', 'ModelShape',
+           'model_shape', 'lora_params', 'estimate_memory_gb', 'TrainPlan', 'plan_training', 'measure_speed',
+           'load_for_training', 'trainable_summary', 'plot_losses', 'LossPlot', 'TimeBudget', 'EndEval', 'Progress',
+           'heldout_loss', 'answer', 'pack_splits', 'collator_for', 'split_loss', 'last_checkpoint', 'remove_folder',
+           'check_output', 'training_args', 'train', 'model_card', 'save_data', 'save_run', 'load_run', 'load_data',
+           'train_cli']
 
 # %% ../nbs/05_train.ipynb #f42a5375
 def quiet():
@@ -184,7 +185,7 @@ class TrainPlan:
     precision:str="fp32"           # "fp16", "bf16" or "fp32"
     lora_r:int=16
     lora_alpha:int=32              # plan_training sets 2 x lora_r unless asked
-    lora_dropout:float=0.05
+    lora_dropout:float=0.0           # 0.05 cost 22% of a step here (measured) and regularizes little in a short run
     target_modules:str|list="all-linear"
     lr:float=2e-4
     lr_scheduler:str="cosine"
@@ -290,7 +291,9 @@ def _lr_for(steps:int)->float:
     "LoRA's usual 2e-4 suits runs of ~1000 steps; shorter runs take a higher rate, up to 1e-3."
     return float(min(1e-3, max(2e-4, 2e-4*math.sqrt(1000/max(steps, 1)))))
 
-def _steps(tokens:int, plan:TrainPlan, fill:float=0.95)->int:
+PACK_FILL = 0.95   # packed rows are ~95% full (the ShareGPT sample at 256 tokens: 93%)
+
+def _steps(tokens:int, plan:TrainPlan, fill:float=PACK_FILL)->int:
     "Optimizer steps that `tokens` make for `plan` (packed rows ~`fill` full)."
     return max(1, math.ceil(tokens/(fill*plan.tokens_per_step)))
 
@@ -325,6 +328,8 @@ def plan_training(
     alpha = o.pop("lora_alpha", None)
     if alpha is None: alpha, why["lora"] = 2*r, "alpha = 2 x r, so the adapter's scale (alpha/r) is the same for any r"
     else: why["lora"] = "as asked"
+    if "lora_dropout" not in o: why["lora"] += ("; no dropout: dropout on the adapter's inputs made a step 22% slower on a CPU "
+                                                "(measured) and regularizes little in a run of an epoch or two")
     budget = hw.memory_gb*(0.8 if hw.kind=="cuda" else 0.6)
     loaded = precision if hw.kind == "cuda" else "fp32"   # a CPU keeps float32 weights (bf16 there is autocast)
     w16 = shape.params_b*1e9*_BYTES[loaded]/2**30      # the weights alone, as loaded
@@ -368,11 +373,11 @@ def plan_training(
 # %% ../nbs/05_train.ipynb #f9b3c4d5
 def measure_speed(
     plan:TrainPlan,      # the plan to time (model, precision, micro-batch, max_length)
-    steps:int=2,         # timed steps, after one warm-up step
+    steps:int=4,         # timed steps, after one warm-up step (their median counts: one slow step is noise)
     model=None,          # an already loaded `load_for_training(plan)` model (default: load it)
 )->float:
     "Tokens per second of `plan`'s training step on this machine: forward, backward and AdamW on one packed batch."
-    import torch
+    import torch, statistics
     from chatft.dataset import PackedCollator
     model = model or load_for_training(plan, verbose=False)
     model.train()
@@ -391,7 +396,7 @@ def measure_speed(
         opt.zero_grad(set_to_none=True)
         if dev.type == "cuda": torch.cuda.synchronize()
         times.append(time.perf_counter() - t)
-    return plan.micro_batch*n/(sum(times[1:])/steps)
+    return plan.micro_batch*n/statistics.median(times[1:])
 
 def _measure_into(plan:TrainPlan):
     "Replace the plan's estimated tokens/s by a measured one (kept as an estimate when the model cannot be loaded here)."
@@ -399,20 +404,21 @@ def _measure_into(plan:TrainPlan):
     except Exception as e:
         plan.reasons["time"] = f"estimated: could not measure here ({type(e).__name__}: {str(e)[:120]})"
         return
-    plan.reasons["time"] = "measured: a warm-up and 2 timed training steps on this machine"
+    plan.reasons["time"] = "measured: the median of 4 timed training steps on this machine, after a warm-up"
 
 def _planned_steps(plan:TrainPlan)->int:
     "The optimizer steps the plan will run."
     return plan.max_steps if plan.max_steps > 0 else _steps(int(plan.total_tokens*plan.epochs), plan) if plan.total_tokens else 1000
 
-def _fit_budget(plan:TrainPlan, steps_asked:bool):
-    "With a time budget, stop the schedule where the budget ends (90% of it at the measured speed); set the time estimate."
-    per_step = plan.tokens_per_step/plan.tokens_per_second
+def _fit_budget(plan:TrainPlan, steps_asked:bool, fill:float=0.97):
+    """With a time budget, end the schedule where `fill` of the budget ends at the measured speed (`TimeBudget` stops a
+    slower run on the clock, in the last few percent of the schedule, where the rate is near zero); set the time estimate."""
+    per_step = PACK_FILL*plan.tokens_per_step/plan.tokens_per_second
     if plan.minutes and not steps_asked:
-        fit = max(1, int(0.9*plan.minutes*60/per_step))
+        fit = max(1, int(fill*plan.minutes*60/per_step))
         if fit < _planned_steps(plan):
             plan.max_steps = fit
-            plan.reasons["steps"] = f"{fit} steps of ~{per_step:.1f} s fill 90% of the {plan.minutes:g}-minute budget"
+            plan.reasons["steps"] = f"{fit} steps of ~{per_step:.2f} s fill {fill:.0%} of the {plan.minutes:g}-minute budget"
     plan.est_minutes = _planned_steps(plan)*per_step/60
     if plan.minutes: plan.est_minutes = min(plan.est_minutes, plan.minutes)
 
@@ -510,6 +516,15 @@ class TimeBudget(TrainerCallback):
             t = torch.tensor([float(stop)], device=args.device if args.device.type=="cuda" else "cpu")
             dist.all_reduce(t, op=dist.ReduceOp.MAX); stop = bool(t.item())
         if stop: control.should_training_stop = True; state.stopped_by_budget = True
+
+class EndEval(TrainerCallback):
+    """Evaluate once where training ends (its last step, or where `TimeBudget` stopped it), or, with `on=False`, only
+    at the regular `eval_steps`: transformers evaluates at the last step by itself, so a separate `evaluate()` after
+    `train()` would score the same weights twice."""
+    def __init__(self, on:bool=True): self.on = on
+    def on_step_end(self, args, state, control, **kw):
+        if control.should_training_stop and args.eval_strategy != "no":
+            control.should_evaluate = self.on or state.global_step % state.eval_steps == 0
 
 # %% ../nbs/05_train.ipynb #4b92467f
 class Progress(TrainerCallback):
@@ -671,7 +686,7 @@ def train(
     merge:bool=False,           # also save the adapter merged into a full model in `merged/`
     callbacks:list=(),          # more TrainerCallbacks
     progress_bar:bool=True,     # in a terminal, one compact progress bar (loss in its postfix) instead of the Trainer's log lines
-    final_eval:bool=True,       # evaluate on the test split at the end
+    final_eval:bool=True,       # evaluate on the test split where training ends (else only every `plan.eval_steps`)
     **args,                     # more TrainingArguments
 ):
     "Train the plan's LoRA adapter on `dsd` with transformers' Trainer; returns the Trainer. Writes the run folder."
@@ -690,12 +705,11 @@ def train(
     reports = [*(report if isinstance(report, (list, tuple)) else [report] if report is not None else []), pack_report]
     trainer = Trainer(model=model, args=training_args(plan, out, eval="test" in data, **args), train_dataset=data["train"],
                       eval_dataset=data.get("test"), data_collator=collator_for(plan, tokenizer), processing_class=tokenizer,
-                      callbacks=[LossPlot(out, live), TimeBudget(plan.minutes), *callbacks])
+                      callbacks=[LossPlot(out, live), TimeBudget(plan.minutes), EndEval(final_eval), *callbacks])
     if progress_bar and not in_notebook():
         for cb in (ProgressCallback, PrinterCallback): trainer.remove_callback(cb)
         trainer.add_callback(Progress(plan.minutes))
     trainer.train(resume_from_checkpoint=str(ck) if ck else None)
-    if "test" in data and final_eval: trainer.evaluate()
     if trainer.is_world_process_zero(): save_run(trainer, plan, out, tokenizer, reports, merge=merge, data=dsd)
     return trainer
 

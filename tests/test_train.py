@@ -11,7 +11,7 @@ from chatft.export import Conversation, write_jsonl
 from chatft.models import TINY_MODEL, load_tokenizer
 from chatft.dataset import prepare, pack, PackedCollator
 from chatft.train import (plan_training, train, load_run, answer, heldout_loss, last_checkpoint, load_for_training, cpu_bf16,
-                          measure_speed)
+                          measure_speed, PACK_FILL)
 
 CHATFT = str(Path(sys.executable).parent/"chatft")
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
@@ -58,11 +58,22 @@ def trained_token_probs(model, ds, end:int)->tuple:
             probs.append(pt); ends.append(pt[nxt[at] == end])
     return torch.cat(probs), torch.cat(ends)
 
+def test_one_evaluation_where_training_ends(dsd, tok, tmp_path):
+    "A run is scored once where it ends (its last step, or where the time budget stopped it), or not at all if asked."
+    ends = {}
+    for name, kw, final in (("last", dict(max_steps=5), True), ("budget", dict(max_steps=40, minutes=1e-5), True),
+                            ("off", dict(max_steps=5), False)):
+        tr = train(tiny_plan(dsd, eval_steps=20, save_steps=20, **kw), dsd, tmp_path/name, tokenizer=tok, live=False,
+                   progress_bar=False, final_eval=final)
+        ends[name] = (tr.state.global_step, [h["step"] for h in tr.state.log_history if "eval_loss" in h])
+    assert ends == {"last": (5, [5]), "budget": (1, [1]), "off": (5, [])}, ends
+
 def test_loss_goes_down_and_end_of_turn_is_learned(dsd, tok, tmp_path):
     tr = train(tiny_plan(dsd), dsd, tmp_path/"run", tokenizer=tok, live=False)
     losses = [h["loss"] for h in tr.state.log_history if "loss" in h]
     evals = [h["eval_loss"] for h in tr.state.log_history if "eval_loss" in h]
     assert len(losses) == 40 and all(torch.isfinite(torch.tensor(losses))), losses
+    assert [h["step"] for h in tr.state.log_history if "eval_loss" in h] == [20, 40]   # each step scored once
     assert sum(losses[-5:])/5 < 0.1*losses[0], losses           # measured <= 0.024
     for f in ["adapter_model.safetensors", "adapter_config.json", "plan.json", "loss.png", "README.md",
               "data_report.json", "chat_template.jinja"]:
@@ -208,8 +219,8 @@ def test_plan_measures_and_fits_the_budget(dsd):
     "The plan's speed is measured here, and with a time budget its steps (and so its schedule) end inside the budget."
     plan = plan_training(TINY_MODEL, dsd, minutes=0.5, precision="fp32", max_length=128)
     assert plan.reasons["time"].startswith("measured") and plan.tokens_per_second > 0
-    per_step = plan.tokens_per_step/plan.tokens_per_second
-    assert plan.max_steps == int(0.9*30/per_step) or plan.max_steps == -1, (plan.max_steps, per_step)
+    per_step = PACK_FILL*plan.tokens_per_step/plan.tokens_per_second     # packed rows are ~95% full
+    assert plan.max_steps == int(0.97*30/per_step) or plan.max_steps == -1, (plan.max_steps, per_step)
     assert plan.est_minutes <= 0.5
     assert plan.grad_accum == 1 and 2e-4 <= plan.lr <= 1e-3
     assert plan_training(TINY_MODEL, dsd, hardware="cpu").reasons.get("time") is None   # another machine: estimated
