@@ -1,1 +1,7 @@
 __version__ = "0.0.1"
+
+import logging as _logging
+# bitsandbytes, imported by peft, tries to fetch a 4-bit CPU kernel from the Hub on AVX512-BF16 CPUs and logs a warning
+# nobody using chatft can act on when it cannot ("Failed to load CPU gemm_4bit_forward ... pip install kernels"): drop
+# that one record; its other warnings still show
+_logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(lambda r: "gemm_4bit_forward" not in r.getMessage())
