@@ -135,10 +135,10 @@ def merged_chat(
     "A `Chat` with a merged folder loaded by plain `AutoModelForCausalLM.from_pretrained`, with the run's system prompt."
     from transformers import AutoModelForCausalLM, AutoTokenizer
     folder, device = Path(folder), device or best_device()
-    facts = json.loads((folder/"chatft.json").read_text()) if (folder/"chatft.json").exists() else {}
+    from chatft.chat import _folder_facts
+    facts = _folder_facts(folder)                      # the system prompt and train_on that `merge` recorded
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=inference_dtype("bf16", device)).to(device).eval()
-    return Chat(model, AutoTokenizer.from_pretrained(folder), system=facts.get("system"),
-                train_on=facts.get("train_on", "assistant"), name=folder.name)
+    return Chat(model, AutoTokenizer.from_pretrained(folder), name=folder.name, **facts)
 
 def greedy_replies(chat:Chat, prompts:list, max_new_tokens:int=32)->list:
     "`chat`'s greedy reply to each conversation in `prompts`."
