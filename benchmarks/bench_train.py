@@ -8,18 +8,25 @@ Rows (all: SmolLM2-135M-Instruct, LoRA r=16 / alpha 32 / dropout 0 on all linear
   decay over 3 epochs, bf16 autocast, gradient checkpointing); only the LoRA config, `use_cpu`, no saving/reporting;
 - trl-best: TRL at its best settings for this task: assistant_only_loss (SmolLM2's template with `{% generation %}`
   markers: TRL ships none for it), packing (BFD) with padding-free batches (on by itself with BFD; the model's SDPA
-  mask keeps the packed conversations apart from position_ids), lr 2e-4 (TRL's LoRA guidance), no gradient
-  checkpointing (the CPU has the memory), bf16 autocast; batch and max_length at TRL's defaults (8 x 1024);
+  mask is built from position_ids), lr 2e-4 (TRL's LoRA guidance), no gradient checkpointing (the CPU has the memory),
+  bf16 autocast, batch 1 (`--trl-best-batch`) and max_length 256: the best of the settings tried here, one round
+  of 60 s each on the ShareGPT sample (held-out loss): packed to 1024 tokens (TRL's default length) 1.919 in 10
+  steps, not packed 0.350 in 100 steps, packed to 256 (the shortest length that holds every conversation) 0.300 in
+  54 steps. At TRL's
+  default batch of 8 a step of 8 x 1024 tokens takes ~35 s here: two steps a minute. `--trl-best KEY=VALUE`
+  changes any SFTConfig setting (e.g. `packing=false padding_free=false`, `max_length=1024`);
 - chatft: `chatft.train.plan_training(model, data, minutes=budget)` and `chatft.train.train` as a user runs them
   (the plan's measured warm-up happens before the clock starts, as TRL's tokenizing does); evaluation and
-  checkpoints off during the budget, as for the other rows.
+  checkpoints off during the budget, as for the other rows; `--plan KEY=VALUE` sets any plan field (e.g.
+  `micro_batch=2`: 2 x 256 tokens a step learned less per second here, 0.317 against 0.268 in one round).
 
 Columns: held-out loss (mean loss per assistant token of the held-out conversations, scored by one function, fp32,
 after the budget), optimizer steps, real tokens/s (no padding), the time to reach the final held-out loss of the
 trl-defaults run of the same round (snapshots of the adapter at the first step ending after 1/8, 1/4, 1/2, 3/4 of
 the budget: the first one at or below it), and each loop's computed tokens/s (padding included) as a fraction of the bare forward+backward+AdamW loop
 on chatft's batch shape measured in the same round (`ceiling`: the best of fp32 and, where this CPU has it,
-bf16 autocast). The load average before and after is printed: the machine should be quiet.
+bf16 autocast); once per run also at 1x1024 tokens, and chatft's loop as a fraction of the best of the two. The load
+average before and after is printed: the machine should be quiet.
 
     HF_HUB_OFFLINE=1 python benchmarks/bench_train.py --seconds 60           # 3 rounds, ~15-20 min on 2 quiet cores
     HF_HUB_OFFLINE=1 python benchmarks/bench_train.py --seconds 10 --rounds 1 --rows chatft trl-defaults   # smoke
@@ -85,13 +92,11 @@ def meter(seconds:float):
             self.snaps.append((self.elapsed(), state.global_step, w))
             self.paused += time.perf_counter() - t
         def on_step_end(self, args, state, control, **kw):
-            el = self.elapsed()
-            if el >= seconds:
-                self.seconds, self.steps = el, state.global_step
-                control.should_training_stop = True
+            # time and tokens up to the end of the last step: an evaluation or save after it is not training
+            el = self.seconds = self.elapsed()
+            self.steps, self.real, self.computed = state.global_step, self.count.real, self.count.computed
+            if el >= seconds: control.should_training_stop = True
             elif len(self.snaps) < len(MARKS) and el >= MARKS[len(self.snaps)]*seconds: self.snapshot(state)
-        def on_train_end(self, args, state, control, **kw):
-            if not hasattr(self, "seconds"): self.seconds, self.steps = self.elapsed(), state.global_step
     return Meter()
 
 def run_guide(tok, dsd, train_convs, out, cb):
@@ -110,7 +115,7 @@ def run_guide(tok, dsd, train_convs, out, cb):
     return Trainer(model=get_peft_model(load_model(DEMO_MODEL), lora()), args=args, train_dataset=ds, callbacks=[cb],
                    data_collator=DataCollatorForLanguageModeling(tok, mlm=False), processing_class=tok)
 
-def run_trl(tok, dsd, train_convs, out, cb, best:bool):
+def run_trl(tok, dsd, train_convs, out, cb, best:bool, best_batch:int=1, best_overrides:dict|None=None):
     from datasets import Dataset
     from trl import SFTTrainer, SFTConfig
     from chatft.models import DEMO_MODEL, load_tokenizer, model_path
@@ -119,7 +124,8 @@ def run_trl(tok, dsd, train_convs, out, cb, best:bool):
     kw = dict(output_dir=out, report_to=[], save_strategy="no", use_cpu=True, disable_tqdm=True)
     if best:
         tok.chat_template = GENERATION_TEMPLATE
-        kw.update(assistant_only_loss=True, packing=True, padding_free=True, learning_rate=2e-4, gradient_checkpointing=False)
+        kw.update({**dict(assistant_only_loss=True, packing=True, padding_free=True, learning_rate=2e-4, gradient_checkpointing=False, max_length=256,
+                          per_device_train_batch_size=best_batch), **(best_overrides or {})})
     return SFTTrainer(model=str(model_path(DEMO_MODEL)), args=SFTConfig(**kw), train_dataset=ds, processing_class=tok,
                       peft_config=lora(), callbacks=[cb])
 
@@ -139,7 +145,8 @@ def time_to(target:float, curve:list)->float|None:
     a step ends, and snapshots are taken at step ends); None if it never gets there."""
     return next((t for t, l in curve if l <= target), None)
 
-def one(row:str, seconds:float, tok, dsd, train_convs, base:float, target:float|None)->dict:
+def one(row:str, seconds:float, tok, dsd, train_convs, base:float, target:float|None, best_batch:int=1, overrides:dict|None=None,
+        best_overrides:dict|None=None)->dict:
     "Train `row` for `seconds`; score it after the budget and, while needed, at the snapshots."
     import torch
     torch.manual_seed(0)
@@ -150,14 +157,14 @@ def one(row:str, seconds:float, tok, dsd, train_convs, base:float, target:float|
         import chatft.train
         collator_for = chatft.train.collator_for                  # count the tokens of the batches `train` makes
         chatft.train.collator_for = lambda plan, tok: setattr(cb, "count", Counted(collator_for(plan, tok))) or cb.count
-        plan = plan_training(DEMO_MODEL, dsd, minutes=seconds/60, eval_steps=10**6, save_steps=10**6)
+        plan = plan_training(DEMO_MODEL, dsd, minutes=seconds/60, eval_steps=10**6, save_steps=10**6, **(overrides or {}))
         try: trainer = train(plan, dsd, Path(out)/"run", tokenizer=tok, live=False, progress_bar=False, final_eval=False, callbacks=[cb])
         finally: chatft.train.collator_for = collator_for
         extra = dict(plan=dict(precision=plan.precision, max_length=plan.max_length, micro_batch=plan.micro_batch,
                                grad_accum=plan.grad_accum, lr=plan.lr, max_steps=plan.max_steps,
                                measured_tps=round(plan.tokens_per_second, 1)))
     else:
-        trainer = run_guide(tok, dsd, train_convs, out, cb) if row == "guide" else run_trl(tok, dsd, train_convs, out, cb, row == "trl-best")
+        trainer = run_guide(tok, dsd, train_convs, out, cb) if row == "guide" else run_trl(tok, dsd, train_convs, out, cb, row == "trl-best", best_batch, best_overrides)
         trainer.data_collator = cb.count = Counted(trainer.data_collator)
         trainer.train()
         extra = {}
@@ -170,8 +177,8 @@ def one(row:str, seconds:float, tok, dsd, train_convs, base:float, target:float|
             curve.append((t, score(model, tok, dsd)))
             if curve[-1][1] <= target: break
     curve.append((cb.seconds, final))
-    return dict(row=row, heldout=final, steps=cb.steps, seconds=cb.seconds, real_tps=cb.count.real/cb.seconds,
-                computed_tps=cb.count.computed/cb.seconds, tokens_per_step=cb.count.computed/max(cb.steps, 1),
+    return dict(row=row, heldout=final, steps=cb.steps, seconds=cb.seconds, real_tps=cb.real/cb.seconds,
+                computed_tps=cb.computed/cb.seconds, tokens_per_step=cb.computed/max(cb.steps, 1),
                 to_target=time_to(target, curve) if row != "trl-defaults" else cb.seconds, curve=curve, **extra)
 
 def ceiling(max_length:int, micro_batch:int, steps:int=3)->dict:
@@ -205,6 +212,9 @@ def main():
     p.add_argument("--seconds", type=float, default=60, help="training budget per run")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--rows", nargs="+", default=ROWS, choices=ROWS)
+    p.add_argument("--trl-best-batch", type=int, default=1, help="trl-best's per-device batch")
+    p.add_argument("--plan", nargs="*", default=[], metavar="KEY=VALUE", help="settings for chatft's plan (e.g. micro_batch=2)")
+    p.add_argument("--trl-best", nargs="*", default=[], metavar="KEY=VALUE", help="more SFTConfig settings for trl-best (e.g. packing=false)")
     p.add_argument("--json", help="also write every run's numbers here")
     a = p.parse_args()
     from chatft.train import quiet
@@ -220,13 +230,15 @@ def main():
     print(f"data: {src}: {len(dsd['train'])} train / {len(dsd['test'])} held-out conversations; held-out loss of the "
           f"base model {base:.3f}; bf16 probe x{_CPU_BF16.get('speedup', float('nan')):.2f} -> {'bf16' if bf16 else 'fp32'}", flush=True)
     runs, ceilings = [], []
+    settings = lambda xs: {k: json.loads(v) if v[:1].isdigit() or v in ("true", "false") else v for k, v in (x.split("=", 1) for x in xs)}
+    overrides, best_overrides = settings(a.plan), settings(a.trl_best)
     rows = [r for r in ROWS if r in a.rows]
     for k in range(a.rounds):
         others = [r for r in rows if r != "trl-defaults"]
         order = (["trl-defaults"] if "trl-defaults" in rows else []) + others[k % max(len(others), 1):] + others[:k % max(len(others), 1)]
         target = None
         for row in order:
-            r = one(row, a.seconds, tok, dsd, train_convs, base, target)
+            r = one(row, a.seconds, tok, dsd, train_convs, base, target, a.trl_best_batch, overrides, best_overrides)
             if row == "trl-defaults": target = r["heldout"]
             r["round"] = k
             runs.append(r)
@@ -236,10 +248,12 @@ def main():
                 ceilings.append(c)
                 print(f"ceiling (bare loop, {r['plan']['micro_batch']}x{r['plan']['max_length']} tokens): "
                       + ", ".join(f"{n} {v:.0f} tok/s" for n, v in c.items()), flush=True)
-    report(runs, ceilings, a, src, base)
-    if a.json: Path(a.json).write_text(json.dumps(dict(runs=runs, ceilings=ceilings), indent=1, default=str))
+    wide = ceiling(1024, 1) if "chatft" in rows else {}
+    if wide: print(f"ceiling (bare loop, 1x1024 tokens): " + ", ".join(f"{n} {v:.0f} tok/s" for n, v in wide.items()), flush=True)
+    report(runs, ceilings, a, src, base, wide)
+    if a.json: Path(a.json).write_text(json.dumps(dict(runs=runs, ceilings=ceilings, ceiling_1024=wide), indent=1, default=str))
 
-def report(runs, ceilings, a, src, base):
+def report(runs, ceilings, a, src, base, wide=None):
     med = lambda xs: statistics.median(xs) if xs else None
     ceil = med([max(c.values()) for c in ceilings])
     print(f"\n{src}; SmolLM2-135M-Instruct + LoRA r=16; {a.seconds:g} s of training per run; median of {a.rounds} "
@@ -259,6 +273,10 @@ def report(runs, ceilings, a, src, base):
     if ceilings:
         print(f"\nceiling: bare forward+backward+AdamW on chatft's batch shape, median "
               + ", ".join(f"{n} {med([c[n] for c in ceilings if n in c]):.0f} tok/s" for n in ceilings[0]))
+    if wide and ceil:
+        best = max(ceil, max(wide.values()))
+        print(f"ceiling at 1x1024 tokens (TRL's default length): " + ", ".join(f"{n} {v:.0f} tok/s" for n, v in wide.items())
+              + f"; chatft's loop is {med([r['computed_tps'] for r in runs if r['row'] == 'chatft'] or [0])/best:.2f} of the best ceiling measured")
     ch = [r for r in runs if r["row"] == "chatft"]
     if ch: print(f"chatft's plan: {ch[-1]['plan']}")
 
