@@ -69,13 +69,16 @@ def lora():
     return LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
 
 class Counted:
-    "A collator wrapped to count real tokens (no padding) and computed tokens (the batch's size)."
-    def __init__(self, collate): self.collate, self.real, self.computed = collate, 0, 0
+    """A collator wrapped to note each batch's real tokens (no padding) and computed tokens (the batch's size).
+    accelerate's dataloader fetches one batch ahead (to know which is the last), so the batches made outrun the steps
+    trained: `upto(n)` counts the first `n` batches only."""
+    def __init__(self, collate): self.collate, self.batches = collate, []
     def __call__(self, rows):
         b = self.collate(rows)
-        self.real += sum(sum(r["attention_mask"]) if "attention_mask" in r else len(r["input_ids"]) for r in rows)
-        self.computed += b["input_ids"].numel()
+        real = sum(sum(r["attention_mask"]) if "attention_mask" in r else len(r["input_ids"]) for r in rows)
+        self.batches.append((real, b["input_ids"].numel()))
         return b
+    def upto(self, n:int)->tuple: return tuple(map(sum, zip(*self.batches[:n]))) if n else (0, 0)
 
 def meter(seconds:float):
     "A TrainerCallback that counts tokens, snapshots the adapter at `MARKS` of the budget and stops at the budget."
@@ -94,7 +97,8 @@ def meter(seconds:float):
         def on_step_end(self, args, state, control, **kw):
             # time and tokens up to the end of the last step: an evaluation or save after it is not training
             el = self.seconds = self.elapsed()
-            self.steps, self.real, self.computed = state.global_step, self.count.real, self.count.computed
+            self.steps = state.global_step
+            self.real, self.computed = self.count.upto(state.global_step*args.gradient_accumulation_steps)
             if el >= seconds: control.should_training_stop = True
             elif len(self.snaps) < len(MARKS) and el >= MARKS[len(self.snaps)]*seconds: self.snapshot(state)
     return Meter()
