@@ -27,7 +27,7 @@ def quiet():
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=UserWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
-    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)   # "Failed to load CPU gemm_4bit_forward ... kernels"
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)   # its other CPU notices (chatft/__init__ drops the import-time one)
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     try:
