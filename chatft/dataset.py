@@ -9,11 +9,12 @@ from __future__ import annotations
 import math, random, bisect, sys, argparse
 from pathlib import Path
 from .export import ChatftError, Conversation, Report, read_jsonl
-from .clean import near_duplicates, NEAR_DUPLICATE_THRESHOLD
+from .clean import near_duplicates, NEAR_DUPLICATE_THRESHOLD, _norm
 from .template import render_example, prepare_messages, trained_indices, check_contract, show_mask, template_quirks, _tokenize
 
 # %% auto #0
-__all__ = ['PREPARED_FILES', 'windows', 'split_conversations', 'tokenize_conversations', 'prepare', 'pack_lengths', 'pack',
+__all__ = ['STRETCH_CHARS', 'PREPARED_FILES', 'windows', 'SharedText', 'trained_replies', 'seen_in_training',
+           'split_conversations', 'served_system', 'tokenize_conversations', 'prepare', 'pack_lengths', 'pack',
            'PackedCollator', 'PaddedCollator', 'useful_fraction', 'save_prepared', 'load_prepared', 'push_to_hub',
            'hub_token', 'prepare_cli']
 
@@ -55,10 +56,92 @@ def windows(
         a = next((s for s in starts if s >= b), len(msgs))
     return out, problems
 
+# %% ../nbs/04_dataset.ipynb #ae3f04ab
+STRETCH_CHARS = 50   # characters a held-out reply may share with training text before it counts as seen (measured below)
+
+class SharedText:
+    """Finds the longest stretch a text shares with any of `texts` (lower-cased, spaces collapsed), when it has at least
+    `chars` characters. Only every `chars/2`-th position of `texts` is indexed: a stretch of `chars` always holds one."""
+    def __init__(self,
+                 texts:dict,                    # {key: text} to search in
+                 chars:int=STRETCH_CHARS):      # shortest stretch worth finding
+        import numpy as np
+        self.chars, b = chars, max(1, (chars + 1)//2)
+        self.block, self.keys, self.texts = b, list(texts), [_norm(t) for t in texts.values()]
+        starts = [(k, p) for k, t in enumerate(self.texts) for p in range(0, len(t) - b + 1, b)]
+        h = np.fromiter((hash(self.texts[k][p:p+b]) for k, p in starts), dtype=np.int64, count=len(starts))
+        order = np.argsort(h, kind="stable")
+        self.hashes, self.where = h[order], np.array([k << 32 | p for k, p in starts], dtype=np.int64)[order]
+
+    def longest(self, text:str)->tuple:
+        "`(characters, key)`: the longest stretch of `text` found in one of the texts; `(0, None)` when under `chars`."
+        import numpy as np
+        t, b, best, ends = _norm(text), self.block, (0, None), {}
+        if len(t) < b or not len(self.hashes): return best
+        h = np.fromiter((hash(t[q:q+b]) for q in range(len(t) - b + 1)), dtype=np.int64, count=len(t) - b + 1)
+        lo, hi = np.searchsorted(self.hashes, h, "left"), np.searchsorted(self.hashes, h, "right")
+        for q in np.nonzero(hi > lo)[0].tolist():
+            for w in self.where[lo[q]:hi[q]].tolist():
+                k, p = w >> 32, w & 0xFFFFFFFF
+                if ends.get((k, p - q), -1) > q: continue             # already inside a stretch found on this alignment
+                n, i = _extend(t, self.texts[k], q, p, b)
+                ends[(k, p - q)] = i + n
+                if n > best[0]: best = (n, self.keys[k])
+        return best if best[0] >= self.chars else (0, None)
+
+def _extend(t:str, s:str, q:int, p:int, b:int)->tuple:
+    "`(length, start in t)` of the common stretch of `t` and `s` through `t[q:q+b] == s[p:p+b]` (0 when they differ)."
+    if t[q:q+b] != s[p:p+b]: return 0, q                              # two blocks with the same hash
+    i, j = q, p
+    while i > 0 and j > 0 and t[i-1] == s[j-1]: i -= 1; j -= 1
+    n = q - i + b
+    while i + n < len(t) and j + n < len(s) and t[i+n] == s[j+n]: n += 1
+    return n, i
+
+# %% ../nbs/04_dataset.ipynb #24e4fe80
+def trained_replies(c:Conversation, train_on:str="assistant")->list:
+    "The messages of `c` that training learns to write: the assistant's, yours for 'me', the last assistant reply for 'last'."
+    texts = [m['content'] for m in c.messages if m['role'] == ("user" if train_on == "me" else "assistant")]
+    return texts[-1:] if train_on == "last" else texts
+
+def _all_text(c:Conversation)->str: return "\n".join(([c.system] if c.system else []) + [m['content'] for m in c.messages])
+
+# %% ../nbs/04_dataset.ipynb #bd31d1e9
+def _first_seen(c:Conversation, replies:dict, index:SharedText, train_on:str)->str|None:
+    "Why `c`'s trained text was seen in training (a reply word for word, or the longest shared stretch), or None."
+    best = (0, None)
+    for r in trained_replies(c, train_on):
+        if (k := replies.get(_norm(r))) is not None: return f"a reply word for word as in {k}"
+        best = max(best, index.longest(r), key=lambda x: x[0])
+    return f"a reply shares {best[0]} characters with {best[1]}" if best[0] else None
+
+def seen_in_training(
+    test:list,                    # held-out `Conversation`s
+    train:list,                   # training `Conversation`s
+    train_on:str="assistant",     # whose replies are trained: "assistant", "me" or "last"
+    chars:int=STRETCH_CHARS,      # a shared stretch this long counts as seen
+)->dict:
+    "`{id: why}` for each held-out conversation whose trained text was seen in training (moved ones count as training)."
+    found, pending, seen = {}, list(test), list(train)
+    while seen and pending:
+        replies = {_norm(r): c.id for c in seen for r in trained_replies(c, train_on)}
+        index = SharedText({c.id: _all_text(c) for c in seen}, chars)
+        new = {c.id: why for c in pending if (why := _first_seen(c, replies, index, train_on))}
+        found.update(new)
+        seen, pending = [c for c in pending if c.id in new], [c for c in pending if c.id not in new]
+    return found
+
 # %% ../nbs/04_dataset.ipynb #47e797bb
 def _conv_time(c:Conversation)->float: return c.update_time or c.create_time or 0.0
 
 def _text(c:Conversation)->str: return "\n".join(m['content'] for m in c.messages)
+
+def _repeats(test:list, train:list, threshold:float, train_on:str)->dict:
+    "`{id: why}` of the `test` conversations that repeat `train`: near duplicates, then `seen_in_training`."
+    near = near_duplicates({i: _text(c) for i, c in enumerate(test)}, threshold,
+                           against={-1 - i: _text(c) for i, c in enumerate(train)}, within=False)
+    out = {c.id: f"near duplicate of {train[-1 - near[i][0]].id} (similarity {near[i][1]})" for i, c in enumerate(test) if i in near}
+    return out | seen_in_training([c for c in test if c.id not in out], train + [c for c in test if c.id in out], train_on)
 
 def split_conversations(
     convs:list,                 # `Conversation`s
@@ -66,17 +149,24 @@ def split_conversations(
     split:str="time",           # "time": the most recent are held out; "random"
     seed:int=0,                 # for the random split
     threshold:float=NEAR_DUPLICATE_THRESHOLD,   # similarity from which a test conversation nearly repeats a training one
-)->tuple[list, list, list]:
-    "Train and test conversations, and the ids of near-duplicates moved from test to train (`chatft.clean.near_duplicates`)."
+    train_on:str="assistant",   # whose replies are trained: their text must not have been seen in training
+    rounds:int=5,               # times the next most recent conversations are tried in place of those moved
+)->tuple[list, list, dict]:
+    """Train and test conversations, and `{id: why}` of those moved from test to train because they repeat training text
+    (`_repeats`); the next most recent conversations are held out in their place."""
     if split not in ("time", "random"): raise ChatftError(f"split={split!r}: choose 'time' or 'random'.")
     order = sorted(convs, key=_conv_time) if split == "time" else random.Random(seed).sample(convs, len(convs))
     n_test = 0 if len(order) < 2 or test_size <= 0 else max(1, round(len(order)*test_size))
-    train, test = order[:len(order)-n_test], order[len(order)-n_test:]
-    if not test: return train, test, []
-    near = near_duplicates({i: _text(c) for i, c in enumerate(test)}, threshold,
-                           against={-1 - i: _text(c) for i, c in enumerate(train)}, within=False)
-    dups = [c for i, c in enumerate(test) if i in near]
-    return train + dups, [c for i, c in enumerate(test) if i not in near], [c.id for c in dups]
+    rest, test, moved, back = order, [], {}, []
+    for _ in range(rounds if n_test else 0):
+        k = min(n_test - len(test), len(rest) - 1)
+        if k <= 0: break
+        rest, cands = rest[:-k], rest[-k:]
+        new = _repeats(cands, rest + back, threshold, train_on)
+        moved |= new
+        test += [c for c in cands if c.id not in new]
+        back += [c for c in cands if c.id in new]
+    return rest + back, test, moved
 
 # %% ../nbs/04_dataset.ipynb #f94bb681
 def _system_for(c:dict, system:str|None)->str|None:
@@ -97,6 +187,19 @@ def _render_batch(batch:dict, tokenizer, max_length, system, train_on, chat_temp
         for w, ex in enumerate(exs): add(w, ex['input_ids'], ex['labels'], "")
         for reason, i, n in problems: add(-1, [], [], f"{reason} (message {i}{f', {n} tokens' if n else ''})")
     return out
+
+def served_system(
+    convs:list,                 # the conversations a run trains on
+    system:str|None=None,       # as given to `prepare`: None (custom instructions), "" (none) or a persona
+)->str:
+    "The system prompt the run answers with afterwards: `system` if given, else the newest custom instructions ('' for none)."
+    if system is not None: return system
+    newest = max((c for c in convs if c.system), key=_conv_time, default=None)
+    return newest.system if newest else ""
+
+def _moved_counts(moved:dict)->str:
+    near = sum(w.startswith("near duplicate") for w in moved.values())
+    return f"{near} near-duplicate conversation(s), {len(moved) - near} with a reply seen in training"
 
 # %% ../nbs/04_dataset.ipynb #c90fc7df
 def tokenize_conversations(
@@ -141,7 +244,7 @@ def prepare(
     from datasets import DatasetDict
     if not convs: raise ChatftError("No conversations to prepare.")
     rep = Report("prepare")
-    train, test, dups = split_conversations(convs, test_size, split, seed)
+    train, test, moved = split_conversations(convs, test_size, split, seed, train_on=train_on)
     kw = dict(tokenizer=tokenizer, max_length=max_length, system=system, train_on=train_on, chat_template=chat_template, num_proc=num_proc, report=rep)
     dsd = DatasetDict(train=tokenize_conversations(train, **kw), test=tokenize_conversations(test, **kw))
     if not len(dsd['train']): raise ChatftError(f"No training example was left ({rep.reasons().most_common(3)}). Check `train_on` and `max_length`.")
@@ -150,12 +253,17 @@ def prepare(
     split_ids = [i for i in set(dsd['train']['id']) | set(dsd['test']['id'])]
     n_windows = len(dsd['train']) + len(dsd['test'])
     rep.notes.update({"split": split, "train conversations": len(set(dsd['train']['id'])), "test conversations": len(set(dsd['test']['id'])),
-                      "near-duplicates moved from test to train": len(dups), "examples (train/test)": f"{len(dsd['train'])}/{len(dsd['test'])}",
+                      "moved from test to train": _moved_counts(moved), "examples (train/test)": f"{len(dsd['train'])}/{len(dsd['test'])}",
                       "conversations split into windows": n_windows - len(split_ids),
                       "tokens (train)": sum(map(len, dsd['train']['input_ids'])),
                       "trained tokens (train)": sum(sum(l != -100 for l in ls) for ls in dsd['train']['labels']),
                       "train_on": train_on, "system": "custom instructions" if system is None else ("none" if not system else "persona"),
+                      "system prompt": served_system(convs, system),
                       "template": str(template_quirks(tokenizer, chat_template))})
+    if moved: rep.notes["moved"] = moved
+    if test_size > 0 and len(convs) > 1 and not test:
+        rep.notes["warning"] = ("no conversation could be held out: every candidate repeats training text, so no score "
+                                "would mean anything. Clean with a lower near-duplicate threshold, or add conversations.")
     if check:
         facts = check_contract(tokenizer, dsd['train'].select(range(min(64, len(dsd['train'])))), chat_template=chat_template, system=system or None)
         rep.notes["end-of-turn token"] = facts['end_of_turn']

@@ -13,7 +13,7 @@ from .export import ChatftError, read_export
 from .clean import clean
 from .dataset import prepare
 from .models import DEMO_MODEL, load_tokenizer
-from .train import detect_hardware, plan_training, train, remove_folder, quiet
+from .train import detect_hardware, plan_training, train, remove_folder, quiet, why_stopped
 from .evaluate import Evaluation, Examples, evaluate_run
 
 # %% auto #0
@@ -95,9 +95,15 @@ def stage(n:int, total:int, title:str):
     print(f"\n\033[1m[{n}/{total}] {title}\033[0m" if sys.stdout.isatty() else f"\n[{n}/{total}] {title}", flush=True)
 
 def _demo_plan(a, dsd):
-    return plan_training(a.model, dsd, hardware=detect_hardware(), minutes=a.minutes, max_steps=a.max_steps, lr=a.lr,
-                         epochs=50.0, lr_scheduler="constant", warmup_ratio=0.0, lora_dropout=0.0, grad_accum=1,
-                         eval_steps=10**6, save_steps=10**6, logging_steps=1, seed=a.seed)
+    "`plan_training`'s own plan, with the demo's time budget (an upper bound: the plan ends sooner when the data is done)."
+    asked = {k: v for k, v in dict(lr=a.lr, max_steps=a.max_steps if a.max_steps > 0 else None).items() if v is not None}
+    return plan_training(a.model, dsd, hardware=detect_hardware(), minutes=a.minutes, logging_steps=1, seed=a.seed, **asked)
+
+def _heldout_line(reports:list, ev:Evaluation)->str:
+    "How many conversations were held out, and how many were not because training had their replies."
+    notes = next((r.notes for r in reversed(reports) if r.step == "prepare"), {})
+    return (f"held out: {ev.settings['heldout_conversations']} conversations the model never trained on; the split moved "
+            f"{notes.get('moved from test to train', 'none')} to training instead")
 
 # %% ../nbs/demo.ipynb #56afc93e
 def _demo_args(argv):
@@ -114,7 +120,7 @@ def _demo_args(argv):
     p.add_argument("--n", type=int, default=12, help="held-out replies each model writes in the evaluation (default 12)")
     p.add_argument("--max-new-tokens", type=int, default=48, help="longest reply in the evaluation (default 48)")
     p.add_argument("--probe", type=int, default=4, help="training conversations for the regurgitation probe (default 4; 0: skip)")
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: the plan's, from its number of steps)")
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
 
@@ -137,10 +143,12 @@ def demo_cli(argv:list|None=None)->int:
     plan = _demo_plan(a, dsd)
     print(plan)
     stage(4, 5, f"Train for up to {a.minutes:g} minute(s)" + (f" or {a.max_steps} steps" if a.max_steps > 0 else ""))
-    trainer = train(plan, dsd, out, tokenizer=tok, report=reports, live=False, final_eval=False, callbacks=[MarkDemoFolder(out)])
+    trainer = train(plan, dsd, out, tokenizer=tok, report=reports, live=False, callbacks=[MarkDemoFolder(out)])
+    print(f"  {why_stopped(trainer.state, plan)}")
     stage(5, 5, "Base and tuned, side by side (chatft.evaluate, on held-out conversations)")
     ev = evaluate_run(out, model=trainer.model, n=a.n, max_new_tokens=a.max_new_tokens, probe=a.probe)
     print_evaluation(ev)
+    print(f"  {_heldout_line(reports, ev)}")
     tokens = int(getattr(trainer.state, "num_input_tokens_seen", 0) or 0)
     print(f"\n  {trainer.state.global_step} steps, {tokens:,} tokens, {(time.time()-t0)/60:.1f} min in all.")
     print(f"  run folder: {out.resolve()}  (load it with chatft.train.load_run)")

@@ -12,13 +12,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from .export import ChatftError, Report, work_dir
 from .models import DEMO_MODEL, load_model, load_tokenizer
+from .clean import _norm
+from .dataset import SharedText, STRETCH_CHARS
 
 # %% auto #0
-__all__ = ['METRICS', 'LOWER_IS_BETTER', 'attach_data', 'reply_spans', 'heldout_examples', 'find_data', 'check_data',
-           'likelihood', 'base_of', 'generate_replies', 'overlap', 'repetition', 'length_ratio', 'same_language',
-           'score_table', 'summarize', 'Examples', 'show_examples', 'plot_metrics', 'plot_lengths', 'longest_common',
-           'regurgitation_probe', 'pii_scan', 'pii_warnings', 'general_questions', 'general_check', 'Evaluation',
-           'save_evaluation', 'evaluate', 'evaluate_run', 'win_rate', 'read_ratings', 'ABPanel', 'eval_cli']
+__all__ = ['METRICS', 'LOWER_IS_BETTER', 'attach_data', 'reply_spans', 'heldout_examples', 'find_data', 'seen_replies',
+           'check_data', 'likelihood', 'base_of', 'generate_replies', 'overlap', 'repetition', 'length_ratio',
+           'same_language', 'score_table', 'summarize', 'Examples', 'show_examples', 'plot_metrics', 'plot_lengths',
+           'longest_common', 'regurgitation_probe', 'pii_scan', 'pii_warnings', 'general_questions', 'general_check',
+           'Evaluation', 'save_evaluation', 'evaluate', 'evaluate_run', 'win_rate', 'read_ratings', 'ABPanel',
+           'eval_cli']
 
 # %% ../nbs/06_evaluate.ipynb #bdf2285b
 def attach_data(
@@ -86,6 +89,24 @@ def find_data(run, data=None)->Path:
         if str(src) and (src/"dataset_dict.json").exists(): return src
     raise ChatftError(f"{run}: no held-out data found (no {run/'data'}). Pass the prepared folder the run was trained on "
                       "with --data DIR (from `chatft prepare`).")
+
+# %% ../nbs/06_evaluate.ipynb #754bdc42
+def seen_replies(
+    examples:list,              # from `heldout_examples`: each with `real`, the reply that was really given
+    train_ds,                   # the prepared training split the run learned from
+    tokenizer,                  # the run's tokenizer
+    chars:int=STRETCH_CHARS,    # a stretch this long shared with training text counts as seen
+)->list:
+    "For each example, why its real reply was seen in training (word for word, or a shared stretch), or None."
+    texts = {f"{r.get('id', k)}#{k}": tokenizer.decode(r["input_ids"], skip_special_tokens=True) for k, r in enumerate(train_ds)}
+    replies = {_norm(tokenizer.decode(r["input_ids"][s:e], skip_special_tokens=True)): r.get("id", k)
+               for k, r in enumerate(train_ds) for s, e in reply_spans(r["labels"])}
+    index, out = SharedText(texts, chars), []
+    for e in examples:
+        if (k := replies.get(_norm(e["real"]))) is not None: out.append(f"word for word as in {k}"); continue
+        n, key = index.longest(e["real"])
+        out.append(f"shares {n} characters with {key.split('#')[0]}" if n else None)
+    return out
 
 # %% ../nbs/06_evaluate.ipynb #94a661fe
 def _eot_id(tokenizer)->int|None:
@@ -399,6 +420,7 @@ class Evaluation:
     pii:dict=field(default_factory=dict)   # type -> count in the generated replies
     general:object=None             # DataFrame from `general_check`
     settings:dict=field(default_factory=dict)
+    seen:list=field(default_factory=list)  # held-out replies left out because training had them: dicts `id, real, why`
 
     def summary_text(self)->str:
         "The side-by-side table for a terminal."
@@ -409,10 +431,17 @@ class Evaluation:
 
     def notes(self)->list:
         "Probe, privacy and general-ability findings, one line each."
-        out = []
+        out, s = [], self.settings
+        if "heldout_replies" in s:
+            out.append(f"held out: {s['heldout_replies']} replies; " + (f"{s['seen_in_training']} repeat training text (word for word or "
+                       f"{s['stretch']}+ shared characters) and are left out of every score" if s["seen_in_training"] else
+                       f"none repeats training text (checked: word for word, or {s['stretch']}+ shared characters)"))
         if self.probe is not None and len(self.probe):
-            out.append(f"regurgitation: {int(self.probe.flagged.sum())} of {len(self.probe)} training openings reproduced "
-                       f">= {self.settings.get('threshold', 50)} characters of a training reply (longest {int(self.probe.longest.max())})")
+            k, n, t = int(self.probe.flagged.sum()), len(self.probe), s.get('threshold', 50)
+            out.append(f"memorising: given {n} openings of training conversations, the tuned model repeated {t}+ characters of a "
+                       f"training reply for {k} (longest {int(self.probe.longest.max())})" + (
+                       "; WARNING: it has learned your history by heart (train less: fewer epochs, or stop earlier)"
+                       if 2*k >= n else "; it writes its own replies"))
         out += pii_warnings(Counter(self.pii)) or ["no private data found in the generated replies"]
         if self.general is not None and len(self.general):
             out.append(f"general questions: base right on {int(self.general.base_right.sum())} of {len(self.general)}, "
@@ -449,7 +478,7 @@ def save_evaluation(ev:Evaluation, out, run=None)->Path:
     "Write eval.json, eval.md and the two PNGs to `out`; put the Evaluation section in `run`'s model card."
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     data = dict(settings=ev.settings, summary=json.loads(ev.summary.to_json(orient="index")), notes=ev.notes(),
-                pii=dict(ev.pii), examples=_records(ev.table), probe=_records(ev.probe), general=_records(ev.general))
+                pii=dict(ev.pii), seen_in_training=ev.seen, examples=_records(ev.table), probe=_records(ev.probe), general=_records(ev.general))
     (out/"eval.json").write_text(json.dumps(data, indent=2, ensure_ascii=False))
     md = _markdown(ev)
     (out/"eval.md").write_text("# Evaluation\n\n" + md)
@@ -477,22 +506,31 @@ def evaluate(
     general:bool=False,        # also run `general_check`
     seed:int=0,                # for sampling
 )->Evaluation:
-    "Likelihood, generation, scores, probe and privacy scan of base vs tuned on the held-out split."
+    "Likelihood, generation, scores, probe and privacy scan of base vs tuned on the held-out replies never seen in training."
     check_data(dsd["test"], tokenizer)
-    ex = heldout_examples(dsd["test"], tokenizer, n=n)
+    every = heldout_examples(dsd["test"], tokenizer)
+    seen = seen_replies(every, dsd["train"], tokenizer) if "train" in dsd else [None]*len(every)
+    leaked = [dict(id=e["id"], real=e["real"], why=s) for e, s in zip(every, seen) if s]
+    ex = [e for e, s in zip(every, seen) if s is None][:n]
+    test = dsd["test"]
+    if leaked: test = test.filter(lambda i: i not in {x["id"] for x in leaked}, input_columns="id")
+    if not len(test) or not ex:
+        raise ChatftError(f"All {len(every)} held-out replies repeat training text ({leaked[0]['why']}, ...): no score would "
+                          "mean anything. Prepare the data again with `chatft prepare`, which holds out only unseen conversations.")
     kw = dict(max_new_tokens=max_new_tokens, batch_size=batch_size, do_sample=do_sample, seed=seed)
-    lik_t = likelihood(model, dsd["test"], tokenizer)
+    lik_t = likelihood(model, test, tokenizer)
     tuned = generate_replies(model, tokenizer, [e["prompt_ids"] for e in ex], desc="tuned", **kw)
     with base_of(model, base) as b:
-        lik_b = likelihood(b, dsd["test"], tokenizer)
+        lik_b = likelihood(b, test, tokenizer)
         based = generate_replies(b, tokenizer, [e["prompt_ids"] for e in ex], desc="base", **kw)
     table = score_table(ex, based, tuned)
     pr = regurgitation_probe(model, tokenizer, dsd["train"], probe, threshold, max_new_tokens, batch_size) if probe and "train" in dsd else None
     texts = list(table.tuned) + (list(pr.reply) if pr is not None else [])
     gen = general_check(model, tokenizer, base) if general else None
     settings = dict(n=len(ex), max_new_tokens=max_new_tokens, do_sample=do_sample, seed=seed, threshold=threshold,
-                    heldout_conversations=len(set(dsd["test"]["id"])), tokens=lik_t["tokens"])
-    return Evaluation(summarize(table, lik_b, lik_t), table, pr, dict(pii_scan(texts)), gen, settings)
+                    heldout_conversations=len(set(test["id"])), tokens=lik_t["tokens"], heldout_replies=len(every),
+                    seen_in_training=len(leaked), stretch=STRETCH_CHARS)
+    return Evaluation(summarize(table, lik_b, lik_t), table, pr, dict(pii_scan(texts)), gen, settings, leaked)
 
 def evaluate_run(
     run,                       # a run folder from `chatft train` / `chatft demo`

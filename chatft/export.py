@@ -29,6 +29,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 import html as _html
 
+def _note(v, width:int=100):
+    "A report note on one line, cut to `width` characters."
+    s = " ".join(str(v).split())
+    return v if isinstance(v, (int, float)) else (s if len(s) <= width else s[:width-1] + "…")
+
 @dataclass
 class Report:
     "What a step kept and what it skipped, each skip with the conversation's id and the reason."
@@ -51,9 +56,9 @@ class Report:
         return path
 
     def rows(self)->list:
-        "(what, count) rows: total, kept, then each skip reason, then the notes."
+        "(what, count) rows: total, kept, then each skip reason, then the notes (a long note cut to one line; all of it is saved)."
         return ([("total", self.total), ("kept", self.kept)] + [(f"skipped: {r}", n) for r,n in self.reasons().most_common()]
-                + [(k, v) for k,v in self.notes.items()])
+                + [(k, _note(v)) for k,v in self.notes.items()])
 
     def __str__(self):
         rows = self.rows(); w = max(len(k) for k,_ in rows)

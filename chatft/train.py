@@ -13,12 +13,12 @@ from .export import ChatftError, Report, in_notebook
 from .models import DEMO_MODEL, TINY_MODEL, preset, model_path, load_tokenizer, load_model
 
 # %% auto #0
-__all__ = ['HARDWARE', 'PACK_FILL', 'quiet', 'Hardware', 'detect_hardware', 'bf16_speedup', 'cpu_bf16', 'ModelShape',
-           'model_shape', 'lora_params', 'estimate_memory_gb', 'TrainPlan', 'plan_training', 'measure_speed',
-           'load_for_training', 'trainable_summary', 'plot_losses', 'LossPlot', 'TimeBudget', 'EndEval', 'Progress',
-           'heldout_loss', 'answer', 'pack_splits', 'collator_for', 'split_loss', 'last_checkpoint', 'remove_folder',
-           'check_output', 'training_args', 'train', 'model_card', 'save_data', 'save_run', 'load_run', 'load_data',
-           'train_cli']
+__all__ = ['HARDWARE', 'PACK_FILL', 'EVAL_SHARE', 'TIMES_EVALUATED', 'quiet', 'Hardware', 'detect_hardware', 'bf16_speedup',
+           'cpu_bf16', 'ModelShape', 'model_shape', 'lora_params', 'estimate_memory_gb', 'TrainPlan', 'plan_training',
+           'measure_speed', 'measure_eval_speed', 'load_for_training', 'trainable_summary', 'plot_losses', 'LossPlot',
+           'TimeBudget', 'EndEval', 'KeepBest', 'why_stopped', 'Progress', 'heldout_loss', 'answer', 'pack_splits',
+           'collator_for', 'split_loss', 'last_checkpoint', 'remove_folder', 'check_output', 'training_args', 'train',
+           'model_card', 'save_data', 'save_run', 'load_run', 'load_data', 'train_cli']
 
 # %% ../nbs/05_train.ipynb #f42a5375
 def quiet():
@@ -191,7 +191,7 @@ class TrainPlan:
     lr_scheduler:str="cosine"
     warmup_ratio:float=0.05
     weight_decay:float=0.0
-    epochs:float=2.0
+    epochs:float=3.0               # passes over the data at most (plan_training: from its size, `_epochs_for`)
     max_steps:int=-1               # -1: as many as `epochs` needs
     minutes:float|None=None        # stop training after this many minutes
     micro_batch:int=1              # packed sequences per device per forward pass
@@ -200,7 +200,9 @@ class TrainPlan:
     gradient_checkpointing:bool=True
     attn_implementation:str="sdpa"
     seed:int=0
-    eval_steps:int=50
+    eval_steps:int=50              # score the held-out rows every this many steps
+    eval_rows:int=0                # packed held-out rows scored while training: a fixed subset (0: all)
+    patience:int=3                 # stop after this many evaluations without a new lowest held-out loss (0: never)
     save_steps:int=50
     logging_steps:int=5
     params_b:float=0.0
@@ -208,12 +210,18 @@ class TrainPlan:
     total_tokens:int=0             # tokens per epoch, context included
     memory_gb:float=0.0            # estimated peak per device
     memory_available_gb:float=0.0
-    tokens_per_second:float=0.0    # estimated
+    tokens_per_second:float=0.0    # estimated, or measured by `measure_speed`
+    eval_tokens_per_second:float=0.0 # held-out scoring speed (no gradients), estimated or measured
     est_minutes:float=0.0
     reasons:dict=field(default_factory=dict)
 
     @property
     def tokens_per_step(self)->int: return self.micro_batch*self.grad_accum*self.devices*self.max_length
+    def stopping(self)->str:
+        "When training stops early, in words."
+        rows = f"{self.eval_rows} held-out rows" if self.eval_rows else "the held-out rows"
+        stop = f"; stop after {self.patience} without a new best" if self.patience else ""
+        return f"score {rows} every {self.eval_steps} steps{stop}; keep the best adapter"
     def to_dict(self)->dict: return asdict(self)
     def save(self, path)->Path:
         path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
@@ -235,7 +243,9 @@ class TrainPlan:
                 ("max_length", self.max_length, r.get("max_length","")),
                 ("batch", f"{self.micro_batch} x {self.grad_accum} accumulation x {self.devices} device(s) = {self.tokens_per_step:,} tokens/step", r.get("batch","")),
                 ("gradient checkpointing", self.gradient_checkpointing, r.get("checkpointing","")),
-                ("epochs", self.epochs if self.max_steps < 0 else f"max_steps={self.max_steps}", r.get("steps","")),
+                ("epochs", f"{self.epochs:g}" + (f", cut to max_steps={self.max_steps}" if self.max_steps > 0 else ""),
+                 "; ".join(r[k] for k in ("epochs", "steps") if k in r)),
+                ("stopping", self.stopping(), r.get("stopping", "")),
                 ("data", f"{self.total_tokens:,} tokens/epoch, {self.train_tokens:,} trained on", ""),
                 ("memory", f"~{self.memory_gb:.1f} GB of {self.memory_available_gb:.0f} GB per device", "rough estimate"),
                 ("time", f"~{est} at ~{self.tokens_per_second:,.0f} tokens/s", r.get("time", "rough estimate"))]
@@ -291,6 +301,14 @@ def _lr_for(steps:int)->float:
     "LoRA's usual 2e-4 suits runs of ~1000 steps; shorter runs take a higher rate, up to 1e-3."
     return float(min(1e-3, max(2e-4, 2e-4*math.sqrt(1000/max(steps, 1)))))
 
+def _epochs_for(examples:int)->tuple[float, str]:
+    "OpenAI's default for fine-tuning (3 epochs; more for under 100 examples' worth, fewer over 25,000), capped at 5."
+    if examples and examples*3 < 100: n = min(5, 100 // examples)
+    elif examples*3 > 25_000: n = max(1, 25_000 // examples)
+    else: n = 3
+    return float(n), (f"{n} for {examples:,} examples: OpenAI's fine-tuning default (3; 100 examples' worth for small "
+                      "data, at most 25,000), capped at the guide's 5: more passes memorise")
+
 PACK_FILL = 0.95   # packed rows are ~95% full (the ShareGPT sample at 256 tokens: 93%)
 
 def _steps(tokens:int, plan:TrainPlan, fill:float=PACK_FILL)->int:
@@ -317,6 +335,8 @@ def plan_training(
         raise ChatftError(f"{hw.name} has no bfloat16 (a GPU needs compute capability 8.0+; a CPU, fast AVX512-BF16 or AMX): "
                           "use precision='fp16' (a T4) or 'fp32' (a CPU).")
     lengths, trained = _lengths(data)
+    if "epochs" not in o: o["epochs"], why["epochs"] = _epochs_for(len(lengths)) if lengths else (3.0, "OpenAI's default (no data given)")
+    else: why["epochs"] = "as asked"
     cap = min(2048 if hw.kind=="cuda" else 1024, shape.max_positions)
     if "max_length" in o: max_length, why["max_length"] = o.pop("max_length"), "as asked"
     elif lengths:
@@ -363,7 +383,9 @@ def plan_training(
     lr = o.pop("lr", None)
     for k,v in o.items(): setattr(plan, k, v)
     if measure: _measure_into(plan)
-    _fit_budget(plan, "max_steps" in overrides and plan.max_steps > 0)
+    tests = _test_lengths(data)
+    _fit_budget(plan, "max_steps" in overrides and plan.max_steps > 0, overhead=EVAL_SHARE if tests else 0.0)
+    _schedule_evaluation(plan, tests, asked=overrides)
     if "warmup_ratio" not in overrides and _planned_steps(plan) < 20:
         plan.warmup_ratio, why["warmup"] = 0.0, "under 20 steps: no warm-up (its first step would have a rate of 0)"
     plan.lr, why["lr"] = (lr, "as asked") if lr is not None else (_lr_for(_planned_steps(plan)), f"for {_planned_steps(plan)} optimizer steps: "
@@ -371,36 +393,63 @@ def plan_training(
     return plan
 
 # %% ../nbs/05_train.ipynb #f9b3c4d5
+def _timing_batch(plan:TrainPlan, model)->dict:
+    "One batch of the plan's shape (packed rows of two examples each), on the model's device."
+    from chatft.dataset import PackedCollator
+    n = plan.max_length
+    row = dict(input_ids=[10 + (7*i) % 1000 for i in range(n)], labels=[10 + (7*i) % 1000 for i in range(n)], seq_lengths=[n//2, n-n//2])
+    dev = next(model.parameters()).device
+    return {k: v.to(dev) for k,v in PackedCollator(0, plan.attn_implementation, _mask_dtype(plan))([row]*plan.micro_batch).items()}
+
+def _median_seconds(fn, steps:int, cuda:bool)->float:
+    "The median time of `steps` calls of `fn`, after one warm-up call."
+    import torch, statistics
+    times = []
+    for _ in range(steps+1):
+        t = time.perf_counter(); fn()
+        if cuda: torch.cuda.synchronize()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times[1:])
+
 def measure_speed(
     plan:TrainPlan,      # the plan to time (model, precision, micro-batch, max_length)
     steps:int=4,         # timed steps, after one warm-up step (their median counts: one slow step is noise)
     model=None,          # an already loaded `load_for_training(plan)` model (default: load it)
 )->float:
     "Tokens per second of `plan`'s training step on this machine: forward, backward and AdamW on one packed batch."
-    import torch, statistics
-    from chatft.dataset import PackedCollator
+    import torch
     model = model or load_for_training(plan, verbose=False)
     model.train()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=0.0)
-    n = plan.max_length
-    row = dict(input_ids=[10 + (7*i) % 1000 for i in range(n)], labels=[10 + (7*i) % 1000 for i in range(n)], seq_lengths=[n//2, n-n//2])
-    dev = next(model.parameters()).device
-    batch = {k: v.to(dev) for k,v in PackedCollator(0, plan.attn_implementation, _mask_dtype(plan))([row]*plan.micro_batch).items()}
-    times = []
-    for _ in range(steps+1):
-        t = time.perf_counter()
-        with torch.autocast(dev.type, dtype=_dtype(plan.precision), enabled=plan.precision != "fp32"):
+    batch = _timing_batch(plan, model)
+    def step():
+        with torch.autocast(batch["input_ids"].device.type, dtype=_dtype(plan.precision), enabled=plan.precision != "fp32"):
             loss = model(**batch).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        if dev.type == "cuda": torch.cuda.synchronize()
-        times.append(time.perf_counter() - t)
-    return plan.micro_batch*n/statistics.median(times[1:])
+        loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
+    return plan.micro_batch*plan.max_length/_median_seconds(step, steps, batch["input_ids"].is_cuda)
+
+def measure_eval_speed(
+    plan:TrainPlan,      # the plan to time
+    steps:int=4,         # timed passes, after one warm-up
+    model=None,          # an already loaded `load_for_training(plan)` model (default: load it)
+)->float:
+    "Tokens per second of scoring held-out rows for `plan` here: a forward pass without gradients, as `Trainer.evaluate` runs."
+    import torch
+    model = model or load_for_training(plan, verbose=False)
+    model.eval()
+    batch = _timing_batch(plan, model)
+    def score():
+        with torch.no_grad(), torch.autocast(batch["input_ids"].device.type, dtype=_dtype(plan.precision), enabled=plan.precision != "fp32"):
+            model(**batch).loss.item()
+    try: return plan.micro_batch*plan.max_length/_median_seconds(score, steps, batch["input_ids"].is_cuda)
+    finally: model.train()
 
 def _measure_into(plan:TrainPlan):
-    "Replace the plan's estimated tokens/s by a measured one (kept as an estimate when the model cannot be loaded here)."
-    try: plan.tokens_per_second = measure_speed(plan)
+    "Replace the plan's estimated speeds by measured ones (kept as estimates when the model cannot be loaded here)."
+    try:
+        model = load_for_training(plan, verbose=False)
+        plan.tokens_per_second = measure_speed(plan, model=model)
+        plan.eval_tokens_per_second = measure_eval_speed(plan, model=model)
     except Exception as e:
         plan.reasons["time"] = f"estimated: could not measure here ({type(e).__name__}: {str(e)[:120]})"
         return
@@ -410,10 +459,11 @@ def _planned_steps(plan:TrainPlan)->int:
     "The optimizer steps the plan will run."
     return plan.max_steps if plan.max_steps > 0 else _steps(int(plan.total_tokens*plan.epochs), plan) if plan.total_tokens else 1000
 
-def _fit_budget(plan:TrainPlan, steps_asked:bool, fill:float=0.97):
-    """With a time budget, end the schedule where `fill` of the budget ends at the measured speed (`TimeBudget` stops a
-    slower run on the clock, in the last few percent of the schedule, where the rate is near zero); set the time estimate."""
-    per_step = PACK_FILL*plan.tokens_per_step/plan.tokens_per_second
+def _fit_budget(plan:TrainPlan, steps_asked:bool, fill:float=0.97, overhead:float=0.0):
+    """With a time budget, end the schedule where `fill` of the budget ends at the measured speed, evaluations (`overhead`
+    of the training time) included (`TimeBudget` stops a slower run on the clock, in the last few percent of the schedule,
+    where the rate is near zero); set the time estimate. A budget only ever shortens the plan: it is not a target."""
+    per_step = PACK_FILL*plan.tokens_per_step/plan.tokens_per_second*(1 + overhead)
     if plan.minutes and not steps_asked:
         fit = max(1, int(fill*plan.minutes*60/per_step))
         if fit < _planned_steps(plan):
@@ -421,6 +471,31 @@ def _fit_budget(plan:TrainPlan, steps_asked:bool, fill:float=0.97):
             plan.reasons["steps"] = f"{fit} steps of ~{per_step:.2f} s fill {fill:.0%} of the {plan.minutes:g}-minute budget"
     plan.est_minutes = _planned_steps(plan)*per_step/60
     if plan.minutes: plan.est_minutes = min(plan.est_minutes, plan.minutes)
+
+# %% ../nbs/05_train.ipynb #d67c524b
+EVAL_SHARE = 0.08      # most of the training time spent scoring held-out rows
+TIMES_EVALUATED = 10   # evaluations a run aims for: enough to see the held-out curve turn
+
+def _test_lengths(data)->list:
+    "Lengths of the held-out examples of a prepared `DatasetDict` (none for a single split or a list of lengths)."
+    if data is None or not hasattr(data, "keys") or "test" not in data.keys() or not len(data["test"]): return []
+    return [len(x) for x in data["test"]["input_ids"]]
+
+def _schedule_evaluation(plan:TrainPlan, test_lengths:list, asked:dict=None):
+    "Set `eval_steps` and `eval_rows`: about `TIMES_EVALUATED` evaluations, on a fixed subset, for at most `EVAL_SHARE` of the time."
+    asked = asked or {}
+    if not test_lengths:
+        plan.reasons["stopping"] = "no held-out data given: nothing to stop on, the last step is kept"; return
+    rows_all, steps = max(1, math.ceil(sum(test_lengths)/(PACK_FILL*plan.max_length))), _planned_steps(plan)
+    step_s = PACK_FILL*plan.tokens_per_step/plan.tokens_per_second
+    row_s = plan.max_length/(plan.eval_tokens_per_second or 3*plan.tokens_per_second)/plan.devices
+    every = asked.get("eval_steps") or max(1, steps // TIMES_EVALUATED)
+    rows = asked.get("eval_rows") or min(rows_all, max(1, int(EVAL_SHARE*every*step_s/row_s)))
+    if "eval_steps" not in asked: every = max(every, math.ceil(rows*row_s/(EVAL_SHARE*step_s)))
+    plan.eval_steps, plan.eval_rows = every, (0 if rows >= rows_all else rows)
+    how = "measured" if plan.eval_tokens_per_second else "estimated"
+    plan.reasons["stopping"] = (f"{min(rows, rows_all)} of {rows_all} held-out rows every {every} of {steps} steps cost "
+                                f"~{rows*row_s/(every*step_s):.0%} of the training time ({how})")
 
 # %% ../nbs/05_train.ipynb #adeeb6dc
 def _dtype(precision:str):
@@ -469,13 +544,17 @@ def _is_main()->bool: return int(os.environ.get("RANK", 0)) == 0
 from transformers import TrainerCallback
 
 def plot_losses(history:list, path=None, title:str="loss"):
-    "A matplotlib figure of training and eval loss from a Trainer's `log_history`; saved to `path` if given."
+    "A matplotlib figure of training and held-out loss from a Trainer's `log_history`, the best step starred; saved to `path` if given."
     import matplotlib; import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6, 3.2))
     tr = [(h["step"], h["loss"]) for h in history if "loss" in h]
     ev = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h]
     if tr: ax.plot(*zip(*tr), label="train", lw=1.5)
     if ev: ax.plot(*zip(*ev), "o-", label="held-out", lw=1.5)
+    if len(ev) > 1:
+        step, loss = min(ev, key=lambda e: e[1])
+        ax.axvline(step, color="#2a7", ls=":", lw=1)
+        ax.plot([step], [loss], "*", ms=14, color="#2a7", label=f"best: step {step} ({loss:.3f})", zorder=5)
     ax.set_xlabel("step"); ax.set_ylabel("loss"); ax.set_title(title); ax.grid(alpha=.3)
     if tr or ev: ax.legend()
     fig.tight_layout()
@@ -525,6 +604,58 @@ class EndEval(TrainerCallback):
     def on_step_end(self, args, state, control, **kw):
         if control.should_training_stop and args.eval_strategy != "no":
             control.should_evaluate = self.on or state.global_step % state.eval_steps == 0
+
+# %% ../nbs/05_train.ipynb #776a516e
+def _adapter_weights(model)->dict:
+    "A copy of the trainable (adapter) weights."
+    return {k: p.detach().clone() for k, p in model.named_parameters() if p.requires_grad}
+
+def _load_weights(model, weights:dict):
+    "Put `weights` (from `_adapter_weights`) back into `model`."
+    import torch
+    with torch.no_grad():
+        for k, p in model.named_parameters():
+            if k in weights: p.copy_(weights[k])
+
+class KeepBest(TrainerCallback):
+    "Keep the adapter from the evaluation with the lowest held-out loss; stop after `patience` evaluations without a new one."
+    def __init__(self,
+                 patience:int=3,         # evaluations without a new best before stopping (0: never stop early)
+                 folder=None):           # the run folder: the best adapter is also saved in `checkpoints/best`
+        self.patience, self.folder, self.best, self.bad = patience, Path(folder) if folder else None, None, 0
+    def on_evaluate(self, args, state, control, metrics=None, model=None, **kw):
+        loss = (metrics or {}).get("eval_loss")
+        if loss is None or model is None: return
+        if state.best_metric is None or loss < state.best_metric:
+            state.best_metric, state.best_global_step, self.bad = loss, state.global_step, 0
+            self.best = _adapter_weights(model)
+            if self.folder and state.is_world_process_zero: model.save_pretrained(self.folder/"checkpoints"/"best")
+            return
+        self.bad += 1
+        if self.patience and self.bad >= self.patience:
+            control.should_training_stop = True
+            state.stopped_early = (f"the held-out loss did not improve for {self.bad} evaluations "
+                                   f"({state.global_step - state.best_global_step} steps)")
+    def on_train_end(self, args, state, control, model=None, **kw):
+        if model is None or state.best_global_step in (None, state.global_step): return
+        if self.best is None and self.folder and (self.folder/"checkpoints"/"best").exists():    # resumed: from the saved copy
+            from peft import set_peft_model_state_dict
+            from safetensors.torch import load_file
+            set_peft_model_state_dict(model, load_file(self.folder/"checkpoints"/"best"/"adapter_model.safetensors"))
+        elif self.best is not None: _load_weights(model, self.best)
+        else: return
+        state.restored_step = state.best_global_step
+
+# %% ../nbs/05_train.ipynb #3be3f540
+def why_stopped(state, plan:TrainPlan)->str:
+    "Why a run ended and which step it kept, in words, from the Trainer's state after `train`."
+    if getattr(state, "stopped_early", None): why = f"stopped early at step {state.global_step}: {state.stopped_early}"
+    elif getattr(state, "stopped_by_budget", False): why = f"stopped at step {state.global_step}: the {plan.minutes:g}-minute budget ran out"
+    elif plan.max_steps > 0: why = f"ran the plan's {plan.max_steps} steps"
+    else: why = f"ran the plan's {plan.epochs:g} epochs ({state.global_step} steps)"
+    if state.best_global_step is None: return why + "; kept the last step (no held-out loss was measured)"
+    kept = "the last one" if state.best_global_step == state.global_step else "restored"
+    return why + f"; kept the adapter of step {state.best_global_step} ({kept}), held-out loss {state.best_metric:.4f}"
 
 # %% ../nbs/05_train.ipynb #4b92467f
 class Progress(TrainerCallback):
@@ -686,10 +817,11 @@ def train(
     merge:bool=False,           # also save the adapter merged into a full model in `merged/`
     callbacks:list=(),          # more TrainerCallbacks
     progress_bar:bool=True,     # in a terminal, one compact progress bar (loss in its postfix) instead of the Trainer's log lines
-    final_eval:bool=True,       # evaluate on the test split where training ends (else only every `plan.eval_steps`)
+    final_eval:bool=True,       # evaluate on the held-out rows where training ends (else only every `plan.eval_steps`)
     **args,                     # more TrainingArguments
 ):
-    "Train the plan's LoRA adapter on `dsd` with transformers' Trainer; returns the Trainer. Writes the run folder."
+    """Train the plan's LoRA adapter on `dsd` with transformers' Trainer, stopping early and keeping the best step (`KeepBest`);
+    returns the Trainer (`why_stopped(trainer.state, plan)` says how it ended). Writes the run folder."""
     from transformers import Trainer, set_seed
     from transformers.trainer_callback import ProgressCallback, PrinterCallback
     out = check_output(output_dir, resume, overwrite)
@@ -703,9 +835,12 @@ def train(
     data = pack_splits(dsd, plan, pack_report)
     if not data.get("train"): raise ChatftError("No training example fits: prepare the data with a max_length no larger than the plan's.")
     reports = [*(report if isinstance(report, (list, tuple)) else [report] if report is not None else []), pack_report]
-    trainer = Trainer(model=model, args=training_args(plan, out, eval="test" in data, **args), train_dataset=data["train"],
-                      eval_dataset=data.get("test"), data_collator=collator_for(plan, tokenizer), processing_class=tokenizer,
-                      callbacks=[LossPlot(out, live), TimeBudget(plan.minutes), EndEval(final_eval), *callbacks])
+    held = data.get("test")
+    if held is not None and plan.eval_rows and len(held) > plan.eval_rows: held = held.select(range(plan.eval_rows))   # a fixed subset
+    trainer = Trainer(model=model, args=training_args(plan, out, eval=held is not None, **args), train_dataset=data["train"],
+                      eval_dataset=held, data_collator=collator_for(plan, tokenizer), processing_class=tokenizer,
+                      callbacks=[LossPlot(out, live), TimeBudget(plan.minutes), EndEval(final_eval), KeepBest(plan.patience, out),
+                                 *callbacks])
     if progress_bar and not in_notebook():
         for cb in (ProgressCallback, PrinterCallback): trainer.remove_callback(cb)
         trainer.add_callback(Progress(plan.minutes))
@@ -772,13 +907,16 @@ def save_run(
     metrics:dict|None=None,     # more numbers for metrics.json and the model card
     data=None,                  # the DatasetDict(train, test) trained on, kept in `data/` (`save_data`)
 )->Path:
-    "Write the adapter, tokenizer, plan, data and its report(s), log, loss curve and model card to `output_dir`."
+    """Write the adapter, tokenizer, plan, system prompt (`system.txt`: what the run trained with, for chat and serve), data and
+    its report(s), log, loss curve and model card to `output_dir`."""
     out = Path(output_dir)
     if out.exists() and any(out.iterdir()) and not (out/"plan.json").exists():
         raise ChatftError(f"{out} is not empty and is not a chatft run: save the run into a new folder.")
     out.mkdir(parents=True, exist_ok=True)
     trainer.model.save_pretrained(out); tokenizer.save_pretrained(out)
     plan.save(out/"plan.json")
+    prepared = _prepare_report(report)
+    if system := (prepared.notes.get("system prompt") if prepared else None): (out/"system.txt").write_text(system)
     reports = report if isinstance(report, (list, tuple)) else ([report] if report is not None else [])
     if reports: (out/"data_report.json").write_text(json.dumps([r.to_dict() for r in reports], indent=2, default=str))
     if data is not None: save_data(out, data, reports)
@@ -786,9 +924,12 @@ def save_run(
     (out/"log_history.json").write_text(json.dumps(hist, indent=2))
     plot_losses(hist, out/"loss.png")
     m = dict(metrics or {})
-    evals = [h["eval_loss"] for h in hist if "eval_loss" in h]
-    if evals: m.setdefault("held-out loss", evals[-1]); m.setdefault("held-out perplexity", math.exp(evals[-1]))
-    m.setdefault("steps", trainer.state.global_step)
+    s = trainer.state
+    if s.best_metric is not None:
+        m.setdefault("held-out loss", s.best_metric); m.setdefault("held-out perplexity", math.exp(s.best_metric))
+        m.setdefault("best step", s.best_global_step)
+    m.setdefault("steps", s.global_step)
+    m.setdefault("stopped", why_stopped(s, plan))
     m.setdefault("tokens seen", int(getattr(trainer.state, "num_input_tokens_seen", 0) or 0))
     (out/"metrics.json").write_text(json.dumps(m, indent=2))
     (out/"README.md").write_text(model_card(plan, m))
@@ -880,7 +1021,6 @@ def train_cli(argv:list|None=None)->int:
     t0 = time.time()
     trainer = train(plan, dsd, out, tokenizer=tok, report=reports, resume=a.resume, merge=a.merge)
     if _is_main():
-        ev = [h["eval_loss"] for h in trainer.state.log_history if "eval_loss" in h]
-        print(f"\ntrained {trainer.state.global_step} steps in {(time.time()-t0)/60:.1f} min" + (f"; held-out loss {ev[-1]:.3f}" if ev else ""))
+        print(f"\ntrained {trainer.state.global_step} steps in {(time.time()-t0)/60:.1f} min: {why_stopped(trainer.state, plan)}")
         print(f"run folder: {out.resolve()}")
     return 0
