@@ -13,12 +13,12 @@ from .export import ChatftError, Report, in_notebook
 from .models import DEMO_MODEL, TINY_MODEL, preset, model_path, load_tokenizer, load_model
 
 # %% auto #0
-__all__ = ['HARDWARE', 'PACK_FILL', 'EVAL_SHARE', 'TIMES_EVALUATED', 'quiet', 'Hardware', 'detect_hardware', 'bf16_speedup',
-           'cpu_bf16', 'ModelShape', 'model_shape', 'lora_params', 'estimate_memory_gb', 'TrainPlan', 'plan_training',
-           'measure_speed', 'measure_eval_speed', 'load_for_training', 'trainable_summary', 'plot_losses', 'LossPlot',
-           'TimeBudget', 'EndEval', 'KeepBest', 'why_stopped', 'Progress', 'heldout_loss', 'answer', 'pack_splits',
-           'collator_for', 'split_loss', 'last_checkpoint', 'remove_folder', 'check_output', 'training_args', 'train',
-           'model_card', 'save_data', 'save_run', 'load_run', 'load_data', 'train_cli']
+__all__ = ['HARDWARE', 'PACK_FILL', 'EVAL_SHARE', 'TIMES_EVALUATED', 'BEST_FILE', 'quiet', 'Hardware', 'detect_hardware',
+           'bf16_speedup', 'cpu_bf16', 'ModelShape', 'model_shape', 'lora_params', 'estimate_memory_gb', 'TrainPlan',
+           'plan_training', 'measure_speed', 'measure_eval_speed', 'load_for_training', 'trainable_summary',
+           'plot_losses', 'LossPlot', 'TimeBudget', 'EndEval', 'KeepBest', 'why_stopped', 'Progress', 'heldout_loss',
+           'answer', 'pack_splits', 'collator_for', 'split_loss', 'last_checkpoint', 'remove_folder', 'check_output',
+           'training_args', 'train', 'model_card', 'save_data', 'save_run', 'load_run', 'load_data', 'train_cli']
 
 # %% ../nbs/05_train.ipynb #f42a5375
 def quiet():
@@ -617,6 +617,13 @@ def _load_weights(model, weights:dict):
         for k, p in model.named_parameters():
             if k in weights: p.copy_(weights[k])
 
+BEST_FILE = "checkpoints/best.safetensors"   # the best adapter so far, kept for a resumed run
+
+def _save_best(weights:dict, folder:Path):
+    from safetensors.torch import save_file
+    (folder/BEST_FILE).parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous().cpu() for k, v in weights.items()}, folder/BEST_FILE)
+
 class KeepBest(TrainerCallback):
     "Keep the adapter from the evaluation with the lowest held-out loss; stop after `patience` evaluations without a new one."
     def __init__(self,
@@ -629,7 +636,7 @@ class KeepBest(TrainerCallback):
         if state.best_metric is None or loss < state.best_metric:
             state.best_metric, state.best_global_step, self.bad = loss, state.global_step, 0
             self.best = _adapter_weights(model)
-            if self.folder and state.is_world_process_zero: model.save_pretrained(self.folder/"checkpoints"/"best")
+            if self.folder and state.is_world_process_zero: _save_best(self.best, self.folder)
             return
         self.bad += 1
         if self.patience and self.bad >= self.patience:
@@ -638,12 +645,12 @@ class KeepBest(TrainerCallback):
                                    f"({state.global_step - state.best_global_step} steps)")
     def on_train_end(self, args, state, control, model=None, **kw):
         if model is None or state.best_global_step in (None, state.global_step): return
-        if self.best is None and self.folder and (self.folder/"checkpoints"/"best").exists():    # resumed: from the saved copy
-            from peft import set_peft_model_state_dict
+        best = self.best
+        if best is None and self.folder and (self.folder/BEST_FILE).exists():         # resumed: the copy saved before
             from safetensors.torch import load_file
-            set_peft_model_state_dict(model, load_file(self.folder/"checkpoints"/"best"/"adapter_model.safetensors"))
-        elif self.best is not None: _load_weights(model, self.best)
-        else: return
+            best = load_file(self.folder/BEST_FILE)
+        if best is None: return
+        _load_weights(model, best)
         state.restored_step = state.best_global_step
 
 # %% ../nbs/05_train.ipynb #3be3f540

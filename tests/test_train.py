@@ -11,22 +11,28 @@ from chatft.export import Conversation, write_jsonl
 from chatft.models import TINY_MODEL, load_tokenizer
 from chatft.dataset import prepare, pack, PackedCollator
 from chatft.train import (plan_training, train, load_run, answer, heldout_loss, last_checkpoint, load_for_training, cpu_bf16,
-                          measure_speed, PACK_FILL)
+                          measure_speed, PACK_FILL, EVAL_SHARE)
 
 CHATFT = str(Path(sys.executable).parent/"chatft")
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
 REPLY = "ok, noted."
 
-def convs(n=12, reply=REPLY):
-    "A small memorisable set: every reply is the same short text."
+def convs(n=12, reply=REPLY, distinct=False):
+    "A small memorisable set: every reply is the same short text (or, `distinct`, numbered, so `prepare` can hold some out)."
     return [Conversation(id=f"c{i}", create_time=1.7e9+i, messages=[{"role": "user", "content": f"note number {i}"},
-                                                                     {"role": "assistant", "content": reply}]) for i in range(n)]
+            {"role": "assistant", "content": f"{reply} ({i})" if distinct else reply}]) for i in range(n)]
 
 @pytest.fixture(scope="module")
 def tok(): return load_tokenizer(TINY_MODEL)
 
 @pytest.fixture(scope="module")
-def dsd(tok): return prepare(convs(), tok, max_length=128, test_size=0.25)[0]
+def dsd(tok):
+    """9 training and 3 held-out conversations with the same reply: a set to learn by heart. Made by hand: `prepare` would
+    rightly move the held-out ones to training, since training has their reply word for word."""
+    from datasets import DatasetDict
+    from chatft.dataset import tokenize_conversations
+    c = convs()
+    return DatasetDict(train=tokenize_conversations(c[:9], tok, 128), test=tokenize_conversations(c[9:], tok, 128))
 
 # the tiny model's tied embeddings are random and tiny, so its logits can barely move through the decoder layers
 # alone: an adapter on lm_head too gives it the capacity to learn the set (real models don't need this)
@@ -158,7 +164,7 @@ sys.exit(main(sys.argv[3:]))
 """
 
 def test_resume_after_kill(tmp_path):
-    data = write_jsonl(convs(16), tmp_path/"data.jsonl")
+    data = write_jsonl(convs(16, distinct=True), tmp_path/"data.jsonl")
     full = subprocess.run(_train_cmd(data, tmp_path/"full"), env=ENV, capture_output=True, text=True)
     assert full.returncode == 0, full.stderr[-3000:]
     # stand still after step 10 of 16: checkpoint-8 is on disk, steps 9-10 are done but not saved, 6 are left
@@ -191,7 +197,7 @@ def test_resume_after_kill(tmp_path):
 @pytest.mark.slow
 def test_two_processes(tmp_path):
     "The same `chatft train` under `accelerate launch` with 2 CPU processes (gloo): trains, and rank 0 alone writes the run."
-    data = write_jsonl(convs(16), tmp_path/"data.jsonl")
+    data = write_jsonl(convs(16, distinct=True), tmp_path/"data.jsonl")
     cmd = [str(Path(sys.executable).parent/"accelerate"), "launch", "--num_processes", "2", "--cpu", "--num_machines", "1",
            "--mixed_precision", "no", "--dynamo_backend", "no", CHATFT, *_train_cmd(data, tmp_path/"ddp")[1:]]
     cmd[cmd.index("--max-steps")+1] = "4"
@@ -220,7 +226,7 @@ def test_plan_measures_and_fits_the_budget(dsd):
     plan = plan_training(TINY_MODEL, dsd, minutes=0.5, precision="fp32", max_length=128)
     assert plan.reasons["time"].startswith("measured") and plan.tokens_per_second > 0
     long = plan_training(TINY_MODEL, dsd, minutes=0.5, precision="fp32", max_length=128, epochs=10**4)  # the budget binds
-    per_long = PACK_FILL*long.tokens_per_step/long.tokens_per_second
+    per_long = PACK_FILL*long.tokens_per_step/long.tokens_per_second*(1 + EVAL_SHARE)       # a step and its share of evaluations
     assert long.max_steps > 0 and 0.9*30 <= long.max_steps*per_long <= 30, (long.max_steps, per_long)  # fills it, inside it
     assert plan.est_minutes <= 0.5
     assert plan.grad_accum == 1 and 2e-4 <= plan.lr <= 1e-3
