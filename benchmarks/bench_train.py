@@ -16,9 +16,14 @@ Rows (all: SmolLM2-135M-Instruct, LoRA r=16 / alpha 32 / dropout 0 on all linear
   default batch of 8 a step of 8 x 1024 tokens takes ~35 s here: two steps a minute. `--trl-best KEY=VALUE`
   changes any SFTConfig setting (e.g. `packing=false padding_free=false`, `max_length=1024`);
 - chatft: `chatft.train.plan_training(model, data, minutes=budget)` and `chatft.train.train` as a user runs them
-  (the plan's measured warm-up happens before the clock starts, as TRL's tokenizing does); evaluation and
-  checkpoints off during the budget, as for the other rows; `--plan KEY=VALUE` sets any plan field (e.g.
-  `micro_batch=2`: 2 x 256 tokens a step learned less per second here, 0.317 against 0.268 in one round).
+  (the plan's measured warm-up happens before the clock starts, as TRL's tokenizing does), its evaluations on the
+  held-out rows included: they run inside the budget, and their share of it is the last column (the plan keeps it
+  under 10%); `--plan KEY=VALUE` sets any plan field (e.g. `micro_batch=2`).
+
+Data: the synthetic export (`chatft.synth`, 500 conversations by default, `--conversations`), cleaned and prepared as
+chatft does, so the held-out conversations are the most recent ones and none repeats a training reply. The ShareGPT
+sample the table used before (`--data sharegpt`) cannot be split honestly: every one of its conversations repeats a
+reply of another word for word (`benchmarks/bench_split.py`), so a loss "held out" there measured memorising.
 
 Columns: held-out loss (mean loss per assistant token of the held-out conversations, scored by one function, fp32,
 after the budget), optimizer steps, real tokens/s (no padding), the time to reach the final held-out loss of the
@@ -28,7 +33,7 @@ on chatft's batch shape measured in the same round (`ceiling`: the best of fp32 
 bf16 autocast); once per run also at 1x1024 tokens, and chatft's loop as a fraction of the best of the two. The load
 average before and after is printed: the machine should be quiet.
 
-    HF_HUB_OFFLINE=1 python benchmarks/bench_train.py --seconds 60           # 3 rounds, ~15-20 min on 2 quiet cores
+    HF_HUB_OFFLINE=1 python benchmarks/bench_train.py --seconds 60           # 3 rounds, ~20 min on 2 quiet cores
     HF_HUB_OFFLINE=1 python benchmarks/bench_train.py --seconds 10 --rounds 1 --rows chatft trl-defaults   # smoke
 """
 import argparse, json, math, os, statistics, sys, tempfile, time
@@ -51,16 +56,17 @@ GENERATION_TEMPLATE = (
 
 def load_avg()->str: return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
-def data():
+def data(which:str="synthetic", n:int=500):
     "(tokenizer, DatasetDict(train, test) as chatft prepares it, train conversations, where they came from)."
     from chatft.export import read_export
     from chatft.synth import synthetic_conversations
+    from chatft.clean import clean
     from chatft.models import DEMO_MODEL, load_tokenizer
     from chatft.dataset import prepare
-    if SAMPLE.exists(): convs, src = read_export(SAMPLE)[0], f"ShareGPT sample ({SAMPLE.name})"
-    else: convs, src = synthetic_conversations(300, seed=0), "synthetic export (300 conversations)"
     tok = load_tokenizer(DEMO_MODEL)
-    dsd, _ = prepare(convs, tok, max_length=512, split="random", test_size=0.1, seed=0)
+    if which == "sharegpt": convs, src = read_export(SAMPLE)[0], f"ShareGPT sample ({SAMPLE.name})"
+    else: convs, src = clean(synthetic_conversations(n, seed=0), tokenizer=tok)[0], f"synthetic export ({n} conversations, cleaned)"
+    dsd, _ = prepare(convs, tok, max_length=512, test_size=0.1, seed=0)
     ids = set(dsd["train"]["id"])
     return tok, dsd, [c for c in convs if c.id in ids], src
 
@@ -161,12 +167,17 @@ def one(row:str, seconds:float, tok, dsd, train_convs, base:float, target:float|
         import chatft.train
         collator_for = chatft.train.collator_for                  # count the tokens of the batches `train` makes
         chatft.train.collator_for = lambda plan, tok: setattr(cb, "count", Counted(collator_for(plan, tok))) or cb.count
-        plan = plan_training(DEMO_MODEL, dsd, minutes=seconds/60, eval_steps=10**6, save_steps=10**6, **(overrides or {}))
-        try: trainer = train(plan, dsd, Path(out)/"run", tokenizer=tok, live=False, progress_bar=False, final_eval=False, callbacks=[cb])
+        plan = plan_training(DEMO_MODEL, dsd, minutes=seconds/60, save_steps=10**6, **(overrides or {}))
+        try: trainer = train(plan, dsd, Path(out)/"run", tokenizer=tok, live=False, progress_bar=False, callbacks=[cb])
         finally: chatft.train.collator_for = collator_for
         extra = dict(plan=dict(precision=plan.precision, max_length=plan.max_length, micro_batch=plan.micro_batch,
-                               grad_accum=plan.grad_accum, lr=plan.lr, max_steps=plan.max_steps,
-                               measured_tps=round(plan.tokens_per_second, 1)))
+                               grad_accum=plan.grad_accum, lr=plan.lr, max_steps=plan.max_steps, eval_steps=plan.eval_steps,
+                               eval_rows=plan.eval_rows, measured_tps=round(plan.tokens_per_second, 1),
+                               measured_eval_tps=round(plan.eval_tokens_per_second, 1)),
+                     # evaluations before the last step ran inside the measured time; the one after it did not
+                     eval_share=sum(h["eval_runtime"] for h in trainer.state.log_history
+                                    if "eval_loss" in h and h["step"] < cb.steps)/cb.seconds,
+                     best_step=trainer.state.best_global_step)
     else:
         trainer = run_guide(tok, dsd, train_convs, out, cb) if row == "guide" else run_trl(tok, dsd, train_convs, out, cb, row == "trl-best", best_batch, best_overrides)
         trainer.data_collator = cb.count = Counted(trainer.data_collator)
@@ -220,13 +231,15 @@ def main():
     p.add_argument("--plan", nargs="*", default=[], metavar="KEY=VALUE", help="settings for chatft's plan (e.g. micro_batch=2)")
     p.add_argument("--trl-best", nargs="*", default=[], metavar="KEY=VALUE", help="more SFTConfig settings for trl-best (e.g. packing=false)")
     p.add_argument("--json", help="also write every run's numbers here")
+    p.add_argument("--data", choices=["synthetic", "sharegpt"], default="synthetic")
+    p.add_argument("--conversations", type=int, default=500, help="size of the synthetic export")
     a = p.parse_args()
     from chatft.train import quiet
     quiet()
     import torch
     print(f"load average before: {load_avg()} ({os.cpu_count()} CPUs, torch {torch.__version__}, "
           f"{torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads)", flush=True)
-    tok, dsd, train_convs, src = data()
+    tok, dsd, train_convs, src = data(a.data, a.conversations)
     from chatft.models import DEMO_MODEL, load_model
     from chatft.train import cpu_bf16, _CPU_BF16
     base = score(load_model(DEMO_MODEL), tok, dsd)
@@ -262,8 +275,8 @@ def report(runs, ceilings, a, src, base, wide=None):
     ceil = med([max(c.values()) for c in ceilings])
     print(f"\n{src}; SmolLM2-135M-Instruct + LoRA r=16; {a.seconds:g} s of training per run; median of {a.rounds} "
           f"interleaved round(s); held-out loss of the base model {base:.3f}; load average now {load_avg()}\n")
-    print("| row | held-out loss | steps | real tok/s | computed tok/s | of ceiling | time to trl-defaults' loss |")
-    print("|---|---|---|---|---|---|---|")
+    print("| row | held-out loss | steps | real tok/s | computed tok/s | of ceiling | time to trl-defaults' loss | evaluation share |")
+    print("|---|---|---|---|---|---|---|---|")
     for row in ROWS:
         rs = [r for r in runs if r["row"] == row]
         if not rs: continue
@@ -272,8 +285,9 @@ def report(runs, ceilings, a, src, base, wide=None):
         to = (f"{med(hit):.1f} s" if len(hit) == len(reach) else f"{med(hit):.1f} s ({len(hit)}/{len(reach)} rounds)" if hit
               else "not reached")
         frac = f"{med([r['computed_tps'] for r in rs])/ceil:.2f}" if ceil else "-"
+        share = f"{med([r['eval_share'] for r in rs]):.1%}" if "eval_share" in rs[0] else "-"
         print(f"| {row} | {med([r['heldout'] for r in rs]):.3f} | {med([r['steps'] for r in rs]):.0f} | "
-              f"{med([r['real_tps'] for r in rs]):.0f} | {med([r['computed_tps'] for r in rs]):.0f} | {frac} | {to} |")
+              f"{med([r['real_tps'] for r in rs]):.0f} | {med([r['computed_tps'] for r in rs]):.0f} | {frac} | {to} | {share} |")
     if ceilings:
         print(f"\nceiling: bare forward+backward+AdamW on chatft's batch shape, median "
               + ", ".join(f"{n} {med([c[n] for c in ceilings if n in c]):.0f} tok/s" for n in ceilings[0]))
