@@ -663,7 +663,7 @@ def _german(rng):
     first = rng.choice([f"{g} g {food} brauchen {lo} bis {hi} Minuten{how}.",
                         f"{food}: {lo} bis {hi} Minuten, für {g} g in {max(1, g // 100)} Liter Wasser."])
     pts = rng.sample([f"Für {g} g {food} nimm etwa {max(1, g // 100) + _n(rng, 0, 1)} Liter Wasser.",
-                      f"Salz: rund {_n(rng, 8, 12)} g pro Liter.", f"Probiere die {food} {_n(rng, 1, 3)} Minuten vor Ende.",
+                      f"Salz: rund {_n(rng, 8, 12)} g pro Liter.", f"Probiere die {food} {_n(rng, 2, 3)} Minuten vor Ende.",
                       f"Deckel halb auf, bei {_n(rng, 90, 100)} °C für {_n(rng, lo, hi)} Minuten."], 2)
     tip = rng.choice([f"{food} {rng.choice(['gleich', 'sofort', 'direkt'])} servieren, "
                       f"dann bleiben sie {rng.choice(['fest', 'warm', 'bissfest'])}.",
