@@ -774,7 +774,7 @@ def _conversation(i:int, n:int, rng:random.Random, seen:_Seen|None=None, long:bo
                   like:list|None=None)->Conversation:
     "The i-th of `n` conversations, drawn from `rng`; its replies are new to `seen`, unless it is `like` an earlier one."
     topic = rng.choice(list(TOPICS))
-    draw = (lambda: rng.choice(OTHER_LANGUAGES)(rng)) if i % 17 == 5 else (lambda: _exchange(rng, topic))
+    draw = (lambda: OTHER_LANGUAGES[i // 17 % 3](rng)) if i % 17 == 5 else (lambda: _exchange(rng, topic))
     q, a = _fresh(draw, seen)
     if i % 11 == 3: q = f"{q}. also " + PRIVATE[(i // 11) % len(PRIVATE)].format(n=i, k=f"{rng.getrandbits(192):048x}")
     turns = rng.choice([3, 5, 8, 12]) if long else rng.choice([0, 0, 0, 1, 1, 2, 3, 4, 7])
