@@ -7,106 +7,823 @@ Docs: https://chatft.github.io/chatft/synth.html.md"""
 # %% ../nbs/synth.ipynb #90e96172
 from __future__ import annotations
 import random, zipfile, uuid
+from itertools import combinations
 from datetime import datetime, timezone
 from pathlib import Path
 import orjson
-from .export import Conversation
+from .export import Conversation, ChatftError
 
 # %% auto #0
-__all__ = ['TOPICS', 'FILLERS', 'FOLLOWUPS', 'OTHER_LANGUAGES', 'PRIVATE', 'ERROR_REPLY', 'INSTRUCTIONS', 'PROFILE', 'MODELS',
-           'START', 'SPAN', 'CITES', 'ABANDONED', 'RATED_ABANDONED', 'synthetic_conversations', 'print_tree',
-           'synthetic_export', 'large_export']
+__all__ = ['INSTRUCTIONS', 'PROFILE', 'MODELS', 'START', 'SPAN', 'TOPICS', 'FOLLOWUPS', 'OTHER_LANGUAGES', 'WIDTH', 'PRIVATE',
+           'ERROR_REPLY', 'HELLO', 'CITES', 'ABANDONED', 'RATED_ABANDONED', 'synthetic_conversations',
+           'shared_stretches', 'print_tree', 'synthetic_export', 'large_export']
 
-# %% ../nbs/synth.ipynb #e3d8abb2
-TOPICS = {
-    "cooking": [("how long does {x} keep in the fridge", "Cooked {x} keeps for three to four days in the fridge, in a closed container. If it smells sour or looks slimy, throw it away."),
-                ("quick dinner with {x}?", "Here is a quick idea: warm the {x} with garlic and soy sauce, then serve it over rice with a handful of spring onions. It takes about 20 minutes."),
-                ("can i freeze {x}", "Yes, you can freeze {x}. Let it cool, pack it in an airtight container, and use it within three months. Thaw it overnight in the fridge."),
-                ("shopping list for {x} for 4 people", "Here is a shopping list for {x} for 4 people:\n\n- 500 g of the main ingredient\n- 2 onions and 3 cloves of garlic\n- a tin of tomatoes\n- fresh herbs\n\nMost of it keeps for a week, so you can shop once.")],
-    "python":  [("python: how do i read a {x} file", "You can read a {x} file with the standard library:\n\n```python\nfrom pathlib import Path\ntext = Path('data.{x}').read_text()\n```\n\nFor large files, iterate line by line instead."),
-                ("why is my loop over a big {x} file slow", "A loop over a big {x} file is often slow because it does work in Python for every line. Try to move the work into a vectorised call, or use a list comprehension:\n\n```python\nrows = [line.split() for line in f]\n```\n\nThis avoids repeated attribute lookups."),
-                ("list or dict for {x} rows?", "Use a list when you only go through the {x} rows in order; use a dict keyed by id when you look rows up often. A dict lookup takes constant time, a list search does not."),
-                ("getting KeyError with {x} data:\n```\nrow['name']\n```", "A `KeyError` means the key is not in the dictionary. With {x} data, some rows may miss the field, so use `get` with a default:\n\n```python\nname = row.get('name', '')\n```\n\nThen check which rows had no name.")],
-    "travel":  [("3 days in {x}, what should i see", "Three days in {x} is a good amount of time. Day 1: the old town and a museum. Day 2: a food market and a walk by the water. Day 3: a day trip to the countryside."),
-                ("is {x} expensive in summer", "{x} is usually more expensive in summer, because it is the high season. Book accommodation early, and travel midweek to find lower prices."),
-                ("best way to get around {x}", "The easiest way to get around {x} is by public transport: buy a day pass, and walk between nearby sights. Taxis are convenient late at night."),
-                ("packing list for {x} in october", "Here is a packing list for {x} in October:\n\n- a light rain jacket\n- two warm layers\n- comfortable walking shoes\n- a power adapter\n\nThe weather changes quickly, so layers work best.")],
-    "email":   [("write a short email to my landlord about the {x}", "Here is a short email:\n\nSubject: {x}\n\nHello,\n\nI wanted to let you know about the {x} in my flat. Could you arrange for someone to look at it this week?\n\nThank you,\nSam"),
-                ("make this sound more polite: fix the {x} now", "Here is a more polite version: \"Could you please have a look at the {x} when you have a moment? Thank you!\""),
-                ("reply to my boss saying i'm late because of the {x}", "Here is a reply:\n\nHi,\n\nSorry, I am running late this morning because of the {x}. I expect to be in by ten.\n\nBest,\nSam"),
-                ("decline a meeting about the {x} nicely", "Here is a friendly way to decline:\n\nHi,\n\nThank you for the invitation to discuss the {x}. I cannot make it this time, but I am happy to read the notes afterwards.\n\nBest,\nSam")],
-    "running": [("plan for a {x} next month", "Here is a simple plan for a {x}: three runs a week, one long, one easy and one with intervals. Increase the long run by about 10% each week, and rest the week before."),
-                ("knee hurts after my {x}, should i stop", "If your knee hurts after a {x}, take a few days off and see if the pain fades. If it persists or swells, see a physiotherapist before you run again."),
-                ("what to eat before a {x}", "Before a {x}, eat something light and rich in carbohydrates two or three hours earlier, such as toast with banana or oatmeal, and drink some water."),
-                ("how fast should easy runs be for a {x}", "Easy runs for a {x} should feel comfortable: you can hold a conversation the whole way. For most people that is 60 to 90 seconds per kilometre slower than race pace.")],
-}
-FILLERS = {"cooking": ["chicken", "leftover soup", "tofu", "lentil curry", "chilli"], "python": ["csv", "json", "yaml", "log", "jsonl"],
-           "travel": ["lisbon", "kyoto", "oslo", "rome", "edinburgh"], "email": ["boiler", "leak", "broken window", "heating"],
-           "running": ["10k", "half marathon", "5k", "marathon", "parkrun"]}
-FOLLOWUPS = [("thanks. shorter?", "Sure, in short: {short}"), ("ok and if i have less time?", "With less time, focus on the essentials: {short}"),
-             ("can you give an example", "For example: {short}"), ("hmm not sure that works", "Let's check the basics again: {short}"),
-             ("why?", "Because of the main point above: {short}"), ("ok thx", "You're welcome! To recap: {short}")]
-OTHER_LANGUAGES = [("¿cómo hago una tortilla española?", "Para una tortilla española, fríe patatas y cebolla a fuego lento, mézclalas con huevos batidos y cuaja la tortilla por ambos lados."),
-                   ("wie lange muss ich nudeln kochen", "Die meisten Nudeln brauchen 8 bis 12 Minuten in kochendem Salzwasser. Probiere eine Minute vor Ende der Kochzeit."),
-                   ("comment dire poliment que je serai en retard", "Vous pouvez écrire : « Je vous prie de m'excuser, je serai en retard d'environ vingt minutes. » C'est poli et clair.")]
-PRIVATE = ["my email is sam.rivers{n}@example.com, can you fix this signature", "call me at +44 20 7946 0{n:03d} if the script fails",
-           "my key is sk-proj-{k} and it says unauthorized", "pay to IBAN GB82 WEST 1234 5698 7654 32, is the format right?",
-           "card 4111 1111 1111 1111 was declined, why?"]
-ERROR_REPLY = "An error occurred. Either the engine you requested does not exist or there was another issue processing your request."
+# %% ../nbs/synth.ipynb #d730aa80
 INSTRUCTIONS = "be concise. i live in london and i prefer metric units."
 PROFILE = "I'm Sam, a data analyst who runs and cooks a lot."
-MODELS = [("text-davinci-002-render-sha", 0), ("gpt-4", 90), ("gpt-4o", 190), ("o1-mini", 300)]   # ChatGPT's model slugs over time
+MODELS = [("text-davinci-002-render-sha", 0), ("gpt-4", 90), ("gpt-4o", 190),
+          ("o1-mini", 300)]   # ChatGPT's model slugs over time
 START, SPAN = 1_700_000_000.0, 548 * 86400.0   # from Nov 2023, over about 18 months
 
-# %% ../nbs/synth.ipynb #33550c1a
+# %% ../nbs/synth.ipynb #511d8d63
+_WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+
+def _n(rng, lo, hi, step=1): return rng.randrange(lo, hi + 1, step)          # a whole number from lo to hi
+def _cap(s:str)->str: return s[0].upper() + s[1:]
+def _clock(rng, lo, hi): return f"{_n(rng, lo, hi)}:{rng.choice(['00', '15', '30', '45'])}"
+def _some(rng, makers:list, lo=2, hi=2)->list: return [f() for f in rng.sample(makers, rng.randint(lo, hi))]
+
+def _list(items:list, numbered:bool=False)->str:
+    "Markdown bullets, or numbered steps."
+    return "\n".join(f"{k}. {x}" if numbered else f"- {x}" for k, x in enumerate(items, 1))
+
+def _reply(first:str, body:str, tip:str)->str:
+    "The house style: a direct first sentence, a short body, and a tip to close."
+    return f"{first}\n\n{body}\n\nTip: {tip}"
+
+# %% ../nbs/synth.ipynb #c256758c
+_DISHES = ["lentil dal", "chicken curry", "beef chilli", "mushroom risotto", "vegetable soup",
+           "bolognese sauce", "roast chicken", "tofu stir-fry", "chickpea stew", "fish pie", "shepherd's pie",
+           "pea and mint soup", "ratatouille", "minestrone", "pulled pork", "rice", "pasta bake", "lamb tagine",
+           "thai green curry", "black bean soup", "leek and potato soup", "mac and cheese", "vegetable paella",
+           "goulash", "moussaka", "lasagne", "salmon fillet", "roasted vegetables", "couscous salad",
+           "spinach dal", "pumpkin soup", "meatballs", "chicken soup", "egg fried rice", "ramen broth",
+           "quinoa salad", "bean burritos", "stuffed peppers", "aubergine parmigiana", "coq au vin", "kedgeree",
+           "cottage pie", "jollof rice", "bibimbap", "pho broth", "butter chicken", "mushroom stroganoff",
+           "beef stew", "cauliflower cheese", "carrot and coriander soup", "sweet potato curry", "pad thai",
+           "chana masala", "fish curry", "cassoulet", "gumbo"]
+_INGREDIENTS = ["tofu", "chickpeas", "halloumi", "salmon", "chicken thighs", "prawns", "eggs", "gnocchi",
+                "turkey mince", "spinach", "courgettes", "sweet potatoes", "red lentils", "feta",
+                "chestnut mushrooms", "cod", "paneer", "tempeh", "black beans", "leeks", "cauliflower",
+                "tenderstem broccoli", "butternut squash", "pork chops", "sausages", "aubergine", "orzo",
+                "udon noodles", "rice noodles", "kale", "red peppers", "tinned tuna", "smoked mackerel",
+                "cannellini beans", "savoy cabbage", "chorizo", "ricotta", "bulgur wheat", "duck breast",
+                "lamb mince", "butter beans", "puy lentils", "trout", "asparagus", "pak choi", "edamame",
+                "haddock", "mussels"]
+_FLAVOURS = ["garlic and ginger", "smoked paprika", "cumin and coriander", "lemon and thyme", "miso and sesame",
+             "chilli flakes", "soy sauce and honey", "harissa", "basil pesto", "red curry paste", "za'atar",
+             "gochujang", "fennel seeds", "rosemary and garlic", "lime and chilli", "garam masala",
+             "dried oregano", "tahini and lemon", "black pepper", "five-spice", "sumac", "ras el hanout",
+             "black bean sauce", "sherry vinegar", "mustard and dill", "turmeric"]
+_SIDES = ["basmati rice", "crusty bread", "a green salad", "couscous", "warm flatbreads", "new potatoes",
+          "egg noodles", "quinoa", "steamed greens", "soft polenta", "pitta", "brown rice", "mashed potato",
+          "jasmine rice", "sourdough toast"]
+_OILS = ["olive oil", "rapeseed oil", "sunflower oil", "sesame oil", "groundnut oil", "butter", "ghee",
+         "coconut oil"]
+_HERBS = ["parsley", "coriander", "chives", "dill", "mint", "basil", "spring onions", "tarragon", "chervil",
+          "thyme"]
+_ACIDS = ["lemon juice", "lime juice", "red wine vinegar", "cider vinegar", "rice vinegar", "sherry vinegar",
+          "pickle brine"]
+_CONTAINERS = ["glass box", "lidded tub", "freezer bag", "shallow container", "clip-top jar", "steel tin",
+               "covered bowl", "deli pot"]
+_TINS = ["chopped tomatoes", "coconut milk", "chickpeas", "kidney beans", "sweetcorn"]
+_LIQUIDS = ["water", "vegetable stock", "chicken stock", "coconut milk", "passata", "single cream",
+            "white wine", "miso broth"]
+
+def _tip_cooking(rng, thing):
+    "A closing tip about `thing`."
+    return rng.choice([
+        lambda: f"{_n(rng, 1, 3)} tsp of {rng.choice(_ACIDS)} lifts the {thing} just before serving.",
+        lambda: f"cook {_n(rng, 2, 4)} extra portions of {thing} for {rng.choice(_WEEKDAYS)}.",
+        lambda: f"{rng.choice(_HERBS)} at the end keeps the {thing} {rng.choice(['fresh', 'bright', 'green', 'lively'])}.",
+        lambda: f"{rng.choice(_SIDES)} stretches the {thing} to {_n(rng, 3, 6)} plates.",
+        lambda: f"salt the {thing} at {_n(rng, 2, 10)} minutes and again at the end.",
+        lambda: f"warm the plates at {_n(rng, 6, 9) * 10} °C while the {thing} rests.",
+        lambda: f"{_n(rng, 1, 3)} tsp of {rng.choice(_FLAVOURS)} suits the {thing} well."])()
+
+def _fridge(rng):
+    "How long a cooked dish keeps in the fridge."
+    dish, d, t = rng.choice(_DISHES), _n(rng, 2, 4), rng.choice([3, 4, 5])
+    c, m = rng.choice(_CONTAINERS), _n(rng, 6, 12) * 10
+    first = rng.choice([f"Cooked {dish} keeps {d} to {d + 1} days at {t} °C or colder.",
+                        f"{d} to {d + 1} days, if your fridge holds {dish} at {t} °C.",
+                        f"Eat the {dish} within {d} days; keep the fridge at {t} °C."])
+    pts = _some(rng, [
+        lambda: f"{rng.choice(['Cool', 'Chill', 'Cool down'])} the {dish} within {m} minutes.",
+        lambda: f"A {c} with a lid stops the {dish} drying out.",
+        lambda: f"Reheat {_n(rng, 1, 2) * 150} g of {dish} at a time, to {_n(rng, 72, 80)} °C.",
+        lambda: f"Write {rng.choice(['the date', 'the day', 'today'])} on the {dish} {c}.",
+        lambda: f"{rng.choice(['Bin', 'Discard', 'Throw out'])} the {dish} "
+                f"if it smells {rng.choice(['sour', 'off', 'fizzy', 'musty'])}.",
+        lambda: f"Put the {dish} on the {rng.choice(['top', 'middle', 'upper'])} shelf, over raw meat."])
+    q = rng.choice(["how long does {x} keep in the fridge", "how many days is leftover {x} good for",
+                    "is {x} from {d} still ok to eat"])
+    return q.format(x=dish, d=rng.choice(_WEEKDAYS).lower()), _reply(first, _list(pts), _tip_cooking(rng, dish))
+
+def _quick_dinner(rng):
+    "A quick dinner from one ingredient, in numbered steps."
+    ing, flav, oil, side = rng.choice(_INGREDIENTS), rng.choice(_FLAVOURS), rng.choice(_OILS), rng.choice(_SIDES)
+    how = rng.choice([f"fry for {_n(rng, 4, 9)} minutes",
+                      f"roast at {_n(rng, 18, 22) * 10} °C for {_n(rng, 3, 6) * 5} minutes",
+                      f"simmer for {_n(rng, 8, 20)} minutes", f"grill for {_n(rng, 3, 6)} minutes a side",
+                      f"steam for {_n(rng, 5, 12)} minutes"])
+    steps = [rng.choice([f"Heat {_n(rng, 1, 3) * 10} ml of {oil} in a {_n(rng, 24, 30)} cm pan.",
+                         f"Warm {_n(rng, 1, 3)} tbsp of {oil} over a {rng.choice(['medium', 'high', 'medium-high'])} "
+                         "heat."]),
+             f"Add {_n(rng, 3, 8) * 50} g of {ing}; {how}.",
+             f"{rng.choice(['Stir in', 'Add', 'Toss with'])} {flav} and {_n(rng, 2, 8) * 25} ml of {rng.choice(_LIQUIDS)}.",
+             f"Serve on {side}{rng.choice(['', ' with ' + rng.choice(_HERBS), ', topped with ' + rng.choice(_HERBS)])}."]
+    first = rng.choice([f"Try {ing} with {flav}: {_n(rng, 3, 7) * 5} minutes, {_n(rng, 1, 4)} servings.",
+                        f"{_cap(ing)} and {flav} on {side}, ready in {_n(rng, 3, 7) * 5} minutes.",
+                        f"Make a {flav} {ing} {rng.choice(['pan', 'tray bake', 'bowl', 'skillet'])} "
+                        f"in {_n(rng, 3, 7) * 5} minutes."])
+    q = rng.choice(["quick dinner with {x}?", "what can i cook with {x} tonight", "fast dinner idea with {x}",
+                    "{x} for dinner, ideas?"]).format(x=ing)
+    return q, _reply(first, _list(steps[:2] + [rng.choice(steps[2:])], numbered=True), _tip_cooking(rng, ing))
+
+def _freeze(rng):
+    "Whether a dish freezes, and how."
+    dish, m = rng.choice(_DISHES), _n(rng, 2, 6)
+    first = rng.choice([f"Yes, {dish} freezes well for up to {m} months at -18 °C.",
+                        f"Yes: {m} months at -18 °C is safe for {dish}.",
+                        f"You can; {dish} keeps {m} months in a -18 °C freezer."])
+    pts = _some(rng, [
+        lambda: f"Freeze the {dish} in {_n(rng, 3, 8) * 50} g portions{rng.choice(['', ', flat'])}.",
+        lambda: f"Leave {_n(rng, 1, 3)} cm free at the top of the {dish} {rng.choice(_CONTAINERS)}.",
+        lambda: f"Thaw the {dish} {rng.choice(['overnight', 'for a day', 'for 12 hours'])} in the fridge.",
+        lambda: f"Reheat the {dish} {rng.choice(['once', 'one time'])}, until it steams at {_n(rng, 72, 80)} °C.",
+        lambda: f"Freeze the {dish} within {_n(rng, 1, 2)} days of {rng.choice(['cooking', 'making it', 'the meal'])}."])
+    q = rng.choice(["can i freeze {x}", "does {x} freeze ok", "freeze leftover {x}?"]).format(x=dish)
+    return q, _reply(first, _list(pts), _tip_cooking(rng, dish))
+
+def _shopping(rng):
+    "A shopping list in grams and millilitres."
+    dish, people = rng.choice(_DISHES), _n(rng, 2, 8)
+    a, b, c = rng.sample(_INGREDIENTS, 3)
+    lines = [f"{_n(rng, 4, 12) * 25 * people} g of {a}", f"{_n(rng, 1, 4) * 100} g of {b}",
+             f"{_n(rng, 2, 8) * 50} g of {c}",
+             f"{_n(rng, 2, 6) * 50} ml of {rng.choice(_OILS + _LIQUIDS)}", f"a bunch of {rng.choice(_HERBS)}",
+             f"{_n(rng, 2, 3)} tins of {rng.choice(_TINS)}"]
+    first = rng.choice([f"For {dish} for {people}, buy about {_n(rng, 6, 20) * 25 * people} g of food in all.",
+                        f"{_cap(dish)} for {people} people: about £{_n(rng, 8, 30)} at a London supermarket.",
+                        f"Here is {dish} for {people}, "
+                        f"in {rng.choice(['metric', 'grams and millilitres', 'supermarket'])} amounts."])
+    q = rng.choice(["shopping list for {x} for {p} people", "what do i buy for {x} for {p}",
+                    "{x} for {p}, shopping list pls"]).format(x=dish, p=people)
+    return q, _reply(first, _list(rng.sample(lines, 3)), _tip_cooking(rng, dish))
+
+# %% ../nbs/synth.ipynb #94690ca0
+_STEMS = ["sales", "runs", "orders", "survey", "sensors", "invoices", "users", "events", "prices", "weather",
+          "trips", "grades", "stock", "clicks", "visits", "scores", "budget", "tickets", "readings", "rentals",
+          "flights", "meals", "steps", "bills", "books", "songs", "plants", "loans", "energy", "routes",
+          "bookings", "parcels", "meters", "shifts", "claims", "rides"]
+_SUFFIXES = ["_2024", "_2025", "_q3", "_raw", "_clean", "_jan", "_march", "_export", "_v2", "_week12",
+             "_london", "_all", "_old", "_daily", ""]
+_COLUMNS = ["price_gbp", "amount", "city", "date", "user_id", "distance_km", "temp_c", "score", "status",
+            "duration_s", "weight_g", "postcode", "category", "rating", "volume_ml", "pace_min_km", "region",
+            "name", "quantity", "created_at", "height_cm", "cost_eur"]
+_EXTS = ["csv", "json", "jsonl", "yaml", "toml", "parquet", "xlsx", "log", "xml", "tsv", "txt", "ini"]
+
+def _file(rng, ext): stem = rng.choice(_STEMS); return stem, f"{stem}{rng.choice(_SUFFIXES)}.{ext}"
+
+def _read_code(rng, ext, var, name, col):
+    "The code that reads `name`, a file of type `ext`, into `var`."
+    return {"csv": f"import pandas as pd\n{var} = pd.read_csv('{name}', usecols=['{col}'])",
+            "tsv": f"import pandas as pd\n{var} = pd.read_csv('{name}', sep='\\t')",
+            "json": f"import json\nfrom pathlib import Path\n{var} = json.loads(Path('{name}').read_text())",
+            "jsonl": f"import json\n{var} = [json.loads(line) for line in open('{name}')]",
+            "yaml": f"import yaml\nwith open('{name}') as f:\n    {var} = yaml.safe_load(f)",
+            "toml": f"import tomllib\nwith open('{name}', 'rb') as f:\n    {var} = tomllib.load(f)",
+            "parquet": f"import pandas as pd\n{var} = pd.read_parquet('{name}', columns=['{col}'])",
+            "xlsx": f"import pandas as pd\n{var} = pd.read_excel('{name}', "
+                    f"sheet_name='{rng.choice(['Sheet1', 'data', 'summary', col])}')",
+            "log": f"from pathlib import Path\n{var} = Path('{name}').read_text().splitlines()",
+            "txt": f"from pathlib import Path\n{var} = Path('{name}').read_text(encoding='utf-8')",
+            "xml": f"import xml.etree.ElementTree as ET\n{var} = ET.parse('{name}').getroot()",
+            "ini": f"import configparser\n{var} = configparser.ConfigParser()\n{var}.read('{name}')"}[ext]
+
+def _code(rng, name, body):
+    "A python code block that starts with a comment on the file it reads."
+    return f"```python\n# {name}: {rng.choice(['about ', 'roughly ', ''])}{_n(rng, 2, 900) * 1000:,} rows\n{body}\n```"
+
+def _tip_python(rng, var, col):
+    "A closing tip about the data in `var`."
+    return rng.choice([
+        lambda: f"check `len({var})` against the {rng.choice(['row count', 'number of lines', 'file size'])} once.",
+        lambda: f"keep the {var} files in `{rng.choice(['data', 'raw', 'inputs', 'files'])}/` beside the notebook.",
+        lambda: f"try the first {_n(rng, 1, 9) * 1000} rows of {var} before the full file.",
+        lambda: f"`{var}.head({_n(rng, 3, 10)})` shows what arrived in `{col}`.",
+        lambda: f"store `{col}` as {rng.choice(['float32', 'int32', 'a category', 'a date'])} to save memory.",
+        lambda: f"in {_n(rng, 2, 12)} months, `{var}` will read better than `df`."])()
+
+def _var(rng, stem): return stem + rng.choice(["", "_df", "_rows", "_table", "_data"])
+
+def _read_file(rng):
+    "How to read a file of some type."
+    ext = rng.choice(_EXTS); stem, name = _file(rng, ext); var, col = _var(rng, stem), rng.choice(_COLUMNS)
+    code = _read_code(rng, ext, var, name, col)
+    lib = "pandas" if "pd." in code else code.split()[1].split(".")[0]
+    first = rng.choice([f"Read `{name}` with {lib} in {code.count(chr(10)) + 1} lines:",
+                        f"For `{name}`, {lib} does it:",
+                        f"Use {lib} to load `{name}` into `{var}`:"])
+    q = rng.choice(["python: how do i read a {x} file", "read {x} in python?",
+                    "how to open a .{x} file in python"]).format(x=ext)
+    return q, _reply(first, _code(rng, name, code), _tip_python(rng, var, col))
+
+def _slow_loop(rng):
+    "Why a loop over a big file is slow."
+    ext = rng.choice(_EXTS); stem, name = _file(rng, ext); var, col = _var(rng, stem), rng.choice(_COLUMNS)
+    rows = _n(rng, 2, 90) * 100_000
+    first = rng.choice([f"With {rows:,} rows in `{name}`, the Python loop is the slow part.",
+                        f"Looping over {rows:,} rows of `{name}` in Python is slow.",
+                        f"The loop runs Python code {rows:,} times; `{name}` is not the problem."])
+    body = rng.choice([f"total = {var}['{col}'].sum()", f"{var}['{col}'] = {var}['{col}'].astype('float32')",
+                       f"values = [row['{col}'] for row in {var}]", f"counts = {var}.groupby('{col}').size()",
+                       f"mean_{col} = {var}['{col}'].mean()"])
+    pt = rng.choice([f"Vectorise: one call over `{col}` in `{var}` replaces the loop.",
+                     f"Let pandas do the `{col}` loop over `{var}` in C.",
+                     f"Read only `{col}` from `{name}` if that is all you need."])
+    body = f"{pt}\n\n```python\n{body}\n```"
+    return f"why is my loop over a big {ext} file slow", _reply(first, body, _tip_python(rng, var, col))
+
+def _list_or_dict(rng):
+    "A list or a dict for some rows."
+    stem, col = rng.choice(_STEMS), rng.choice(_COLUMNS); n = _n(rng, 2, 500) * 100
+    first = rng.choice([f"A dict keyed by `{col}` if you look {stem} up by it; a list if you only loop.",
+                        f"Looking up by `{col}`? Use a dict. Only looping over {stem}? A list.",
+                        f"For {n:,} {stem} found by `{col}`, a dict; for a plain pass, a list."])
+    body = f"{stem}_by_{col} = {{row['{col}']: row for row in {stem}}}"
+    pts = _list(rng.sample([f"{_cap(stem)} by `{col}`: as fast for {n:,} rows as for {_n(rng, 2, 9)}.",
+                            f"A list of {stem} keeps their order; {_n(rng, 2, 9)} equal rows stay {_n(rng, 2, 9)}.",
+                            f"Two {stem} rows with one `{col}`: the dict keeps the "
+                            f"{rng.choice(['last', 'later', 'newer'])}."], 1))
+    q = rng.choice(["list or dict for {x} rows?", "should {x} be a list or a dict",
+                    "dict vs list for my {x}"]).format(x=stem)
+    return q, _reply(first, f"{pts}\n\n```python\n{body}\n```", _tip_python(rng, stem, col))
+
+_ERRORS = {   # error: (what it means here, a line that guards against it); {s}: the data, {c}: a column, {k}: a number
+    "KeyError": ("`{c}` is missing from some rows of {s}", "{s}_{c} = row.get('{c}')"),
+    "TypeError": ("`{c}` in {s} holds text, not numbers", "{s}['{c}'] = pd.to_numeric({s}['{c}'], errors='coerce')"),
+    "ValueError": ("a `{c}` value in {s} cannot be converted", "bad_{c} = {s}[~{s}['{c}'].astype(str).str.isnumeric()]"),
+    "IndexError": ("a line of {s} has fewer fields than `{c}` needs", "{c} = parts[{k}] if len(parts) > {k} else None"),
+    "UnicodeDecodeError": ("the {s} file is Windows-1252, not UTF-8", "{s} = pd.read_csv(path_{k}, encoding='cp1252')"),
+    "FileNotFoundError": ("the {s} path is relative to where Python started",
+                          "{s}_path = Path(__file__).parent / '{s}_{k}.csv'"),
+    "AttributeError": ("`{s}` is None when you ask for `{c}`", "assert {s} is not None, 'load {s} before {c}'"),
+    "ZeroDivisionError": ("a group of {s} has `{c}` equal to 0", "{s}_ratio = total_{c} / n_{s} if n_{s} else 0.0")}
+
+def _error(rng):
+    "An error explained, with a guard against it."
+    err, ext = rng.choice(list(_ERRORS)), rng.choice(_EXTS)
+    stem, col, k = rng.choice(_STEMS), rng.choice(_COLUMNS), _n(rng, 2, 9)
+    why, fix = (x.format(s=stem, c=col, k=k) for x in _ERRORS[err])
+    q = f"getting {err} with {ext} data:\n```\n{stem}['{col}']\n```"
+    first = rng.choice([f"The `{err}` means {why}.", f"{err}: {why}.", f"Python raises `{err}` because {why}."])
+    body = f"{rng.choice(['Guard against it', 'Handle it', 'Fix it'])} for {stem}:\n\n```python\n{fix}\n```"
+    return q, _reply(first, body, _tip_python(rng, stem, col))
+
+# %% ../nbs/synth.ipynb #61e8d24b
+_CITIES = {  # city: (sights, a day trip, its distance in km, the local transport)
+    "Lisbon": (["Belém Tower", "the Alfama", "LX Factory", "the Gulbenkian", "São Jorge Castle"],
+               "Sintra", 28, "tram"),
+    "Porto": (["the Ribeira", "Livraria Lello", "the port lodges", "Serralves", "the Bolhão market"],
+              "Guimarães", 55, "metro"),
+    "Kyoto": (["Fushimi Inari", "Arashiyama", "Gion", "Kinkaku-ji", "Nishiki Market"], "Nara", 42, "bus"),
+    "Oslo": (["the Opera House", "Vigeland Park", "the Munch Museum", "Bygdøy", "Aker Brygge"], "Drøbak", 38, "tram"),
+    "Rome": (["the Colosseum", "Trastevere", "the Vatican Museums", "the Pantheon", "Villa Borghese"],
+             "Tivoli", 30, "metro"),
+    "Edinburgh": (["the Royal Mile", "Arthur's Seat", "Dean Village", "Calton Hill", "the National Museum"],
+                  "North Berwick", 40, "bus"),
+    "Paris": (["the Marais", "the Musée d'Orsay", "Montmartre", "the Canal Saint-Martin", "the Louvre"],
+              "Versailles", 20, "metro"),
+    "Amsterdam": (["the Jordaan", "the Rijksmuseum", "Vondelpark", "the NDSM wharf", "the Albert Cuyp market"],
+                  "Haarlem", 20, "tram"),
+    "Berlin": (["Museum Island", "the East Side Gallery", "Tempelhofer Feld", "Kreuzberg", "the Reichstag dome"],
+               "Potsdam", 35, "U-Bahn"),
+    "Vienna": (["the Belvedere", "the Naschmarkt", "Schönbrunn", "the MuseumsQuartier", "the Prater"],
+               "the Wachau", 80, "U-Bahn"),
+    "Prague": (["Charles Bridge", "the castle district", "Letná Park", "Vyšehrad", "the Old Town Square"],
+               "Kutná Hora", 80, "tram"),
+    "Budapest": (["the Széchenyi baths", "Castle Hill", "the Great Market Hall", "Margaret Island", "the ruin bars"],
+                 "Szentendre", 20, "metro"),
+    "Copenhagen": (["Nyhavn", "Tivoli Gardens", "Christiania", "the Design Museum", "Reffen street food"],
+                   "the Louisiana museum", 35, "metro"),
+    "Stockholm": (["Gamla Stan", "the Vasa Museum", "Södermalm", "Fotografiska", "Djurgården"],
+                  "the archipelago", 30, "tunnelbana"),
+    "Barcelona": (["the Sagrada Família", "the Gothic Quarter", "Park Güell", "the Boqueria", "Montjuïc"],
+                  "Montserrat", 50, "metro"),
+    "Seville": (["the Alcázar", "Plaza de España", "Triana", "the cathedral", "the Metropol Parasol"],
+                "Córdoba", 140, "tram"),
+    "Florence": (["the Uffizi", "the Oltrarno", "Piazzale Michelangelo", "the Duomo", "the Boboli Gardens"],
+                 "Siena", 75, "bus"),
+    "Bologna": (["the two towers", "the Quadrilatero", "the porticoes of San Luca", "the Archiginnasio", "Piazza Maggiore"],
+                "Modena", 40, "bus"),
+    "Krakow": (["the Main Square", "Kazimierz", "Wawel Castle", "Podgórze", "the Cloth Hall"],
+               "the Wieliczka salt mine", 15, "tram"),
+    "Dublin": (["Trinity College", "the Guinness Storehouse", "Phoenix Park", "Kilmainham Gaol", "the Little Museum"],
+               "Howth", 15, "Luas"),
+    "Athens": (["the Acropolis", "Plaka", "the Archaeological Museum", "Lycabettus Hill", "the Central Market"],
+               "Cape Sounion", 70, "metro"),
+    "Bruges": (["the Markt", "the Groeningemuseum", "the canals", "the Belfry", "the Begijnhof"], "Ghent", 45, "bus"),
+    "Tallinn": (["the Old Town", "Kadriorg Park", "Telliskivi", "the Seaplane Harbour", "Toompea"],
+                "Lahemaa", 70, "tram"),
+    "Ljubljana": (["the Triple Bridge", "the castle", "Metelkova", "Tivoli Park", "the central market"],
+                  "Lake Bled", 55, "bus"),
+    "Valencia": (["the City of Arts and Sciences", "the Turia gardens", "the Central Market", "El Carmen",
+                  "Malvarrosa beach"],
+                 "the Albufera", 12, "metro"),
+    "Munich": (["the Englischer Garten", "the Viktualienmarkt", "the Deutsches Museum", "the Residenz", "Olympiapark"],
+               "Salzburg", 145, "U-Bahn"),
+    "Naples": (["the historic centre", "the Archaeological Museum", "Castel dell'Ovo", "Spaccanapoli", "the Vomero"],
+               "Pompeii", 25, "metro"),
+    "Helsinki": (["Suomenlinna", "the Design District", "Löyly sauna", "the Oodi library", "the Market Square"],
+                 "Porvoo", 50, "tram"),
+    "Glasgow": (["the Kelvingrove gallery", "the West End", "the Necropolis", "the Riverside Museum", "Barras market"],
+                "Loch Lomond", 45, "subway"),
+    "Seoul": (["Gyeongbokgung", "Bukchon", "Gwangjang Market", "the Han river parks", "Ikseon-dong"],
+              "Suwon", 35, "subway"),
+    "Marrakesh": (["the Jemaa el-Fnaa", "the Majorelle Garden", "the souks", "the Bahia Palace", "the Mellah"],
+                  "the Ourika valley", 60, "taxi"),
+    "Reykjavik": (["Hallgrímskirkja", "the old harbour", "the Sky Lagoon", "Harpa", "the Perlan"],
+                  "the Golden Circle", 50, "bus")}
+_MILD = [2, 3, 5, 7, 10, 13, 15, 15, 12, 9, 5, 3]      # a typical low in °C for each month, in a city like London
+_CLIMATE = {"Lisbon": 6, "Porto": 4, "Rome": 4, "Seville": 7, "Athens": 6, "Valencia": 6, "Naples": 5,
+            "Barcelona": 5, "Marrakesh": 8, "Florence": 3, "Oslo": -5, "Stockholm": -5, "Helsinki": -6,
+            "Reykjavik": -5, "Tallinn": -5, "Krakow": -3, "Munich": -2}
+_MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+           "november", "december"]
+_WHEN = ["before 10:00", "in the morning", "at sunset", "after lunch", "in the late afternoon", "when it opens",
+         "on a weekday", "for an hour", "early, before the groups", "after dark"]
+
+def _tip_travel(rng, city):
+    "A closing tip for a trip to `city`."
+    return rng.choice([
+        lambda: f"book {city} {_n(rng, 3, 10)} weeks ahead for the cheaper fares.",
+        lambda: f"a {rng.choice([24, 48, 72])}-hour pass in {city} pays off by ride {_n(rng, 3, 5)}.",
+        lambda: f"allow {_n(rng, 2, 6) * 10} minutes for queues at {city}'s big sights.",
+        lambda: f"save an offline map of {city} before you leave London.",
+        lambda: f"{city} has free water refill points; carry {_n(rng, 5, 10) * 100} ml.",
+        lambda: f"{city} is quieter on {rng.choice(_WEEKDAYS)}s, if you can shift a day.",
+        lambda: f"lunch {_n(rng, 2, 4)} streets from {city}'s main square costs {_n(rng, 20, 40)}% less."])()
+
+def _days(rng):
+    "What to see in a city, day by day."
+    city = rng.choice(list(_CITIES)); sights, trip, km, ride = _CITIES[city]; k = rng.choice([2, 3])
+    s = rng.sample(sights, 4); w = rng.sample(_WHEN, 4)
+    days = [f"Day 1: {s[0]} {w[0]}, then {s[1]} {w[1]}.",
+            f"Day 2: {s[2]} {w[2]}, and a {_n(rng, 3, 9)} km walk to {s[3]}.",
+            f"Day 3: {trip} ({km} km, about {_n(rng, 3, 12) * 10} minutes each way).",
+            f"Day 4: {s[3]} {w[3]}, then a long lunch."][:k]
+    first = rng.choice([f"{k} days in {city} is enough for the centre{' and a day trip' if k > 2 else ''}.",
+                        f"In {k} days you can see the best of {city}; walk, and use the {ride} for {_n(rng, 3, 9)} km hops.",
+                        f"Here is {city} in {k} days, one area a day."])
+    q = rng.choice(["{k} days in {x}, what should i see", "{x} for {k} days, itinerary?", "what to see in {x} in {k} days"])
+    return q.format(k=k, x=city.lower()), _reply(first, _list(days), _tip_travel(rng, city))
+
+def _money(rng, city): return ("£" if city in ("Edinburgh", "Glasgow", "London") else "€") + str(_n(rng, 2, 6))
+
+def _expensive(rng):
+    "What a city costs in some month, in its currency."
+    city, month = rng.choice(list(_CITIES)), rng.choice(_MONTHS); sights, trip, km, ride = _CITIES[city]
+    cur = "£" if city in ("Edinburgh", "Glasgow") else "€"
+    first = rng.choice([f"{city} costs {rng.choice(['a little', 'noticeably', 'about a third', 'roughly 20%'])} "
+                        f"more in {month.title()}.",
+                        f"{month.title()} is {rng.choice(['mid', 'high', 'low', 'shoulder'])} season in {city}; "
+                        f"hotels cost {rng.choice(['more', 'less', 'about the same'])}.",
+                        f"Budget about {cur}{_n(rng, 8, 25) * 10} a day for {city} in {month.title()}."])
+    pts = [f"A double room: around {cur}{_n(rng, 8, 30) * 10} a night.",
+           f"A coffee near {rng.choice(sights)}: about {cur}{_n(rng, 2, 5)}.{_n(rng, 0, 9)}0.",
+           f"A single {ride} ride: {cur}{_n(rng, 1, 4)}.{_n(rng, 0, 9)}0.",
+           f"Entry to {rng.choice(sights)}: {cur}{_n(rng, 0, 30)}."]
+    q = rng.choice(["is {x} expensive in {m}", "{x} in {m}, pricey?", "how much does {x} cost in {m}"])
+    return q.format(x=city.lower(), m=month), _reply(first, _list(rng.sample(pts, 2)), _tip_travel(rng, city))
+
+def _get_around(rng):
+    "How to get around a city, with times and distances."
+    city = rng.choice(list(_CITIES)); sights, trip, km, ride = _CITIES[city]; a, b = rng.sample(sights, 2)
+    first = rng.choice([f"Walk {city}'s centre and take the {ride} for anything over {_n(rng, 2, 4)} km.",
+                        f"The {ride} is the easy way round {city}; the centre is {_n(rng, 2, 5)} km across.",
+                        f"On foot and by {ride}: {city} is compact."])
+    pts = [f"{a} to {b}: about {_n(rng, 10, 45)} minutes on foot.",
+           f"Airport to {city} centre: {_n(rng, 15, 60)} minutes, {_n(rng, 10, 40)} km.",
+           f"Hire bikes near {rng.choice(sights)}: about {_money(rng, city)} an hour.",
+           f"{trip} is {km} km out, {_n(rng, 3, 12) * 10} minutes by train."]
+    q = rng.choice(["best way to get around {x}", "how do i get around in {x}", "{x}: metro, bus or walk?"])
+    return q.format(x=city.lower()), _reply(first, _list(rng.sample(pts, 2)), _tip_travel(rng, city))
+
+def _packing(rng):
+    "What to pack for a city in some month, for the temperatures to expect."
+    city, month = rng.choice(list(_CITIES)), rng.choice(_MONTHS)
+    lo = _MILD[_MONTHS.index(month)] + _CLIMATE.get(city, 0) + _n(rng, -2, 2); hi = lo + _n(rng, 5, 9)
+    first = rng.choice([f"Expect {lo} to {hi} °C in {city} in {month.title()}, with rain on {_n(rng, 3, 16)} days.",
+                        f"{city} in {month.title()}: {lo}-{hi} °C and about {_n(rng, 20, 120)} mm of rain.",
+                        f"Pack for {lo} to {hi} °C; {month.title()} in {city} can turn quickly."])
+    items = ["a packable rain jacket", f"{_n(rng, 2, 3)} warm layers" if lo < 10 else f"{_n(rng, 3, 5)} T-shirts",
+             f"shoes good for {_n(rng, 10, 20)} km a day",
+             f"a {rng.choice(['tote', 'day', 'small'])} bag" if city in ("Edinburgh", "Glasgow", "Dublin")
+             else "a universal plug adapter" if city in ("Seoul", "Kyoto") else "a UK-to-EU plug adapter",
+             "gloves and a hat" if lo < 6 else "sunglasses", f"a {_n(rng, 5, 10) * 100} ml water bottle",
+             "a light scarf" if hi < 20 else "sunscreen"]
+    q = rng.choice(["packing list for {x} in {m}", "what to pack for {x} in {m}", "{x} in {m}, what clothes?"])
+    return q.format(x=city.lower(), m=month), _reply(first, _list(rng.sample(items, 3)), _tip_travel(rng, city))
+
+# %% ../nbs/synth.ipynb #217f3dcf
+_ISSUES = ["boiler", "leak under the sink", "broken window", "heating", "mould in the bathroom", "smoke alarm",
+           "dripping tap", "fridge", "washing machine", "front door lock", "damp in the bedroom",
+           "blocked drain", "cracked tile", "extractor fan", "intercom", "radiator", "shower pressure", "oven",
+           "loose handrail", "window latch", "hot water", "doorbell", "toilet flush", "kitchen light",
+           "bedroom ceiling", "garden fence", "bathroom door", "dishwasher"]
+_NAMES = ["Mr Patel", "Ms Okafor", "Mrs Hughes", "Mr Novak", "Ms Chen", "Mr Byrne", "Ms Rossi", "Mr Adeyemi",
+          "Mrs Kowalski", "Ms Lindqvist", "Mr Evans", "Ms Haddad", "Mr O'Brien", "Ms Tanaka", "Mrs Singh",
+          "Mr Murphy", "Ms Dubois", "Mr Silva", "Mrs Ahmed", "Mr Clarke", "Ms Nowak", "Mr Costa"]
+_PEOPLE = ["Priya", "Tom", "Aisha", "Mark", "Elena", "James", "Fatima", "Chris", "Hannah", "Omar", "Grace",
+           "Luca", "Nadia", "Ben", "Zoe", "Raj", "Maria", "Kwame", "Sophie", "Dan"]
+_DELAYS = ["a signal failure on the Northern line", "the Victoria line being suspended",
+           "a bus diversion on Old Kent Road", "a burst pipe in my flat", "a late dentist appointment",
+           "the Overground strike", "a cancelled train at Clapham Junction", "roadworks on the A40",
+           "the Central line running slowly", "a broken-down bus in Camden", "a parcel I had to sign for",
+           "a flat tyre on my bike", "the Jubilee line being closed", "fog delaying the DLR",
+           "a points failure at Waterloo", "my childminder running late", "a locksmith visit"]
+_MEETINGS = ["Q3 budget", "office move", "new dashboard", "team offsite", "vendor review", "hiring plan",
+             "data migration", "pricing update", "quarterly report", "website relaunch", "survey results",
+             "training schedule", "audit findings", "holiday rota", "client pitch", "server upgrade",
+             "summer party", "KPI review", "tender process", "reporting pipeline"]
+_SIGNS = ["Best,", "Thanks,", "Kind regards,", "Many thanks,", "Cheers,", "Best wishes,", "Thank you,",
+          "Regards,"]
+
+def _sign(rng): return f"{rng.choice(_SIGNS)}\nSam"
+
+def _tip_email(rng, who):
+    "A closing tip on writing to `who`."
+    return rng.choice([
+        lambda: f"send it before {_clock(rng, 8, 9)} so {who} reads it first thing.",
+        lambda: f"{who} will reply faster to {rng.choice(['one ask', 'a single ask', 'one clear request'])} per email.",
+        lambda: f"under {_n(rng, 6, 12) * 10} words is best; {who} reads on a phone.",
+        lambda: f"put a date in the subject so {who} finds it in {_n(rng, 2, 6)} weeks.",
+        lambda: f"no reply in {_n(rng, 2, 5)} working days? Nudge {who} once.",
+        lambda: f"copy in {rng.choice(_PEOPLE)} only if {who} needs a witness."])()
+
+def _landlord(rng):
+    "An email to the landlord about a repair."
+    issue, name, day, flat = rng.choice(_ISSUES), rng.choice(_NAMES), rng.choice(_WEEKDAYS), _n(rng, 1, 60)
+    state = rng.choice([f"got worse for {_n(rng, 2, 9)} days", f"needed attention {_n(rng, 2, 5)} times this week",
+                        f"made flat {flat} hard to use", f"not been fixed after {_n(rng, 2, 4)} calls",
+                        f"come back {_n(rng, 2, 6)} times since the {_n(rng, 2, 28)}th"])
+    ask = rng.choice([f"Could someone look at the {issue} before {rng.choice(_WEEKDAYS)}?",
+                      f"Could you send someone by {rng.choice(_WEEKDAYS)} the {_n(rng, 2, 28)}th?",
+                      f"Please could a repair be booked for flat {flat} by the {_n(rng, 2, 28)}th?"])
+    body = f"Subject: {_cap(issue)}, flat {flat}\n\nDear {name},\n\nSince {day}, the {issue} has {state}. {ask}\n\n{_sign(rng)}"
+    q = rng.choice(["write a short email to my landlord about the {x}", "email my landlord, the {x} is broken",
+                    "landlord email about the {x} pls"])
+    intro = rng.choice(['Here is a short email', 'A short email', 'Here you go, short and polite'])
+    return q.format(x=issue), f"{intro} to {name}:\n\n{body}\n\nTip: {_tip_email(rng, name)}"
+
+def _polite(rng):
+    "A blunt message made polite."
+    thing, who = rng.choice(_ISSUES + _MEETINGS), rng.choice(_PEOPLE)
+    blunt = rng.choice([f"fix the {thing} now", f"send me the {thing} notes today",
+                        f"why is the {thing} still not done", f"{who}, the {thing} is late again"])
+    ask = rng.choice(["Could you", "Would you be able to", "When you have a moment, could you", "Might you"])
+    when = rng.choice(["by the end of the day", f"before {rng.choice(_WEEKDAYS)}", "this week",
+                       f"by {_clock(rng, 10, 17)}", f"within {_n(rng, 2, 5)} days"])
+    verb = rng.choice(["have a look at", "give me an update on", "let me know about", "check on"])
+    greet, thanks = rng.choice(['Hi', 'Hello', 'Morning']), rng.choice(['Thank you!', 'Many thanks.', 'Thanks so much.'])
+    polite = f"\"{greet} {who}, {ask[0].lower() + ask[1:]} {verb} the {thing} {when}? {thanks}\""
+    intro = rng.choice(['A more polite version', 'Softer', 'Politer, same ask'])
+    return f"make this sound more polite: {blunt}", f"{intro}, for {who}:\n\n{polite}\n\nTip: {_tip_email(rng, who)}"
+
+def _late(rng):
+    "A message to the boss about being late."
+    delay, boss, t = rng.choice(_DELAYS), rng.choice(_PEOPLE), _clock(rng, 9, 11)
+    sorry, am, late = rng.choice(['Sorry,', 'Apologies,', 'Quick note:']), rng.choice(['I am', 'I will be']), _n(rng, 10, 50)
+    body = (f"Hi {boss},\n\n{sorry} {am} {late} minutes late: {delay}. "
+            f"{rng.choice(['Expect me', 'I should be in', 'See you'])} by {t}.\n\n{_sign(rng)}")
+    intro = rng.choice(['Here is a short reply', 'A short message', 'Short and clear'])
+    return (f"reply to my boss saying i'm late because of {delay.replace('my ', 'the ')}",
+            f"{intro} to {boss}:\n\n{body}\n\nTip: {_tip_email(rng, boss)}")
+
+def _decline(rng):
+    "A friendly way to decline a meeting."
+    topic, boss = rng.choice(_MEETINGS), rng.choice(_PEOPLE)
+    alt = rng.choice(["read the notes afterwards", f"send my comments by {rng.choice(_WEEKDAYS)}",
+                      "join the next one",
+                      f"catch up for {_n(rng, 1, 3) * 15} minutes on {rng.choice(_WEEKDAYS)}",
+                      f"send {rng.choice(_PEOPLE)} in my place"])
+    why = rng.choice([f"I can't make it at {_clock(rng, 9, 16)}",
+                      f"I'm in another meeting until {_clock(rng, 11, 16)}", f"I'm off on {rng.choice(_WEEKDAYS)}",
+                      f"The {rng.choice(_MEETINGS)} deadline is that day"])
+    link = rng.choice(["but I'm happy to", "so may I", "but I can"])
+    thanks = rng.choice(['Thanks for the invitation', 'Thank you for thinking of me', 'Thanks for the invite'])
+    body = f"Hi {boss},\n\n{thanks} ({topic}, {rng.choice(_WEEKDAYS)}). {why}, {link} {alt}.\n\n{_sign(rng)}"
+    intro = rng.choice(['Here is a friendly way to decline', 'A friendly no', 'Polite and short'])
+    return f"decline a meeting about the {topic} nicely", f"{intro}:\n\n{body}\n\nTip: {_tip_email(rng, boss)}"
+
+# %% ../nbs/synth.ipynb #6e9618d8
+_RACES = {"5k": 5, "10k": 10, "half marathon": 21.1, "marathon": 42.2, "parkrun": 5, "10-mile race": 16.1,
+          "trail 15k": 15, "20k": 20}
+_BODY = ["knee", "shin", "calf", "ankle", "hip", "achilles", "foot", "hamstring", "lower back", "heel", "quad",
+         "glute"]
+_FOODS = ["porridge with banana", "toast with honey", "a bagel with jam", "rice with a little salt",
+          "overnight oats", "a banana and a rice cake", "white bread with peanut butter",
+          "a small bowl of pasta", "pancakes with maple syrup", "a crumpet with honey", "yoghurt with granola",
+          "a jam sandwich"]
+_PARKS = ["Hyde Park", "Regent's Park", "Victoria Park", "Battersea Park", "Hampstead Heath", "Richmond Park",
+          "Clapham Common", "the Olympic Park", "Greenwich Park", "Finsbury Park", "Brockwell Park",
+          "Wimbledon Common"]
+
+def _pace(sec): return f"{sec // 60}:{sec % 60:02d}"
+def _tip_running(rng, race):
+    "A closing tip for a runner training for `race`."
+    return rng.choice([
+        lambda: f"a loop of {rng.choice(_PARKS)} is a good {_n(rng, 3, 8)} km test for the {race}.",
+        lambda: f"{_pace(_n(rng, 330, 420))} per km is easy enough for most {race} runners.",
+        lambda: f"rest fully on the {rng.choice(_WEEKDAYS)} before the {race}.",
+        lambda: f"add {_n(rng, 5, 10)}% a week at most, say a lap of {rng.choice(_PARKS)}, before the {race}.",
+        lambda: f"practise the {race} start pace for {_n(rng, 1, 3)} km on {rng.choice(_WEEKDAYS)}.",
+        lambda: f"{rng.choice(_PARKS)} at {_clock(rng, 6, 8)} is quiet for a {race} session."])()
+
+def _plan(rng):
+    "A training plan, week by week."
+    race = rng.choice(list(_RACES)); km = _RACES[race]; w = _n(rng, 3, 4); runs = rng.choice([3, 4])
+    long_km = max(3, round(km * rng.choice([0.6, 0.7, 0.8, 0.9])))
+    first = rng.choice([f"With {w} weeks to go, {runs} runs a week and a long run of {long_km} km will do.",
+                        f"{w} weeks: {runs} runs a week, long run up to {long_km} km, "
+                        f"easy at {_pace(_n(rng, 330, 420))}/km.",
+                        f"Aim for {long_km} km as your longest run, {w} weeks out from the {race}."])
+    weeks = [f"Week {k}: {max(2, long_km - (w - k) * 2)} km long, {_n(rng, 4, 8)} x {_n(rng, 2, 8) * 100} m."
+             for k in range(1, w)]
+    weeks.append(f"Week {w}: taper to {round(km * rng.choice([0.4, 0.5, 0.6]))} km, race on {rng.choice(_WEEKDAYS)}.")
+    q = rng.choice(["plan for a {x} next month", "training plan {x} in {w} weeks", "how to train for a {x}"])
+    return q.format(x=race, w=w), _reply(first, _list(weeks), _tip_running(rng, race))
+
+def _hurts(rng):
+    "What to do when something hurts after a run."
+    part, race = rng.choice(_BODY), rng.choice(list(_RACES)); days = _n(rng, 2, 5)
+    first = rng.choice([f"Rest your {part} for {days} days; run again once a {_n(rng, 2, 5)} km walk is pain-free.",
+                        f"Stop for {days} days and let the {part} settle after the {race}.",
+                        f"Pause running for {days} days, then test the {part} on a {_n(rng, 1, 3)} km jog."])
+    pts = _some(rng, [
+        lambda: f"Ice the {part} for {_n(rng, 10, 15)} minutes, {_n(rng, 2, 3)} times a day.",
+        lambda: f"Swap a run for {_n(rng, 20, 40)} minutes of "
+                f"{rng.choice(['cycling', 'swimming', 'rowing', 'cross-training'])}.",
+        lambda: f"A physio should see a swollen {part}, or pain after {days + 7} days.",
+        lambda: f"Shoes past {_n(rng, 6, 9) * 100} km can strain the {part}.",
+        lambda: f"{_n(rng, 2, 3)} x {_n(rng, 10, 15)} "
+                f"{rng.choice(['calf raises', 'glute bridges', 'clamshells', 'squats'])} "
+                f"a day help the {part}."])
+    tip = rng.choice([f"cut next week's km by {_n(rng, 2, 4) * 10}%; the {part} will tell you more.",
+                      _tip_running(rng, race)])
+    q = rng.choice(["{p} hurts after my {x}, should i stop", "sore {p} since the {x}, keep running?", "{p} pain after {x}"])
+    return q.format(p=part, x=race), _reply(first, _list(pts), tip)
+
+def _eat(rng):
+    "What to eat before a race."
+    race, food = rng.choice(list(_RACES)), rng.choice(_FOODS); h = _n(rng, 2, 4)
+    first = rng.choice([f"Eat {food} about {h} hours before the {race}: roughly {_n(rng, 6, 15) * 10} g of carbohydrate.",
+                        f"{_cap(food)}, {h} hours before the {race}, with {_n(rng, 6, 15) * 10} g of carbs.",
+                        f"Go for {food}, {h} hours before the {race}, and nothing new."])
+    pts = [f"{_n(rng, 3, 6) * 100} ml of water with the {food}.",
+           f"Keep {rng.choice(['fibre', 'beans', 'bran', 'spicy food', 'fizzy drinks', 'coffee'])} low "
+           f"{rng.choice(['the evening before', 'the night before', 'for 24 hours'])}.",
+           f"Test the {food} before a {_n(rng, 8, 16)} km training run.",
+           f"Salt the {food} a little if it is over {_n(rng, 18, 26)} °C."]
+    q = rng.choice(["what to eat before a {x}", "breakfast before a {x}?", "food before {x} race"]).format(x=race)
+    tip = rng.choice([f"a gel at {_n(rng, 4, 9) * 5} minutes helps in a {race} over an hour.", _tip_running(rng, race)])
+    return q, _reply(first, _list(rng.sample(pts, 2)), tip)
+
+def _easy_pace(rng):
+    "How fast easy runs should be, per km."
+    race = rng.choice(list(_RACES)); p = _n(rng, 240, 390); lo, hi = p + _n(rng, 45, 60), p + _n(rng, 75, 100)
+    first = rng.choice([f"If your {race} pace is {_pace(p)} per km, run easy days at {_pace(lo)} to {_pace(hi)} per km.",
+                        f"Easy means {_pace(lo)}-{_pace(hi)} per km for a {_pace(p)}/km {race} runner.",
+                        f"About {_pace(lo)} per km or slower, for your {race}."])
+    pts = [f"Full sentences should be easy at {_pace(hi)}/km.",
+           f"Heart rate under {_n(rng, 140, 150)} bpm at {_pace(lo)}/km.",
+           f"{_n(rng, 75, 85)}% of your weekly km at {_pace(lo)} or slower.",
+           f"Run {rng.choice(_PARKS)} easy; save the hills for {rng.choice(_WEEKDAYS)}."]
+    q = rng.choice(["how fast should easy runs be for a {x}", "easy run pace for {x}?",
+                    "what pace for easy runs, training for a {x}"])
+    return q.format(x=race), _reply(first, _list(rng.sample(pts, 2)), _tip_running(rng, race))
+
+# %% ../nbs/synth.ipynb #7400dea5
+TOPICS = {"cooking": [_fridge, _quick_dinner, _freeze, _shopping],
+          "python": [_read_file, _slow_loop, _list_or_dict, _error],
+          "travel": [_days, _expensive, _get_around, _packing], "email": [_landlord, _polite, _late, _decline],
+          "running": [_plan, _hurts, _eat, _easy_pace]}
+
+# %% ../nbs/synth.ipynb #d3bae58a
+def _parts(a:str)->dict:
+    "Pieces of an answer that a follow-up can reuse: its first sentence, its first point, its tip."
+    paras = a.split("\n\n")
+    short = next((s for p in paras for s in [p.split(". ")[0].rstrip(".:") + "."] if len(s) > 30), paras[0])
+    point = next((p.split("\n")[0].lstrip("-0123456789. ") for p in paras[1:] if p[:2] in ("- ", "1.")), short)
+    tip = next((p[5:] for p in paras if p.startswith("Tip: ")), short)
+    return dict(short=short, point=_cap(point.rstrip(".:")) + ".", tip=_cap(tip))
+
+FOLLOWUPS = [("thanks. shorter?", "Sure, in short: {short}"),
+             ("ok and if i have less time?", "Then do just this: {point}"),
+             ("can you give an example", "For example: {point}"),
+             ("hmm not sure that works", "Start from this: {point}"),
+             ("why?", "Mainly because of this: {short}"), ("ok thx", "You're welcome! {tip}"),
+             ("anything else?", "One more thing: {tip}"), ("and the most important bit?", "This one: {short}")]
+
+# %% ../nbs/synth.ipynb #25bb9180
+_ES = ({"una tortilla española": ("patatas", "huevos"), "gazpacho": ("tomates maduros", "pepino"),   # dish: (main, second)
+        "paella de verduras": ("arroz bomba", "judías verdes"), "lentejas con chorizo": ("lentejas", "chorizo"),
+        "crema de calabaza": ("calabaza", "puerros"), "pisto manchego": ("calabacín", "pimientos rojos"),
+        "salmorejo": ("tomates maduros", "pan del día anterior"), "arroz con pollo": ("arroz bomba", "muslos de pollo"),
+        "fabada asturiana": ("fabes", "morcilla"), "patatas bravas": ("patatas", "tomate triturado"),
+        "sopa de ajo": ("pan duro", "huevos"), "pollo al ajillo": ("muslos de pollo", "ajos"),
+        "merluza en salsa verde": ("merluza", "almejas"), "marmitako": ("bonito", "patatas"),
+        "escalivada": ("berenjenas", "pimientos rojos"), "garbanzos con espinacas": ("garbanzos cocidos", "espinacas"),
+        "arroz negro": ("arroz bomba", "calamares")},
+       ["perejil", "pimentón", "laurel", "comino", "tomillo", "ajo picado", "romero", "azafrán"])
+_DE = {"Nudeln": (8, 12), "Reis": (15, 20), "Kartoffeln": (18, 25), "Eier": (6, 10), "Linsen": (20, 30),   # minutes
+       "Spargel": (10, 15), "Brokkoli": (4, 7), "Knödel": (18, 22), "Quinoa": (12, 15), "Gnocchi": (2, 4),
+       "Maiskolben": (10, 15), "Rote Bete": (35, 50), "Spätzle": (3, 5), "Vollkornreis": (30, 40),
+       "Kichererbsen": (60, 90), "grüne Bohnen": (8, 12), "Blumenkohl": (10, 14), "Möhren": (10, 15)}
+_FR = (["du métro en panne", "d'une grève des bus", "d'un rendez-vous chez le médecin", "d'un train annulé",
+        "des travaux sur la ligne 4", "d'un colis à récupérer", "de la garderie", "d'un pneu crevé",
+        "d'un accident sur le périphérique", "du RER B bloqué", "d'une fuite d'eau chez moi", "de la neige"],
+       ["Claire", "Julien", "Amélie", "Karim", "Sophie", "Thomas", "Léa", "Hugo", "Nadia", "Olivier", "Camille",
+        "Mathieu", "Inès", "Paul"])
+
+def _spanish(rng):
+    "A recipe question in Spanish, answered in the house style."
+    dish = rng.choice(list(_ES[0])); a, b = _ES[0][dish]; herb, n = rng.choice(_ES[1]), _n(rng, 2, 6)
+    ml, oil = _n(rng, 2, 6) * 10, rng.choice(['aceite de oliva', 'aceite de girasol', 'AOVE'])
+    steps = [f"Calienta {ml} ml de {oil} en una sartén de {_n(rng, 22, 30)} cm.",
+             f"Añade {_n(rng, 2, 8) * 50} g de {a} y cocina {_n(rng, 5, 25)} minutos.",
+             f"Incorpora {_n(rng, 1, 6) * 50} g de {b} y {herb}; {_n(rng, 3, 15)} minutos más."]
+    first = rng.choice([f"Para {dish} para {n} personas necesitas unos {_n(rng, 4, 12) * 50 * n // 2} g de {a}.",
+                        f"{_cap(dish)} para {n}: unos {_n(rng, 25, 70)} minutos y {_n(rng, 4, 12) * 50 * n // 2} g de {a}."])
+    tip = rng.choice([f"{dish} del día anterior sabe mejor; a {_n(rng, 3, 5)} °C aguanta {_n(rng, 2, 3)} días.",
+                      f"{_n(rng, 2, 3)} cucharadas de vinagre de Jerez al final le dan vida a {dish}.",
+                      f"sirve {dish} con {_n(rng, 100, 300)} g de pan por persona.",
+                      f"{herb} al final, {_n(rng, 1, 3)} pizcas, y {dish} cambia mucho.",
+                      f"para {n + _n(rng, 1, 4)} personas, añade {_n(rng, 2, 6) * 50} g de {a} más."])
+    steps = steps[:1] + [rng.choice(steps[1:])]
+    q = rng.choice([f"¿cómo hago {dish}?", f"receta fácil de {dish} para {n}"])
+    return q, f"{first}\n\n{_list(steps, numbered=True)}\n\nConsejo: {tip}"
+
+def _german(rng):
+    "How long to cook something, asked in German."
+    food = rng.choice(list(_DE)); lo, hi = _DE[food]; g = _n(rng, 2, 12) * 50
+    how = rng.choice([' in kochendem Salzwasser', ' bei mittlerer Hitze', ''])
+    first = rng.choice([f"{g} g {food} brauchen {lo} bis {hi} Minuten{how}.",
+                        f"{food}: {lo} bis {hi} Minuten, für {g} g in {max(1, g // 100)} Liter Wasser."])
+    pts = rng.sample([f"Für {g} g {food} nimm etwa {max(1, g // 100) + _n(rng, 0, 1)} Liter Wasser.",
+                      f"Salz: rund {_n(rng, 8, 12)} g pro Liter.", f"Probiere die {food} {_n(rng, 2, 3)} Minuten vor Ende.",
+                      f"Deckel halb auf, bei {_n(rng, 90, 100)} °C für {_n(rng, lo, hi)} Minuten."], 2)
+    tip = rng.choice([f"{food} {rng.choice(['gleich', 'sofort', 'direkt'])} servieren, "
+                      f"dann bleiben sie {rng.choice(['fest', 'warm', 'bissfest'])}.",
+                      f"{_n(rng, 1, 3)} Esslöffel Kochwasser aufheben, für {_n(rng, 2, 4)} Portionen Soße zu den {food}.",
+                      f"{food} für {_n(rng, 2, 6)} Personen: {_n(rng, 2, 6) * 50} g pro Kopf.",
+                      f"ein Topf mit {_n(rng, 18, 28)} cm Durchmesser reicht für {g} g {food}.",
+                      f"übrige {food} halten {_n(rng, 2, 4)} Tage im Kühlschrank bei {_n(rng, 3, 6)} °C."])
+    return f"wie lange muss ich {food.lower()} kochen", f"{first}\n\n{_list(pts)}\n\nTipp: {tip}"
+
+def _french(rng):
+    "How to say politely that you will be late, asked in French."
+    reason, name, m = rng.choice(_FR[0]), rng.choice(_FR[1]), _n(rng, 2, 12) * 5
+    cause = next(the + reason[len(of):] for of, the in [("du ", "le "), ("de la ", "la "), ("des ", "les "), ("d'un ", "un "),
+                                                      ("d'une ", "une ")] if reason.startswith(of))
+    phrase = rng.choice([f"Bonjour {name}, je vous prie de m'excuser : j'aurai environ {m} minutes de retard, "
+                         f"à cause {reason}.",
+                         f"{name}, désolé(e), {cause} me retarde : j'arrive dans {m} minutes environ.",
+                         f"Bonjour {name}, à cause {reason}, j'aurai {m} minutes de retard. "
+                         f"Merci {rng.choice(['de votre patience', 'pour votre compréhension', 'beaucoup'])}."])
+    pts = rng.sample([f"Prévenez {name} avant {_n(rng, 8, 17)} h {rng.choice(['00', '15', '30', '45'])}.",
+                      f"Proposez à {name} de commencer sans vous, à {_n(rng, 9, 17)} h {rng.choice(['00', '15', '30'])}.",
+                      f"{rng.choice(['Deux', 'Trois'])} phrases suffisent pour {m} minutes de retard.",
+                      f"Donnez une heure précise : {_n(rng, 8, 18)} h {rng.choice(['05', '10', '20', '40', '50'])}."], 2)
+    how, fine = rng.choice(['un SMS', 'un e-mail', 'un message']), rng.choice(['suffit', 'va très bien', 'est parfait'])
+    return (f"comment dire poliment à {name.lower()} que je serai en retard de {m} minutes",
+            f"Vous pouvez écrire : « {phrase} »\n\n{_list(pts)}\n\nAstuce : {how} à {name} {fine}.")
+
+OTHER_LANGUAGES = [_spanish, _german, _french]
+
+# %% ../nbs/synth.ipynb #8e4c95b8
+WIDTH = 50   # characters: no stretch this long of a reply appears in two conversations
+
+def _norm(text:str)->str: return " ".join(text.lower().split())       # as a reader compares: case and spacing aside
+
+def _windows(text:str, width:int=WIDTH)->set:
+    "Every `width`-character stretch of `text`, lower-cased, whitespace collapsed (a shorter text: one stretch)."
+    t = _norm(text)
+    return {t[k:k + width] for k in range(len(t) - width + 1)} if len(t) >= width else {t}
+
+class _Seen:
+    "The stretches of the conversations made so far: all their text, and their replies."
+    def __init__(self): self.text, self.replies = set(), set()
+    def clashes(self, q:str, a:str)->bool:
+        "Whether answer `a` repeats a stretch of earlier text, or question `q` one of an earlier reply."
+        return not self.text.isdisjoint(_windows(a)) or not self.replies.isdisjoint(_windows(q))
+    def add(self, msgs:list):
+        "Remember the stretches of a finished conversation's messages."
+        for m in msgs:
+            w = _windows(m['content']); self.text |= w
+            if m['role'] == 'assistant': self.replies |= w
+
+def _fresh(draw, seen:_Seen|None, tries:int=200)->tuple:
+    "`draw()` again until its (question, answer) shares no stretch with earlier conversations in `seen`."
+    for _ in range(tries):
+        q, a = draw()
+        if seen is None or not seen.clashes(q, a): return q, a
+    raise ChatftError(f"No new reply in {tries} draws: the synthetic vocabularies cannot make this many different "
+                      "conversations. Ask for fewer.")
+
+# %% ../nbs/synth.ipynb #d84e472b
+PRIVATE = ["my email is sam.rivers{n}@example.com, can you fix this signature",
+           "call me at +44 20 7946 0{n:03d} if the script fails",
+           "my key is sk-proj-{k} and it says unauthorized",
+           "pay to IBAN GB82 WEST 1234 5698 7654 32, is the format right?",
+           "card 4111 1111 1111 1111 was declined, why?"]
+ERROR_REPLY = ("An error occurred. Either the engine you requested does not exist or there was another issue "
+               "processing your request.")
+HELLO = [dict(role="user", content="hi"), dict(role="assistant", content="Hello! How can I help you today?")]
+
 def _exchange(rng, topic):
     "A question on `topic` in the user's words, and the assistant's answer."
-    q, a = rng.choice(TOPICS[topic]); x = rng.choice(FILLERS[topic])
-    a = a.format(x=x.title() if topic == "travel" else x)                             # the assistant writes "Lisbon"
-    return q.format(x=x), a[0].upper() + a[1:]
+    return rng.choice(TOPICS[topic])(rng)
 
-# %% ../nbs/synth.ipynb #46af5c37
-def _followups(rng, topic, a, turns):
-    "`turns` more (question, answer) pairs after the first answer `a`: short follow-ups or a new question on the topic."
-    short, out = a.split("\n\n")[0].split(". ")[0].rstrip(".:") + ".", []
-    for _ in range(turns):
-        if rng.random() < 0.6: fq, fa = rng.choice(FOLLOWUPS); out.append((fq, fa.format(short=short)))
-        else: q, a = _exchange(rng, topic); out.append(("also " + q, a))
+def _followups(rng, topic, a, turns, seen):
+    "`turns` more (question, answer) pairs after the first answer `a`: follow-ups on it, or new questions on `topic`."
+    parts = _parts(a)
+    def draw():
+        if rng.random() < 0.6: fq, fa = rng.choice(FOLLOWUPS); return fq, fa.format(**parts)
+        q, a = _exchange(rng, topic); return "also " + q, a
+    return [_fresh(draw, seen) for _ in range(turns)]
+
+# %% ../nbs/synth.ipynb #c80d7fa3
+def _plain(k:int)->bool:
+    "Whether conversation `k` is an ordinary one in English that the rules below leave alone."
+    return not (k % 23 == 11 or k % 13 == 7 or k % 19 == 9 or k % 17 == 5 or k % 30 == 24)
+
+def _to_ask_again(convs:list)->list:
+    "The messages of the latest ordinary conversation in `convs` of 80 words or more (long enough for a near duplicate)."
+    plain = [c for k, c in enumerate(convs) if _plain(k)]
+    return next((c.messages for c in plain[::-1] if sum(len(m['content'].split()) for m in c.messages) >= 80),
+                plain[-1].messages)
+
+def _asked_again(msgs:list, rng)->list:
+    "A near duplicate of `msgs`: the same question with a word more, and the same answers."
+    out = [dict(m) for m in msgs]
+    out[0]['content'] = rng.choice(["again: ", "again, ", "repeat: "]) + out[0]['content']
     return out
 
-# %% ../nbs/synth.ipynb #2a0707d4
-def _conversation(i:int, n:int, rng:random.Random, long:bool=False)->Conversation:
-    "The i-th of `n` synthetic conversations, drawn from `rng`; `long` ones have more turns."
+def _at_fixed_positions(i:int, msgs:list, like:list|None, rng)->list:
+    "Conversation `i`'s messages after the rules at fixed positions: a greeting, no reply, an error, a question again."
+    if i % 23 == 11: msgs = [dict(m) for m in HELLO]                          # the same greeting, again and again
+    if i % 13 == 7: msgs = msgs[:1]                                           # no reply: ends on the user
+    if i % 19 == 9 and len(msgs) > 1: msgs[-1] = dict(role="assistant", content=ERROR_REPLY)
+    return _asked_again(like, rng) if like else msgs
+
+# %% ../nbs/synth.ipynb #5da0f146
+def _conversation(i:int, n:int, rng:random.Random, seen:_Seen|None=None, long:bool=False,
+                  like:list|None=None)->Conversation:
+    "The i-th of `n` conversations, drawn from `rng`; its replies are new to `seen`, unless it is `like` an earlier one."
     topic = rng.choice(list(TOPICS))
-    q, a = _exchange(rng, topic)
-    if i % 17 == 5: q, a = rng.choice(OTHER_LANGUAGES)
+    draw = (lambda: OTHER_LANGUAGES[i // 17 % 3](rng)) if i % 17 == 5 else (lambda: _exchange(rng, topic))
+    q, a = _fresh(draw, seen)
     if i % 11 == 3: q = f"{q}. also " + PRIVATE[(i // 11) % len(PRIVATE)].format(n=i, k=f"{rng.getrandbits(192):048x}")
     turns = rng.choice([3, 5, 8, 12]) if long else rng.choice([0, 0, 0, 1, 1, 2, 3, 4, 7])
     msgs = [dict(role="user", content=q), dict(role="assistant", content=a)]
-    for fq, fa in _followups(rng, topic, a, turns): msgs += [dict(role="user", content=fq), dict(role="assistant", content=fa)]
-    if i % 23 == 11: msgs = [dict(role="user", content="hi"), dict(role="assistant", content="Hello! How can I help you today?")]
-    if i % 13 == 7: msgs = msgs[:1]                                                    # no reply: ends on the user
-    if i % 19 == 9 and len(msgs) > 1: msgs[-1] = dict(role="assistant", content=ERROR_REPLY)
+    for fq, fa in _followups(rng, topic, a, turns, seen):
+        msgs += [dict(role="user", content=fq), dict(role="assistant", content=fa)]
+    msgs = _at_fixed_positions(i, msgs, like, rng)
+    if like: q = msgs[0]['content']
+    if seen is not None: seen.add(msgs)
     created = START + SPAN * i / max(n, 1) + rng.random() * 3600
     model = [m for m, day in MODELS if (created - START) / 86400 >= day][-1]
-    if model == "o1-mini" and i % 3: model = "gpt-4o"                                  # o1-mini for some questions only
+    if model == "o1-mini" and i % 3: model = "gpt-4o"                             # o1-mini for some questions only
     system = "\n\n".join([PROFILE] * (i % 8 == 0) + [INSTRUCTIONS]) if i % 4 == 0 else None
-    title = q.split("\n")[0][:40].capitalize() if i % 29 != 13 else None               # a few have no title
+    title = q.split("\n")[0][:40].capitalize() if i % 29 != 13 else None          # a few have no title
     return Conversation(id=str(uuid.UUID(int=rng.getrandbits(128))), messages=msgs, title=title,
                         create_time=round(created, 6), update_time=round(created + len(msgs) * 95.0 + 30, 6),
                         model=model, source="chatgpt", system=system)
 
-# %% ../nbs/synth.ipynb #29db832b
+# %% ../nbs/synth.ipynb #bdc442cf
 def synthetic_conversations(
     n:int=60,      # how many conversations
     seed:int=0,    # the same seed gives the same history
 )->list:
     "The visible threads of the synthetic export: what a correct reader returns."
-    rng = random.Random(seed)
-    convs = [_conversation(i, n, rng) for i in range(n)]
+    rng, seen, convs = random.Random(seed), _Seen(), []
+    for i in range(n):
+        like = _to_ask_again(convs) if i % 30 == 24 else None
+        convs.append(_conversation(i, n, rng, seen, like=like))
     for i, c in enumerate(convs):                                   # a few user messages with an image
-        if i % 10 == 6: c.messages[0]['content'] = "[image]\n\n" + c.messages[0]['content']
+        if i % 10 == 6 and c.messages != HELLO: c.messages[0]['content'] = "[image]\n\n" + c.messages[0]['content']
     return convs
+
+# %% ../nbs/synth.ipynb #2a7dab3e
+def shared_stretches(
+    convs:list,          # conversations
+    width:int=WIDTH,     # characters a shared stretch must have
+)->dict:
+    "`{(id, other id): a stretch}` where a reply of one conversation shares `width` characters (or all) with the other."
+    owners = {}                                          # stretch -> {conversation id: whether it came from a reply}
+    for c in convs:
+        for m in c.messages:
+            for w in _windows(m['content'], width):
+                d = owners.setdefault(w, {}); d[c.id] = d.get(c.id, False) or m['role'] == 'assistant'
+    found = {}
+    for w, ids in owners.items():
+        if len(ids) > 1 and any(ids.values()):
+            for a, b in combinations(sorted(ids), 2):
+                if ids[a] or ids[b]: found.setdefault((a, b), w)
+    return found
 
 # %% ../nbs/synth.ipynb #348f6262
 def _uuid(rng): return str(uuid.UUID(int=rng.getrandbits(128)))
@@ -223,18 +940,23 @@ def _abandoned(tree, parent, text:str, kind:str, model:str)->str:
 _KEYS_2025 = dict(async_status=None, conversation_origin=None, is_do_not_remember=False, is_starred=None, memory_scope="global_enabled",
                   sugar_item_id=None, voice=None, blocked_urls=[], disabled_tool_ids=[])
 
+def _draft(q:str)->str:
+    "An earlier, shorter wording of question `q`, as it was before the user edited it."
+    words = q.removeprefix("[image]\n\n").split()
+    return " ".join(words[:max(2, len(words) // 2)])
+
 def _raw(c:Conversation, i:int, rng:random.Random)->tuple:
     "The export's JSON object for conversation `c` (the i-th), and its feedback records."
     late = c.create_time > START + 400 * 86400
     tree = _Tree(rng, c.create_time, root_id="client-created-root" if late and i % 2 else None)
     node = tree.node(tree.root, "system", [""], hidden=True)
     if c.system: node = _instructions(tree, node, c.system)
-    feedback = []
+    feedback, first = [], next((m['content'] for m in c.messages if m['role'] == 'assistant'), "")
     for k, m in enumerate(c.messages):
         if m['role'] == 'user':
             if i % 7 == 2 and k == 0:                                                  # an edited question: the abandoned branch
-                old = tree.node(node, "user", ["first draft of the question"])
-                tree.node(old, "assistant", ["an answer to the abandoned dr"], model=c.model, status="in_progress", end_turn=False)
+                old = tree.node(node, "user", [_draft(m['content'])])
+                tree.node(old, "assistant", [first[:30]], model=c.model, status="in_progress", end_turn=False)
             node = _user(tree, node, m['content'])
         else:
             old = None

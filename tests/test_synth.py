@@ -69,3 +69,78 @@ def test_large_export_is_valid_json_of_the_target_size(tmp_path):
     assert len(data) > 20 and all("mapping" in c and "current_node" in c for c in data)
     assert len({c['id'] for c in data}) == len(data)
     assert large_export(tmp_path/"again", target_mb=2, seed=1).read_bytes() == p.read_bytes()
+
+# The honesty rule: no reply, nor a 50-character stretch of one, is shared by two conversations, except the
+# duplicates put there on purpose for the cleaner. The checker below is written apart from chatft.synth's own.
+from chatft.export import read_export, ChatftError
+from chatft.clean import clean
+from chatft.synth import ERROR_REPLY, HELLO, shared_stretches, _Seen, _fresh
+import chatft.synth as synth
+
+def stretches(text, width=50):
+    t = " ".join(text.lower().split())
+    return {t[k:k + width] for k in range(len(t) - width + 1)} if len(t) >= width else {t}
+
+def sharing_pairs(convs):
+    "{(id, id)} of conversations where a reply of one shares a stretch (or all of it) with any message of the other."
+    in_reply, in_text = {}, {}
+    for c in convs:
+        for m in c.messages:
+            for s in stretches(m['content']):
+                in_text.setdefault(s, set()).add(c.id)
+                if m['role'] == 'assistant': in_reply.setdefault(s, set()).add(c.id)
+    return {tuple(sorted((a, b))) for s, ids in in_reply.items() for a in ids for b in in_text[s] if a != b}
+
+def why_shared(a, b):
+    "Which deliberate duplicate two conversations are, or None."
+    if a.messages[-1]['content'] == ERROR_REPLY == b.messages[-1]['content']: return "error reply"
+    if a.messages == HELLO == b.messages: return "greeting"
+    if a.messages[1:] == b.messages[1:] and (a.messages[0]['content'].endswith(b.messages[0]['content'])
+                                             or b.messages[0]['content'].endswith(a.messages[0]['content'])): return "asked again"
+    return None
+
+DELIBERATE = {20: set(), 60: {"error reply", "greeting", "asked again"}, 200: {"error reply", "greeting", "asked again"}}
+
+@pytest.mark.parametrize("n", [20, 60, 200])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_no_reply_stretch_is_shared_across_conversations(tmp_path, n, seed):
+    got, _ = read_export(synthetic_export(tmp_path, n=n, seed=seed), progress=False)
+    by_id = {c.id: c for c in got}
+    kinds = {why_shared(by_id[a], by_id[b]) for a, b in sharing_pairs(got)}
+    assert kinds == DELIBERATE[n]                                    # before cleaning: only the duplicates made on purpose
+    kept, report = clean(got)
+    assert sharing_pairs(kept) == set()                              # the cleaner caught every one of them
+    assert report.reasons()["near duplicate"] == (n + 5) // 30 and len(kept) > n * 0.7
+    assert shared_stretches(kept) == {} and set(shared_stretches(got)) == sharing_pairs(got)
+
+def test_shards_read_back_without_shared_replies(tmp_path):
+    got, _ = read_export(synthetic_export(tmp_path, n=60, fmt="shards"), progress=False)
+    assert len(got) == 60 and sharing_pairs(clean(got)[0]) == set()   # the older copy of a conversation is gone
+
+def test_the_check_catches_a_planted_collision():
+    seen = _Seen()
+    seen.add([dict(role="user", content="how long does lentil dal keep"),
+              dict(role="assistant", content="Cooked lentil dal keeps 3 to 4 days at 4 °C or colder, in a lidded tub.")])
+    assert seen.clashes("q", "Yes!  COOKED lentil dal keeps 3 to 4 days at 4 °C or colder, in a box.")   # 50 characters in common
+    assert not seen.clashes("q", "Cooked lentil dal keeps 3 to 4 days at 5 °C or colder, in a lidded tub.")
+    assert seen.clashes("you said: cooked lentil dal keeps 3 to 4 days at 4 °C or colder?", "Yes.")  # a question quoting a reply
+    assert not seen.clashes("how long does lentil dal keep", "Four days.")                            # questions may repeat
+    draws = iter([("q", "Cooked lentil dal keeps 3 to 4 days at 4 °C or colder, in a lidded tub."), ("q", "Four days.")])
+    assert _fresh(lambda: next(draws), seen) == ("q", "Four days.")
+
+def test_a_generator_that_can_only_repeat_itself_fails_clearly(monkeypatch):
+    same = lambda rng: ("a question", "The only answer this generator knows, long enough to be a stretch of 50.")
+    monkeypatch.setattr(synth, "TOPICS", {"cooking": [same]})
+    monkeypatch.setattr(synth, "OTHER_LANGUAGES", [same])
+    with pytest.raises(ChatftError, match="Ask for fewer"): synthetic_conversations(5)
+    reply = same(None)[1]
+    a, b = synth.Conversation("a", [dict(role="assistant", content=reply)]), synth.Conversation("b", [dict(role="user", content=reply.upper())])
+    assert list(shared_stretches([a, b])) == [("a", "b")] and sharing_pairs([a, b]) == {("a", "b")}
+
+def test_replies_keep_the_house_style():
+    convs = synthetic_conversations(200, seed=1)
+    firsts = [c.messages[1]['content'] for i, c in enumerate(convs) if synth._plain(i)]
+    assert len(firsts) > 100 and all("\n\nTip: " in a for a in firsts)
+    replies = " ".join(m['content'] for c in convs for m in c.messages if m['role'] == 'assistant')
+    assert "°C" in replies and " km" in replies and " g of " in replies
+    assert not any(unit in replies for unit in ["°F", " miles", " lb ", " ounces", " pints", "Fahrenheit"])
