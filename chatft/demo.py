@@ -102,8 +102,8 @@ def _demo_plan(a, dsd):
 def _heldout_line(reports:list, ev:Evaluation)->str:
     "How many conversations were held out, and how many were not because training had their replies."
     notes = next((r.notes for r in reversed(reports) if r.step == "prepare"), {})
-    return (f"held out: {ev.settings['heldout_conversations']} conversations the model never trained on; the split moved "
-            f"{notes.get('moved from test to train', 'none')} to training instead")
+    return (f"held out: {ev.settings['heldout_conversations']} conversations the model never trained on; moved to training "
+            f"because they repeated it: {notes.get('moved from test to train', 'none')}")
 
 # %% ../nbs/demo.ipynb #56afc93e
 def _demo_args(argv):
