@@ -219,14 +219,15 @@ def reply_agreement(
     replies:list,             # the other side's greedy reply to each, at most `max_new_tokens` long
     max_new_tokens:int=32,    # the length both sides were asked for
     near_tie:float=NEAR_TIE,  # nats, as in `parting`
+    steps:list|None=None,     # `reference`'s `greedy_steps` for `prompts`, if already made (else they are made here)
 ):
     "A table: for each prompt, how far the reply agrees with `reference`'s, the margin where they part, the verdict."
     import pandas as pd
-    if len(prompts) != len(replies):
-        raise ChatftError(f"{len(prompts)} prompts but {len(replies)} replies: give one reply to each prompt.")
+    steps = steps or [greedy_steps(reference, p, max_new_tokens) for p in prompts]
+    if not len(prompts) == len(replies) == len(steps):
+        raise ChatftError(f"{len(prompts)} prompts, {len(replies)} replies and {len(steps)} steps: give one of each.")
     text = lambda p: (p if isinstance(p, str) else p[-1]["content"])[:50]
-    rows = [dict(prompt=text(p), **parting(greedy_steps(reference, p, max_new_tokens), r, near_tie))
-            for p, r in zip(prompts, replies)]
+    rows = [dict(prompt=text(p), **parting(s, r, near_tie)) for p, r, s in zip(prompts, replies, steps)]
     df = pd.DataFrame(rows)
     return df.assign(ok=df.verdict != "differs")
 
@@ -512,11 +513,12 @@ def gguf_agreement(
     prompts:list,             # conversations ending with the user's message
     max_tokens:int=32,        # longest reply
     near_tie:float=NEAR_TIE,  # nats, as in `parting`
+    steps:list|None=None,     # `reference`'s `greedy_steps` for `prompts`, if already made
 ):
     "`reply_agreement` of llama.cpp's greedy chat replies, and `same_prompt`: its template gives the reference's prompt."
     system, train_on = reference.system, reference.train_on
     replies = gguf_replies(llm, prompts, max_tokens, system, train_on)
-    df = reply_agreement(reference, prompts, replies, max_tokens, near_tie)
+    df = reply_agreement(reference, prompts, replies, max_tokens, near_tie, steps)
     same = [gguf_prompt(llm, p, system, train_on) == reference.prompt(p, max_tokens) for p in prompts]
     df.insert(1, "same_prompt", same)
     df.loc[~df.same_prompt, ["verdict", "why", "ok"]] = ["differs", "the GGUF's template gives another prompt", False]

@@ -19,7 +19,7 @@ from chatft.deploy import (merge, merged_chat, greedy_replies, heldout_prompts, 
                            ollama_template, modelfile, extract_converter, converter_dir, find_converter, gguf,
                            load_gguf, gguf_replies, same_tokens, rounded_chat, upload_folder, space_folder, push,
                            hub_card, card_data, data_counts, leaks, base_license, stop_config, convert_to_gguf,
-                           Steps, NEAR_TIE, parting, reply_agreement, gguf_agreement)
+                           Steps, NEAR_TIE, greedy_steps, parting, reply_agreement, gguf_agreement)
 
 CHATFT = str(Path(sys.executable).parent/"chatft")
 TOKENS = 24
@@ -157,7 +157,9 @@ def test_merged_equals_adapter(demo_run, merged, prompts):
     "Greedy replies of the merged folder (plain from_pretrained) agree with the adapter's on held-out prompts (`parting`)."
     from transformers import AutoModelForCausalLM, AutoTokenizer
     adapter = load_chat(demo_run, device="cpu")
-    table = reply_agreement(adapter, prompts, greedy_replies(merged_chat(merged, "cpu"), prompts, TOKENS), TOKENS)
+    steps = [greedy_steps(adapter, p, TOKENS) for p in prompts]
+    from_merged = greedy_replies(merged_chat(merged, "cpu"), prompts, TOKENS)
+    table = reply_agreement(adapter, prompts, from_merged, TOKENS, steps=steps)
     assert table.ok.all(), table.to_string()
     assert load_chat(merged, device="cpu").system == json.loads((merged/"chatft.json").read_text())["system"]
     model = AutoModelForCausalLM.from_pretrained(merged)
@@ -166,7 +168,7 @@ def test_merged_equals_adapter(demo_run, merged, prompts):
     assert tok.chat_template == run_tok.chat_template
     assert tok.convert_tokens_to_ids("<|im_end|>") in model.generation_config.eos_token_id
     base = greedy_replies(load_chat(DEMO_MODEL, device="cpu"), prompts, TOKENS)
-    assert not reply_agreement(adapter, prompts, base, TOKENS).ok.all(), "the base model passes: the check proves nothing"
+    assert not reply_agreement(adapter, prompts, base, TOKENS, steps=steps).ok.all(), "the base model passes the check"
 
 @pytest.mark.slow
 def test_plain_generate_stops_at_end_of_turn(merged):
@@ -279,8 +281,11 @@ def test_gguf_files_and_modelfile(ggufs):
 @pytest.fixture(scope="module")
 def reference16(merged): return rounded_chat(merged)
 
+@pytest.fixture(scope="module")
+def steps16(reference16, prompts): return [greedy_steps(reference16, p, TOKENS) for p in prompts]
+
 @pytest.mark.slow
-def test_gguf_tokenizes_and_answers_as_transformers(ggufs, merged, prompts, reference16):
+def test_gguf_tokenizes_and_answers_as_transformers(ggufs, merged, prompts, reference16, steps16):
     """llama.cpp: the same token ids on held-out texts and, from the embedded template, on the chat prompts; f16 greedy
     chat replies agree with transformers' on the same rounded weights (identical, or parting at a near tie)."""
     need_llama_cpp()
@@ -293,33 +298,33 @@ def test_gguf_tokenizes_and_answers_as_transformers(ggufs, merged, prompts, refe
     llm = load_gguf(ggufs["f16"])
     table = same_tokens(llm, tok, texts)
     assert table.same.all(), table
-    check = gguf_agreement(llm, reference16, prompts, TOKENS)
+    check = gguf_agreement(llm, reference16, prompts, TOKENS, steps=steps16)
     assert check.same_prompt.all() and check.ok.all(), check.to_string()
-    q8 = gguf_agreement(load_gguf(ggufs["q8_0"]), reference16, prompts, TOKENS)
+    q8 = gguf_agreement(load_gguf(ggufs["q8_0"]), reference16, prompts, TOKENS, steps=steps16)
     print(f"q8_0 (reported, not required): {q8.ok.sum()}/{len(q8)} agree, {(q8.verdict == 'same').sum()} identical")
 
 CHATML = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + "
           "'<|im_end|>\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
 
 @pytest.mark.slow
-def test_gguf_with_another_template_fails(ggufs, prompts, reference16, tmp_path):
+def test_gguf_with_another_template_fails(ggufs, prompts, reference16, steps16, tmp_path):
     "The f16 file with plain ChatML as its template (SmolLM2's adds a default system prompt): every prompt differs."
     need_llama_cpp()
     out = tmp_path/"chatml.gguf"
     done = subprocess.run([sys.executable, "-m", "gguf.scripts.gguf_new_metadata", str(ggufs["f16"]), str(out),
                            "--chat-template", CHATML, "--force"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
-    check = gguf_agreement(load_gguf(out), reference16, prompts, TOKENS)
+    check = gguf_agreement(load_gguf(out), reference16, prompts, TOKENS, steps=steps16)
     assert not check.same_prompt.any() and not check.ok.any(), check.to_string()
     assert set(check.why) == {"the GGUF's template gives another prompt"}
 
 @pytest.mark.slow
-def test_gguf_of_the_base_model_fails(prompts, reference16, tmp_path):
+def test_gguf_of_the_base_model_fails(prompts, reference16, steps16, tmp_path):
     """A GGUF of the base model (the adapter left out) against the tuned reference: the same prompts, and replies that
     part where the reference is sure (margins well above NEAR_TIE, so no CPU's rounding decides this test)."""
     need_converter(); need_llama_cpp()
     base = convert_to_gguf(model_path(DEMO_MODEL), tmp_path/"base-f16.gguf", "f16")
-    check = gguf_agreement(load_gguf(base), reference16, prompts, TOKENS)
+    check = gguf_agreement(load_gguf(base), reference16, prompts, TOKENS, steps=steps16)
     assert check.same_prompt.all() and not check.ok.all(), check.to_string()
     failed = check[~check.ok]
     assert (failed.margin > 2*NEAR_TIE).all() and failed.why.str.contains("sure").all(), check.to_string()
