@@ -7,21 +7,23 @@ Docs: https://chatft.github.io/chatft/deploy.html.md"""
 # %% ../nbs/08_deploy.ipynb #b4a2a25b
 from __future__ import annotations
 import os, sys, json, shutil, tarfile, argparse, subprocess, tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from .export import ChatftError, work_dir
 from .models import DEMO_MODEL, cache_dir, model_path, load_tokenizer
 from .template import render, with_system, swap_roles, end_of_turn_token
 from .train import TrainPlan, load_run, quiet
-from .chat import Chat, run_facts, best_device, inference_dtype, practice_run
+from .chat import Chat, run_facts, best_device, inference_dtype, practice_run, cut_at_stop
 
 # %% auto #0
-__all__ = ['CHECK_QUESTIONS', 'LLAMA_CPP_VERSION', 'GGUF_TYPES', 'LICENSES', 'WHAT', 'check_run', 'merged_model', 'stop_config',
-           'serving_facts', 'merge', 'heldout_openings', 'heldout_prompts', 'merged_chat', 'greedy_replies',
-           'agreement', 'converter_dir', 'extract_converter', 'fetch_converter', 'find_converter', 'convert_to_gguf',
-           'gguf', 'template_pieces', 'assemble', 'ollama_template', 'modelfile', 'write_modelfile', 'load_gguf',
-           'gguf_tokens', 'gguf_replies', 'same_tokens', 'rounded_chat', 'base_license', 'data_counts', 'eval_summary',
-           'card_data', 'hub_card', 'leaks', 'upload_folder', 'space_folder', 'upload', 'push', 'merge_cli', 'gguf_cli',
-           'push_cli']
+__all__ = ['CHECK_QUESTIONS', 'NEAR_TIE', 'LLAMA_CPP_VERSION', 'GGUF_TYPES', 'LICENSES', 'WHAT', 'check_run', 'merged_model',
+           'stop_config', 'serving_facts', 'merge', 'heldout_openings', 'heldout_prompts', 'merged_chat',
+           'greedy_replies', 'Steps', 'greedy_steps', 'parting', 'reply_agreement', 'converter_dir',
+           'extract_converter', 'fetch_converter', 'find_converter', 'convert_to_gguf', 'gguf', 'template_pieces',
+           'assemble', 'ollama_template', 'modelfile', 'write_modelfile', 'load_gguf', 'gguf_tokens', 'gguf_replies',
+           'same_tokens', 'gguf_prompt', 'rounded_chat', 'margin_drift', 'gguf_agreement', 'base_license',
+           'data_counts', 'eval_summary', 'card_data', 'hub_card', 'leaks', 'upload_folder', 'space_folder', 'upload',
+           'push', 'merge_cli', 'gguf_cli', 'push_cli']
 
 # %% ../nbs/08_deploy.ipynb #76c7d6d7
 def check_run(run)->Path:
@@ -144,12 +146,90 @@ def greedy_replies(chat:Chat, prompts:list, max_new_tokens:int=32)->list:
     "`chat`'s greedy reply to each conversation in `prompts`."
     return [chat.reply(p, max_new_tokens=max_new_tokens, temperature=0.0) for p in prompts]
 
-def agreement(prompts:list, **replies):
-    "A table of the prompts and each model's replies (`name=[...]`), with `same`: all replies identical."
+# %% ../nbs/08_deploy.ipynb #9deb11f5
+NEAR_TIE = 0.1    # nats: a step whose top two tokens are closer may go either way on another runtime or CPU
+_END = "\x00"     # the end of the turn, in `Steps`' texts
+
+@dataclass
+class Steps:
+    "A greedy reply step by step: its text after each token, and at each step the runner-up and the margin."
+    prompt: list       # the prompt's token ids
+    ids: list          # the reply's token ids
+    text: list         # the reply after each token (with `_END` added where that token ends the turn)
+    runner_ids: list   # the runner-up token at each step
+    runner: list       # the reply, had the runner-up been taken at that step
+    margin: list       # log-probability of the chosen token minus the runner-up's, in nats
+    @property
+    def reply(self)->str: return self.text[-1].removesuffix(_END) if self.text else ""
+    def table(self):
+        "Each step's token, runner-up and margin, as a DataFrame."
+        import pandas as pd
+        piece = lambda t, before: t[len(before):].replace(_END, "<end of turn>")
+        before = [""] + self.text[:-1]
+        return pd.DataFrame(dict(token=list(map(piece, self.text, before)),
+                                 runner_up=list(map(piece, self.runner, before)), margin=self.margin))
+
+def greedy_steps(
+    chat:Chat,                # the reference
+    messages,                 # a conversation ending with the user's message (or one message as a string)
+    max_new_tokens:int=32,    # longest reply
+)->Steps:
+    "`chat.reply`'s greedy reply step by step, with transformers' runner-up and margin at each step."
+    import torch
+    ids = torch.tensor([chat.prompt(messages, max_new_tokens)], device=chat.model.device)
+    cfg = chat._generation(max_new_tokens, 0.0, 1.0, 50, 1.0, chat.stop)
+    cfg.output_logits, cfg.return_dict_in_generate = True, True
+    with chat.lock, torch.no_grad():
+        out = chat.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=cfg,
+                                  tokenizer=chat.tokenizer)
+    new, logits = out.sequences[0, ids.shape[1]:].tolist(), torch.cat(out.logits).float().cpu()
+    at = (torch.arange(len(new)), torch.tensor(new))
+    runner = logits.index_put(at, torch.tensor(float("-inf"))).argmax(-1).tolist()
+    margin = (logits[at] - logits[torch.arange(len(new)), runner]).tolist()
+    said = lambda t: (cut_at_stop(chat.tokenizer.decode(t, skip_special_tokens=True), chat.stop)
+                      + (_END if t[-1] in chat.stop_ids else ""))
+    return Steps(ids[0].tolist(), new, [said(new[:k+1]) for k in range(len(new))], runner,
+                 [said(new[:k] + [r]) for k, r in enumerate(runner)], margin)
+
+# %% ../nbs/08_deploy.ipynb #54ed63d8
+def _whole(text:str)->str: return text.rstrip("\ufffd")   # a token ending inside a character: its whole characters
+
+def parting(
+    steps:Steps,              # the reference's reply, from `greedy_steps`
+    reply:str,                # the other side's greedy reply to the same prompt (at most as many tokens)
+    near_tie:float=NEAR_TIE,  # nats: a step whose top two are closer than this may go either way
+)->dict:
+    "Where `reply` leaves the reference: the tokens agreed, the reference's margin there, the verdict and why."
+    n = len(steps.ids)
+    if reply == steps.reply: return dict(agreed=n, of=n, margin=None, verdict="same", why="identical")
+    said = reply + _END
+    k = next((k for k, t in enumerate(steps.text) if not said.startswith(_whole(t))), n)
+    if k == n: return dict(agreed=n, of=n, margin=None, verdict="differs", why="it goes on past the reference's end")
+    m, runner_up = steps.margin[k], said.startswith(_whole(steps.runner[k]))
+    if m > near_tie: why = f"the reference is sure there ({m:.2f} nats > {near_tie})"
+    elif not runner_up: why = "it took neither of the reference's top two"
+    else: why = f"a near tie ({m:.3f} nats): it took the runner-up"
+    verdict = "near tie" if m <= near_tie and runner_up else "differs"
+    return dict(agreed=k, of=n, margin=round(m, 4), verdict=verdict, why=why)
+
+# %% ../nbs/08_deploy.ipynb #473259c0
+def reply_agreement(
+    reference:Chat,           # the model to agree with (transformers)
+    prompts:list,             # conversations ending with the user's message (or single messages)
+    replies:list,             # the other side's greedy reply to each, at most `max_new_tokens` long
+    max_new_tokens:int=32,    # the length both sides were asked for
+    near_tie:float=NEAR_TIE,  # nats, as in `parting`
+    steps:list|None=None,     # `reference`'s `greedy_steps` for `prompts`, if already made (else they are made here)
+):
+    "A table: for each prompt, how far the reply agrees with `reference`'s, the margin where they part, the verdict."
     import pandas as pd
-    df = pd.DataFrame(dict(prompt=[p[-1]["content"][:60] for p in prompts], **replies))
-    df["same"] = df[list(replies)].nunique(axis=1) == 1
-    return df
+    steps = steps or [greedy_steps(reference, p, max_new_tokens) for p in prompts]
+    if not len(prompts) == len(replies) == len(steps):
+        raise ChatftError(f"{len(prompts)} prompts, {len(replies)} replies and {len(steps)} steps: give one of each.")
+    text = lambda p: (p if isinstance(p, str) else p[-1]["content"])[:50]
+    rows = [dict(prompt=text(p), **parting(s, r, near_tie)) for p, r, s in zip(prompts, replies, steps)]
+    df = pd.DataFrame(rows)
+    return df.assign(ok=df.verdict != "differs")
 
 # %% ../nbs/08_deploy.ipynb #447ebc6b
 LLAMA_CPP_VERSION = "0.3.36"   # the llama-cpp-python release whose llama.cpp converts (and checks) the GGUFs
@@ -342,17 +422,22 @@ def load_gguf(
     path,                 # a .gguf file
     n_ctx:int=2048,       # context length to allocate
     seed:int=0,
+    logits_all:bool=False, # keep the logits of every position, not just the last (for `margin_drift`)
 ):
     "A `llama_cpp.Llama` for `path`, answering chats with the template stored in the file."
     try: from llama_cpp import Llama
     except ImportError: raise ChatftError("checking a GGUF needs llama-cpp-python: "
                                           f"`pip install llama-cpp-python=={LLAMA_CPP_VERSION}`.") from None
     return Llama(model_path=str(path), n_ctx=n_ctx, seed=seed, verbose=False, chat_format="chat_template.default",
-                 n_threads=os.cpu_count())
+                 n_threads=os.cpu_count(), logits_all=logits_all)
 
 def gguf_tokens(llm, text:str)->list:
     "The token ids llama.cpp gives `text` (special tokens as tokens, no BOS added)."
     return llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+
+def _as_sent(prompt:list, system:str|None, train_on:str)->list:
+    "The messages a chat program is sent for `prompt`: roles swapped for a run that writes as you, system prompt first."
+    return with_system(swap_roles(prompt) if train_on == "me" else prompt, system)
 
 def gguf_replies(
     llm,                       # from `load_gguf`
@@ -364,9 +449,8 @@ def gguf_replies(
     "llama.cpp's greedy chat reply to each conversation, rendered by the GGUF's own chat template."
     out = []
     for p in prompts:
-        msgs = with_system(swap_roles(p) if train_on == "me" else p, system)
-        r = llm.create_chat_completion(msgs, temperature=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0,
-                                       max_tokens=max_tokens, seed=0)
+        r = llm.create_chat_completion(_as_sent(p, system, train_on), temperature=0.0, top_k=1, top_p=1.0, min_p=0.0,
+                                       repeat_penalty=1.0, max_tokens=max_tokens, seed=0)
         out.append(r["choices"][0]["message"]["content"] or "")
     return out
 
@@ -380,6 +464,22 @@ def same_tokens(llm, tokenizer, texts:list):
         rows.append(dict(text=t[:50], hf=len(hf), llama_cpp=len(ll), same=hf == ll))
     return pd.DataFrame(rows)
 
+# %% ../nbs/08_deploy.ipynb #e8469989
+def gguf_prompt(
+    llm,                       # from `load_gguf`
+    prompt:list,               # a conversation ending with the user's message
+    system:str|None=None,      # the run's system prompt, as for `gguf_replies`
+    train_on:str="assistant",  # "me": roles swapped, as the run was trained
+)->list:
+    "The token ids llama.cpp's chat completion feeds the model for `prompt`: the GGUF's own template, rendered."
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+    template = llm.metadata.get("tokenizer.chat_template")
+    if not template: raise ChatftError(f"{llm.model_path}: the GGUF has no chat template (`tokenizer.chat_template`).")
+    word = lambda i: llm.detokenize([i], special=True).decode("utf-8", "replace") if i >= 0 else ""
+    out = Jinja2ChatFormatter(template, eos_token=word(llm.token_eos()), bos_token=word(llm.token_bos()))(
+        messages=_as_sent(prompt, system, train_on))
+    return llm.tokenize(out.prompt.encode("utf-8"), add_bos=not out.added_special, special=True)
+
 # %% ../nbs/08_deploy.ipynb #b154c09d
 def rounded_chat(folder, dtype="float16")->Chat:
     "`merged_chat(folder)` on the CPU with every weight rounded to `dtype` and back to float32 (what an f16 GGUF holds)."
@@ -388,6 +488,41 @@ def rounded_chat(folder, dtype="float16")->Chat:
     with torch.no_grad():
         for p in chat.model.parameters(): p.copy_(p.to(getattr(torch, dtype)).float())
     return chat
+
+# %% ../nbs/08_deploy.ipynb #0e10d7ff
+def margin_drift(
+    path,                     # a .gguf file
+    steps:list,               # the reference's replies (`greedy_steps` of transformers on the same weights)
+)->list:
+    "For each reply, the largest change of the reference's top-two margin when llama.cpp computes those logits."
+    import numpy as np
+    llm, out = load_gguf(path, logits_all=True), []
+    for s in steps:
+        n, p = len(s.ids), len(s.prompt)
+        llm.reset()
+        llm.eval(s.prompt + s.ids[:-1])
+        scores = np.asarray(llm.scores[p-1 : p-1+n])
+        theirs = scores[np.arange(n), s.ids] - scores[np.arange(n), s.runner_ids]
+        out.append(float(np.abs(theirs - np.asarray(s.margin)).max()))
+    return out
+
+# %% ../nbs/08_deploy.ipynb #eca60715
+def gguf_agreement(
+    llm,                      # from `load_gguf`
+    reference:Chat,           # transformers with the same weights (`rounded_chat` for an f16 file)
+    prompts:list,             # conversations ending with the user's message
+    max_tokens:int=32,        # longest reply
+    near_tie:float=NEAR_TIE,  # nats, as in `parting`
+    steps:list|None=None,     # `reference`'s `greedy_steps` for `prompts`, if already made
+):
+    "`reply_agreement` of llama.cpp's greedy chat replies, and `same_prompt`: its template gives the reference's prompt."
+    system, train_on = reference.system, reference.train_on
+    replies = gguf_replies(llm, prompts, max_tokens, system, train_on)
+    df = reply_agreement(reference, prompts, replies, max_tokens, near_tie, steps)
+    same = [gguf_prompt(llm, p, system, train_on) == reference.prompt(p, max_tokens) for p in prompts]
+    df.insert(1, "same_prompt", same)
+    df.loc[~df.same_prompt, ["verdict", "why", "ok"]] = ["differs", "the GGUF's template gives another prompt", False]
+    return df
 
 # %% ../nbs/08_deploy.ipynb #68bb3d04
 LICENSES = {"HuggingFaceTB/SmolLM2": "apache-2.0", "Qwen/Qwen2.5-3B": "other", "Qwen/Qwen2.5": "apache-2.0",

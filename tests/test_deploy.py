@@ -1,5 +1,7 @@
 """chatft.deploy: the merged folder answers as the adapter does and loads with plain transformers; the GGUF
-(converted by llama.cpp's own converter) tokenizes and answers as transformers in llama-cpp-python; the Modelfile's
+(converted by llama.cpp's own converter) tokenizes, renders its prompts and answers as transformers in
+llama-cpp-python, and a GGUF with a wrong template or wrong weights fails that check; replies from two runtimes are
+compared by `parting`'s rule (the same up to a near tie), which is tested on made-up steps too; the Modelfile's
 prompt pieces rebuild the Jinja template; the Hub upload folder, card and Space; `chatft merge/gguf/push` through
 the real console script. No test reaches the network: the converter comes from chatft's cache (setup.sh fetches it)
 or the GGUF tests skip, saying so."""
@@ -9,14 +11,15 @@ import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 from chatft.export import ChatftError
-from chatft.models import DEMO_MODEL, TINY_MODEL, load_tokenizer
+from chatft.models import DEMO_MODEL, TINY_MODEL, load_tokenizer, model_path
 from chatft.template import render, with_system
 from chatft.chat import practice_run, load_chat
 from chatft import deploy
 from chatft.deploy import (merge, merged_chat, greedy_replies, heldout_prompts, template_pieces, assemble,
                            ollama_template, modelfile, extract_converter, converter_dir, find_converter, gguf,
                            load_gguf, gguf_replies, same_tokens, rounded_chat, upload_folder, space_folder, push,
-                           hub_card, card_data, data_counts, leaks, base_license, stop_config)
+                           hub_card, card_data, data_counts, leaks, base_license, stop_config, convert_to_gguf,
+                           Steps, NEAR_TIE, greedy_steps, parting, reply_agreement, gguf_agreement)
 
 CHATFT = str(Path(sys.executable).parent/"chatft")
 TOKENS = 24
@@ -99,6 +102,32 @@ def test_find_converter_without_network(tmp_path, monkeypatch):
     (tmp_path/"checkout/convert_hf_to_gguf.py").write_text("")
     assert find_converter() == tmp_path/"checkout/convert_hf_to_gguf.py"
 
+def test_parting_accepts_only_a_near_tie_onto_the_runner_up():
+    """The rule on made-up steps: identical agrees; parting at a near tie onto the reference's runner-up agrees; parting
+    where the reference is sure, or onto a token that is neither of its top two, differs."""
+    end = deploy._END
+    s = Steps(prompt=[1], ids=[10, 11, 12, 2], text=["Hello", "Hello there", "Hello there!", "Hello there!" + end],
+              runner_ids=[20, 21, 22, 23], runner=["Hi", "Hello,", "Hello there.", "Hello there! How"],
+              margin=[3.0, 0.05, 1.5, 0.02])
+    v = lambda reply, **kw: parting(s, reply, **kw)
+    assert v("Hello there!") == dict(agreed=4, of=4, margin=None, verdict="same", why="identical")
+    verdict = lambda reply: (v(reply)["verdict"], v(reply)["agreed"], v(reply)["margin"])
+    assert verdict("Hello, world") == ("near tie", 1, 0.05)               # took the runner-up at a near tie
+    assert verdict("Hello there! How are you") == ("near tie", 3, 0.02)    # went on where the reference ended, nearly
+    sure = v("Hello there. Bye")
+    assert (sure["verdict"], sure["agreed"], sure["margin"]) == ("differs", 2, 1.5) and "sure" in sure["why"]
+    assert v("Hi")["verdict"] == "differs" and v("Hi")["agreed"] == 0
+    other = v("Hello friend")                                  # a near tie, but not onto the runner-up
+    assert (other["verdict"], other["agreed"]) == ("differs", 1) and "neither" in other["why"]
+    assert v("Hello")["verdict"] == "differs"               # stopped where the reference was not near its end
+    assert v("Hello there! Bye")["verdict"] == "differs"    # went on past the reference's end, not with its runner-up
+    assert v("Hello, world", near_tie=0.01)["verdict"] == "differs"
+    cut = Steps([1], [10, 11], ["Hello", "Hello there"], [20, 21], ["Hi", "Hello,"], [3.0, 0.05])   # stopped by length
+    assert parting(cut, "Hello there")["verdict"] == "same"
+    assert parting(cut, "Hello there and on")["verdict"] == "differs"
+    half = Steps([1], [10, 11], ["caf\ufffd", "café"], [20, 21], ["cab", "cafe"], [2.0, 0.05])   # é is two tokens
+    assert parting(half, "café")["verdict"] == "same" and parting(half, "cafe")["verdict"] == "near tie"
+
 def test_base_license():
     assert base_license(DEMO_MODEL) == "apache-2.0"
     assert base_license("meta-llama/Llama-3.1-8B-Instruct") == "llama3.1"
@@ -124,10 +153,14 @@ def test_load_chat_reads_a_merged_folders_system_prompt(merged, tmp_path):
     assert load_chat(tmp_path, device="cpu").system == merged_chat(tmp_path, "cpu").system == "Be brief."
 
 @pytest.mark.slow
-def test_merged_equals_adapter(demo_run, merged, prompts, adapter_replies):
-    "Greedy replies of the merged folder (plain from_pretrained) are the adapter's, on held-out prompts."
+def test_merged_equals_adapter(demo_run, merged, prompts):
+    "Greedy replies of the merged folder (plain from_pretrained) agree with the adapter's on held-out prompts (`parting`)."
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    assert greedy_replies(merged_chat(merged, "cpu"), prompts, TOKENS) == adapter_replies
+    adapter = load_chat(demo_run, device="cpu")
+    steps = [greedy_steps(adapter, p, TOKENS) for p in prompts]
+    from_merged = greedy_replies(merged_chat(merged, "cpu"), prompts, TOKENS)
+    table = reply_agreement(adapter, prompts, from_merged, TOKENS, steps=steps)
+    assert table.ok.all(), table.to_string()
     assert load_chat(merged, device="cpu").system == json.loads((merged/"chatft.json").read_text())["system"]
     model = AutoModelForCausalLM.from_pretrained(merged)
     assert not hasattr(model, "peft_config") and "quantization_config" not in json.loads((merged/"config.json").read_text())
@@ -135,7 +168,7 @@ def test_merged_equals_adapter(demo_run, merged, prompts, adapter_replies):
     assert tok.chat_template == run_tok.chat_template
     assert tok.convert_tokens_to_ids("<|im_end|>") in model.generation_config.eos_token_id
     base = greedy_replies(load_chat(DEMO_MODEL, device="cpu"), prompts, TOKENS)
-    assert base != adapter_replies, "the run's adapter changes nothing: the equality above would prove nothing"
+    assert not reply_agreement(adapter, prompts, base, TOKENS, steps=steps).ok.all(), "the base model passes the check"
 
 @pytest.mark.slow
 def test_plain_generate_stops_at_end_of_turn(merged):
@@ -164,7 +197,8 @@ def test_qlora_adapter_merges_into_the_dequantized_base(demo_run, tmp_path, prom
     except Exception as e: pytest.skip(f"bitsandbytes cannot load 4-bit weights on this CPU ({type(e).__name__}: {e})"[:300])
     out = merge(run, tmp_path/"qmerged", device="cpu")
     trained = Chat(PeftModel.from_pretrained(base, run).eval(), load_tokenizer(run))
-    assert greedy_replies(merged_chat(out, "cpu"), prompts[:2], TOKENS) == greedy_replies(trained, prompts[:2], TOKENS)
+    table = reply_agreement(trained, prompts[:2], greedy_replies(merged_chat(out, "cpu"), prompts[:2], TOKENS), TOKENS)
+    assert table.ok.all(), table.to_string()
     from transformers import AutoModelForCausalLM
     from chatft.train import load_run
     q_proj = lambda m: m.model.layers[0].self_attn.q_proj.weight
@@ -244,9 +278,16 @@ def test_gguf_files_and_modelfile(ggufs):
     assert "FROM ./model-f16.gguf" in mf and 'PARAMETER stop "<|im_end|>"' in mf and "TEMPLATE" in mf
     assert "Ollama itself was not run" in mf
 
+@pytest.fixture(scope="module")
+def reference16(merged): return rounded_chat(merged)
+
+@pytest.fixture(scope="module")
+def steps16(reference16, prompts): return [greedy_steps(reference16, p, TOKENS) for p in prompts]
+
 @pytest.mark.slow
-def test_gguf_tokenizes_and_answers_as_transformers(ggufs, merged, prompts):
-    "llama.cpp: the same token ids on held-out texts; f16 greedy chat replies (embedded template) == transformers'."
+def test_gguf_tokenizes_and_answers_as_transformers(ggufs, merged, prompts, reference16, steps16):
+    """llama.cpp: the same token ids on held-out texts and, from the embedded template, on the chat prompts; f16 greedy
+    chat replies agree with transformers' on the same rounded weights (identical, or parting at a near tie)."""
     need_llama_cpp()
     from transformers import AutoTokenizer
     tok = AutoTokenizer.from_pretrained(merged)
@@ -257,8 +298,33 @@ def test_gguf_tokenizes_and_answers_as_transformers(ggufs, merged, prompts):
     llm = load_gguf(ggufs["f16"])
     table = same_tokens(llm, tok, texts)
     assert table.same.all(), table
-    want = greedy_replies(rounded_chat(merged), prompts, TOKENS)
-    got = gguf_replies(llm, prompts, TOKENS, facts["system"], facts["train_on"])
-    assert got == want
-    q8 = gguf_replies(load_gguf(ggufs["q8_0"]), prompts, TOKENS, facts["system"], facts["train_on"])
-    print(f"q8_0 agreement: {sum(a == b for a, b in zip(q8, want))}/{len(want)}")
+    check = gguf_agreement(llm, reference16, prompts, TOKENS, steps=steps16)
+    assert check.same_prompt.all() and check.ok.all(), check.to_string()
+    q8 = gguf_agreement(load_gguf(ggufs["q8_0"]), reference16, prompts, TOKENS, steps=steps16)
+    print(f"q8_0 (reported, not required): {q8.ok.sum()}/{len(q8)} agree, {(q8.verdict == 'same').sum()} identical")
+
+CHATML = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + "
+          "'<|im_end|>\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+
+@pytest.mark.slow
+def test_gguf_with_another_template_fails(ggufs, prompts, reference16, steps16, tmp_path):
+    "The f16 file with plain ChatML as its template (SmolLM2's adds a default system prompt): every prompt differs."
+    need_llama_cpp()
+    out = tmp_path/"chatml.gguf"
+    done = subprocess.run([sys.executable, "-m", "gguf.scripts.gguf_new_metadata", str(ggufs["f16"]), str(out),
+                           "--chat-template", CHATML, "--force"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    check = gguf_agreement(load_gguf(out), reference16, prompts, TOKENS, steps=steps16)
+    assert not check.same_prompt.any() and not check.ok.any(), check.to_string()
+    assert set(check.why) == {"the GGUF's template gives another prompt"}
+
+@pytest.mark.slow
+def test_gguf_of_the_base_model_fails(prompts, reference16, steps16, tmp_path):
+    """A GGUF of the base model (the adapter left out) against the tuned reference: the same prompts, and replies that
+    part where the reference is sure (margins well above NEAR_TIE, so no CPU's rounding decides this test)."""
+    need_converter(); need_llama_cpp()
+    base = convert_to_gguf(model_path(DEMO_MODEL), tmp_path/"base-f16.gguf", "f16")
+    check = gguf_agreement(load_gguf(base), reference16, prompts, TOKENS, steps=steps16)
+    assert check.same_prompt.all() and not check.ok.all(), check.to_string()
+    failed = check[~check.ok]
+    assert (failed.margin > 2*NEAR_TIE).all() and failed.why.str.contains("sure").all(), check.to_string()
