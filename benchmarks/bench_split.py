@@ -7,7 +7,7 @@ decontamination), or a shared stretch of 50 characters (GPT-4's)? Measured on re
    examples of those (to see whether they are real repeats or chance).
 2. Planted leaks: a training reply copied into a held-out conversation, with a fraction of its words replaced (a
    regenerated or edited answer): the share of copies each rule catches, by edit rate.
-3. Cost: `split_conversations` (both checks) on a large synthetic history.
+3. Cost: `split_conversations` (both checks) on a large synthetic export (`large_export`: repetitive, so many moves).
 
     python benchmarks/bench_split.py          # ~1 min
 """
@@ -76,14 +76,16 @@ def planted():
         print(f"   {rate:>8.0%} {caught[0]/n:>6.0%} {caught[1]/n:>7.0%} {caught[2]/n:>8.0%}")
 
 def cost():
-    from chatft.synth import synthetic_conversations
+    import tempfile
+    from chatft.synth import large_export
+    from chatft.export import read_export
     from chatft.dataset import split_conversations
-    print("\n3. Cost of the split's checks (near duplicates, then replies seen in training)")
-    for n in (1000, 5000):
-        convs = synthetic_conversations(n, seed=0)
+    print("\n3. Cost of the split's checks (near duplicates, then replies seen in training) on a large synthetic export")
+    for mb in (5, 20):
+        with tempfile.TemporaryDirectory() as d: convs = read_export(large_export(d, target_mb=mb))[0]
         chars = sum(len(m["content"]) for c in convs for m in c.messages)
-        t = time.perf_counter(); split_conversations(convs); dt = time.perf_counter() - t
-        print(f"   {n:>5} conversations, {chars/1e6:.1f} M characters: {dt:.1f} s")
+        t = time.perf_counter(); train, test, moved = split_conversations(convs); dt = time.perf_counter() - t
+        print(f"   {len(convs):>5} conversations, {chars/1e6:.1f} M characters: {dt:.1f} s ({len(test)} held out, {len(moved)} moved)")
 
 if __name__ == "__main__":
     real(); planted(); cost()

@@ -102,8 +102,8 @@ def _demo_plan(a, dsd):
 def _heldout_line(reports:list, ev:Evaluation)->str:
     "How many conversations were held out, and how many were not because training had their replies."
     notes = next((r.notes for r in reversed(reports) if r.step == "prepare"), {})
-    return (f"held out: {ev.settings['heldout_conversations']} conversations the model never trained on; moved to training "
-            f"because they repeated it: {notes.get('moved from test to train', 'none')}")
+    return (f"the split: the {ev.settings['heldout_conversations']} newest conversations held out; moved to training because "
+            f"they repeated training text: {notes.get('moved from test to train', 'none')}")
 
 # %% ../nbs/demo.ipynb #56afc93e
 def _demo_args(argv):
@@ -115,7 +115,7 @@ def _demo_args(argv):
     p.add_argument("--model", default=DEMO_MODEL, help="model to fine-tune (default: the offline demo model)")
     p.add_argument("-o", "--output", default="chatft-demo-run", help="run folder (default ./chatft-demo-run)")
     p.add_argument("--overwrite", action="store_true", help="replace the run folder even if chatft demo did not make it")
-    p.add_argument("--conversations", type=int, default=60, help="size of the synthetic export")
+    p.add_argument("--conversations", type=int, default=120, help="size of the synthetic export (default 120: ~10 held out)")
     p.add_argument("--max-length", type=int, default=512, help="longest example in tokens (longer ones are windowed by prepare)")
     p.add_argument("--n", type=int, default=12, help="held-out replies each model writes in the evaluation (default 12)")
     p.add_argument("--max-new-tokens", type=int, default=48, help="longest reply in the evaluation (default 48)")

@@ -662,7 +662,8 @@ def why_stopped(state, plan:TrainPlan)->str:
     else: why = f"ran the plan's {plan.epochs:g} epochs ({state.global_step} steps)"
     if state.best_global_step is None: return why + "; kept the last step (no held-out loss was measured)"
     kept = "the last one" if state.best_global_step == state.global_step else "restored"
-    return why + f"; kept the adapter of step {state.best_global_step} ({kept}), held-out loss {state.best_metric:.4f}"
+    return why + (f"; kept the adapter of step {state.best_global_step} ({kept}): held-out loss {state.best_metric:.4f} on the rows "
+                  "scored while training")
 
 # %% ../nbs/05_train.ipynb #4b92467f
 class Progress(TrainerCallback):

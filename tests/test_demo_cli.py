@@ -26,6 +26,9 @@ def test_demo_lowers_heldout_loss(tmp_path):
                          timeout=900, env=ENV)
     assert res.returncode == 0, res.stderr[-4000:]
     for heading in ["[1/5] Read", "[3/5] Plan", "[5/5] Base and tuned", "run folder:"]: assert heading in res.stdout
+    # the summary says what was held out, what the split moved, why training stopped, which step it kept, and the probe
+    for line in ["held out: ", "none repeats training text", "the split: the ", "ran the plan's 8 steps; kept the adapter of step",
+                 "memorising: given 4 openings"]: assert line in res.stdout, line
     data = json.loads((out/"eval.json").read_text())
     s, printed = data["summary"], _table(res.stdout)
     loss = s["held-out loss"]
