@@ -8,8 +8,8 @@ Docs: https://chatft.github.io/chatft/demo.html.md"""
 from __future__ import annotations
 import sys, time, tempfile, argparse
 from pathlib import Path
+from .export import ChatftError, read_export      # first: chatft quiets what a learner cannot act on
 from transformers import TrainerCallback
-from .export import ChatftError, read_export
 from .clean import clean
 from .dataset import prepare
 from .models import DEMO_MODEL, load_tokenizer
@@ -125,6 +125,12 @@ def _demo_args(argv):
     return p.parse_args(argv)
 
 # %% ../nbs/demo.ipynb #0809c7d1
+def _shown(path:Path)->str:
+    "`path` as the user can open it: relative to the current folder when it is inside it, else absolute."
+    p = Path(path).resolve()
+    try: return str(p.relative_to(Path.cwd().resolve()))
+    except ValueError: return str(p)
+
 def demo_cli(argv:list|None=None)->int:
     "`chatft demo [EXPORT]`: the whole pipeline on the synthetic export (or yours), then base and tuned evaluated side by side."
     a = _demo_args(argv)
@@ -151,8 +157,8 @@ def demo_cli(argv:list|None=None)->int:
     print(f"  {_heldout_line(reports, ev)}")
     tokens = int(getattr(trainer.state, "num_input_tokens_seen", 0) or 0)
     print(f"\n  {trainer.state.global_step} steps, {tokens:,} tokens, {(time.time()-t0)/60:.1f} min in all.")
-    print(f"  run folder: {out.resolve()}  (load it with chatft.train.load_run)")
-    print(f"  evaluation: {out.resolve()/'eval.md'}, eval.json and two plots beside it, and in the model card "
+    print(f"  run folder: {_shown(out)}  (load it with chatft.train.load_run)")
+    print(f"  evaluation: {_shown(out/'eval.md')}, eval.json and two plots beside it, and in the model card "
           "(again, with more prompts: chatft eval RUN)")
     loss = ev.summary.loc["held-out loss"]
     if loss.tuned >= loss.base: print("  the held-out loss did not go down: give it more time with --minutes.")
