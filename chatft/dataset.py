@@ -417,11 +417,20 @@ def save_prepared(
     tmp.rename(path)
     return path
 
+def _load_split(folder:Path):
+    "One saved split; an empty one (no data file: `datasets` cannot load it back) as an empty Dataset with its columns."
+    import json
+    from datasets import Dataset
+    if json.loads((folder/"state.json").read_text()).get("_data_files"): return Dataset.load_from_disk(str(folder))
+    return Dataset.from_dict({k: [] for k in json.loads((folder/"dataset_info.json").read_text())["features"]})
+
 def load_prepared(path):
-    "The `DatasetDict` saved by `save_prepared`."
-    from datasets import load_from_disk
-    if not (Path(path)/"dataset_dict.json").exists(): raise ChatftError(f"{path}: not a prepared dataset folder. Make one with `chatft prepare`.")
-    return load_from_disk(str(path))
+    "The `DatasetDict` saved by `save_prepared` (an empty held-out split included)."
+    import json
+    from datasets import DatasetDict
+    path = Path(path)
+    if not (path/"dataset_dict.json").exists(): raise ChatftError(f"{path}: not a prepared dataset folder. Make one with `chatft prepare`.")
+    return DatasetDict({s: _load_split(path/s) for s in json.loads((path/"dataset_dict.json").read_text())["splits"]})
 
 def push_to_hub(dsd, repo_id:str, private:bool=True, token:str|None=None):
     "Upload to the Hugging Face Hub, private unless you say otherwise (your chats are yours)."

@@ -653,11 +653,13 @@ Counts only; the conversations themselves are not included.
 
 # %% ../nbs/08_deploy.ipynb #0cb211d1
 def leaks(text:str, run)->list:
-    "Conversation ids and (longer) message texts of the run's data report and held-out openings found in `text`."
+    "Conversation ids and (longer) texts of the run's data report, held-out openings and system prompt found in `text`."
     path = Path(run)/"data_report.json"
     report = json.loads(path.read_text()) if path.exists() else []
     ids = [s["id"] for r in report for s in r.get("skipped", []) if s.get("id")]
-    texts = [t for t in heldout_openings(run) if len(t) > 20]
+    ids += [k for r in report for k in (r.get("notes", {}).get("moved") or {})]          # held-out ids the split moved
+    system = run_facts(run)["system"] or ""
+    texts = [t for t in heldout_openings(run) + [system] if len(t) > 20]
     return [x for x in ids + texts if x in text]
 
 # %% ../nbs/08_deploy.ipynb #eeaf1dc8

@@ -464,7 +464,7 @@ def _last(trainer, key):
 
 def _save(trainer, plan, run, out, tok, reports, before, after, beta, reference, dsd):
     "The run folder: `chatft.train.save_run` (adapter, plan, data, card), the pairs, the SFT run's system prompt, the plot."
-    from datasets import load_from_disk
+    from chatft.dataset import load_prepared
     from chatft.train import save_run
     evals = [h["eval_loss"] for h in trainer.state.log_history if "eval_loss" in h]
     m = {"held-out loss": "n/a (DPO)", "held-out perplexity": "n/a (DPO)", "held-out DPO loss": evals[-1] if evals else "n/a",
@@ -474,7 +474,7 @@ def _save(trainer, plan, run, out, tok, reports, before, after, beta, reference,
          "held-out reward accuracy": _last(trainer, "eval_rewards/accuracies"),
          "held-out reward margin": _last(trainer, "eval_rewards/margins"), "beta": beta,
          "reference": reference, "sft run": str(run)}
-    data = load_from_disk(str(run/"data")) if (run/"data"/"dataset_dict.json").exists() else None
+    data = load_prepared(run/"data") if (run/"data"/"dataset_dict.json").exists() else None
     save_run(trainer, plan, out, tok, reports, metrics=m, data=data)
     for f in ("system.txt",):
         if (run/f).exists(): shutil.copy(run/f, out/f)

@@ -158,7 +158,10 @@ def test_system_prompt_from_run_and_replaceable(tiny_run, tmp_path):
     assert load_chat(run).system == "You are Sam."
     assert load_chat(run, system="Be brief.").system == "Be brief."
     assert load_chat(run, system="").system is None
-    assert load_chat(tiny_run).system is None
+    trained = (tiny_run/"system.txt").read_text() if (tiny_run/"system.txt").exists() else None
+    assert load_chat(tiny_run).system == trained                 # what the run trained with: the newest custom instructions
+    (run/"system.txt").unlink()
+    assert load_chat(run).system is None                          # a run trained with none
 
 # --- the notebook panel ---
 

@@ -196,7 +196,8 @@ def test_qlora_adapter_merges_into_the_dequantized_base(demo_run, tmp_path, prom
     try: base = deploy._dequantized_base(plan, torch.float32, "cpu")
     except Exception as e: pytest.skip(f"bitsandbytes cannot load 4-bit weights on this CPU ({type(e).__name__}: {e})"[:300])
     out = merge(run, tmp_path/"qmerged", device="cpu")
-    trained = Chat(PeftModel.from_pretrained(base, run).eval(), load_tokenizer(run))
+    from chatft.chat import run_facts
+    trained = Chat(PeftModel.from_pretrained(base, run).eval(), load_tokenizer(run), system=run_facts(run)["system"])
     table = reply_agreement(trained, prompts[:2], greedy_replies(merged_chat(out, "cpu"), prompts[:2], TOKENS), TOKENS)
     assert table.ok.all(), table.to_string()
     from transformers import AutoModelForCausalLM
@@ -233,8 +234,12 @@ def test_card_carries_the_evaluation(demo_run, tmp_path):
 @pytest.mark.slow
 def test_uploaded_adapter_and_space_answer_as_the_run(demo_run, tmp_path, prompts, adapter_replies):
     "The adapter folder loads with `load_chat` (a run folder for chatft) and the Space's app.py builds the chat app on it."
-    up = upload_folder(demo_run, tmp_path/"up", "adapter", "me/model")
-    assert greedy_replies(load_chat(up, device="cpu"), prompts[:2], TOKENS) == adapter_replies[:2]
+    up = upload_folder(demo_run, tmp_path/"up", "adapter", "me/model")          # no system prompt unless asked: it can be private
+    assert not (up/"system.txt").exists()
+    unprompted = greedy_replies(load_chat(demo_run, system="", device="cpu"), prompts[:2], TOKENS)
+    assert greedy_replies(load_chat(up, device="cpu"), prompts[:2], TOKENS) == unprompted
+    up2 = upload_folder(demo_run, tmp_path/"up2", "adapter", "me/model", system=True)
+    assert greedy_replies(load_chat(up2, device="cpu"), prompts[:2], TOKENS) == adapter_replies[:2]
     space = space_folder("me/model", tmp_path/"space")
     os.environ["CHATFT_MODEL"] = str(up)
     try: app = runpy.run_path(str(space/"app.py"), run_name="space")["load"]()
@@ -303,16 +308,17 @@ def test_gguf_tokenizes_and_answers_as_transformers(ggufs, merged, prompts, refe
     q8 = gguf_agreement(load_gguf(ggufs["q8_0"]), reference16, prompts, TOKENS, steps=steps16)
     print(f"q8_0 (reported, not required): {q8.ok.sum()}/{len(q8)} agree, {(q8.verdict == 'same').sum()} identical")
 
-CHATML = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + "
-          "'<|im_end|>\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+# another model family's template (Zephyr's): what a converter that guessed the template would embed
+WRONG_TEMPLATE = ("{% for message in messages %}{{'<|' + message['role'] + '|>\n' + message['content'] + '</s>\n'}}{% endfor %}"
+                  "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}")
 
 @pytest.mark.slow
 def test_gguf_with_another_template_fails(ggufs, prompts, reference16, steps16, tmp_path):
-    "The f16 file with plain ChatML as its template (SmolLM2's adds a default system prompt): every prompt differs."
+    "The f16 file with another family's template embedded (Zephyr's): every prompt differs, and so the check fails."
     need_llama_cpp()
     out = tmp_path/"chatml.gguf"
     done = subprocess.run([sys.executable, "-m", "gguf.scripts.gguf_new_metadata", str(ggufs["f16"]), str(out),
-                           "--chat-template", CHATML, "--force"], capture_output=True, text=True)
+                           "--chat-template", WRONG_TEMPLATE, "--force"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     check = gguf_agreement(load_gguf(out), reference16, prompts, TOKENS, steps=steps16)
     assert not check.same_prompt.any() and not check.ok.any(), check.to_string()
