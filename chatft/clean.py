@@ -20,7 +20,7 @@ __all__ = ['IBAN_LENGTHS', 'API_KEY_PATTERNS', 'ENTROPY_THRESHOLD', 'DETECTORS',
            'keep_min_turns', 'keep_dates', 'keep_models', 'keep_matching', 'drop_matching', 'token_counts',
            'keep_token_range', 'keep_languages', 'apply_filters', 'is_error_reply', 'repair', 'shingles', 'jaccard',
            'near_duplicates', 'drop_duplicates', 'redact_conversations', 'redaction_examples', 'CleanReport', 'clean',
-           'report_path', 'clean_file', 'clean_cli']
+           'report_path', 'clean_file', 'clean_cli', 'course_conversations']
 
 # %% ../nbs/02_clean.ipynb #e287880e
 @dataclass(frozen=True)
@@ -804,3 +804,40 @@ def clean_cli(argv:list)->int:
     if not a.dry_run: print(f"wrote {rep.kept} conversations to {a.output}; report in {a.report or report_path(a.output)}")
     if a.no_redact: print("warning: private data was NOT redacted; do not share this file or a model trained on it.")
     return 0
+
+# %% ../nbs/02_clean.ipynb #ee705806
+def course_conversations(
+    export=None,          # your export (anything `read_export` reads); None: the work folder's, else synthetic
+    cleaned:bool=True,    # cleaned with `clean`'s defaults (what the course trains on); False: as read
+    n:int=60,             # synthetic conversations when there is nothing else
+    work=None,            # the work folder (default: `work_dir()`)
+    verbose:bool=True,    # print which data is used
+)->tuple:
+    "`(conversations, where they come from)`: the work folder's, else `export` read (and cleaned) into it, else synthetic."
+    from chatft.export import read_export, step_path, work_dir
+    from chatft.synth import synthetic_conversations
+    steps = ["export", "clean"] if cleaned else ["export"]
+    have = [s for s in steps if step_path(s, work).exists()]
+    if have and (have[-1] == "clean" or not cleaned or export is None):
+        convs, p = read_jsonl(step_path(have[-1], work)), step_path(have[-1], work)
+        why = f"the {len(convs)} conversations an earlier notebook wrote to {p}"
+        if export is not None: why += f" (EXPORT is not read again: delete {p.parent} to start over from it)"
+        if cleaned and have[-1] == "export": convs, why = _clean_into(convs, work), why + ", cleaned with the defaults"
+    elif export is not None:
+        convs, rep = read_export(export, progress=False)
+        write_jsonl(convs, step_path("export", work))
+        why = f"your export {Path(export).name}: {len(convs)} conversations read"
+        if cleaned: convs = _clean_into(convs, work); why += f", {len(convs)} kept after cleaning (redaction on)"
+        why += f", saved in {work_dir(work)}"
+    else:
+        convs, why = synthetic_conversations(n, seed=0), f"{n} synthetic conversations (chatft.synth): no export given, nothing in {work_dir(work)}"
+        if cleaned: convs = clean(convs)[0]
+    if verbose: print(f"Using {why}.")
+    return convs, why
+
+def _clean_into(convs:list, work)->list:
+    "`convs` cleaned with the defaults, written to the work folder with the report beside them."
+    from chatft.export import step_path
+    kept, report = clean(convs)
+    report.save(report_path(write_jsonl(kept, step_path("clean", work))))
+    return kept

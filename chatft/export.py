@@ -17,8 +17,8 @@ __all__ = ['STEP_FILES', 'TEXT_NOTES', 'DIALOGUE_TYPES', 'ROLES', 'GEMINI_GAP', 
            'clean_text', 'message_text', 'custom_instructions', 'chatgpt_turns', 'read_chatgpt_conversation',
            'read_claude_conversation', 'read_sharegpt_conversation', 'read_messages_conversation',
            'read_grok_conversation', 'read_aistudio_conversation', 'html_to_markdown', 'read_gemini_activity',
-           'feedback_records', 'record_kind', 'read_export', 'raw_records', 'export_cli', 'iter_json_array',
-           'load_json']
+           'export_in', 'feedback_records', 'record_kind', 'read_export', 'raw_records', 'export_cli',
+           'iter_json_array', 'load_json']
 
 # %% ../nbs/00_export.ipynb #f76fa217
 class ChatftError(Exception):
@@ -736,6 +736,18 @@ def _sources(path:Path):
         for i in data: yield f"{path.name}:{i.filename}", i.file_size, opener(i)
     else: yield str(path), path.stat().st_size, (lambda: open(path, "rb"))
 
+def _holds_data(path:Path)->bool:
+    try: return any(True for _ in _sources(path))
+    except (ChatftError, OSError, zipfile.BadZipFile): return False
+
+def export_in(path:Path)->Path:
+    "`path`, or the one export ZIP inside it when it is a folder that holds one instead of the export's files (downloads, a Kaggle dataset)."
+    if not path.is_dir() or _holds_data(path): return path
+    zips = sorted(p for p in path.rglob("*.zip") if zipfile.is_zipfile(p) and _holds_data(p))
+    if len(zips) > 1:
+        raise ChatftError(f"{path} holds {len(zips)} exports ({', '.join(p.name for p in zips[:3])}): give the path of the one to read.")
+    return zips[0] if zips else path
+
 # %% ../nbs/00_export.ipynb #17862be1
 def feedback_records(
     path,                 # the export: a ZIP, a folder, or its conversations.json
@@ -849,7 +861,7 @@ def _keep_newest(convs:dict, c:Conversation, report:Report):
 
 # %% ../nbs/00_export.ipynb #157d3db4
 def read_export(
-    path,                     # a ZIP, a folder, or a file (JSON, JSONL, CSV)
+    path,                     # a ZIP, a folder, a file (JSON, JSONL, CSV), or a folder that holds the export's ZIP
     images:str="placeholder", # image and file parts: "placeholder" ("[image]") or "drop"
     system:bool=True,         # keep ChatGPT custom instructions / system prompts in `Conversation.system`
     progress:bool=True,       # show a progress bar
@@ -858,6 +870,7 @@ def read_export(
     from tqdm.auto import tqdm
     path = Path(path).expanduser()
     if not path.exists(): raise ChatftError(f"{path}: no such file or folder.")
+    path = export_in(path)
     if images not in ("placeholder", "drop"): raise ChatftError(f"images must be 'placeholder' or 'drop', not {images!r}.")
     report, why, convs, kinds = Report("read"), Counter(), {}, Counter()
     feedback = _feedback(path)
@@ -887,6 +900,7 @@ def read_export(
     bar.close()
     report.notes.update({k if k in TEXT_NOTES.values() else f"messages dropped: {k}": v for k, v in why.most_common() if v})
     report.notes["formats"] = ", ".join(f"{k} ({v})" for k, v in kinds.items())
+    if path.suffix.lower() == ".zip": report.notes["read from"] = path.name
     if fb := sum(1 for c in convs.values() if c.meta.get('current_node_fallback')): report.notes["current_node missing: newest leaf used"] = fb
     if br := sum(1 for c in convs.values() if c.meta.get('branches')): report.notes["branched (Grok): newest leaf's thread used"] = br
     return list(convs.values()), report

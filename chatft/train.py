@@ -18,7 +18,8 @@ __all__ = ['HARDWARE', 'PACK_FILL', 'EVAL_SHARE', 'TIMES_EVALUATED', 'BEST_FILE'
            'plan_training', 'measure_speed', 'measure_eval_speed', 'load_for_training', 'trainable_summary',
            'plot_losses', 'LossPlot', 'TimeBudget', 'EndEval', 'KeepBest', 'why_stopped', 'Progress', 'heldout_loss',
            'answer', 'pack_splits', 'collator_for', 'split_loss', 'last_checkpoint', 'remove_folder', 'check_output',
-           'training_args', 'train', 'model_card', 'save_data', 'save_run', 'load_run', 'load_data', 'train_cli']
+           'training_args', 'train', 'model_card', 'save_data', 'save_run', 'load_run', 'load_data', 'course_run',
+           'train_cli']
 
 # %% ../nbs/05_train.ipynb #f42a5375
 def quiet():
@@ -994,6 +995,32 @@ def _load_prepared(path:Path)->tuple:
     r.notes["from"] = str(path)
     if (path/"report.json").exists(): r.notes.update(json.loads((path/"report.json").read_text()).get("notes", {}))
     return load_prepared(path), [r]
+
+# %% ../nbs/05_train.ipynb #24b7abbb
+def course_run(
+    export=None,            # your export, when the work folder has no run yet (None: its conversations, else synthetic)
+    model:str=DEMO_MODEL,   # the model to fine-tune when there is no run
+    minutes:float=2.0,      # training budget for a new run (an upper bound: the plan may end sooner)
+    max_length:int=512,     # longest example, for a new run
+    work=None,              # the work folder (default: `work_dir()`)
+)->Path:
+    "The course's run folder `work/run`: the one an earlier notebook trained, else one trained now on your data."
+    from chatft.export import work_dir
+    run = work_dir(work)/"run"
+    if (run/"adapter_config.json").exists() and (run/"data"/"dataset_dict.json").exists():
+        trained = TrainPlan.load(run/"plan.json").model
+        other = f" (not {model}: delete {run} to train that one)" if trained != model else ""
+        print(f"Using the run an earlier notebook trained in {run}, on {trained}{other}.")
+        return run
+    from chatft.clean import course_conversations
+    from chatft.dataset import prepare
+    convs, _ = course_conversations(export, work=work)
+    tok = load_tokenizer(model)
+    dsd, report = prepare(convs, tok, max_length=max_length)
+    plan = plan_training(model, dsd, minutes=minutes)
+    trainer = train(plan, dsd, run, tokenizer=tok, report=report, overwrite=True, live=False)
+    print(f"Trained {model} in {run}: {why_stopped(trainer.state, plan)}.")
+    return run
 
 # %% ../nbs/05_train.ipynb #7c4dc5ba
 def train_cli(argv:list|None=None)->int:
