@@ -267,17 +267,44 @@ def export_pairs(
     return sorted(pairs, key=lambda p: (p.get('time') or 0, p['id'])), report
 
 # %% ../nbs/05b_prefer.ipynb #f9e0bb10
+def _answers(p:dict)->list: return [m['content'] for m in p['chosen'] + p['rejected']]
+
+def _seen_pairs(pairs:list, held:set)->dict:
+    "`{conversation: why}` for held-out conversations whose answers repeat a training pair's text (`chatft.dataset`'s rule)."
+    from chatft.dataset import SharedText
+    from chatft.clean import _norm
+    found, pending = {}, set(held)
+    seen = [p for p in pairs if p['conversation'] not in held]
+    while seen and pending:
+        exact = {_norm(t): p['conversation'] for p in seen for t in _answers(p)}
+        index = SharedText({k: "\n".join([m['content'] for m in p['prompt']] + _answers(p)) for k, p in enumerate(seen)})
+        new = {}
+        for p in (p for p in pairs if p['conversation'] in pending):
+            for t in _answers(p):
+                if p['conversation'] in new: break
+                if (c := exact.get(_norm(t))) is not None: new[p['conversation']] = f"an answer word for word as in {c}"
+                elif (n := index.longest(t))[0]: new[p['conversation']] = f"an answer shares {n[0]} characters with {seen[n[1]]['conversation']}"
+        found |= new
+        pending -= set(new)
+        seen = [p for p in pairs if p['conversation'] in new]
+    return found
+
 def preference_split(
     pairs:list,               # pairs, e.g. from `export_pairs`
     test_size:float=0.2,      # fraction of conversations held out: the most recent ones
+    report:Report|None=None,  # counts the held-out conversations moved to training
 )->"DatasetDict":
-    "A `DatasetDict(train, test)` in TRL's conversational preference format; a conversation's pairs stay on one side."
+    """A `DatasetDict(train, test)` in TRL's conversational preference format; a conversation's pairs stay on one side, and a
+    held-out conversation whose answers repeat a training pair's text (word for word, or 50 shared characters) goes to training."""
     from datasets import Dataset, DatasetDict
     last = {}
     for p in pairs: last[p['conversation']] = max(last.get(p['conversation'], 0), p.get('time') or 0)
     order = sorted(last, key=lambda c: (last[c], c))
     n_test = 0 if len(order) < 2 or test_size <= 0 else max(1, round(len(order) * test_size))
     held = set(order[len(order) - n_test:])
+    moved = _seen_pairs(pairs, held)
+    held -= set(moved)
+    if report is not None: report.notes["held-out conversations moved to training (answers seen in training)"] = len(moved)
     cols = ("id", "source", "prompt", "chosen", "rejected")
     rows = lambda keep: {k: [p[k] for p in pairs if (p['conversation'] in held) == keep] for k in cols}
     return DatasetDict(train=Dataset.from_dict(rows(False)), test=Dataset.from_dict(rows(True)))
@@ -522,7 +549,7 @@ def prefer_cli(argv:list|None=None)->int:
 def _train_cli(a, pairs, report)->int:
     from chatft.train import quiet
     quiet()
-    dsd = preference_split(pairs, a.test_size)
+    dsd = preference_split(pairs, a.test_size, report)
     over = dict(epochs=a.epochs, max_steps=a.max_steps, lr=a.lr, max_length=a.max_length)
     over = {k: v for k, v in over.items() if v is not None}
     plan = dpo_plan(a.run, len(dsd["train"]), **over)

@@ -155,3 +155,19 @@ def test_dpo_learns_a_learnable_preference_and_the_run_loads(sft_run, tmp_path):
     assert run_facts(out)["system"] == "You are terse." and find_data(out) == out/"data"
     chat = load_chat(out, device="cpu")
     assert chat is not None
+
+def test_split_moves_held_out_answers_seen_in_training():
+    "A held-out conversation whose chosen answer repeats a training pair's (a pasted regeneration) goes to training."
+    from chatft.export import Report
+    from chatft.prefer import preference_split
+    long = "Cook the rice in 1.5 parts water for 12 minutes, then let it rest under the lid for five more."
+    def pair(c, t, chosen, rejected):
+        return dict(id=f"{c}:1:0", conversation=c, time=t, source="regeneration", prompt=[dict(role="user", content=f"q {c}")],
+                    chosen=[dict(role="assistant", content=chosen)], rejected=[dict(role="assistant", content=rejected)])
+    pairs = [pair(f"c{i}", i, f"answer {i} about something else entirely", f"worse {i}") for i in range(8)]
+    pairs[0] = pair("c0", 0, long, "Boil it.")
+    pairs += [pair("late", 100, "As I said: " + long, "No idea."), pair("later", 101, "Fresh words, never seen before.", "Nope.")]
+    rep = Report("prefer")
+    dsd = preference_split(pairs, test_size=0.2, report=rep)
+    assert set(dsd["test"]["id"]) == {"later:1:0"} and "late:1:0" in dsd["train"]["id"]
+    assert rep.notes["held-out conversations moved to training (answers seen in training)"] == 1
