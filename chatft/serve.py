@@ -236,7 +236,7 @@ class Engine:
         if max_batch < 1: raise ChatftError(f"--max-batch must be at least 1 (got {max_batch}).")
         self.chat, self.model, self.tokenizer, self.max_batch = chat, chat.model, chat.tokenizer, max_batch
         self.waiting, self.rows, self.cache, self.mask = queue.Queue(), [], None, None
-        self.stats = dict(requests=0, prefills=0, steps=0, rows=0)
+        self.stats = dict(requests=0, prefills=0, steps=0, rows=0, cancelled=0)
         self.stopping, self.thread = threading.Event(), None
 
     def __repr__(self):
@@ -272,6 +272,7 @@ def _step(self:Engine):
     self.stats["steps"] += 1
     self.stats["rows"] += len(self.rows)
     logits = out.logits[:, -1].float()
+    self.stats["cancelled"] += sum(job.cancelled.is_set() for job in self.rows)
     return [i for i, job in enumerate(self.rows)
             if not job.cancelled.is_set()
             and not advance(job, pick_token(logits[i], job.temperature, job.warp, job.generator),
@@ -284,7 +285,9 @@ def _admit(self:Engine, block:bool):
     while len(self.rows) < self.max_batch:
         try: job = self.waiting.get(timeout=0.05) if block and not self.rows else self.waiting.get_nowait()
         except queue.Empty: return
-        if job.cancelled.is_set(): continue
+        if job.cancelled.is_set():
+            self.stats["cancelled"] += 1
+            continue
         try: cache, finished = self._prefill(job)
         except Exception as e:
             job.send({"error": f"generation failed: {type(e).__name__}: {e}"})
@@ -430,9 +433,9 @@ async def collect(job:Job, q, request=None)->tuple:
     text, checked = "", time.monotonic()
     try:
         while True:
-            try: e = await asyncio.wait_for(q.get(), timeout=1)
+            try: e = await asyncio.wait_for(q.get(), timeout=0.25)
             except asyncio.TimeoutError: e = None
-            if request is not None and time.monotonic() - checked > 1:
+            if request is not None and time.monotonic() - checked > 0.25:
                 if await request.is_disconnected(): return text, "cancelled", {}
                 checked = time.monotonic()
             if e is None: continue

@@ -87,12 +87,13 @@ def test_seeded_sampling_equals_chat_and_ignores_neighbours(engine, chat):
     assert engine.reply(QUESTIONS[0], max_tokens=12, **dict(kw, seed=12)) != expected
 
 def test_cancelled_job_leaves_the_batch(engine):
+    before = engine.stats["cancelled"]
     job = engine.submit(engine.job(Ask([dict(role="user", content="hi")], max_tokens=1000, temperature=0)))
     while not job.tokens: time.sleep(0.01)
     job.cancelled.set()
     deadline = time.time() + 30
     while engine.rows and time.time() < deadline: time.sleep(0.05)
-    assert not engine.rows and len(job.tokens) < 1000
+    assert not engine.rows and len(job.tokens) < 1000 and engine.stats["cancelled"] == before + 1
 
 def test_a_failing_request_gets_an_error_and_the_engine_goes_on(engine):
     import queue
@@ -205,7 +206,7 @@ def test_server_api_key(server):
 @pytest.mark.slow
 def test_server_survives_a_disconnect(client, server):
     import httpx
-    before = httpx.get(server[1]+"/health").json()["steps"]
+    before = httpx.get(server[1]+"/health").json()
     stream = ask(client, QUESTIONS[0], max_tokens=1900, stream=True)
     for i, _ in enumerate(stream):
         if i == 3: break
@@ -213,20 +214,23 @@ def test_server_survives_a_disconnect(client, server):
     deadline = time.time() + 60
     while time.time() < deadline and httpx.get(server[1]+"/health").json()["running"]: time.sleep(0.1)
     health = httpx.get(server[1]+"/health").json()
-    assert health["running"] == 0 and health["waiting"] == 0 and health["steps"] - before < 1200
+    # the job was dropped because its client left, before its 1900 tokens (how many it made depends on the CPU)
+    assert health["running"] == 0 and health["waiting"] == 0 and health["cancelled"] == before["cancelled"] + 1
+    assert health["steps"] - before["steps"] < 1900
     assert ask(client, "hi", max_tokens=4).choices[0].message.content
 
 @pytest.mark.slow
 def test_server_frees_a_non_streamed_request_whose_client_left(client, server):
     import httpx
-    before = httpx.get(server[1]+"/health").json()["steps"]
+    before = httpx.get(server[1]+"/health").json()
     with pytest.raises(openai.APITimeoutError):
         client.with_options(timeout=1.5).chat.completions.create(
             model="run", messages=[dict(role="user", content="hi")], max_tokens=1900, temperature=0)
     deadline = time.time() + 60
     while time.time() < deadline and httpx.get(server[1]+"/health").json()["running"]: time.sleep(0.1)
     health = httpx.get(server[1]+"/health").json()
-    assert health["running"] == 0 and health["steps"] - before < 1200
+    assert health["running"] == 0 and health["cancelled"] == before["cancelled"] + 1
+    assert health["steps"] - before["steps"] < 1900
 
 @pytest.mark.slow
 def test_server_concurrent_clients(server, chat):
