@@ -39,9 +39,11 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
+from traitlets.config import Config
 
 MAX_OUTPUT_BYTES = 1_000_000
 LOCAL_PATH = re.compile(r"(?:/tmp/|/root/|/home/|/Users/|/work/|/private/var/|/content/)[^\s\"'\\]*")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")   # the colours of IPython's tracebacks
 TRAINING_CALLS = {"train", "train_dpo", "course_run", "demo_cli", "practice_run", "demo_run"}
 RUNTIMES = {"colab": {"COLAB_RELEASE_TAG": "ci"}, "kaggle": {"KAGGLE_KERNEL_RUN_TYPE": "Interactive"}}
 INJECTED = "dev/run_notebooks.py"   # the first line of every cell the runner adds names it
@@ -183,9 +185,11 @@ def execute(nb, cwd:Path, slow:bool, all_cells:bool=False, sets:dict|None=None, 
         if skipped(c, slow, all_cells): c.outputs, c.execution_count = [], None
     cells, notes = cells_to_run(nb, slow, all_cells, sets or {}, profile, runtime)
     run = nbformat.v4.new_notebook(cells=cells, metadata=nb.metadata)
-    client = NotebookClient(run, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(cwd)}})
+    # the kernel talks over local sockets (files), not TCP ports: no port another process can take between choosing and binding
+    ipc = Config({"KernelManager": {"transport": "ipc", "ip": str(Path(tempfile.mkdtemp(prefix="chatft-kernel-"))/"kernel")}})
+    client = NotebookClient(run, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}, config=ipc)
     try: client.execute(env=kernel_env(runtime, profile, fresh, stub))
-    except CellExecutionError as e: return f"{failed_cell(nb, cells)}\n{str(e)[-3000:]}", notes
+    except CellExecutionError as e: return f"{failed_cell(nb, cells)}\n{ANSI.sub('', str(e))[-3000:]}", notes
     return None, notes
 
 def output_problems(nb)->list:
@@ -201,6 +205,9 @@ def run_one(path:Path, cwd:Path, store:bool, slow:bool, **how)->str|None:
     nb, start = nbformat.read(path, as_version=4), time.time()
     error, notes = execute(nb, cwd, slow, **how)
     took = f"{time.time()-start:.0f} s" + "".join(f"; {n}" for n in notes)
+    setup = next((c for c in nb.cells if c.cell_type == "code"), None)   # what the setup cell installed, for the log
+    said = "".join(o.get("text", "") for o in (setup.get("outputs", []) if setup else []) if o.get("output_type") == "stream")
+    if said.strip(): print(f"{path.name} setup cell:\n  " + "\n  ".join(said.strip().splitlines()[-12:]))
     if error:
         print(f"{path}: FAILED after {took} at {error}", flush=True)
         return error.splitlines()[0]
@@ -233,7 +240,8 @@ def main(argv=None)->int:
         cwd = Path(tempfile.mkdtemp(prefix=f"{path.stem}-", dir=base)) if args.fresh else base
         results[path] = run_one(path.resolve(), cwd, args.store, args.slow, **how)
     if len(results) > 1:
-        print("\nSummary (" + " ".join(a for a in (sys.argv[1:] if argv is None else argv) if not a.endswith(".ipynb")) + "):")
+        flags = " ".join(a for a in (sys.argv[1:] if argv is None else argv) if not a.endswith(".ipynb"))
+        print(f"\nSummary{f' ({flags})' if flags else ''}:")
         for path, error in results.items(): print(f"  {path.name}: {'ok' if error is None else 'FAILED at ' + error}")
     return 0 if all(e is None for e in results.values()) else 1
 
