@@ -77,8 +77,13 @@ def _ram_gb()->float:
     except (ValueError, OSError, AttributeError): return 8.0
 
 def detect_hardware()->Hardware:
-    "The `Hardware` this process runs on: the CUDA GPUs if any, else the CPU (with a measured bfloat16 check)."
+    """The `Hardware` this process runs on: the CUDA GPUs if any, else the CPU (with a measured bfloat16 check).
+    `CHATFT_HARDWARE=t4` (a key of `HARDWARE`) plans as if on that machine instead: planning only, the device is not
+    changed (CI checks a T4's plan without a T4 this way; `train` refuses a CUDA plan where there is no CUDA)."""
     import torch
+    if profile := os.environ.get("CHATFT_HARDWARE"):
+        if profile not in HARDWARE: raise ChatftError(f"CHATFT_HARDWARE={profile}: not a key of chatft.train.HARDWARE ({', '.join(HARDWARE)}).")
+        return HARDWARE[profile]
     if torch.cuda.is_available():
         p = torch.cuda.get_device_properties(0)
         tf = next((v for k,v in _TFLOPS.items() if k in p.name), 30.0)
@@ -831,8 +836,13 @@ def train(
 ):
     """Train the plan's LoRA adapter on `dsd` with transformers' Trainer, stopping early and keeping the best step (`KeepBest`);
     returns the Trainer (`why_stopped(trainer.state, plan)` says how it ended). Writes the run folder."""
+    import torch
     from transformers import Trainer, set_seed
     from transformers.trainer_callback import ProgressCallback, PrinterCallback
+    if plan.device == "cuda" and not torch.cuda.is_available():
+        env = " and with CHATFT_HARDWARE unset" if os.environ.get("CHATFT_HARDWARE") else ""
+        raise ChatftError(f"This run is planned for a CUDA GPU ({plan.hardware}) but this machine has none: plan it here "
+                          f"(plan_training without hardware=...{env}) or train on a GPU.")
     out = check_output(output_dir, resume, overwrite)
     ck = last_checkpoint(out) if resume else None
     set_seed(plan.seed)
