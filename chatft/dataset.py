@@ -8,7 +8,7 @@ Docs: https://chatft.github.io/chatft/dataset.html.md"""
 from __future__ import annotations
 import math, random, bisect, sys, argparse
 from pathlib import Path
-from .export import ChatftError, Conversation, Report, read_jsonl
+from .export import ChatftError, Conversation, Report, read_jsonl, bars_off, on_colab, on_kaggle
 from .clean import near_duplicates, NEAR_DUPLICATE_THRESHOLD, _norm
 from .template import render_example, prepare_messages, trained_indices, check_contract, show_mask, template_quirks, _tokenize
 
@@ -202,6 +202,18 @@ def _moved_counts(moved:dict)->str:
     return f"{near} near-duplicate conversation(s), {len(moved) - near} with a reply seen in training"
 
 # %% ../nbs/04_dataset.ipynb #c90fc7df
+from contextlib import contextmanager
+
+@contextmanager
+def _datasets_bars(show:bool|None=None):   # None: off only where `bars_off()`
+    "The progress bars of `datasets` on or off while this runs, as they were after."
+    import datasets
+    was = datasets.is_progress_bar_enabled()
+    if show is None: show = was and not bars_off()
+    (datasets.enable_progress_bars if show else datasets.disable_progress_bars)()
+    try: yield
+    finally: (datasets.enable_progress_bars if was else datasets.disable_progress_bars)()
+
 def tokenize_conversations(
     convs:list,                   # `Conversation`s
     tokenizer,                    # tokenizer with the chat template
@@ -218,13 +230,15 @@ def tokenize_conversations(
                 messages=[[dict(role=m['role'], content=m['content']) for m in c.messages] for c in convs])
     ds = Dataset.from_dict(rows)
     if not len(ds): return Dataset.from_dict(dict(id=[], window=[], input_ids=[], labels=[]))
-    ds = ds.map(_render_batch, batched=True, batch_size=16, remove_columns=ds.column_names, num_proc=num_proc,
-                fn_kwargs=dict(tokenizer=tokenizer, max_length=max_length, system=system, train_on=train_on, chat_template=chat_template),
-                desc="render + tokenize")
+    with _datasets_bars():
+        ds = ds.map(_render_batch, batched=True, batch_size=16, remove_columns=ds.column_names, num_proc=num_proc,
+                    fn_kwargs=dict(tokenizer=tokenizer, max_length=max_length, system=system, train_on=train_on, chat_template=chat_template),
+                    desc="render + tokenize")
+    skips = ds['skip']
     if report is not None:
-        skips = ds.filter(lambda s: s != "", input_columns='skip')
-        for cid, reason in zip(skips['id'], skips['skip']): report.skip(cid, reason)
-    return ds.filter(lambda s: s == "", input_columns='skip').remove_columns('skip')
+        for cid, reason in zip(ds['id'], skips):
+            if reason: report.skip(cid, reason)
+    return ds.select([k for k, s in enumerate(skips) if not s]).remove_columns('skip')
 
 # %% ../nbs/04_dataset.ipynb #fdb52214
 def prepare(
@@ -408,7 +422,7 @@ def save_prepared(
     _check_folder(path, overwrite)
     tmp = path.with_name(f".{path.name}.partial")
     if tmp.exists(): shutil.rmtree(tmp)                   # left by an interrupted save of ours
-    dsd.save_to_disk(str(tmp))
+    with _datasets_bars(): dsd.save_to_disk(str(tmp))
     for name, ds in dsd.items():
         with open(tmp/f"{name}.jsonl", "wb") as f:
             for row in ds: f.write(orjson.dumps(row) + b"\n")
@@ -442,13 +456,14 @@ def hub_token()->str|None:
     import os
     if token := os.environ.get("HF_TOKEN"): return token
     try:
-        from kaggle_secrets import UserSecretsClient
-        return UserSecretsClient().get_secret("HF_TOKEN")
-    except Exception: pass
-    try:
-        from google.colab import userdata
-        return userdata.get("HF_TOKEN")
-    except Exception: return None
+        if on_kaggle():
+            from kaggle_secrets import UserSecretsClient
+            return UserSecretsClient().get_secret("HF_TOKEN")
+        if on_colab():
+            from google.colab import userdata
+            return userdata.get("HF_TOKEN")
+    except Exception: pass      # no such secret, or not shared with this notebook
+    return None
 
 # %% ../nbs/04_dataset.ipynb #83e280d6
 def prepare_cli(argv:list|None=None)->int:

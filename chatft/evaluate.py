@@ -10,18 +10,18 @@ import os, sys, json, math, time, random, argparse, difflib, re, html as _html
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from .export import ChatftError, Report, work_dir
+from .export import ChatftError, Report, work_dir, in_notebook
 from .models import DEMO_MODEL, load_model, load_tokenizer
 from .clean import _norm
 from .dataset import SharedText, STRETCH_CHARS
 
 # %% auto #0
-__all__ = ['METRICS', 'LOWER_IS_BETTER', 'attach_data', 'reply_spans', 'heldout_examples', 'find_data', 'seen_replies',
-           'check_data', 'likelihood', 'base_of', 'generate_replies', 'overlap', 'repetition', 'length_ratio',
-           'same_language', 'score_table', 'summarize', 'Examples', 'show_examples', 'plot_metrics', 'plot_lengths',
-           'longest_common', 'regurgitation_probe', 'pii_scan', 'pii_warnings', 'general_questions', 'general_check',
-           'Evaluation', 'save_evaluation', 'evaluate', 'evaluate_run', 'win_rate', 'read_ratings', 'ABPanel',
-           'eval_cli']
+__all__ = ['METRICS', 'LOWER_IS_BETTER', 'COPIED', 'GENERATION_METRICS', 'attach_data', 'reply_spans', 'heldout_examples',
+           'find_data', 'seen_replies', 'check_data', 'likelihood', 'base_of', 'generate_replies', 'overlap',
+           'repetition', 'length_ratio', 'same_language', 'from_context', 'score_table', 'summarize', 'Examples',
+           'show_examples', 'plot_metrics', 'plot_lengths', 'longest_common', 'regurgitation_probe', 'pii_scan',
+           'pii_warnings', 'general_questions', 'general_check', 'disagreements', 'Evaluation', 'save_evaluation',
+           'evaluate', 'evaluate_run', 'win_rate', 'read_ratings', 'ABPanel', 'eval_cli']
 
 # %% ../nbs/06_evaluate.ipynb #bdf2285b
 def attach_data(
@@ -58,7 +58,7 @@ def heldout_examples(
     n:int|None=None,     # at most this many, taken round-robin over conversations
     first_only:bool=False, # only the first reply of each row (the opening turns)
 )->list:
-    "Dicts `id, prompt_ids, prompt, real`: each trained reply of `ds` with the conversation before it."
+    "Dicts `id, prompt_ids, prompt, context, real`: each trained reply of `ds`, its question and the conversation before it."
     per_row = []
     for k, row in enumerate(ds):
         spans = reply_spans(row["labels"])[:1 if first_only else None]
@@ -67,6 +67,7 @@ def heldout_examples(
             ids = row["input_ids"]
             ex.append(dict(id=row.get("id", str(k)), prompt_ids=list(ids[:s]),
                            prompt=_plain(tokenizer.decode(ids[prev:s], skip_special_tokens=True)),
+                           context=_plain(tokenizer.decode(ids[:s], skip_special_tokens=True)),
                            real=tokenizer.decode(ids[s:e], skip_special_tokens=True).strip()))
             prev = e
         per_row.append(ex)
@@ -241,20 +242,30 @@ def same_language(prompt:str, reply:str)->float|None:
     if lp == "unknown" or not reply.strip(): return None if lp == "unknown" else 0.0
     return float(detect_language(reply) == lp)
 
-# %% ../nbs/06_evaluate.ipynb #212b1f2b
-METRICS = ["chrf", "bleu", "rouge_l", "stopped", "length_ratio", "distinct_2", "longest_repeat", "same_language"]
+def from_context(reply:str, context:str, n:int=4)->float:
+    "The share of `reply`'s word `n`-grams found in `context`, the conversation before it: 0 = its own words, 1 = all copied."
+    w, c = _words(reply), _words(context)
+    grams = [tuple(w[i:i+n]) for i in range(len(w) - n + 1)]
+    seen = {tuple(c[i:i+n]) for i in range(len(c) - n + 1)}
+    return sum(g in seen for g in grams)/len(grams) if grams else 0.0
 
-def _scores(prompt:str, real:str, g:dict)->dict:
+# %% ../nbs/06_evaluate.ipynb #212b1f2b
+METRICS = ["chrf", "bleu", "rouge_l", "stopped", "length_ratio", "distinct_2", "longest_repeat", "same_language", "from_context"]
+
+def _scores(prompt:str, real:str, g:dict, context:str="")->dict:
     return dict(**overlap(g["text"], real), stopped=float(g["stopped"]), length_ratio=length_ratio(g["text"], real),
-                **repetition(g["text"]), same_language=same_language(prompt, g["text"]), tokens=g["tokens"])
+                **repetition(g["text"]), same_language=same_language(prompt, g["text"]),
+                from_context=from_context(g["text"], context or prompt), tokens=g["tokens"])
 
 def score_table(examples:list, base:list, tuned:list):
     "A DataFrame, one row per example: prompt, real, base, tuned, each metric for both, and `delta_chrf`."
     import pandas as pd
     rows = []
     for e, b, t in zip(examples, base, tuned):
-        sb, st = _scores(e["prompt"], e["real"], b), _scores(e["prompt"], e["real"], t)
+        context = e.get("context") or e["prompt"]
+        sb, st = _scores(e["prompt"], e["real"], b, context), _scores(e["prompt"], e["real"], t, context)
         rows.append(dict(id=e["id"], prompt=e["prompt"], real=e["real"], base=b["text"], tuned=t["text"],
+                         real_from_context=from_context(e["real"], context),
                          **{f"base_{k}": v for k, v in sb.items()}, **{f"tuned_{k}": v for k, v in st.items()}))
     df = pd.DataFrame(rows)
     if len(df): df["delta_chrf"] = df.tuned_chrf - df.base_chrf
@@ -278,7 +289,8 @@ def summarize(table, lik_base:dict|None=None, lik_tuned:dict|None=None):
             rows[f"{m} ({agg})"] = tuple(getattr(table[f"{w}_{m}"].astype(float), agg)() for w in ("base", "tuned"))
         rows["reply tokens (mean)"] = (table.base_tokens.mean(), table.tuned_tokens.mean())
     df = pd.DataFrame([dict(metric=k, base=b, tuned=t, difference=t-b) for k, (b, t) in rows.items()]).set_index("metric")
-    return df.rename(index={"stopped (mean)": "stop rate", "same_language (mean)": "same language (rate)"})
+    return df.rename(index={"stopped (mean)": "stop rate", "same_language (mean)": "same language (rate)",
+                            "from_context (mean)": "copied from context (mean)"})
 
 # %% ../nbs/06_evaluate.ipynb #3f3a0a1f
 def _cell(s:str, n:int=400)->str:
@@ -292,24 +304,37 @@ class Examples:
         out = [self.title] if self.title else []
         for _, r in self.rows.iterrows():
             out.append(f"\n  prompt: {_short(r.prompt)}\n    real : {_short(r.real)}\n    base : {_short(r.base)}"
-                       f"  (chrF++ {r.base_chrf:.0f})\n    tuned: {_short(r.tuned)}  (chrF++ {r.tuned_chrf:.0f})")
+                       f"  (chrF++ {r.base_chrf:.0f}{_copied(r, 'base')})\n    tuned: {_short(r.tuned)}  (chrF++ {r.tuned_chrf:.0f}{_copied(r, 'tuned')})")
         return "\n".join(out)
     __repr__ = __str__
     def _repr_html_(self):
         rows = "".join(f"<tr><td>{_cell(r.prompt, 200)}</td><td>{_cell(r.real)}</td><td>{_cell(r.base)}<br><i>chrF++ "
-                       f"{r.base_chrf:.0f}</i></td><td>{_cell(r.tuned)}<br><i>chrF++ {r.tuned_chrf:.0f}</i></td></tr>"
+                       f"{r.base_chrf:.0f}{_copied(r, 'base')}</i></td><td>{_cell(r.tuned)}<br><i>chrF++ {r.tuned_chrf:.0f}"
+                       f"{_copied(r, 'tuned')}</i></td></tr>"
                        for _, r in self.rows.iterrows())
         return (f"<b>{_html.escape(self.title)}</b><table><tr><th>prompt</th><th>real</th><th>base</th><th>tuned</th></tr>"
                 f"{rows}</table>")
+
+def _copied(r, who:str)->str:
+    "', 60% copied from the context' when the reply copies some of the conversation before it."
+    share = r.get(f"{who}_from_context", 0) or 0
+    return f"; {share:.0%} copied from the context" if share else ""
 
 def _short(s:str, n:int=110)->str:
     s = " ".join(str(s).split())
     return s if len(s) <= n else s[:n-1] + "…"
 
+COPIED = 0.5   # a reply with at least this share of its word 4-grams in the conversation before it copies it
+
 def show_examples(table, k:int=3, best:bool=True)->Examples:
-    "The `k` examples where tuning gained (`best`) or lost the most chrF++."
-    rows = table.sort_values("delta_chrf", ascending=not best).head(k)
-    return Examples(rows, f"{'best' if best else 'worst'} {len(rows)} (change in chrF++ from base to tuned)")
+    "The `k` examples where tuning gained (`best`) or lost the most chrF++; a gain made by copying the context is no best."
+    rows, left = table, ""
+    if best and "tuned_from_context" in table:
+        copies = table.tuned_from_context >= COPIED
+        rows = table[~copies]
+        if copies.any(): left = f"; left out: {int(copies.sum())} whose tuned reply copies the conversation before it"
+    rows = rows.sort_values("delta_chrf", ascending=not best).head(k)
+    return Examples(rows, f"{'best' if best else 'worst'} {len(rows)} (change in chrF++ from base to tuned{left})")
 
 # %% ../nbs/06_evaluate.ipynb #f84e019c
 def plot_metrics(summary, path=None):
@@ -411,6 +436,29 @@ def general_check(model, tokenizer, base=None, questions:list|None=None, max_new
     return df
 
 # %% ../nbs/06_evaluate.ipynb #25896850
+GENERATION_METRICS = ["chrF++ (corpus)", "BLEU (corpus)", "chrf (mean)", "bleu (mean)", "rouge_l (mean)"]
+
+def disagreements(summary, n:int)->list:
+    "Plain words where the numbers point different ways: likelihood against generation, corpus against mean, copying."
+    s, out = summary, []
+    d = lambda m: s.loc[m, "difference"] if m in s.index else 0.0
+    down = [m.split(" (")[0] + (" " + m.split("(")[1].rstrip(")") if "(" in m else "") for m in GENERATION_METRICS if d(m) < 0]
+    if d("held-out loss") < 0 and down:
+        out.append(f"why the held-out loss fell while {', '.join(down)} fell: the loss scores each word of your real reply given "
+                   "the real words before it; a generated reply is the model's own, greedy and cut at the token limit, "
+                   f"scored against one real reply, on {n} replies. A reply closer to yours in manner can share fewer "
+                   "character n-grams with it: read the examples, and rate them blind (A/B)")
+    for corpus, mean in (("chrF++ (corpus)", "chrf (mean)"), ("BLEU (corpus)", "bleu (mean)")):
+        if d(corpus) * d(mean) < 0:
+            out.append(f"{corpus.split(' (')[0]}: the corpus score and the mean move apart ({d(corpus):+.1f} against "
+                       f"{d(mean):+.1f}): the corpus score pools n-gram counts over all replies, so long replies weigh "
+                       "more; the mean gives each reply the same weight")
+    copy = "copied from context (mean)"
+    if copy in s.index and d(copy) >= 0.1:
+        out.append(f"copying: the tuned replies repeat more of the conversation before them ({s.loc[copy, 'tuned']:.0%} of "
+                   f"their word 4-grams, base {s.loc[copy, 'base']:.0%}); overlap scores reward that, so part of the gain is copying")
+    return out
+
 @dataclass
 class Evaluation:
     "The result of `evaluate_run`: summary, per-example table, probe, private-data counts and settings."
@@ -442,6 +490,7 @@ class Evaluation:
                        f"training reply for {k} (longest {int(self.probe.longest.max())})" + (
                        "; WARNING: it has learned your history by heart (train less: fewer epochs, or stop earlier)"
                        if 2*k >= n else "; it writes its own replies"))
+        out += disagreements(self.summary, len(self.table))
         out += pii_warnings(Counter(self.pii)) or ["no private data found in the generated replies"]
         if self.general is not None and len(self.general):
             out.append(f"general questions: base right on {int(self.general.base_right.sum())} of {len(self.general)}, "
@@ -468,7 +517,7 @@ def _markdown(ev:Evaluation)->str:
            f"{'greedy' if not s.get('do_sample') else 'sampled'}, at most {s.get('max_new_tokens')} new tokens.\n\n{head}{rows}\n\n"
            + "\n".join(f"- {n}" for n in ev.notes()) + "\n\n![metrics](eval_metrics.png)\n![lengths](eval_lengths.png)\n")
     if len(ev.table):
-        out += (f"\n### Where tuning helped most\n\n{ex(ev.table.sort_values('delta_chrf', ascending=False).head(3))}\n"
+        out += (f"\n### Where tuning helped most\n\n{ex(show_examples(ev.table, 3).rows)}\n"
                 f"\n### Where it helped least\n\n{ex(ev.table.sort_values('delta_chrf').head(3))}\n")
     return out
 
@@ -619,8 +668,9 @@ class ABPanel:
         self._show()
 
     def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)
+        from IPython.display import display, HTML
+        if in_notebook(): display(self.widget)
+        else: display(HTML(self.html.value + "<p><i>A, B or tie: the buttons show in a live notebook.</i></p>"))
 
 # %% ../nbs/06_evaluate.ipynb #c5933b4c
 def eval_cli(argv:list|None=None)->int:

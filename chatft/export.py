@@ -11,14 +11,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['STEP_FILES', 'TEXT_NOTES', 'DIALOGUE_TYPES', 'ROLES', 'GEMINI_GAP', 'MAX_RATIO', 'READERS', 'GROUPED', 'FORMATS_HELP',
-           'CHUNK', 'ChatftError', 'Report', 'in_notebook', 'Conversation', 'write_jsonl', 'read_jsonl', 'work_dir',
-           'step_path', 'latest_conversations', 'to_dataset', 'Skip', 'thread_ids', 'strip_citations', 'artifact_block',
-           'clean_text', 'message_text', 'custom_instructions', 'chatgpt_turns', 'read_chatgpt_conversation',
-           'read_claude_conversation', 'read_sharegpt_conversation', 'read_messages_conversation',
-           'read_grok_conversation', 'read_aistudio_conversation', 'html_to_markdown', 'read_gemini_activity',
-           'export_in', 'feedback_records', 'record_kind', 'read_export', 'raw_records', 'export_cli',
-           'iter_json_array', 'load_json']
+__all__ = ['STEP_FILES', 'DRIVE_WORK', 'TEXT_NOTES', 'DIALOGUE_TYPES', 'ROLES', 'GEMINI_GAP', 'MAX_RATIO', 'READERS', 'GROUPED',
+           'FORMATS_HELP', 'CHUNK', 'ChatftError', 'Report', 'in_notebook', 'bars_off', 'Conversation', 'write_jsonl',
+           'read_jsonl', 'work_dir', 'step_path', 'latest_conversations', 'on_colab', 'on_kaggle', 'mount_drive',
+           'work_on_drive', 'export_hint', 'upload_export', 'to_dataset', 'Skip', 'thread_ids', 'strip_citations',
+           'artifact_block', 'clean_text', 'message_text', 'custom_instructions', 'chatgpt_turns',
+           'read_chatgpt_conversation', 'read_claude_conversation', 'read_sharegpt_conversation',
+           'read_messages_conversation', 'read_grok_conversation', 'read_aistudio_conversation', 'html_to_markdown',
+           'read_gemini_activity', 'export_in', 'feedback_records', 'record_kind', 'read_export', 'raw_records',
+           'export_cli', 'iter_json_array', 'load_json']
 
 # %% ../nbs/00_export.ipynb #f76fa217
 class ChatftError(Exception):
@@ -69,14 +70,22 @@ class Report:
         return f"<b>{_html.escape(self.step)} report</b><table>{trs}</table>"
 
 # %% ../nbs/00_export.ipynb #46928274
-def in_notebook()->bool:
-    "Whether this runs in a live Jupyter kernel that can show widgets (False when `CHATFT_WIDGETS=0`)."
-    import os
-    if os.environ.get("CHATFT_WIDGETS") == "0": return False
+def _kernel()->bool:
+    "Whether this runs in a Jupyter kernel (Jupyter, Colab, Kaggle, a test runner's kernel)."
     try: from IPython import get_ipython
     except ImportError: return False
     ip = get_ipython()
     return ip is not None and getattr(ip, "kernel", None) is not None
+
+def in_notebook()->bool:
+    "Whether this runs in a live Jupyter kernel that can show widgets (False when `CHATFT_WIDGETS=0`)."
+    import os
+    return os.environ.get("CHATFT_WIDGETS") != "0" and _kernel()
+
+def bars_off()->bool:
+    "Whether to leave progress bars out: a kernel with widgets off, whose saved outputs would show each bar as it began, at 0%."
+    import os
+    return os.environ.get("CHATFT_WIDGETS") == "0" and _kernel()
 
 # %% ../nbs/00_export.ipynb #03667122
 @dataclass
@@ -181,6 +190,59 @@ def latest_conversations(
         p = step_path(step, work)
         if p.exists(): return read_jsonl(p), p
     return None, None
+
+# %% ../nbs/00_export.ipynb #428543ff
+import sys
+
+DRIVE_WORK = "chatft-work"   # the work folder's name on your Google Drive (`work_on_drive`)
+_KAGGLE_WORK = ("on Kaggle, save a version of the notebook (its output keeps work/), add that output to the next notebook "
+               "(Add data → Notebook Output) and copy it there: shutil.copytree('/kaggle/input/<notebook>/work', 'work')")
+
+def on_colab()->bool:
+    "Whether this runs on Google Colab."
+    return "google.colab" in sys.modules
+
+def on_kaggle()->bool:
+    "Whether this runs in a Kaggle notebook."
+    return "KAGGLE_KERNEL_RUN_TYPE" in os.environ
+
+# %% ../nbs/00_export.ipynb #117655df
+def mount_drive()->Path|None:
+    "Colab: mount your Google Drive (Colab asks for permission) and return its `MyDrive` folder; elsewhere None."
+    if not on_colab(): return None
+    from google.colab import drive
+    drive.mount("/content/drive")
+    return Path("/content/drive/MyDrive")
+
+def work_on_drive(
+    folder:str=DRIVE_WORK,   # the work folder's name in your Drive's `MyDrive`
+)->Path|None:
+    "Colab: make `folder` on your Google Drive the work folder (`CHATFT_WORK`); elsewhere say how to keep it, and change nothing."
+    drive = mount_drive()
+    if drive is None:
+        print(f"WORK_ON_DRIVE works on Colab only; the work folder stays {work_dir()}/" + (f"; {_KAGGLE_WORK}." if on_kaggle() else "."))
+        return None
+    os.environ["CHATFT_WORK"] = str(drive/folder)
+    work_dir().mkdir(parents=True, exist_ok=True)
+    print(f"The work folder is {folder} on your Google Drive; in each later notebook, run work_on_drive() first to use it.")
+    return work_dir()
+
+# %% ../nbs/00_export.ipynb #81506d29
+def export_hint()->str:
+    "How to give your export in this runtime."
+    if on_colab(): return ("To read your export: set UPLOAD = True and pick the ZIP, or put it on Google Drive and set "
+                           'EXPORT = "/content/drive/MyDrive/<the ZIP>".')
+    if on_kaggle(): return ("To read your export: add its ZIP as a private dataset (Add data → Upload) and set "
+                            'EXPORT = "/kaggle/input/<dataset>", the folder that holds it.')
+    return "To read your export: set EXPORT to its path (the ZIP, its folder, or a folder that holds the ZIP)."
+
+def upload_export()->Path|None:
+    "Colab: ask for the export file (it lands in the current folder, `/content`) and return its path; elsewhere say how to give it."
+    if not on_colab():
+        print("UPLOAD works on Colab only. " + export_hint()); return None
+    from google.colab import files
+    got = files.upload()
+    return Path(next(iter(got))).resolve() if got else None
 
 # %% ../nbs/00_export.ipynb #b0f715e5
 def to_dataset(convs:list):
@@ -864,7 +926,7 @@ def read_export(
     path,                     # a ZIP, a folder, a file (JSON, JSONL, CSV), or a folder that holds the export's ZIP
     images:str="placeholder", # image and file parts: "placeholder" ("[image]") or "drop"
     system:bool=True,         # keep ChatGPT custom instructions / system prompts in `Conversation.system`
-    progress:bool=True,       # show a progress bar
+    progress:bool=True,       # show a progress bar (not where `bars_off()`)
 )->tuple:
     "Read an export into `(conversations, report)`; every conversation in the input is kept or skipped with a reason."
     from tqdm.auto import tqdm
@@ -876,7 +938,7 @@ def read_export(
     feedback = _feedback(path)
     sources = list(_sources(path))
     if not sources: raise ChatftError(f"{path}: no conversations file found. {FORMATS_HELP}")
-    bar = tqdm(total=sum(s for _, s, _ in sources), unit="B", unit_scale=True, desc="reading", disable=not progress)
+    bar = tqdm(total=sum(s for _, s, _ in sources), unit="B", unit_scale=True, desc="reading", disable=not progress or bars_off())
     for name, size, open_ in sources:
         n_before, file_kind, together = report.total, (None, None), []
         for n, raw in enumerate(_records(name, size, open_)):

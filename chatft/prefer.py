@@ -10,7 +10,7 @@ import argparse, json, math, shutil, time
 from collections import Counter
 from pathlib import Path
 import orjson
-from .export import (ChatftError, Conversation, Report, Skip, chatgpt_turns, feedback_records, raw_records,
+from .export import (ChatftError, Conversation, Report, Skip, chatgpt_turns, export_in, feedback_records, raw_records,
                            read_chatgpt_conversation, read_export, record_kind, thread_ids, write_jsonl)
 from .clean import is_error_reply, redact_conversations
 from .template import TEMPLATE_KWARGS
@@ -250,6 +250,7 @@ def export_pairs(
     "`(pairs, report)`: every preference pair found, kept or skipped with a reason, oldest first."
     path, report = Path(path).expanduser(), Report("prefer")
     if not path.exists(): raise ChatftError(f"{path}: no such file or folder.")
+    path = export_in(path)        # a folder that holds the export's ZIP (downloads, a Kaggle dataset): that ZIP
     ratings_by_id = read_feedback(feedback_records(path), report)
     raws, pairs, other = _newest_records(path, report)
     report.keep(len(pairs))
@@ -479,6 +480,8 @@ def train_dpo(
                          eval_dataset=data["test"] if len(dsd["test"]) else None)
     if reference == "base" and "ref" in model.peft_config: model.delete_adapter("ref")
     trainer.train()
+    # accelerate wrapped forward in the 16-bit autocast of training: unwrapped, `after` is measured as the saved adapter loads
+    model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
     if "ref" in model.peft_config: model.delete_adapter("ref")
     after = preference_accuracy(model, tok, dsd["test"])
     reports = [*_run_reports(run), *([report] if report else []), fit]

@@ -179,7 +179,7 @@ def failed_cell(nb, cells)->str:
     return "a cell (no error output)"
 
 def execute(nb, cwd:Path, slow:bool, all_cells:bool=False, sets:dict|None=None, profile:str|None=None,
-            runtime:str|None=None, fresh:bool=False, stub:Path|None=None)->tuple:
+            runtime:str|None=None, fresh:bool=False, stub:Path|None=None, timings:list|None=None)->tuple:
     "Run the notebook's cells in a fresh kernel in `cwd`; skipped cells are left with no outputs. (error line or None, notes)"
     for c in nb.cells:
         if skipped(c, slow, all_cells): c.outputs, c.execution_count = [], None
@@ -189,8 +189,24 @@ def execute(nb, cwd:Path, slow:bool, all_cells:bool=False, sets:dict|None=None, 
     ipc = Config({"KernelManager": {"transport": "ipc", "ip": str(Path(tempfile.mkdtemp(prefix="chatft-kernel-"))/"kernel")}})
     client = NotebookClient(run, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}, config=ipc)
     try: client.execute(env=kernel_env(runtime, profile, fresh, stub))
-    except CellExecutionError as e: return f"{failed_cell(nb, cells)}\n{ANSI.sub('', str(e))[-3000:]}", notes
-    return None, notes
+    except CellExecutionError as e: error = f"{failed_cell(nb, cells)}\n{ANSI.sub('', str(e))[-3000:]}"
+    else: error = None
+    if timings is not None: timings += slowest(nb, cells)
+    return error, notes
+
+def slowest(nb, cells, n:int=3)->list:
+    "A note naming the `n` cells that took longest, from the timings nbclient records: ['slowest: cell 53 41 s, ...']."
+    from datetime import datetime
+    took = []
+    for c in cells:
+        t = c.get("metadata", {}).get("execution", {})
+        if "iopub.execute_input" in t and "shell.execute_reply" in t:
+            secs = (datetime.fromisoformat(t["shell.execute_reply"].replace("Z", "+00:00"))
+                    - datetime.fromisoformat(t["iopub.execute_input"].replace("Z", "+00:00"))).total_seconds()
+            i = _index(nb.cells, c)
+            took.append((secs, "setup" if i == 0 else f"cell {i}" if i is not None else "an injected cell"))
+        c.get("metadata", {}).pop("execution", None)        # not stored
+    return ["slowest: " + ", ".join(f"{w} {s:.0f} s" for s, w in sorted(took, reverse=True)[:n])] if took else []
 
 def output_problems(nb)->list:
     "Local paths in outputs, and outputs too large to publish."
@@ -203,8 +219,9 @@ def output_problems(nb)->list:
 def run_one(path:Path, cwd:Path, store:bool, slow:bool, **how)->str|None:
     "Run one notebook; store its outputs if asked and fit to publish. None when it all worked, else what went wrong."
     nb, start = nbformat.read(path, as_version=4), time.time()
-    error, notes = execute(nb, cwd, slow, **how)
-    took = f"{time.time()-start:.0f} s" + "".join(f"; {n}" for n in notes)
+    timings = []
+    error, notes = execute(nb, cwd, slow, timings=timings, **how)
+    took = f"{time.time()-start:.0f} s" + "".join(f"; {n}" for n in notes + timings)
     setup = next((c for c in nb.cells if c.cell_type == "code"), None)   # what the setup cell installed, for the log
     said = "".join(o.get("text", "") for o in (setup.get("outputs", []) if setup else []) if o.get("output_type") == "stream")
     if said.strip(): print(f"{path.name} setup cell:\n  " + "\n  ".join(said.strip().splitlines()[-12:]))

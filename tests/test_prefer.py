@@ -53,6 +53,15 @@ def test_the_same_from_a_zip_and_from_conversations_json(tmp_path):
     check(*export_pairs(z))
     check(*export_pairs(PREFER/"conversations.json"))      # message_feedback.json beside it is found
 
+def test_a_folder_that_holds_the_export_zip(tmp_path):
+    "A downloads folder or a Kaggle dataset: the export's ZIP in a folder beside other files is read."
+    z = tmp_path/"downloads"/"chatgpt"/"export.zip"
+    z.parent.mkdir(parents=True)
+    with zipfile.ZipFile(z, "w") as f:
+        for p in PREFER.glob("*.json"): f.write(p, p.name)
+    (tmp_path/"downloads"/"notes.txt").write_text("not an export")
+    check(*export_pairs(tmp_path/"downloads"))
+
 def test_pairs_are_oldest_first_and_split_by_conversation_time():
     pairs, _ = export_pairs(PREFER)
     assert [p["time"] for p in pairs] == sorted(p["time"] for p in pairs)

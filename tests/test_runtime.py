@@ -1,12 +1,10 @@
 """What a learner's Colab or Kaggle runtime meets first: the setup cell (one template in every course notebook, tried
-in a throwaway venv with wheels made here), Colab's GPU metadata where the badges ask for a GPU, and no cell that
-imports `google.colab` where it may not exist."""
+in a throwaway venv with wheels made here), and Colab's GPU metadata where the badges ask for a GPU (that no cell imports `google.colab`
+unguarded: tests/test_course_runtime.py)."""
 import ast, os, re, subprocess, sys, zipfile
 from pathlib import Path
 import nbformat, pytest
 from conftest import ROOT
-sys.path.insert(0, str(ROOT / "dev"))
-from run_notebooks import code_ast
 
 NOTEBOOKS = sorted(p for p in (ROOT / "nbs").glob("*.ipynb") if not p.name.startswith("_"))
 COURSE = [p for p in NOTEBOOKS if p.name[:2].isdigit()]
@@ -113,38 +111,3 @@ def test_colab_gpu_metadata_where_kaggle_asks_for_a_gpu():
         assert colab_gpu == (badges[path.name] is not None), (
             f"{path.name}: Kaggle badge asks for {badges[path.name]}, notebook metadata accelerator={meta.get('accelerator')!r}, colab={meta.get('colab')!r}: "
             'give a notebook that trains "accelerator": "GPU" and "colab": {"gpuType": "T4"}, and its Kaggle badge a T4')
-
-# google.colab exists only on Colab: a cell imports it only under a guard.
-
-def colab_import(node)->bool:
-    if isinstance(node, ast.Import): return any(a.name == "google.colab" or a.name.startswith("google.colab.") for a in node.names)
-    if isinstance(node, ast.ImportFrom):
-        return (node.module or "").startswith("google.colab") or (node.module == "google" and any(a.name == "colab" for a in node.names))
-    return False
-
-def unguarded_colab_imports(source:str)->list:
-    """Lines of a cell that import `google.colab` when the cell runs on any runtime: not inside an `if` whose test
-    mentions google.colab or COLAB, a `try`, or a function body."""
-    def walk(node, guarded):
-        if colab_import(node) and not guarded: yield node.lineno
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.Try)): guarded = True
-        if isinstance(node, ast.If) and re.search(r"google\.colab|COLAB", ast.unparse(node.test)): guarded = True
-        for child in ast.iter_child_nodes(node): yield from walk(child, guarded)
-    tree = code_ast(source)
-    return [] if tree is None else list(walk(tree, False))
-
-def test_the_guard_rule():
-    bad = ["from google.colab import files\nfiles.upload()", "import google.colab", "import os\nif UPLOAD:\n    from google.colab import drive",
-           "from google import colab", "for x in [1]:\n    import google.colab.files", "%cd /content\n!ls\nfrom google.colab import userdata"]
-    good = ['if "google.colab" in sys.modules:\n    from google.colab import files', "try:\n    from google.colab import userdata\nexcept ImportError: pass",
-            "def f():\n    from google.colab import drive\n    drive.mount('/content/drive')", "if IN_COLAB and UPLOAD:\n    import google.colab",
-            'if "COLAB_RELEASE_TAG" in os.environ:\n    from google.colab import files\nelse: print("not Colab")', "import google.cloud"]
-    for src in bad: assert unguarded_colab_imports(src), src
-    for src in good: assert unguarded_colab_imports(src) == [], src
-    assert unguarded_colab_imports("x = 1\nif UPLOAD:\n    from google.colab import files") == [3]
-
-def test_no_cell_imports_google_colab_unguarded():
-    "Kaggle (and a plain Jupyter) has no google.colab: importing it at a cell's top level stops Run all there."
-    found = [f"{p.name} cell {i} line {line}" for p in NOTEBOOKS for i, c in enumerate(nbformat.read(p, as_version=4).cells)
-             if c.cell_type == "code" for line in unguarded_colab_imports(c.source)]
-    assert found == [], "google.colab imported unguarded (guard it with `if \"google.colab\" in sys.modules:`): " + ", ".join(found)
