@@ -378,7 +378,8 @@ def reset(self:ChatPanel):
 def _ipython_display_(self:ChatPanel):
     from IPython.display import display
     if self.widgets: display(self.ui)
-    else: print(f"(widgets do not render here: call .send('...') and the replies are printed; {self.chat!r})")
+    else: print(f"A chat panel for {self.chat.name}: a live notebook shows a message box and a Send button here; in this "
+                "saved copy, .send('...') prints each exchange as the panel would show it.")
 
 def chat_panel(chat:Chat, compare:bool=False, **sampling)->ChatPanel:
     "A `ChatPanel` for `chat`: widgets in a notebook, printing elsewhere."

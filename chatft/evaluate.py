@@ -10,7 +10,7 @@ import os, sys, json, math, time, random, argparse, difflib, re, html as _html
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from .export import ChatftError, Report, work_dir, in_notebook
+from .export import ChatftError, Report, work_dir, in_notebook, bars_off
 from .models import DEMO_MODEL, load_model, load_tokenizer
 from .clean import _norm
 from .dataset import SharedText, STRETCH_CHARS
@@ -183,7 +183,7 @@ def generate_replies(
     out, dev = [None]*len(prompts), next(model.parameters()).device
     kw = dict(do_sample=True, temperature=temperature, top_p=top_p) if do_sample else dict(do_sample=False, top_p=None, top_k=None, temperature=None)
     model.eval()
-    for k in tqdm(range(0, len(order), batch_size), desc=desc, leave=False, disable=not order):
+    for k in tqdm(range(0, len(order), batch_size), desc=desc, leave=False, disable=not order or bars_off()):
         idx = order[k:k+batch_size]
         ids, att = _left_pad([prompts[i] for i in idx], pad)
         torch.manual_seed(seed + k)

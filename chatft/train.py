@@ -9,7 +9,7 @@ from __future__ import annotations
 import os, sys, json, math, time, shutil, platform, argparse, html as _html
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
-from .export import ChatftError, Report, in_notebook
+from .export import ChatftError, Report, in_notebook, bars_off
 from .models import DEMO_MODEL, TINY_MODEL, preset, model_path, load_tokenizer, load_model
 
 # %% auto #0
@@ -673,12 +673,13 @@ def why_stopped(state, plan:TrainPlan)->str:
 
 # %% ../nbs/05_train.ipynb #4b92467f
 class Progress(TrainerCallback):
-    "One tqdm bar for training (in steps, or in seconds with a time budget), with the latest train and held-out loss."
+    "A tqdm bar for training (steps, or seconds with a budget) with the latest losses; where `bars_off()`, one line at the end."
     def __init__(self, minutes:float|None=None): self.minutes, self.bar, self.post = minutes, None, {}
     def on_train_begin(self, args, state, control, **kw):
         from tqdm.auto import tqdm
         if not state.is_world_process_zero: return
         self.start = time.monotonic()
+        if bars_off(): return
         if self.minutes: self.bar = tqdm(total=int(self.minutes*60), desc="training", unit="s", dynamic_ncols=True, bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} s {postfix}")
         else: self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="training", unit="step", dynamic_ncols=True)
     def on_step_end(self, args, state, control, **kw):
@@ -687,12 +688,15 @@ class Progress(TrainerCallback):
         now = min(self.bar.total, int(time.monotonic()-self.start)) if self.minutes else state.global_step
         self.bar.update(now - self.bar.n); self.bar.set_postfix(self.post, refresh=True)
     def on_log(self, args, state, control, logs=None, **kw):
-        if self.bar is None or not logs: return
+        if not logs: return
         if "loss" in logs: self.post["loss"] = f"{float(logs['loss']):.3f}"
         if "eval_loss" in logs: self.post["held-out"] = f"{float(logs['eval_loss']):.3f}"
-        self.bar.set_postfix(self.post, refresh=True)
+        if self.bar is not None: self.bar.set_postfix(self.post, refresh=True)
     def on_train_end(self, args, state, control, **kw):
         if self.bar is not None: self.bar.close(); self.bar = None
+        elif bars_off() and state.is_world_process_zero:
+            last = ", ".join(f"{k} {v}" for k, v in self.post.items())
+            print(f"training: done, {state.global_step} steps in {time.monotonic()-self.start:.0f} s" + (f" (last {last})" if last else ""))
 
 # %% ../nbs/05_train.ipynb #bbae283b
 def heldout_loss(model, ds, collator, batch_size:int=4)->float:
@@ -1024,6 +1028,7 @@ def course_run(
         return run
     from chatft.clean import course_conversations
     from chatft.dataset import prepare
+    if cap := os.environ.get("CHATFT_COURSE_MINUTES"): minutes = min(minutes, float(cap))   # the tests keep these runs short
     convs, _ = course_conversations(export, work=work)
     tok = load_tokenizer(model)
     dsd, report = prepare(convs, tok, max_length=max_length)

@@ -216,6 +216,17 @@ def output_problems(nb)->list:
     if size > MAX_OUTPUT_BYTES: found.append(f"outputs are {size/1e6:.1f} MB (limit {MAX_OUTPUT_BYTES/1e6:.0f} MB)")
     return found
 
+def join_streams(nb):
+    "Join each run of stream outputs of the same name into one: a streamed reply is one text, not a block per token."
+    for c in nb.cells:
+        if c.cell_type != "code": continue
+        outs = []
+        for o in c.get("outputs", []):
+            if o.get("output_type") == "stream" and outs and outs[-1].get("output_type") == "stream" and outs[-1].get("name") == o.get("name"):
+                outs[-1]["text"] = outs[-1]["text"] + o["text"]
+            else: outs.append(o)
+        c.outputs = outs
+
 def run_one(path:Path, cwd:Path, store:bool, slow:bool, **how)->str|None:
     "Run one notebook; store its outputs if asked and fit to publish. None when it all worked, else what went wrong."
     nb, start = nbformat.read(path, as_version=4), time.time()
@@ -228,6 +239,7 @@ def run_one(path:Path, cwd:Path, store:bool, slow:bool, **how)->str|None:
     if error:
         print(f"{path}: FAILED after {took} at {error}", flush=True)
         return error.splitlines()[0]
+    if store: join_streams(nb)
     problems = output_problems(nb) if store else []
     if problems: print(f"{path}: outputs not stored:\n  " + "\n  ".join(problems[:10]))
     elif store: nbformat.write(nb, path)

@@ -77,3 +77,13 @@ def test_stub_keeps_google_a_namespace(tmp_path):
     stub = rn.colab_stub(tmp_path)
     assert not (stub/"google"/"__init__.py").exists()
     assert sorted(p.name for p in (stub/"google"/"colab").iterdir()) == ["__init__.py", "drive.py", "files.py", "userdata.py"]
+
+def test_streamed_pieces_are_stored_as_one_text():
+    "A reply printed piece by piece is stored as one stream output (GitHub and the docs show each output as its own block)."
+    from run_notebooks import join_streams
+    out = lambda name, text: nbformat.v4.new_output("stream", name=name, text=text)
+    c = nbformat.v4.new_code_cell("x", outputs=[out("stdout", "you: hi\n"), out("stdout", "Hel"), out("stdout", "lo!\n"),
+                                                 out("stderr", "warn\n"), out("stdout", "after")])
+    nb = nbformat.v4.new_notebook(cells=[c, nbformat.v4.new_markdown_cell("m")])
+    join_streams(nb)
+    assert [(o.name, o.text) for o in c.outputs] == [("stdout", "you: hi\nHello!\n"), ("stderr", "warn\n"), ("stdout", "after")]
