@@ -25,6 +25,8 @@ The learner's world (what a Colab or Kaggle badge opens):
 - `--set NAME=VALUE` (repeatable): a cell injected right after the notebook's parameter cell (the code cell after
   the markdown `## Parameters`) sets NAME to VALUE (a Python literal; anything else is taken as a string) when
   the parameter cell assigns NAME; other names are left out for that notebook. CI uses it to keep runs quick.
+- `--expect TEXT` (repeatable): a notebook whose outputs never contain TEXT fails. CI gives the Kaggle run a learner's
+  export (`--set EXPORT=...`) and expects every notebook to say it uses "your export".
 - `--profile t4`: plan as if on a T4 without one: `CHATFT_HARDWARE=t4` makes `chatft.train.detect_hardware()`
   return `HARDWARE["t4"]` (planning only; the device is not changed, and `train` refuses a CUDA plan here). Each
   notebook runs up to, not including, its first cell that trains: the first code cell that calls one of
@@ -179,7 +181,7 @@ def failed_cell(nb, cells)->str:
     return "a cell (no error output)"
 
 def execute(nb, cwd:Path, slow:bool, all_cells:bool=False, sets:dict|None=None, profile:str|None=None,
-            runtime:str|None=None, fresh:bool=False, stub:Path|None=None, timings:list|None=None)->tuple:
+            runtime:str|None=None, fresh:bool=False, stub:Path|None=None, timings:list|None=None, expect=None)->tuple:
     "Run the notebook's cells in a fresh kernel in `cwd`; skipped cells are left with no outputs. (error line or None, notes)"
     for c in nb.cells:
         if skipped(c, slow, all_cells): c.outputs, c.execution_count = [], None
@@ -216,6 +218,12 @@ def output_problems(nb)->list:
     if size > MAX_OUTPUT_BYTES: found.append(f"outputs are {size/1e6:.1f} MB (limit {MAX_OUTPUT_BYTES/1e6:.0f} MB)")
     return found
 
+def missing_expected(nb, texts:list)->list:
+    "Those of `texts` that no output of `nb` contains (CI: a notebook given EXPORT must say it uses 'your export')."
+    said = "".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", "")) for c in nb.cells if c.cell_type == "code"
+                   for o in c.get("outputs", []))
+    return [t for t in texts if t not in said]
+
 def join_streams(nb):
     "Join each run of stream outputs of the same name into one: a streamed reply is one text, not a block per token."
     for c in nb.cells:
@@ -233,6 +241,8 @@ def run_one(path:Path, cwd:Path, store:bool, slow:bool, **how)->str|None:
     timings = []
     error, notes = execute(nb, cwd, slow, timings=timings, **how)
     took = f"{time.time()-start:.0f} s" + "".join(f"; {n}" for n in notes + timings)
+    if error is None and (missing := missing_expected(nb, how.get("expect") or [])):
+        error = f"the outputs never say {missing[0]!r} (--expect)"
     setup = next((c for c in nb.cells if c.cell_type == "code"), None)   # what the setup cell installed, for the log
     said = "".join(o.get("text", "") for o in (setup.get("outputs", []) if setup else []) if o.get("output_type") == "stream")
     if said.strip(): print(f"{path.name} setup cell:\n  " + "\n  ".join(said.strip().splitlines()[-12:]))
@@ -256,6 +266,7 @@ def main(argv=None)->int:
     p.add_argument("--all-cells", action="store_true", help="run every cell, nbdev flags ignored (Colab's Run all)")
     p.add_argument("--fresh", action="store_true", help="each notebook in its own new folder and work folder")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override a parameter (repeatable)")
+    p.add_argument("--expect", action="append", default=[], metavar="TEXT", help="fail a notebook whose outputs never contain TEXT")
     p.add_argument("--profile", help="plan as on this chatft.train.HARDWARE key (e.g. t4); stop before the first cell that trains")
     args = p.parse_args(argv)
     base = args.dir or Path(tempfile.mkdtemp(prefix="chatft-course-"))
@@ -263,7 +274,7 @@ def main(argv=None)->int:
     if args.store: os.environ["CHATFT_WIDGETS"] = "0"   # static output: stored widgets need a live kernel to show
     stub = colab_stub(Path(tempfile.mkdtemp(prefix="chatft-colab-stub-"))) if args.runtime == "colab" else None
     how = dict(all_cells=args.all_cells, sets=parse_sets(args.set), profile=args.profile, runtime=args.runtime,
-               fresh=args.fresh, stub=stub)
+               fresh=args.fresh, stub=stub, expect=args.expect)
     results = {}
     for path in args.notebooks:
         cwd = Path(tempfile.mkdtemp(prefix=f"{path.stem}-", dir=base)) if args.fresh else base

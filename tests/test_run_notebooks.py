@@ -87,3 +87,9 @@ def test_streamed_pieces_are_stored_as_one_text():
     nb = nbformat.v4.new_notebook(cells=[c, nbformat.v4.new_markdown_cell("m")])
     join_streams(nb)
     assert [(o.name, o.text) for o in c.outputs] == [("stdout", "you: hi\nHello!\n"), ("stderr", "warn\n"), ("stdout", "after")]
+
+def test_expect_finds_what_the_outputs_say():
+    nb = nbformat.v4.new_notebook(cells=[C("x", outputs=[nbformat.v4.new_output("stream", name="stdout", text="Using your export a.zip\n")]),
+                                         C("y", outputs=[nbformat.v4.new_output("execute_result", data={"text/plain": "42"})])])
+    assert rn.missing_expected(nb, ["your export", "42"]) == []
+    assert rn.missing_expected(nb, ["synthetic", "your export"]) == ["synthetic"]
