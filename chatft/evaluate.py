@@ -252,10 +252,10 @@ def from_context(reply:str, context:str, n:int=4)->float:
 # %% ../nbs/06_evaluate.ipynb #212b1f2b
 METRICS = ["chrf", "bleu", "rouge_l", "stopped", "length_ratio", "distinct_2", "longest_repeat", "same_language", "from_context"]
 
-def _scores(prompt:str, real:str, g:dict, context:str="")->dict:
+def _scores(prompt:str, real:str, g:dict, context:str)->dict:
     return dict(**overlap(g["text"], real), stopped=float(g["stopped"]), length_ratio=length_ratio(g["text"], real),
                 **repetition(g["text"]), same_language=same_language(prompt, g["text"]),
-                from_context=from_context(g["text"], context or prompt), tokens=g["tokens"])
+                from_context=from_context(g["text"], context), tokens=g["tokens"])
 
 def score_table(examples:list, base:list, tuned:list):
     "A DataFrame, one row per example: prompt, real, base, tuned, each metric for both, and `delta_chrf`."
@@ -442,7 +442,7 @@ def disagreements(summary, n:int)->list:
     "Plain words where the numbers point different ways: likelihood against generation, corpus against mean, copying."
     s, out = summary, []
     d = lambda m: s.loc[m, "difference"] if m in s.index else 0.0
-    down = [m.split(" (")[0] + (" " + m.split("(")[1].rstrip(")") if "(" in m else "") for m in GENERATION_METRICS if d(m) < 0]
+    down = [m.replace(" (", " ").rstrip(")") for m in GENERATION_METRICS if d(m) < 0]     # "chrF++ corpus", ...
     if d("held-out loss") < 0 and down:
         out.append(f"why the held-out loss fell while {', '.join(down)} fell: the loss scores each word of your real reply given "
                    "the real words before it; a generated reply is the model's own, greedy and cut at the token limit, "

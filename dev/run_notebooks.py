@@ -181,7 +181,7 @@ def failed_cell(nb, cells)->str:
     return "a cell (no error output)"
 
 def execute(nb, cwd:Path, slow:bool, all_cells:bool=False, sets:dict|None=None, profile:str|None=None,
-            runtime:str|None=None, fresh:bool=False, stub:Path|None=None, timings:list|None=None, expect=None)->tuple:
+            runtime:str|None=None, fresh:bool=False, stub:Path|None=None, timings:list|None=None)->tuple:
     "Run the notebook's cells in a fresh kernel in `cwd`; skipped cells are left with no outputs. (error line or None, notes)"
     for c in nb.cells:
         if skipped(c, slow, all_cells): c.outputs, c.execution_count = [], None
@@ -235,13 +235,13 @@ def join_streams(nb):
             else: outs.append(o)
         c.outputs = outs
 
-def run_one(path:Path, cwd:Path, store:bool, slow:bool, **how)->str|None:
+def run_one(path:Path, cwd:Path, store:bool, slow:bool, expect:list=(), **how)->str|None:
     "Run one notebook; store its outputs if asked and fit to publish. None when it all worked, else what went wrong."
     nb, start = nbformat.read(path, as_version=4), time.time()
     timings = []
     error, notes = execute(nb, cwd, slow, timings=timings, **how)
     took = f"{time.time()-start:.0f} s" + "".join(f"; {n}" for n in notes + timings)
-    if error is None and (missing := missing_expected(nb, how.get("expect") or [])):
+    if error is None and (missing := missing_expected(nb, expect)):
         error = f"the outputs never say {missing[0]!r} (--expect)"
     setup = next((c for c in nb.cells if c.cell_type == "code"), None)   # what the setup cell installed, for the log
     said = "".join(o.get("text", "") for o in (setup.get("outputs", []) if setup else []) if o.get("output_type") == "stream")
@@ -274,11 +274,11 @@ def main(argv=None)->int:
     if args.store: os.environ["CHATFT_WIDGETS"] = "0"   # static output: stored widgets need a live kernel to show
     stub = colab_stub(Path(tempfile.mkdtemp(prefix="chatft-colab-stub-"))) if args.runtime == "colab" else None
     how = dict(all_cells=args.all_cells, sets=parse_sets(args.set), profile=args.profile, runtime=args.runtime,
-               fresh=args.fresh, stub=stub, expect=args.expect)
+               fresh=args.fresh, stub=stub)
     results = {}
     for path in args.notebooks:
         cwd = Path(tempfile.mkdtemp(prefix=f"{path.stem}-", dir=base)) if args.fresh else base
-        results[path] = run_one(path.resolve(), cwd, args.store, args.slow, **how)
+        results[path] = run_one(path.resolve(), cwd, args.store, args.slow, args.expect, **how)
     if len(results) > 1:
         flags = " ".join(a for a in (sys.argv[1:] if argv is None else argv) if not a.endswith(".ipynb"))
         print(f"\nSummary{f' ({flags})' if flags else ''}:")
