@@ -24,7 +24,7 @@ import torch
 from datasets import Dataset
 from chatft.models import TINY_MODEL, DEMO_MODEL, load_tokenizer, load_model
 from chatft.synth import synthetic_conversations
-from chatft.export import read_jsonl
+from chatft.core import read_jsonl
 from chatft.template import render_example
 from chatft.dataset import prepare, pack, PackedCollator, PaddedCollator
 

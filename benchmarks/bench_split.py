@@ -57,7 +57,7 @@ def real():
             print(f"      only 50 chars: {best[0][0]} characters shared, reply starts {best[1][:90]!r}")
 
 def planted():
-    from chatft.export import Conversation
+    from chatft.core import Conversation
     from chatft.synth import synthetic_conversations
     print("\n2. Planted copies of a training reply (lengths 40-200 words), a fraction of their words replaced: share caught")
     rng = random.Random(0)

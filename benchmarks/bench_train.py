@@ -234,7 +234,7 @@ def main():
     p.add_argument("--data", choices=["synthetic", "sharegpt"], default="synthetic")
     p.add_argument("--conversations", type=int, default=500, help="size of the synthetic export")
     a = p.parse_args()
-    from chatft.train import quiet
+    from chatft.core import quiet
     quiet()
     import torch
     print(f"load average before: {load_avg()} ({os.cpu_count()} CPUs, torch {torch.__version__}, "

@@ -8,10 +8,10 @@ Docs: https://chatft.github.io/chatft/chat.html.md"""
 from __future__ import annotations
 import os, sys, json, time, inspect, argparse, threading, contextlib, html as _html
 from pathlib import Path
-from .export import ChatftError, work_dir
+from .core import ChatftError, work_dir, quiet, error_line, folder_facts, Run
 from .models import DEMO_MODEL, load_model, load_tokenizer
 from .template import inference_prompt, end_of_turn_token
-from .train import TrainPlan, load_run, quiet
+from .train import TrainPlan, load_run
 from fastcore.basics import patch
 
 # %% auto #0
@@ -254,8 +254,6 @@ def _compare_stream(self:Chat, messages, kw):
             yield dict(out)
 
 # %% ../nbs/07_chat.ipynb #6157d338
-def _one_line(e:Exception)->str: return " ".join(f"{type(e).__name__}: {e}".split())[:300]
-
 def _load_run_model(run:Path, device:str, merged:bool):
     "(model, tokenizer, plan) of a run folder, on `device` in the plan's dtype; a `ChatftError` when it is broken."
     plan = TrainPlan.load(run/"plan.json") if (run/"plan.json").exists() else None
@@ -266,22 +264,17 @@ def _load_run_model(run:Path, device:str, merged:bool):
     try: model, tok, plan = load_run(run, merged=merged, **kw)
     except ChatftError: raise
     except Exception as e:
-        raise ChatftError(f"{run}: the run folder is broken ({_one_line(e)}). Train it again, or load another run.") from None
+        raise ChatftError(f"{run}: the run folder is broken ({error_line(e)}). Train it again, or load another run.") from None
     return (model if "quantization_config" in kw else model.to(device)), tok, plan
 
 def _load_named_model(name:str, device:str, tokenizer_from:str|None=None):
     "(model, tokenizer) of a model folder or Hub id; a `ChatftError` when it does not load."
     try: model, tok = load_model(name, dtype=inference_dtype("bf16", device)), load_tokenizer(tokenizer_from or name)
     except ChatftError: raise
-    except Exception as e: raise ChatftError(f"Could not load the model {name!r} ({_one_line(e)}).") from None
+    except Exception as e: raise ChatftError(f"Could not load the model {name!r} ({error_line(e)}).") from None
     return model.to(device), tok
 
 # %% ../nbs/07_chat.ipynb #c6f94807
-def _folder_facts(path:Path)->dict:
-    "`train_on` and `system` of a model folder: from its `chatft.json` (what `chatft merge` writes), else none."
-    facts = json.loads((path/"chatft.json").read_text()) if (path/"chatft.json").exists() else {}
-    return dict(train_on=facts.get("train_on", "assistant"), system=facts.get("system"))
-
 def load_chat(
     run_or_model=DEMO_MODEL,     # a run folder from `train` (or its `merged/`), a model folder (`chatft merge`'s too), or a Hub id
     system:str|None=None,        # None: the system prompt the run was trained with; '': none; text: yours
@@ -299,7 +292,7 @@ def load_chat(
     elif (path/"plan.json").exists() or (path/"adapter_config.json").exists():
         facts = run_facts(path)
         model, tok, plan = _load_run_model(path, device, merged)
-    elif path.is_dir(): facts, (model, tok) = _folder_facts(path), _load_named_model(name, device)
+    elif path.is_dir(): facts, (model, tok) = folder_facts(path), _load_named_model(name, device)
     elif path.exists() or name.count("/") != 1 or name.startswith((".", "~")):
         raise ChatftError(f"{name}: no such run folder (a run folder holds plan.json and the adapter; "
                           "a Hub id looks like org/name).")
@@ -318,7 +311,7 @@ def _bubble(who:str, text:str)->str:
 class ChatPanel:
     "A chat in the notebook: ipywidgets with streamed replies and a 'compare with base' toggle, or plain printing."
     def __init__(self, chat:Chat, compare:bool=False, widgets:bool|None=None, **sampling):
-        from chatft.export import in_notebook
+        from chatft.core import in_notebook
         self.chat, self.compare, self.sampling, self.history, self.shown = chat, compare, sampling, [], []
         self.widgets = in_notebook() if widgets is None else widgets
         if self.widgets: self._build()

@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 import orjson
-from .export import ChatftError, Report, Conversation, read_jsonl, write_jsonl
+from .core import ChatftError, Report, Conversation, read_jsonl, write_jsonl
 
 # %% auto #0
 __all__ = ['IBAN_LENGTHS', 'API_KEY_PATTERNS', 'ENTROPY_THRESHOLD', 'DETECTORS', 'ERROR_REPLY', 'NEAR_DUPLICATE_THRESHOLD',
@@ -814,7 +814,8 @@ def course_conversations(
     verbose:bool=True,    # print which data is used
 )->tuple:
     "`(conversations, where they come from)`: the work folder's, else `export` read (and cleaned) into it, else synthetic."
-    from chatft.export import read_export, step_path, work_dir
+    from chatft.export import read_export
+    from chatft.core import step_path, work_dir
     from chatft.synth import synthetic_conversations
     steps = ["export", "clean"] if cleaned else ["export"]
     have = [s for s in steps if step_path(s, work).exists()]
@@ -837,7 +838,7 @@ def course_conversations(
 
 def _clean_into(convs:list, work)->list:
     "`convs` cleaned with the defaults, written to the work folder with the report beside them."
-    from chatft.export import step_path
+    from chatft.core import step_path
     kept, report = clean(convs)
     report.save(report_path(write_jsonl(kept, step_path("clean", work))))
     return kept

@@ -8,7 +8,7 @@ Docs: https://chatft.github.io/chatft/cli.html.md"""
 from __future__ import annotations
 import sys, importlib, importlib.util
 from . import __version__
-from .export import ChatftError
+from .core import ChatftError
 
 # %% auto #0
 __all__ = ['COMMANDS', 'usage', 'main', 'run']

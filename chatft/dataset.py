@@ -8,7 +8,7 @@ Docs: https://chatft.github.io/chatft/dataset.html.md"""
 from __future__ import annotations
 import math, random, bisect, sys, argparse
 from pathlib import Path
-from .export import ChatftError, Conversation, Report, read_jsonl, bars_off, on_colab, on_kaggle
+from .core import ChatftError, Conversation, Report, read_jsonl, bars_off, on_colab, on_kaggle, hub_token
 from .clean import near_duplicates, NEAR_DUPLICATE_THRESHOLD, _norm
 from .template import render_example, prepare_messages, trained_indices, check_contract, show_mask, template_quirks, _tokenize
 
@@ -16,7 +16,7 @@ from .template import render_example, prepare_messages, trained_indices, check_c
 __all__ = ['STRETCH_CHARS', 'PREPARED_FILES', 'windows', 'SharedText', 'trained_replies', 'seen_in_training',
            'split_conversations', 'served_system', 'tokenize_conversations', 'prepare', 'pack_lengths', 'pack',
            'PackedCollator', 'PaddedCollator', 'useful_fraction', 'save_prepared', 'load_prepared', 'push_to_hub',
-           'hub_token', 'prepare_cli']
+           'prepare_cli']
 
 # %% ../nbs/04_dataset.ipynb #4c78f4b9
 def windows(
@@ -449,21 +449,6 @@ def load_prepared(path):
 def push_to_hub(dsd, repo_id:str, private:bool=True, token:str|None=None):
     "Upload to the Hugging Face Hub, private unless you say otherwise (your chats are yours)."
     return dsd.push_to_hub(repo_id, private=private, token=token or hub_token())
-
-# %% ../nbs/04_dataset.ipynb #63f75661
-def hub_token()->str|None:
-    "A Hugging Face token from `HF_TOKEN` or the runtime's secrets (Kaggle, Colab); None lets the Hub use `hf auth login`'s."
-    import os
-    if token := os.environ.get("HF_TOKEN"): return token
-    try:
-        if on_kaggle():
-            from kaggle_secrets import UserSecretsClient
-            return UserSecretsClient().get_secret("HF_TOKEN")
-        if on_colab():
-            from google.colab import userdata
-            return userdata.get("HF_TOKEN")
-    except Exception: pass      # no such secret, or not shared with this notebook
-    return None
 
 # %% ../nbs/04_dataset.ipynb #83e280d6
 def prepare_cli(argv:list|None=None)->int:

@@ -8,12 +8,13 @@ Docs: https://chatft.github.io/chatft/demo.html.md"""
 from __future__ import annotations
 import sys, time, tempfile, argparse
 from pathlib import Path
-from .export import ChatftError, read_export      # first: chatft quiets what a learner cannot act on
+from .core import ChatftError, quiet      # first: chatft quiets what a learner cannot act on
+from .export import read_export
 from transformers import TrainerCallback
 from .clean import clean
 from .dataset import prepare
 from .models import DEMO_MODEL, load_tokenizer
-from .train import detect_hardware, plan_training, train, remove_folder, quiet, why_stopped
+from .train import detect_hardware, plan_training, train, remove_folder, why_stopped
 from .evaluate import Evaluation, Examples, evaluate_run
 
 # %% auto #0

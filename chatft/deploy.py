@@ -9,10 +9,10 @@ from __future__ import annotations
 import os, sys, json, shutil, tarfile, argparse, subprocess, tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from .export import ChatftError, work_dir
+from .core import ChatftError, work_dir, quiet
 from .models import DEMO_MODEL, cache_dir, model_path, load_tokenizer
 from .template import render, with_system, swap_roles, end_of_turn_token
-from .train import TrainPlan, load_run, quiet
+from .train import TrainPlan, load_run
 from .chat import Chat, run_facts, best_device, inference_dtype, practice_run, cut_at_stop
 
 # %% auto #0
@@ -137,8 +137,8 @@ def merged_chat(
     "A `Chat` with a merged folder loaded by plain `AutoModelForCausalLM.from_pretrained`, with the run's system prompt."
     from transformers import AutoModelForCausalLM, AutoTokenizer
     folder, device = Path(folder), device or best_device()
-    from chatft.chat import _folder_facts
-    facts = _folder_facts(folder)                      # the system prompt and train_on that `merge` recorded
+    from chatft.core import folder_facts
+    facts = folder_facts(folder)                      # the system prompt and train_on that `merge` recorded
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=inference_dtype("bf16", device)).to(device).eval()
     return Chat(model, AutoTokenizer.from_pretrained(folder), name=folder.name, **facts)
 
@@ -756,7 +756,7 @@ def upload(
 )->str:
     "Send `folder` to the Hub repository `repo_id` (created if missing) in one commit; the repository's URL."
     from huggingface_hub import HfApi
-    from chatft.dataset import hub_token
+    from chatft.core import hub_token
     api = HfApi(token=hub_token())
     url = api.create_repo(repo_id, private=private, repo_type=repo_type, exist_ok=True,
                           space_sdk="gradio" if repo_type == "space" else None)
@@ -771,10 +771,10 @@ def _check_repo_id(repo_id:str):
     except Exception as e: raise ChatftError(f"{repo_id!r} is not a Hub repository name: use owner/name ({e}).") from None
 
 def _send(folder, repo_id, private, repo_type)->str:
-    from chatft.chat import _one_line
+    from chatft.core import error_line
     try: return upload(folder, repo_id, private, repo_type)
     except Exception as e:
-        raise ChatftError(f"could not upload to {repo_id} ({_one_line(e)}); the folder is ready at {folder}: "
+        raise ChatftError(f"could not upload to {repo_id} ({error_line(e)}); the folder is ready at {folder}: "
                           "check your connection and token (HF_TOKEN or `hf auth login`) and push again.") from None
 
 # %% ../nbs/08_deploy.ipynb #ae0752e5

@@ -10,7 +10,7 @@ import os, sys, json, math, time, random, argparse, difflib, re, html as _html
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from .export import ChatftError, Report, work_dir, in_notebook, bars_off
+from .core import ChatftError, Report, work_dir, in_notebook, bars_off
 from .models import DEMO_MODEL, load_model, load_tokenizer
 from .clean import _norm
 from .dataset import SharedText, STRETCH_CHARS
@@ -689,7 +689,7 @@ def eval_cli(argv:list|None=None)->int:
     a = p.parse_args(argv)
     run = Path(a.run)
     if not (run/"plan.json").exists(): raise ChatftError(f"{run}: not a chatft run folder (no plan.json). Make one with `chatft train` or `chatft demo`.")
-    from chatft.train import quiet
+    from chatft.core import quiet
     quiet()
     ev = evaluate_run(run, a.data, a.output, n=a.n, max_new_tokens=a.max_new_tokens, batch_size=a.batch_size,
                       do_sample=a.sample, probe=a.probe, general=a.general)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 import numpy as np, pandas as pd
-from .export import ChatftError, Conversation, read_jsonl, in_notebook
+from .core import ChatftError, Conversation, read_jsonl, in_notebook
 
 # %% auto #0
 __all__ = ['ROLE_COLORS', 'PERCENTILES', 'STOP_WORDS', 'PLOT_NAMES', 'token_lengths', 'code_chars', 'detect_language',

@@ -6,226 +6,23 @@ Docs: https://chatft.github.io/chatft/export.html.md"""
 
 # %% ../nbs/00_export.ipynb #a9a56256
 from __future__ import annotations
-import orjson, re, zipfile
+import orjson, os, re, sys, zipfile
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['STEP_FILES', 'DRIVE_WORK', 'TEXT_NOTES', 'DIALOGUE_TYPES', 'ROLES', 'GEMINI_GAP', 'MAX_RATIO', 'READERS', 'GROUPED',
-           'FORMATS_HELP', 'CHUNK', 'ChatftError', 'Report', 'in_notebook', 'bars_off', 'Conversation', 'write_jsonl',
-           'read_jsonl', 'work_dir', 'step_path', 'latest_conversations', 'on_colab', 'on_kaggle', 'mount_drive',
-           'work_on_drive', 'export_hint', 'upload_export', 'to_dataset', 'Skip', 'thread_ids', 'strip_citations',
-           'artifact_block', 'clean_text', 'message_text', 'custom_instructions', 'chatgpt_turns',
-           'read_chatgpt_conversation', 'read_claude_conversation', 'read_sharegpt_conversation',
-           'read_messages_conversation', 'read_grok_conversation', 'read_aistudio_conversation', 'html_to_markdown',
-           'read_gemini_activity', 'export_in', 'feedback_records', 'record_kind', 'read_export', 'raw_records',
-           'export_cli', 'iter_json_array', 'load_json']
+__all__ = ['TEXT_NOTES', 'DIALOGUE_TYPES', 'ROLES', 'GEMINI_GAP', 'MAX_RATIO', 'READERS', 'GROUPED', 'FORMATS_HELP', 'CHUNK',
+           'export_hint', 'upload_export', 'Skip', 'thread_ids', 'strip_citations', 'artifact_block', 'clean_text',
+           'message_text', 'custom_instructions', 'chatgpt_turns', 'read_chatgpt_conversation',
+           'read_claude_conversation', 'read_sharegpt_conversation', 'read_messages_conversation',
+           'read_grok_conversation', 'read_aistudio_conversation', 'html_to_markdown', 'read_gemini_activity',
+           'export_in', 'feedback_records', 'record_kind', 'read_export', 'raw_records', 'export_cli',
+           'iter_json_array', 'load_json']
 
-# %% ../nbs/00_export.ipynb #f76fa217
-class ChatftError(Exception):
-    "Bad input or a bad setting that the user can fix; the message says what, where and what to do."
-
-# %% ../nbs/00_export.ipynb #7ccd15cf
-from collections import Counter
-from dataclasses import dataclass, field
-import html as _html
-
-def _note(v, width:int=100):
-    "A report note on one line, cut to `width` characters."
-    s = " ".join(str(v).split())
-    return v if isinstance(v, (int, float)) else (s if len(s) <= width else s[:width-1] + "…")
-
-@dataclass
-class Report:
-    "What a step kept and what it skipped, each skip with the conversation's id and the reason."
-    step:str                                       # the step's name, e.g. "read", "clean"
-    kept:int=0                                     # how many were kept
-    skipped:list=field(default_factory=list)       # `[{"id": ..., "reason": ...}, ...]`
-    notes:dict=field(default_factory=dict)         # other counts worth showing (e.g. redactions per type)
-
-    def keep(self, n:int=1): self.kept += n
-    def skip(self, id, reason:str, **extra): self.skipped.append(dict(id=id, reason=reason, **extra))
-    @property
-    def total(self)->int: return self.kept + len(self.skipped)
-    def reasons(self)->Counter: return Counter(s['reason'] for s in self.skipped)
-    def to_dict(self)->dict: return dict(step=self.step, total=self.total, kept=self.kept, skipped=self.skipped, notes=self.notes)
-
-    def save(self, path)->Path:
-        "Write the report as JSON."
-        path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(orjson.dumps(self.to_dict(), option=orjson.OPT_INDENT_2|orjson.OPT_NON_STR_KEYS))
-        return path
-
-    def rows(self)->list:
-        "(what, count) rows: total, kept, then each skip reason, then the notes (a long note cut to one line; all of it is saved)."
-        return ([("total", self.total), ("kept", self.kept)] + [(f"skipped: {r}", n) for r,n in self.reasons().most_common()]
-                + [(k, _note(v)) for k,v in self.notes.items()])
-
-    def __str__(self):
-        rows = self.rows(); w = max(len(k) for k,_ in rows)
-        return f"{self.step} report\n" + "\n".join(f"  {k:<{w}}  {v}" for k,v in rows)
-
-    def _repr_html_(self):
-        trs = "".join(f"<tr><td>{_html.escape(str(k))}</td><td style='text-align:right'>{_html.escape(str(v))}</td></tr>" for k,v in self.rows())
-        return f"<b>{_html.escape(self.step)} report</b><table>{trs}</table>"
-
-# %% ../nbs/00_export.ipynb #46928274
-def _kernel()->bool:
-    "Whether this runs in a Jupyter kernel (Jupyter, Colab, Kaggle, a test runner's kernel)."
-    try: from IPython import get_ipython
-    except ImportError: return False
-    ip = get_ipython()
-    return ip is not None and getattr(ip, "kernel", None) is not None
-
-def in_notebook()->bool:
-    "Whether this runs in a live Jupyter kernel that can show widgets (False when `CHATFT_WIDGETS=0`)."
-    import os
-    return os.environ.get("CHATFT_WIDGETS") != "0" and _kernel()
-
-def bars_off()->bool:
-    "Whether to leave progress bars out: a kernel with widgets off, whose saved outputs would show each bar as it began, at 0%."
-    import os
-    return os.environ.get("CHATFT_WIDGETS") == "0" and _kernel()
-
-# %% ../nbs/00_export.ipynb #03667122
-@dataclass
-class Conversation:
-    "One conversation: the visible thread as chat messages, with its metadata beside it."
-    id:str                          # the conversation's id in the export
-    messages:list                   # `[{"role": "user"|"assistant", "content": str}, ...]`
-    title:str|None=None             # the title the app gave it
-    create_time:float|None=None     # Unix seconds
-    update_time:float|None=None     # Unix seconds
-    model:str|None=None             # the model that answered most (e.g. "gpt-4o")
-    source:str=""                   # the format it was read from ("chatgpt", "claude", "sharegpt", ...)
-    system:str|None=None            # custom instructions, usable as a system prompt
-    meta:dict=field(default_factory=dict) # extras: regenerated siblings, feedback, notes
-
-    def to_dict(self)->dict:
-        "A JSON-ready dict; `None` fields and an empty `meta` are left out."
-        d = dict(id=self.id, title=self.title, create_time=self.create_time, update_time=self.update_time,
-                 model=self.model, source=self.source, system=self.system, messages=self.messages, meta=self.meta)
-        return {k:v for k,v in d.items() if v is not None and v != {}}
-
-    @classmethod
-    def from_dict(cls, d:dict)->Conversation:
-        "Build from `to_dict`'s output; unknown keys go into `meta`."
-        known = {k:d[k] for k in cls.__dataclass_fields__ if k in d}
-        extra = {k:v for k,v in d.items() if k not in cls.__dataclass_fields__}
-        if extra: known['meta'] = {**known.get('meta', {}), **extra}
-        return cls(**known)
-
-    def _repr_markdown_(self):
-        head = f"**{self.title or '(untitled)'}** · `{self.id}` · {len(self.messages)} messages"
-        body = "\n\n".join(f"**{m['role']}**: {m['content'][:300]}" for m in self.messages[:6])
-        return head + "\n\n" + body
-
-# %% ../nbs/00_export.ipynb #f2a9458b
-def write_jsonl(
-    convs:list,   # `Conversation`s (or dicts with `id` and `messages`)
-    path,         # file to write
-)->Path:
-    "Write one JSON object per line; returns the path. Written beside and renamed, so a reader never sees half a file."
-    path = Path(path)
-    if path.is_dir(): raise ChatftError(f"{path} is a folder: give a file name to write, e.g. {path / 'convs.jsonl'}.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    with open(tmp, 'wb') as f:
-        for c in convs: f.write(orjson.dumps(c.to_dict() if isinstance(c, Conversation) else c) + b"\n")
-    tmp.replace(path)
-    return path
-
-# %% ../nbs/00_export.ipynb #3e8381ea
-def _check_messages(msgs, where):
-    if not isinstance(msgs, list) or not msgs: raise ChatftError(f"{where}: `messages` must be a non-empty list. Is this a chatft JSONL file? Make one with `chatft export`.")
-    for i,m in enumerate(msgs):
-        if not isinstance(m, dict) or not isinstance(m.get('role'), str) or not isinstance(m.get('content'), str):
-            raise ChatftError(f"{where}, message {i}: each message needs a string `role` and `content`, got {str(m)[:80]!r}.")
-
-# %% ../nbs/00_export.ipynb #2480597a
-def read_jsonl(
-    path,   # a chatft JSONL file
-)->list:
-    "Read conversations written by `write_jsonl`; a bad line raises `ChatftError` naming the file and line."
-    path = Path(path)
-    if not path.exists(): raise ChatftError(f"{path}: no such file.")
-    convs = []
-    with open(path, 'rb') as f:
-        for n,line in enumerate(f, 1):
-            if not line.strip(): continue
-            where = f"{path}, line {n}"
-            try: d = orjson.loads(line)
-            except orjson.JSONDecodeError as e: raise ChatftError(f"{where}: not valid JSON ({e}).") from None
-            if not isinstance(d, dict) or 'messages' not in d:
-                raise ChatftError(f"{where}: expected an object with `id` and `messages`. Is this a chatft JSONL file? Make one with `chatft export`.")
-            _check_messages(d['messages'], f"{where} (conversation {d.get('id')!r})")
-            d.setdefault('id', f"{path.stem}-{n}")
-            convs.append(Conversation.from_dict(d))
-    if not convs: raise ChatftError(f"{path}: the file is empty: no conversations to read.")
-    return convs
-
-# %% ../nbs/00_export.ipynb #9e75ab83
-import os
-
-STEP_FILES = {"export": "convs.jsonl", "clean": "clean.jsonl"}   # conversations each step writes, in course order
-
-def work_dir(path=None)->Path:
-    "The folder where the course's steps leave their results: `path`, else `$CHATFT_WORK`, else `work/`."
-    return Path(path or os.environ.get("CHATFT_WORK") or "work")
-
-def step_path(step:str, work=None)->Path:
-    "Where `step` (a key of `STEP_FILES`) writes its conversations in the work folder."
-    if step not in STEP_FILES: raise ChatftError(f"Unknown step {step!r}: use one of {', '.join(STEP_FILES)}.")
-    return work_dir(work)/STEP_FILES[step]
-
-# %% ../nbs/00_export.ipynb #c6d9a758
-def latest_conversations(
-    work=None,                 # the work folder (default: `work_dir()`)
-    before:str|None=None,      # only steps before this one (e.g. "clean" reads what "export" wrote)
-)->tuple:
-    "`(conversations, path)` from the latest step that wrote some, or `(None, None)` when none has yet."
-    steps = list(STEP_FILES)
-    if before is not None: steps = steps[:steps.index(before)] if before in steps else steps
-    for step in reversed(steps):
-        p = step_path(step, work)
-        if p.exists(): return read_jsonl(p), p
-    return None, None
-
-# %% ../nbs/00_export.ipynb #428543ff
-import sys
-
-DRIVE_WORK = "chatft-work"   # the work folder's name on your Google Drive (`work_on_drive`)
-_KAGGLE_WORK = ("on Kaggle, save a version of the notebook (its output keeps work/), add that output to the next notebook "
-               "(Add data → Notebook Output) and copy it there: shutil.copytree('/kaggle/input/<notebook>/work', 'work')")
-
-def on_colab()->bool:
-    "Whether this runs on Google Colab."
-    return "google.colab" in sys.modules
-
-def on_kaggle()->bool:
-    "Whether this runs in a Kaggle notebook."
-    return "KAGGLE_KERNEL_RUN_TYPE" in os.environ
-
-# %% ../nbs/00_export.ipynb #117655df
-def mount_drive()->Path|None:
-    "Colab: mount your Google Drive (Colab asks for permission) and return its `MyDrive` folder; elsewhere None."
-    if not on_colab(): return None
-    from google.colab import drive
-    drive.mount("/content/drive")
-    return Path("/content/drive/MyDrive")
-
-def work_on_drive(
-    folder:str=DRIVE_WORK,   # the work folder's name in your Drive's `MyDrive`
-)->Path|None:
-    "Colab: make `folder` on your Google Drive the work folder (`CHATFT_WORK`); elsewhere say how to keep it, and change nothing."
-    drive = mount_drive()
-    if drive is None:
-        print(f"WORK_ON_DRIVE works on Colab only; the work folder stays {work_dir()}/" + (f"; {_KAGGLE_WORK}." if on_kaggle() else "."))
-        return None
-    os.environ["CHATFT_WORK"] = str(drive/folder)
-    work_dir().mkdir(parents=True, exist_ok=True)
-    print(f"The work folder is {folder} on your Google Drive; in each later notebook, run work_on_drive() first to use it.")
-    return work_dir()
+# %% ../nbs/00_export.ipynb #f293f176
+from .core import (ChatftError, Report, Conversation, one_line, in_notebook, bars_off, on_colab,
+                         on_kaggle, work_dir, step_path, read_jsonl, write_jsonl)
 
 # %% ../nbs/00_export.ipynb #81506d29
 def export_hint()->str:
@@ -243,14 +40,6 @@ def upload_export()->Path|None:
     from google.colab import files
     got = files.upload()
     return Path(next(iter(got))).resolve() if got else None
-
-# %% ../nbs/00_export.ipynb #b0f715e5
-def to_dataset(convs:list):
-    "A `datasets.Dataset` with one row per conversation (`id`, `title`, ..., `messages`)."
-    from datasets import Dataset
-    rows = [c.to_dict() if isinstance(c, Conversation) else c for c in convs]
-    cols = ['id', 'title', 'create_time', 'update_time', 'model', 'source', 'system', 'messages']
-    return Dataset.from_dict({k:[r.get(k) for r in rows] for k in cols})
 
 # %% ../nbs/00_export.ipynb #b457d6af
 class Skip(Exception):

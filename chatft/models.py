@@ -9,7 +9,7 @@ from __future__ import annotations
 import os, shutil, tempfile, importlib.util
 from dataclasses import dataclass, asdict
 from pathlib import Path
-from .export import ChatftError
+from .core import ChatftError
 
 # %% auto #0
 __all__ = ['PRESETS', 'DEMO_MODEL', 'TINY_MODEL', 'ModelPreset', 'presets_table', 'preset', 'cache_dir', 'model_path',

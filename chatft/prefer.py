@@ -10,8 +10,8 @@ import argparse, json, math, shutil, time
 from collections import Counter
 from pathlib import Path
 import orjson
-from .export import (ChatftError, Conversation, Report, Skip, chatgpt_turns, export_in, feedback_records, raw_records,
-                           read_chatgpt_conversation, read_export, record_kind, thread_ids, write_jsonl)
+from .export import Skip, chatgpt_turns, export_in, feedback_records, raw_records, read_chatgpt_conversation, read_export, record_kind, thread_ids
+from .core import ChatftError, Conversation, Report, write_jsonl
 from .clean import is_error_reply, redact_conversations
 from .template import TEMPLATE_KWARGS
 
@@ -550,7 +550,7 @@ def prefer_cli(argv:list|None=None)->int:
     return _train_cli(a, pairs, report)
 
 def _train_cli(a, pairs, report)->int:
-    from chatft.train import quiet
+    from chatft.core import quiet
     quiet()
     dsd = preference_split(pairs, a.test_size, report)
     over = dict(epochs=a.epochs, max_steps=a.max_steps, lr=a.lr, max_length=a.max_length)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os, sys, json, time, uuid, hmac, queue, random, signal, asyncio, argparse, threading, subprocess, tempfile
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from .export import ChatftError, work_dir
+from .core import ChatftError, work_dir
 from .chat import Chat, StopCut, load_chat, practice_run
 from fastcore.basics import patch
 from starlette.requests import Request   # FastAPI finds route parameters' types by name in this module

@@ -11,7 +11,7 @@ from itertools import combinations
 from datetime import datetime, timezone
 from pathlib import Path
 import orjson
-from .export import Conversation, ChatftError
+from .core import Conversation, ChatftError
 
 # %% auto #0
 __all__ = ['INSTRUCTIONS', 'PROFILE', 'MODELS', 'START', 'SPAN', 'TOPICS', 'FOLLOWUPS', 'OTHER_LANGUAGES', 'WIDTH', 'PRIVATE',

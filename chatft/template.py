@@ -8,7 +8,7 @@ Docs: https://chatft.github.io/chatft/template.html.md"""
 from __future__ import annotations
 import re, html as _html
 from dataclasses import dataclass, field
-from .export import ChatftError, Conversation, Report
+from .core import ChatftError, Conversation, Report
 
 # %% auto #0
 __all__ = ['TEMPLATE_KWARGS', 'TRAIN_ON', 'with_system', 'render', 'swap_roles', 'trained_indices', 'trained_spans',

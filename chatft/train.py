@@ -9,32 +9,16 @@ from __future__ import annotations
 import os, sys, json, math, time, shutil, platform, argparse, html as _html
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
-from .export import ChatftError, Report, in_notebook, bars_off
+from .core import ChatftError, Report, Run, in_notebook, bars_off, quiet
 from .models import DEMO_MODEL, TINY_MODEL, preset, model_path, load_tokenizer, load_model
 
 # %% auto #0
-__all__ = ['HARDWARE', 'PACK_FILL', 'EVAL_SHARE', 'TIMES_EVALUATED', 'BEST_FILE', 'quiet', 'Hardware', 'detect_hardware',
-           'bf16_speedup', 'cpu_bf16', 'ModelShape', 'model_shape', 'lora_params', 'estimate_memory_gb', 'TrainPlan',
-           'plan_training', 'measure_speed', 'measure_eval_speed', 'load_for_training', 'trainable_summary',
-           'plot_losses', 'LossPlot', 'TimeBudget', 'EndEval', 'KeepBest', 'why_stopped', 'Progress', 'heldout_loss',
-           'answer', 'pack_splits', 'collator_for', 'split_loss', 'last_checkpoint', 'remove_folder', 'check_output',
-           'training_args', 'train', 'model_card', 'save_data', 'save_run', 'load_run', 'load_data', 'course_run',
-           'train_cli']
-
-# %% ../nbs/05_train.ipynb #f42a5375
-def quiet():
-    "No warnings a learner cannot act on, no weight-loading bars; errors still show."
-    import logging, warnings, transformers
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=UserWarning)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)   # its other CPU notices (chatft/__init__ drops the import-time one)
-    transformers.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    try:
-        import datasets
-        datasets.disable_progress_bars()
-    except ImportError: pass
+__all__ = ['HARDWARE', 'PACK_FILL', 'EVAL_SHARE', 'TIMES_EVALUATED', 'BEST_FILE', 'Hardware', 'detect_hardware', 'bf16_speedup',
+           'cpu_bf16', 'ModelShape', 'model_shape', 'lora_params', 'estimate_memory_gb', 'TrainPlan', 'plan_training',
+           'measure_speed', 'measure_eval_speed', 'load_for_training', 'trainable_summary', 'plot_losses', 'LossPlot',
+           'TimeBudget', 'EndEval', 'KeepBest', 'why_stopped', 'Progress', 'heldout_loss', 'answer', 'pack_splits',
+           'collator_for', 'split_loss', 'last_checkpoint', 'remove_folder', 'check_output', 'training_args', 'train',
+           'model_card', 'save_data', 'save_run', 'load_run', 'load_data', 'course_run', 'train_cli']
 
 # %% ../nbs/05_train.ipynb #86fde2cc
 @dataclass
@@ -1019,7 +1003,7 @@ def course_run(
     work=None,              # the work folder (default: `work_dir()`)
 )->Path:
     "The course's run folder `work/run`: the one an earlier notebook trained, else one trained now on your data."
-    from chatft.export import work_dir
+    from chatft.core import work_dir
     run = work_dir(work)/"run"
     if (run/"adapter_config.json").exists() and (run/"data"/"dataset_dict.json").exists():
         trained = TrainPlan.load(run/"plan.json").model

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-from chatft.export import ChatftError
+from chatft.core import ChatftError
 from chatft.models import DEMO_MODEL, TINY_MODEL
 from chatft.synth import synthetic_conversations
 from chatft.chat import (Chat, ChatPanel, load_chat, practice_run, sampling_options, SAMPLING, StopCut, cut_at_stop)

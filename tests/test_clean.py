@@ -3,7 +3,8 @@ import json, random, string, subprocess, sys
 from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st
-from chatft.export import Conversation, read_export, read_jsonl, write_jsonl
+from chatft.export import read_export
+from chatft.core import Conversation, read_jsonl, write_jsonl
 from chatft.clean import find_pii, redact_text, luhn_ok, iban_ok, clean, report_path
 from chatft.synth import synthetic_conversations
 

@@ -5,7 +5,8 @@ import ast, json, os, re, sys
 from pathlib import Path
 import nbformat, pytest
 from conftest import ROOT
-from chatft.export import work_on_drive, mount_drive, upload_export, export_hint, on_colab, bars_off, in_notebook
+from chatft.export import upload_export, export_hint
+from chatft.core import work_on_drive, mount_drive, on_colab, bars_off, in_notebook
 
 def test_colab_helpers_do_nothing_elsewhere(monkeypatch, capsys):
     monkeypatch.delenv("KAGGLE_KERNEL_RUN_TYPE", raising=False)
@@ -39,7 +40,7 @@ def test_datasets_bars_restored(monkeypatch):
 
 def test_skipped_conversations_reported():
     "`tokenize_conversations` keeps the conversations that train and reports each one it skips, in order."
-    from chatft.export import Conversation, Report
+    from chatft.core import Conversation, Report
     from chatft.dataset import tokenize_conversations
     from chatft.models import load_tokenizer
     talk = lambda id, *texts: Conversation(id, [dict(role=("user", "assistant")[k % 2], content=t) for k, t in enumerate(texts)])

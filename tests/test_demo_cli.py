@@ -54,7 +54,7 @@ def test_train_bad_data(tmp_path):
     assert res.returncode == 1 and "no such file" in res.stderr and "Traceback" not in res.stderr
 
 def _data(tmp_path, n=8):
-    from chatft.export import Conversation, write_jsonl
+    from chatft.core import Conversation, write_jsonl
     convs = [Conversation(id=f"c{i}", create_time=1.7e9+i, messages=[{"role": "user", "content": f"note number {i}"},
                                                                       {"role": "assistant", "content": "ok, noted."}]) for i in range(n)]
     return write_jsonl(convs, tmp_path/"data.jsonl")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-from chatft.export import ChatftError
+from chatft.core import ChatftError
 from chatft.models import DEMO_MODEL, TINY_MODEL, load_tokenizer, model_path
 from chatft.template import render, with_system
 from chatft.chat import practice_run, load_chat

@@ -2,7 +2,7 @@
 import json, os, subprocess, sys
 from pathlib import Path
 import pytest
-from chatft.export import ChatftError
+from chatft.core import ChatftError
 from chatft.models import TINY_MODEL, DEMO_MODEL, load_tokenizer, load_model
 from chatft import evaluate as E
 
@@ -244,7 +244,7 @@ def test_find_data_order(tiny_run, tmp_path):
 
 def test_chatft_eval_on_a_train_run_needs_no_data(tmp_path):
     "`chatft train` keeps the prepared splits it trained on in RUN/data, so `chatft eval RUN` needs no --data."
-    from chatft.export import write_jsonl
+    from chatft.core import write_jsonl
     from chatft.synth import synthetic_conversations
     from chatft.dataset import load_prepared
     from chatft.train import load_data

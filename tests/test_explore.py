@@ -2,7 +2,8 @@
 import subprocess, sys
 from pathlib import Path
 import pytest
-from chatft.export import read_export, write_jsonl
+from chatft.export import read_export
+from chatft.core import write_jsonl
 from chatft.explore import message_table, conversation_table, summarize, save_plots, browse_html, find_conversations
 
 CHATFT = str(Path(sys.executable).parent / "chatft")

@@ -3,8 +3,8 @@ import io, zipfile, struct
 import orjson, pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
 import chatft.export as ex
-from chatft.export import (read_export, thread_ids, iter_json_array, Skip, ChatftError, read_jsonl, write_jsonl,
-                           read_chatgpt_conversation)
+from chatft.export import read_export, thread_ids, iter_json_array, Skip, read_chatgpt_conversation
+from chatft.core import ChatftError, read_jsonl, write_jsonl
 from chatft.synth import synthetic_export, synthetic_conversations
 
 # --- the tree walk -------------------------------------------------------------------------------

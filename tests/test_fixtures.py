@@ -10,7 +10,8 @@ import os, shutil, subprocess, sys, zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 import orjson, pytest
-from chatft.export import read_export, read_jsonl
+from chatft.export import read_export
+from chatft.core import read_jsonl
 
 FIX = Path(__file__).parent / "fixtures"
 CHATGPT, CLAUDE, SHAREGPT, OPENAI, PLAIN = (FIX / k for k in ("chatgpt", "claude", "sharegpt", "openai", "plain"))

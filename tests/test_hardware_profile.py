@@ -1,7 +1,7 @@
 """`CHATFT_HARDWARE` plans as if on another machine (how CI checks a T4's plan without a T4), and `train` refuses a
 plan for CUDA where there is none, in one line, before it writes anything."""
 import pytest, torch
-from chatft.export import ChatftError
+from chatft.core import ChatftError
 from chatft.models import TINY_MODEL
 from chatft.train import HARDWARE, detect_hardware, plan_training, train
 

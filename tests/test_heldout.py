@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 import pytest, torch
 from datasets import DatasetDict
-from chatft.export import Conversation, ChatftError
+from chatft.core import Conversation, ChatftError
 from chatft.models import TINY_MODEL, load_tokenizer
 from chatft.dataset import prepare, tokenize_conversations, seen_in_training, split_conversations, STRETCH_CHARS
 from chatft.train import plan_training, train, load_run, load_for_training, split_loss, why_stopped

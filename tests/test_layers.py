@@ -2,8 +2,9 @@
 
 The course runs export -> explore -> clean -> template -> dataset -> train -> prefer -> evaluate -> chat -> deploy
 -> serve. A step may use
-any earlier one; `models` and `synth` sit beside the course right after `export` (they may use
-`export`, every later step may use them); `demo` and `cli` sit on top and may import anything.
+any earlier one; `core` is the ground floor under all of them and imports no other chatft module; `models` and
+`synth` sit beside the course right after `export` (they may use `export`, every later step may use them); `demo`
+and `cli` sit on top and may import anything.
 A new module must be given its place here before it can import another chatft module."""
 import ast
 from pathlib import Path
@@ -12,11 +13,13 @@ import pytest
 PKG = Path(__file__).resolve().parents[1] / "chatft"
 COURSE = ["export", "explore", "clean", "template", "dataset", "train", "prefer", "evaluate", "chat", "deploy", "serve"]
 BESIDE = {"models": 1, "synth": 1}          # between export (0) and explore (1)
+GROUND = {"core": -1}                       # under everything
 ON_TOP = {"cli", "demo", "_modidx", "__init__"}
 
 def rank(name:str)->float:
     if name in COURSE: return COURSE.index(name)
     if name in BESIDE: return BESIDE[name] - 0.5
+    if name in GROUND: return GROUND[name]
     raise KeyError(name)
 
 def chatft_imports(tree:ast.AST)->list:
@@ -63,6 +66,9 @@ def test_no_module_imports_a_later_step():
     ("template", "from chatft.cli import main", 1),
     ("clean", "from chatft.newthing import x", 1),                               # unplaced module
     ("cli", "from chatft.train import train", 0),
+    ("core", "from .export import Report", 1),                                  # core is the ground floor
+    ("export", "from .core import Report, Run", 0),
+    ("models", "from chatft.core import ChatftError", 0),
 ])
 def test_the_check_catches(module, source, n_bad):
     assert len(violations(source, module)) == n_bad

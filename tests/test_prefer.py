@@ -3,7 +3,8 @@ by hand, through the real console script, and (slow) a DPO run of the tiny model
 import json, subprocess, sys, zipfile
 from pathlib import Path
 import pytest
-from chatft.export import read_export, write_jsonl
+from chatft.export import read_export
+from chatft.core import write_jsonl
 from chatft.prefer import export_pairs, preference_split
 
 FIX = Path(__file__).parent/"fixtures"
@@ -123,7 +124,7 @@ def learnable_pairs(path)->Path:
 @pytest.fixture(scope="module")
 def sft_run(tmp_path_factory):
     "A tiny SFT run (all-linear LoRA, as `chatft train` makes it), trained two steps."
-    from chatft.export import Conversation
+    from chatft.core import Conversation
     from chatft.models import TINY_MODEL, load_tokenizer
     from chatft.dataset import prepare
     from chatft.train import plan_training, train
@@ -167,7 +168,7 @@ def test_dpo_learns_a_learnable_preference_and_the_run_loads(sft_run, tmp_path):
 
 def test_split_moves_held_out_answers_seen_in_training():
     "A held-out conversation whose chosen answer repeats a training pair's (a pasted regeneration) goes to training."
-    from chatft.export import Report
+    from chatft.core import Report
     from chatft.prefer import preference_split
     long = "Cook the rice in 1.5 parts water for 12 minutes, then let it rest under the lid for five more."
     def pair(c, t, chosen, rejected):

@@ -2,7 +2,7 @@
 import shutil, subprocess, sys, os
 from pathlib import Path
 import pytest
-from chatft.export import write_jsonl
+from chatft.core import write_jsonl
 from chatft.synth import synthetic_conversations
 from chatft.models import DEMO_MODEL
 

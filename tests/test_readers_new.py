@@ -10,8 +10,8 @@ import html, re, zipfile
 from pathlib import Path
 import orjson, pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
-from chatft.export import (read_export, read_grok_conversation, read_aistudio_conversation, read_gemini_activity,
-                           record_kind, clean_text, strip_citations, Skip, ChatftError, export_cli, write_jsonl)
+from chatft.export import read_export, read_grok_conversation, read_aistudio_conversation, read_gemini_activity, record_kind, clean_text, strip_citations, Skip, export_cli
+from chatft.core import ChatftError, write_jsonl
 
 FIX = Path(__file__).parent / "fixtures"
 GROK, GEMINI, STUDIO = FIX / "grok", FIX / "gemini", FIX / "aistudio"

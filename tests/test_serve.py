@@ -103,7 +103,7 @@ def test_a_failing_request_gets_an_error_and_the_engine_goes_on(engine):
     assert engine.reply("hi", max_tokens=3, temperature=0)
 
 def test_engine_needs_a_batch(chat):
-    from chatft.export import ChatftError
+    from chatft.core import ChatftError
     with pytest.raises(ChatftError, match="at least 1"): Engine(chat, max_batch=0)
 
 def test_vllm_engine_says_what_it_needs(tiny_run):

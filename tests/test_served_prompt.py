@@ -2,7 +2,7 @@
 is the training render of the same turn up to the reply, for runs trained with and without custom instructions."""
 from pathlib import Path
 import pytest
-from chatft.export import Conversation
+from chatft.core import Conversation
 from chatft.models import TINY_MODEL, load_tokenizer
 from chatft.dataset import prepare
 from chatft.template import render_example

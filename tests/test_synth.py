@@ -72,7 +72,8 @@ def test_large_export_is_valid_json_of_the_target_size(tmp_path):
 
 # The honesty rule: no reply, nor a 50-character stretch of one, is shared by two conversations, except the
 # duplicates put there on purpose for the cleaner. The checker below is written apart from chatft.synth's own.
-from chatft.export import read_export, ChatftError
+from chatft.export import read_export
+from chatft.core import ChatftError
 from chatft.clean import clean
 from chatft.synth import ERROR_REPLY, HELLO, shared_stretches, _Seen, _fresh
 import chatft.synth as synth

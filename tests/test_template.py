@@ -33,7 +33,7 @@ system prompt, SmolLM2's injected system prompt and the assistant header were tr
 import re, os, copy, pytest, trl
 from pathlib import Path
 from chatft.models import DEMO_MODEL, load_tokenizer
-from chatft.export import ChatftError
+from chatft.core import ChatftError
 from chatft.template import (assistant_mask, with_template_tokens, render, _tokenize, _common_prefix,
                              prepare_messages, trained_indices, TRAIN_ON)
 

@@ -7,7 +7,7 @@ an exact greedy string (see `tiny_plan` for the measurements behind the numbers)
 import os, sys, json, signal, subprocess, time
 from pathlib import Path
 import pytest, torch
-from chatft.export import Conversation, write_jsonl
+from chatft.core import Conversation, write_jsonl
 from chatft.models import TINY_MODEL, load_tokenizer
 from chatft.dataset import prepare, pack, PackedCollator
 from chatft.train import (plan_training, train, load_run, answer, heldout_loss, last_checkpoint, load_for_training, cpu_bf16,
