@@ -15,9 +15,9 @@ from .train import TrainPlan, load_run
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['SAMPLING', 'HELP', 'practice_run', 'run_facts', 'best_device', 'inference_dtype', 'trim_history', 'StopCut',
-           'cut_at_stop', 'Chat', 'load_chat', 'ChatPanel', 'chat_panel', 'sampling_options', 'terminal_chat',
-           'chat_app', 'launch_app', 'chat_cli']
+__all__ = ['SAMPLING', 'HELP', 'practice_run', 'best_device', 'inference_dtype', 'trim_history', 'StopCut', 'cut_at_stop', 'Chat',
+           'load_chat', 'ChatPanel', 'chat_panel', 'sampling_options', 'terminal_chat', 'chat_app', 'launch_app',
+           'chat_cli']
 
 # %% ../nbs/07_chat.ipynb #d620c79a
 def practice_run(
@@ -39,17 +39,6 @@ def practice_run(
                          eval_steps=10**6, save_steps=10**6, logging_steps=1, max_length=max_length)
     train(plan, dsd, folder, tokenizer=tok, report=report, overwrite=True, live=False, progress_bar=False, final_eval=False)
     return Path(folder)
-
-# %% ../nbs/07_chat.ipynb #f65eef56
-def run_facts(run)->dict:
-    "How a run folder's model was trained: `train_on`, the system prompt mode, and the system prompt text if saved."
-    run, notes = Path(run), {}
-    if (run/"data_report.json").exists():
-        reports = json.loads((run/"data_report.json").read_text())
-        notes = next((r.get("notes", {}) for r in reports if r.get("step") == "prepare"), {})
-    saved = run/"system.txt"
-    return dict(train_on=notes.get("train_on", "assistant"), system_mode=notes.get("system", "custom instructions"),
-                system=saved.read_text() if saved.exists() else None)
 
 # %% ../nbs/07_chat.ipynb #366e58bb
 def best_device()->str:
@@ -256,7 +245,7 @@ def _compare_stream(self:Chat, messages, kw):
 # %% ../nbs/07_chat.ipynb #6157d338
 def _load_run_model(run:Path, device:str, merged:bool):
     "(model, tokenizer, plan) of a run folder, on `device` in the plan's dtype; a `ChatftError` when it is broken."
-    plan = TrainPlan.load(run/"plan.json") if (run/"plan.json").exists() else None
+    plan = TrainPlan.load(run) if Run(run).state else None
     kw = dict(dtype=inference_dtype(plan and plan.precision, device))
     if plan and plan.method == "qlora" and device == "cuda":
         from transformers import BitsAndBytesConfig
@@ -287,14 +276,14 @@ def load_chat(
     quiet()
     name, path = str(run_or_model), Path(str(run_or_model)).expanduser()
     device = device or best_device()
-    if path.name == "merged" and (path.parent/"plan.json").exists() and (path/"config.json").exists():
-        facts, (model, tok) = run_facts(path.parent), _load_named_model(str(path), device, str(path.parent))
-    elif (path/"plan.json").exists() or (path/"adapter_config.json").exists():
-        facts = run_facts(path)
+    if path.name == Run.MERGED and Run(path.parent).state and (path/"config.json").exists():
+        facts, (model, tok) = Run(path.parent).facts, _load_named_model(str(path), device, str(path.parent))
+    elif Run(path).state or (path/Run.ADAPTER).exists():
+        facts = Run(path).facts
         model, tok, plan = _load_run_model(path, device, merged)
     elif path.is_dir(): facts, (model, tok) = folder_facts(path), _load_named_model(name, device)
     elif path.exists() or name.count("/") != 1 or name.startswith((".", "~")):
-        raise ChatftError(f"{name}: no such run folder (a run folder holds plan.json and the adapter; "
+        raise ChatftError(f"{name}: no such run folder (a run folder holds {Run.PLAN} and the adapter; "
                           "a Hub id looks like org/name).")
     else: facts, (model, tok) = dict(train_on="assistant", system=None), _load_named_model(name, device)
     model.eval()

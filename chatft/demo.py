@@ -8,7 +8,7 @@ Docs: https://chatft.github.io/chatft/demo.html.md"""
 from __future__ import annotations
 import sys, time, tempfile, argparse
 from pathlib import Path
-from .core import ChatftError, quiet      # first: chatft quiets what a learner cannot act on
+from .core import ChatftError, Run, quiet      # first: chatft quiets what a learner cannot act on
 from .export import read_export
 from transformers import TrainerCallback
 from .clean import clean
@@ -159,7 +159,7 @@ def demo_cli(argv:list|None=None)->int:
     tokens = int(getattr(trainer.state, "num_input_tokens_seen", 0) or 0)
     print(f"\n  {trainer.state.global_step} steps, {tokens:,} tokens, {(time.time()-t0)/60:.1f} min in all.")
     print(f"  run folder: {_shown(out)}  (load it with chatft.train.load_run)")
-    print(f"  evaluation: {_shown(out/'eval.md')}, eval.json and two plots beside it, and in the model card "
+    print(f"  evaluation: {_shown(out/'eval.md')}, {Run.EVAL} and two plots beside it, and in the model card "
           "(again, with more prompts: chatft eval RUN)")
     loss = ev.summary.loc["held-out loss"]
     if loss.tuned >= loss.base: print("  the held-out loss did not go down: give it more time with --minutes.")

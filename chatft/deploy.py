@@ -9,11 +9,11 @@ from __future__ import annotations
 import os, sys, json, shutil, tarfile, argparse, subprocess, tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from .core import ChatftError, work_dir, quiet
+from .core import ChatftError, Run, work_dir, quiet, folder_facts, hub_token, error_line
 from .models import DEMO_MODEL, cache_dir, model_path, load_tokenizer
 from .template import render, with_system, swap_roles, end_of_turn_token
 from .train import TrainPlan, load_run
-from .chat import Chat, run_facts, best_device, inference_dtype, practice_run, cut_at_stop
+from .chat import Chat, best_device, inference_dtype, practice_run, cut_at_stop
 
 # %% auto #0
 __all__ = ['CHECK_QUESTIONS', 'NEAR_TIE', 'LLAMA_CPP_VERSION', 'GGUF_TYPES', 'LICENSES', 'WHAT', 'check_run', 'merged_model',
@@ -27,12 +27,8 @@ __all__ = ['CHECK_QUESTIONS', 'NEAR_TIE', 'LLAMA_CPP_VERSION', 'GGUF_TYPES', 'LI
 
 # %% ../nbs/08_deploy.ipynb #76c7d6d7
 def check_run(run)->Path:
-    "`run` as a Path to a run folder; a `ChatftError` saying what to do when it is not one."
-    run = Path(run).expanduser()
-    if not (run/"plan.json").exists() or not (run/"adapter_config.json").exists():
-        raise ChatftError(f"{run}: not a chatft run folder (needs plan.json and adapter_config.json). "
-                          "Train one with `chatft train` or `chatft demo`.")
-    return run
+    "`run` as a Path to a run folder; the `ChatftError` of `Run.check` when it is not one."
+    return Run(run).check().path
 
 # %% ../nbs/08_deploy.ipynb #b36607ad
 def _dequantized_base(plan:TrainPlan, dtype, device:str):
@@ -52,7 +48,7 @@ def merged_model(
     from peft import PeftModel
     from transformers import AutoTokenizer
     run, device = check_run(run), device or best_device()
-    plan = TrainPlan.load(run/"plan.json")
+    plan = TrainPlan.load(run)
     dtype = inference_dtype(plan.precision, device)
     if plan.method != "qlora": model, tok, plan = load_run(run, merged=True, dtype=dtype)
     else:
@@ -87,7 +83,7 @@ def _fresh(out, overwrite:bool=False)->Path:
 
 def serving_facts(run, tokenizer, plan:TrainPlan)->dict:
     "What a program serving the model must know: base model, end of turn, system prompt, which side it writes."
-    facts = run_facts(run)
+    facts = Run(run).facts
     return dict(base_model=plan.model, method=plan.method, end_of_turn=end_of_turn_token(tokenizer),
                 system=facts["system"], train_on=facts["train_on"], run=Path(run).name)
 
@@ -105,8 +101,8 @@ def merge(
     model.save_pretrained(out)
     tok.save_pretrained(out)
     facts = serving_facts(run, tok, plan)
-    if facts["system"]: (out/"system.txt").write_text(facts["system"])
-    (out/"chatft.json").write_text(json.dumps(facts, indent=2, ensure_ascii=False))
+    if facts["system"]: (out/Run.SYSTEM).write_text(facts["system"])
+    (out/Run.FACTS).write_text(json.dumps(facts, indent=2, ensure_ascii=False))
     return out
 
 # %% ../nbs/08_deploy.ipynb #4aa55695
@@ -137,7 +133,6 @@ def merged_chat(
     "A `Chat` with a merged folder loaded by plain `AutoModelForCausalLM.from_pretrained`, with the run's system prompt."
     from transformers import AutoModelForCausalLM, AutoTokenizer
     folder, device = Path(folder), device or best_device()
-    from chatft.core import folder_facts
     facts = folder_facts(folder)                      # the system prompt and train_on that `merge` recorded
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=inference_dtype("bf16", device)).to(device).eval()
     return Chat(model, AutoTokenizer.from_pretrained(folder), name=folder.name, **facts)
@@ -397,7 +392,7 @@ def modelfile(
     "An Ollama Modelfile: FROM the GGUF, the prompt TEMPLATE, the end-of-turn stop, and the run's SYSTEM prompt."
     from transformers import AutoTokenizer
     folder = Path(folder)
-    tok, facts = AutoTokenizer.from_pretrained(folder), json.loads((folder/"chatft.json").read_text())
+    tok, facts = AutoTokenizer.from_pretrained(folder), Run(folder).read_json(Run.FACTS)
     lines = ["# Written by chatft. Ollama itself was not run to check this file; the prompt format was checked",
              "# against the model's Jinja chat template in Python (chatft.deploy.assemble).", f"FROM ./{gguf_name}"]
     try: lines.append(f"TEMPLATE {_quoted(ollama_template(template_pieces(tok)))}")
@@ -540,10 +535,8 @@ def base_license(model:str)->str:
 # %% ../nbs/08_deploy.ipynb #a14a9b5c
 def data_counts(run)->dict:
     "Counts only (never ids or text) from the run's data report: per step read/kept, and the prepare step's numbers."
-    path = Path(run)/"data_report.json"
-    if not path.exists(): return {}
     out = {}
-    for r in json.loads(path.read_text()):
+    for r in Run(run).read_json(Run.REPORTS, []):
         out[f"{r['step']}: read / kept"] = f"{r.get('total', '?')} / {r.get('kept', '?')}"
         for k,v in r.get("notes", {}).items():
             if isinstance(v, (int, float)) and not isinstance(v, bool): out[k] = v
@@ -551,10 +544,9 @@ def data_counts(run)->dict:
     return out
 
 def eval_summary(run)->dict|None:
-    "The evaluation's summary numbers (`eval.json` from `chatft eval`), or None when the run was not evaluated."
-    path = Path(run)/"eval.json"
-    if not path.exists(): return None
-    data = json.loads(path.read_text())
+    "The evaluation's summary numbers (saved by `chatft eval` in the run), or None when the run was not evaluated."
+    data = Run(run).read_json(Run.EVAL, None)
+    if data is None: return None
     return dict(summary=data.get("summary", {}), n=data.get("settings", {}).get("n"))
 
 # %% ../nbs/08_deploy.ipynb #889f2d2a
@@ -592,7 +584,7 @@ def _eval_table(ev:dict|None)->str:
 def card_data(run, what:str="adapter"):
     "The card's metadata as `huggingface_hub.ModelCardData`: licence, base model, library, tags."
     from huggingface_hub import ModelCardData
-    plan = TrainPlan.load(check_run(run)/"plan.json")
+    plan = TrainPlan.load(Run(run).check())
     base = plan.model if plan.model.count("/") == 1 and not Path(plan.model).exists() else None
     return ModelCardData(license=base_license(plan.model), base_model=base, library_name=_LIBRARY[what],
                          pipeline_tag="text-generation", tags=["chatft", plan.method, what])
@@ -606,8 +598,8 @@ def hub_card(
     "The `huggingface_hub.ModelCard` of the upload: metadata, data counts, plan, evaluation, use and limits."
     from huggingface_hub import ModelCard
     run = check_run(run)
-    plan, data = TrainPlan.load(run/"plan.json"), card_data(run, what)
-    facts = run_facts(run)
+    plan, data = TrainPlan.load(run), card_data(run, what)
+    facts = Run(run).facts
     side = "you (it learned to write your side)" if facts["train_on"] == "me" else "the assistant in your conversations"
     how = _HOW[what].format(repo=repo_id, **(files or dict(file="model.gguf", modelfile="model.Modelfile")))
     text = f"""---
@@ -654,38 +646,37 @@ Counts only; the conversations themselves are not included.
 # %% ../nbs/08_deploy.ipynb #0cb211d1
 def leaks(text:str, run)->list:
     "Conversation ids and (longer) texts of the run's data report, held-out openings and system prompt found in `text`."
-    path = Path(run)/"data_report.json"
-    report = json.loads(path.read_text()) if path.exists() else []
+    report = Run(run).read_json(Run.REPORTS, [])
     ids = [s["id"] for r in report for s in r.get("skipped", []) if s.get("id")]
     ids += [k for r in report for k in (r.get("notes", {}).get("moved") or {})]          # held-out ids the split moved
-    system = run_facts(run)["system"] or ""
+    system = Run(run).system or ""
     texts = [t for t in heldout_openings(run) + [system] if len(t) > 20]
     return [x for x in ids + texts if x in text]
 
 # %% ../nbs/08_deploy.ipynb #eeaf1dc8
 WHAT = ("adapter", "merged", "gguf")
-_ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "tokenizer_config.json",
+_ADAPTER_FILES = (Run.ADAPTER, Run.WEIGHTS, Run.PLAN, "tokenizer.json", "tokenizer_config.json",
                   "special_tokens_map.json", "chat_template.jinja", "tokenizer.model", "vocab.json", "merges.txt",
-                  "added_tokens.json", "plan.json")
+                  "added_tokens.json")
 
 def _facts_report(run)->list:
     "The run's data report without ids: the prepare step's notes that are numbers or say how it was trained."
-    facts, counts = run_facts(run), data_counts(run)
+    facts, counts = Run(run).facts, data_counts(run)
     return [dict(step="prepare", notes=dict(counts, train_on=facts["train_on"], system=facts["system_mode"]))]
 
 def _copy_adapter(run:Path, out:Path, system:bool):
     for name in _ADAPTER_FILES:
         if (run/name).exists(): shutil.copy2(run/name, out/name)
-    (out/"data_report.json").write_text(json.dumps(_facts_report(run), indent=2))
-    if system and (run/"system.txt").exists(): shutil.copy2(run/"system.txt", out/"system.txt")
+    (out/Run.REPORTS).write_text(json.dumps(_facts_report(run), indent=2))
+    if system and (run/Run.SYSTEM).exists(): shutil.copy2(run/Run.SYSTEM, out/Run.SYSTEM)
 
 # %% ../nbs/08_deploy.ipynb #fbd66e67
 def _drop_system(folder:Path):
-    "Leave the system prompt out of a merged folder (its chatft.json keeps that there was one)."
-    (folder/"system.txt").unlink(missing_ok=True)
-    facts = json.loads((folder/"chatft.json").read_text())
+    "Leave the system prompt out of a merged folder (its facts keep that there was one)."
+    (folder/Run.SYSTEM).unlink(missing_ok=True)
+    facts = Run(folder).read_json(Run.FACTS)
     if facts.get("system"): facts["system"] = None
-    (folder/"chatft.json").write_text(json.dumps(facts, indent=2, ensure_ascii=False))
+    (folder/Run.FACTS).write_text(json.dumps(facts, indent=2, ensure_ascii=False))
 
 def upload_folder(
     run,                      # a run folder
@@ -713,7 +704,7 @@ def upload_folder(
 
 # %% ../nbs/08_deploy.ipynb #93ae6a3b
 _APP = '''"""Chat with {repo_id}: chatft's chat app (notebook 07) on the uploaded model."""
-import os, json
+import os
 from pathlib import Path
 from huggingface_hub import snapshot_download
 from chatft.chat import load_chat, chat_app
@@ -724,8 +715,7 @@ def load():
     "The app, with the model downloaded (a private model needs the HF_TOKEN secret)."
     folder = Path(MODEL)
     if not folder.is_dir(): folder = Path(snapshot_download(MODEL, token=os.environ.get("HF_TOKEN")))
-    facts = json.loads((folder/"chatft.json").read_text()) if (folder/"chatft.json").exists() else {{}}
-    return chat_app(load_chat(folder, system=facts.get("system")))
+    return chat_app(load_chat(folder))      # with the system prompt that `chatft merge` recorded
 
 if __name__ == "__main__":
     load().queue(default_concurrency_limit=1).launch()
@@ -756,7 +746,6 @@ def upload(
 )->str:
     "Send `folder` to the Hub repository `repo_id` (created if missing) in one commit; the repository's URL."
     from huggingface_hub import HfApi
-    from chatft.core import hub_token
     api = HfApi(token=hub_token())
     url = api.create_repo(repo_id, private=private, repo_type=repo_type, exist_ok=True,
                           space_sdk="gradio" if repo_type == "space" else None)
@@ -771,7 +760,6 @@ def _check_repo_id(repo_id:str):
     except Exception as e: raise ChatftError(f"{repo_id!r} is not a Hub repository name: use owner/name ({e}).") from None
 
 def _send(folder, repo_id, private, repo_type)->str:
-    from chatft.core import error_line
     try: return upload(folder, repo_id, private, repo_type)
     except Exception as e:
         raise ChatftError(f"could not upload to {repo_id} ({error_line(e)}); the folder is ready at {folder}: "

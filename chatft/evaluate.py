@@ -10,7 +10,7 @@ import os, sys, json, math, time, random, argparse, difflib, re, html as _html
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from .core import ChatftError, Report, work_dir, in_notebook, bars_off
+from .core import ChatftError, Report, work_dir, in_notebook, bars_off, Run, quiet
 from .models import DEMO_MODEL, load_model, load_tokenizer
 from .clean import _norm
 from .dataset import SharedText, STRETCH_CHARS
@@ -82,13 +82,12 @@ def find_data(run, data=None)->Path:
         if not (p/"dataset_dict.json").exists():
             raise ChatftError(f"{p}: not a prepared dataset folder (no dataset_dict.json). Make one with `chatft prepare`.")
         return p
-    run = Path(run)
-    if (run/"data"/"dataset_dict.json").exists(): return run/"data"
-    rep = run/"data_report.json"
-    for r in (json.loads(rep.read_text()) if rep.exists() else []):
+    run = Run(run)
+    if run.data: return run.data
+    for r in run.read_json(Run.REPORTS, []):
         src = Path(str(r.get("notes", {}).get("from", "")))
         if str(src) and (src/"dataset_dict.json").exists(): return src
-    raise ChatftError(f"{run}: no held-out data found (no {run/'data'}). Pass the prepared folder the run was trained on "
+    raise ChatftError(f"{run.path}: no held-out data found (no {run/Run.DATA}). Pass the prepared folder the run was trained on "
                       "with --data DIR (from `chatft prepare`).")
 
 # %% ../nbs/06_evaluate.ipynb #754bdc42
@@ -524,11 +523,11 @@ def _markdown(ev:Evaluation)->str:
 _CARD_START, _CARD_END = "<!-- chatft-eval:start -->", "<!-- chatft-eval:end -->"
 
 def save_evaluation(ev:Evaluation, out, run=None)->Path:
-    "Write eval.json, eval.md and the two PNGs to `out`; put the Evaluation section in `run`'s model card."
+    "Write the evaluation (`Run.EVAL`), eval.md and the two PNGs to `out`; put the Evaluation section in `run`'s model card."
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     data = dict(settings=ev.settings, summary=json.loads(ev.summary.to_json(orient="index")), notes=ev.notes(),
                 pii=dict(ev.pii), seen_in_training=ev.seen, examples=_records(ev.table), probe=_records(ev.probe), general=_records(ev.general))
-    (out/"eval.json").write_text(json.dumps(data, indent=2, ensure_ascii=False))
+    (out/Run.EVAL).write_text(json.dumps(data, indent=2, ensure_ascii=False))
     md = _markdown(ev)
     (out/"eval.md").write_text("# Evaluation\n\n" + md)
     plot_metrics(ev.summary, out/"eval_metrics.png")
@@ -595,7 +594,7 @@ def evaluate_run(
     dsd, tokenizer = load_prepared(folder), load_tokenizer(run)
     check_data(dsd["test"], tokenizer, str(folder))      # before loading any model
     if model is None: model, tokenizer, plan = load_run(run)
-    else: plan = TrainPlan.load(Path(run)/"plan.json")
+    else: plan = TrainPlan.load(Run(run).check())
     ev = evaluate(model, tokenizer, dsd, **kwargs)
     ev.settings.update(run=str(Path(run)), data=str(folder), model=plan.model)
     save_evaluation(ev, out or run, run)

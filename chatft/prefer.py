@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 import orjson
 from .export import Skip, chatgpt_turns, export_in, feedback_records, raw_records, read_chatgpt_conversation, read_export, record_kind, thread_ids
-from .core import ChatftError, Conversation, Report, write_jsonl
+from .core import ChatftError, Conversation, Report, write_jsonl, Run
 from .clean import is_error_reply, redact_conversations
 from .template import TEMPLATE_KWARGS
 
@@ -353,9 +353,7 @@ def dpo_plan(
 )->TrainPlan:
     "The SFT run's plan (model, method, precision, LoRA, batch) with DPO's learning rate and length of training."
     from chatft.train import TrainPlan
-    path = Path(run)/"plan.json"
-    if not path.exists(): raise ChatftError(f"{run}: not a chatft run folder (no plan.json). Train one with `chatft train` first.")
-    plan = TrainPlan.load(path)
+    plan = TrainPlan.load(Run(run).check())
     bad = set(overrides) - set(plan.to_dict())
     if bad: raise ChatftError(f"dpo_plan: unknown setting(s) {sorted(bad)}; the settings are the fields of TrainPlan.")
     for k, v in {**DPO_SETTINGS, **overrides}.items(): setattr(plan, k, v)
@@ -380,7 +378,7 @@ def load_sft_adapter(
     model = load_for_training(plan, verbose=False)
     got = set_peft_model_state_dict(model, load_peft_weights(str(run)))
     if got.unexpected_keys:
-        raise ChatftError(f"{run}: the adapter does not match its plan.json ({len(got.unexpected_keys)} unexpected weights, "
+        raise ChatftError(f"{run}: the adapter does not match its {Run.PLAN} ({len(got.unexpected_keys)} unexpected weights, "
                           f"e.g. {got.unexpected_keys[0]}). Train the run again with `chatft train`.")
     return model
 
@@ -442,9 +440,8 @@ def plot_preferences(history:list, path=None):
 # %% ../nbs/05b_prefer.ipynb #68492b5a
 def _run_reports(run:Path)->list:
     "The SFT run's data reports (so the new run says how its data was made, and chat finds train_on and the system mode)."
-    f = run/"data_report.json"
-    if not f.exists(): return []
-    return [Report(d['step'], d.get('kept', 0), d.get('skipped', []), d.get('notes', {})) for d in json.loads(f.read_text())]
+    return [Report(d['step'], d.get('kept', 0), d.get('skipped', []), d.get('notes', {}))
+            for d in Run(run).read_json(Run.REPORTS, [])]
 
 def train_dpo(
     run,                      # the SFT run folder (`chatft train`)
@@ -471,7 +468,7 @@ def train_dpo(
         raise ChatftError(f"No preference pair to train on ({fit.total} found, none fits in {plan.max_length} tokens): "
                           "raise max_length (--max-length).")
     set_seed(plan.seed)
-    plan.save(out/"plan.json")                                     # the folder is a run from now on (as `chatft.train.train` does)
+    plan.save(out/Run.PLAN)                                     # the folder is a run from now on (as `chatft.train.train` does)
     model = load_sft_adapter(run, plan)
     before = preference_accuracy(model, tok, dsd["test"])
     cfg = dpo_config(plan, out, beta, eval=len(dsd["test"]) > 0, **args)
@@ -504,10 +501,9 @@ def _save(trainer, plan, run, out, tok, reports, before, after, beta, reference,
          "held-out reward accuracy": _last(trainer, "eval_rewards/accuracies"),
          "held-out reward margin": _last(trainer, "eval_rewards/margins"), "beta": beta,
          "reference": reference, "sft run": str(run)}
-    data = load_prepared(run/"data") if (run/"data"/"dataset_dict.json").exists() else None
+    data = load_prepared(Run(run).data) if Run(run).data else None
     save_run(trainer, plan, out, tok, reports, metrics=m, data=data)
-    for f in ("system.txt",):
-        if (run/f).exists(): shutil.copy(run/f, out/f)
+    if (run/Run.SYSTEM).exists(): shutil.copy(run/Run.SYSTEM, out/Run.SYSTEM)
     for split, ds in dsd.items(): ds.to_json(out/f"pairs_{split}.jsonl", lines=True, force_ascii=False)
     plot_preferences(trainer.state.log_history, out/"preferences.png")
     if (out/"checkpoints").exists() and not any((out/"checkpoints").iterdir()): (out/"checkpoints").rmdir()

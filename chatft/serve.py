@@ -9,7 +9,7 @@ from __future__ import annotations
 import os, sys, json, time, uuid, hmac, queue, random, signal, asyncio, argparse, threading, subprocess, tempfile
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from .core import ChatftError, work_dir
+from .core import ChatftError, Run, work_dir
 from .chat import Chat, StopCut, load_chat, practice_run
 from fastcore.basics import patch
 from starlette.requests import Request   # FastAPI finds route parameters' types by name in this module
@@ -543,17 +543,13 @@ def vllm_template(run:Path, system:str|None)->Path:
 
 def vllm_command(run, host:str="127.0.0.1", port:int=8000, api_key:str|None=None, max_batch:int=64)->list:
     "The `vllm serve` command line for a run folder: base model + LoRA adapter + the run's chat template."
-    from chatft.chat import run_facts
     from chatft.train import TrainPlan
-    run = Path(run)
-    if not (run/"plan.json").exists() or not (run/"adapter_config.json").exists():
-        raise ChatftError(f"{run}: --engine vllm serves a run folder (plan.json and the adapter); "
-                          "for any other model run `vllm serve` yourself.")
-    facts, rank = run_facts(run), json.loads((run/"adapter_config.json").read_text())["r"]
+    run = Run(run).check()          # vllm serves a run folder; for any other model run `vllm serve` yourself
+    facts, rank = run.facts, run.read_json(Run.ADAPTER)["r"]
     if facts["train_on"] == "me": raise ChatftError(f"{run}: trained to play you (train_on=me): its roles are "
                                                     "swapped, which vllm cannot do; use --engine chatft.")
-    cmd = ["vllm", "serve", TrainPlan.load(run/"plan.json").model, "--enable-lora", "--lora-modules",
-           f"{run.resolve().name}={run.resolve()}", "--max-lora-rank", str(max(rank, 8)),
+    cmd = ["vllm", "serve", TrainPlan.load(run).model, "--enable-lora", "--lora-modules",
+           f"{run.path.resolve().name}={run.path.resolve()}", "--max-lora-rank", str(max(rank, 8)),
            "--chat-template", str(vllm_template(run, facts["system"])), "--host", host, "--port", str(port),
            "--max-num-seqs", str(max_batch)]
     return cmd + (["--api-key", api_key] if api_key else [])

@@ -218,7 +218,9 @@ class TrainPlan:
         path.write_text(json.dumps(self.to_dict(), indent=2)); return path
     @classmethod
     def load(cls, path)->TrainPlan:
-        d = json.loads(Path(path).read_text())
+        "The plan of a run folder (a `Run` or its path) or of a plan file; a damaged file is a `ChatftError` naming it."
+        p = Path(path)
+        d = Run(p).read_json(Run.PLAN) if p.is_dir() else Run(p.parent).read_json(p.name)
         return cls(**{k:v for k,v in d.items() if k in {f.name for f in fields(cls)}})
 
     def rows(self)->list:
@@ -607,7 +609,7 @@ def _load_weights(model, weights:dict):
         for k, p in model.named_parameters():
             if k in weights: p.copy_(weights[k])
 
-BEST_FILE = "checkpoints/best.safetensors"   # the best adapter so far, kept for a resumed run
+BEST_FILE = Run.BEST   # the best adapter so far, kept for a resumed run
 
 def _save_best(weights:dict, folder:Path):
     from safetensors.torch import save_file
@@ -758,8 +760,7 @@ def remove_folder(path)->None:
 
 def _holds(out:Path)->str:
     "What a non-empty folder holds, in words."
-    if (out/"adapter_config.json").exists(): return "holds a finished run"
-    if (out/"plan.json").exists(): return "holds an interrupted run"
+    if state := Run(out).state: return f"holds {'a finished' if state == 'finished' else 'an interrupted'} run"
     return "is not empty and is not a chatft run"
 
 def check_output(
@@ -771,7 +772,7 @@ def check_output(
     out = Path(output_dir).expanduser()
     if out.exists() and not out.is_dir() and not overwrite: raise ChatftError(f"{out} is a file: give a folder for the run.")
     if resume:
-        if (out/"adapter_config.json").exists(): raise ChatftError(f"{out} holds a finished run: there is nothing to resume.")
+        if Run(out).state == "finished": raise ChatftError(f"{out} holds a finished run: there is nothing to resume.")
         if last_checkpoint(out) is None: raise ChatftError(f"{out}: no checkpoint to resume from (looked in {out/'checkpoints'}).")
         return out
     if not out.exists() or not any(out.iterdir()): return out
@@ -914,21 +915,21 @@ def save_run(
     metrics:dict|None=None,     # more numbers for metrics.json and the model card
     data=None,                  # the DatasetDict(train, test) trained on, kept in `data/` (`save_data`)
 )->Path:
-    """Write the adapter, tokenizer, plan, system prompt (`system.txt`: what the run trained with, for chat and serve), data and
+    """Write the adapter, tokenizer, plan, system prompt (`Run.SYSTEM`: what the run trained with, for chat and serve), data and
     its report(s), log, loss curve and model card to `output_dir`."""
-    out = Path(output_dir)
-    if out.exists() and any(out.iterdir()) and not (out/"plan.json").exists():
+    out = Run(output_dir)
+    if out.path.exists() and any(out.path.iterdir()) and not out.state:
         raise ChatftError(f"{out} is not empty and is not a chatft run: save the run into a new folder.")
-    out.mkdir(parents=True, exist_ok=True)
-    trainer.model.save_pretrained(out); tokenizer.save_pretrained(out)
-    plan.save(out/"plan.json")
+    out.path.mkdir(parents=True, exist_ok=True)
+    trainer.model.save_pretrained(out.path); tokenizer.save_pretrained(out.path)
+    plan.save(out/Run.PLAN)
     prepared = _prepare_report(report)
-    if system := (prepared.notes.get("system prompt") if prepared else None): (out/"system.txt").write_text(system)
+    if system := (prepared.notes.get("system prompt") if prepared else None): (out/Run.SYSTEM).write_text(system)
     reports = report if isinstance(report, (list, tuple)) else ([report] if report is not None else [])
-    if reports: (out/"data_report.json").write_text(json.dumps([r.to_dict() for r in reports], indent=2, default=str))
+    if reports: (out/Run.REPORTS).write_text(json.dumps([r.to_dict() for r in reports], indent=2, default=str))
     if data is not None: save_data(out, data, reports)
     hist = trainer.state.log_history
-    (out/"log_history.json").write_text(json.dumps(hist, indent=2))
+    (out/Run.LOG).write_text(json.dumps(hist, indent=2))
     plot_losses(hist, out/"loss.png")
     m = dict(metrics or {})
     s = trainer.state
@@ -938,9 +939,9 @@ def save_run(
     m.setdefault("steps", s.global_step)
     m.setdefault("stopped", why_stopped(s, plan))
     m.setdefault("tokens seen", int(getattr(trainer.state, "num_input_tokens_seen", 0) or 0))
-    (out/"metrics.json").write_text(json.dumps(m, indent=2))
+    (out/Run.METRICS).write_text(json.dumps(m, indent=2))
     (out/"README.md").write_text(model_card(plan, m))
-    if merge: trainer.model.merge_and_unload().save_pretrained(out/"merged") if plan.method != "qlora" else None
+    if merge: trainer.model.merge_and_unload().save_pretrained(out/Run.MERGED) if plan.method != "qlora" else None
     return out
 
 # %% ../nbs/05_train.ipynb #39eb4130
@@ -952,14 +953,11 @@ def load_run(
     "(model with the run's adapter, tokenizer with its chat template, plan) from a run folder."
     from transformers import AutoTokenizer
     from peft import PeftModel
-    run = Path(run_dir)
-    if not (run/"plan.json").exists() or not (run/"adapter_config.json").exists():
-        raise ChatftError(f"{run}: not a chatft run folder (needs plan.json and adapter_config.json). Make one with `chatft train` or `chatft demo`.")
-    plan = TrainPlan.load(run/"plan.json")
-    base = load_model(plan.model, **kwargs)
-    model = PeftModel.from_pretrained(base, run)
+    run = Run(run_dir).check()
+    plan = TrainPlan.load(run)
+    model = PeftModel.from_pretrained(load_model(plan.model, **kwargs), run.path)
     if merged: model = model.merge_and_unload()
-    return model, AutoTokenizer.from_pretrained(run), plan
+    return model, AutoTokenizer.from_pretrained(run.path), plan
 
 # %% ../nbs/05_train.ipynb #d210ce85
 def load_data(
@@ -1004,12 +1002,12 @@ def course_run(
 )->Path:
     "The course's run folder `work/run`: the one an earlier notebook trained, else one trained now on your data."
     from chatft.core import work_dir
-    run = work_dir(work)/"run"
-    if (run/"adapter_config.json").exists() and (run/"data"/"dataset_dict.json").exists():
-        trained = TrainPlan.load(run/"plan.json").model
+    run = Run(work_dir(work)/"run")
+    if run.state == "finished" and run.data:
+        trained = TrainPlan.load(run).model
         other = f" (not {model}: delete {run} to train that one)" if trained != model else ""
         print(f"Using the run an earlier notebook trained in {run}, on {trained}{other}.")
-        return run
+        return run.path
     from chatft.clean import course_conversations
     from chatft.dataset import prepare
     if cap := os.environ.get("CHATFT_COURSE_MINUTES"): minutes = min(minutes, float(cap))   # the tests keep these runs short
@@ -1017,9 +1015,9 @@ def course_run(
     tok = load_tokenizer(model)
     dsd, report = prepare(convs, tok, max_length=max_length)
     plan = plan_training(model, dsd, minutes=minutes)
-    trainer = train(plan, dsd, run, tokenizer=tok, report=report, overwrite=True, live=False)
-    print(f"Trained {model} in {run}: {why_stopped(trainer.state, plan)}.")
-    return run
+    trainer = train(plan, dsd, run.path, tokenizer=tok, report=report, overwrite=True, live=False)
+    print(f"Trained {model} in {run.path}: {why_stopped(trainer.state, plan)}.")
+    return run.path
 
 # %% ../nbs/05_train.ipynb #7c4dc5ba
 def train_cli(argv:list|None=None)->int:

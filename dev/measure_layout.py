@@ -5,12 +5,17 @@
 
 - modules importing `export`: chatft modules with an import of chatft.export (any form, anywhere in the file);
 - modules spelling a run file name: modules whose code has a string literal naming a file of the run folder;
-- hand-written option declarations: `add_argument(` calls in chatft/;
+- hand-written option declarations: `add_argument(` calls in chatft/ (all of them, as the issue first counted);
+- options that restate a signature: each command's parser is captured (its `parse_args` stopped), and an option
+  counts when it was written by hand (not made by `core.add_options`, so it has no `.source`) and its name is a
+  parameter of one of the parser's sources, or the parser has no generated option at all (then every hand-written
+  option counts);
 - longest function: lines of the longest `def` in chatft/ (decorators and docstring included);
 - exported names never shown in an example: names in a module's `__all__` that no non-export code cell of any
   notebook mentions (as a whole word);
 - lines over 120 characters: share of the lines of chatft/*.py (generated files `_modidx.py` left out);
-- notebooks with no stored outputs: notebooks in nbs/ none of whose code cells keeps an output.
+- notebooks with no stored outputs: notebooks in nbs/ that have code cells, none of which keeps an output
+  (index.ipynb, the README's source, has no code cell).
 """
 import ast, json, re, sys
 from pathlib import Path
@@ -65,8 +70,39 @@ def long_lines():
 
 def no_outputs():
     import nbformat
-    return [nb.name for nb in sorted((ROOT/"nbs").glob("*.ipynb"))
-            if not any(c.get("outputs") for c in nbformat.read(nb, as_version=4).cells if c.cell_type == "code")]
+    out = []
+    for nb in sorted((ROOT/"nbs").glob("*.ipynb")):
+        code = [c for c in nbformat.read(nb, as_version=4).cells if c.cell_type == "code"]
+        if code and not any(c.get("outputs") for c in code): out.append(nb.name)
+    return out
+
+class _Parsed(Exception): pass
+
+def parsers()->dict:
+    "`{command: its argparse parser}`, each captured when the command would parse its arguments."
+    import argparse, importlib
+    from chatft.cli import COMMANDS
+    def stop(self, *a, **k): raise _Parsed(self)
+    keep, argparse.ArgumentParser.parse_args = argparse.ArgumentParser.parse_args, stop
+    out = {}
+    try:
+        for name, (mod, fn, _) in COMMANDS.items():
+            try: getattr(importlib.import_module(mod), fn)([])
+            except _Parsed as e: out[name] = e.args[0]
+    finally: argparse.ArgumentParser.parse_args = keep
+    return out
+
+def restating()->list:
+    "Hand-written options that restate a parameter of their parser's sources (all of them where nothing is generated)."
+    import inspect
+    from chatft.core import _params
+    bad = []
+    for name, p in parsers().items():
+        names = {k for s in getattr(p, "sources", []) for k in _params(s)}
+        for a in p._actions:
+            if a.dest == "help" or hasattr(a, "source"): continue
+            if not getattr(p, "sources", None) or a.dest in names: bad.append(f"{name} {a.dest}")
+    return bad
 
 def main():
     trees = {p.stem: ast.parse(p.read_text()) for p in modules()}
@@ -76,6 +112,7 @@ def main():
     rows = {"modules importing export": sum(imports_export(t) for m, t in trees.items() if m != "export"),
             "modules spelling a run file name": sum(spells_run_file(t) for t in trees.values()),
             "hand-written option declarations (add_argument)": sum(p.read_text().count("add_argument(") for p in modules()),
+            "hand-written options that restate a signature": len(restating()),
             "longest function (lines)": f"{fn[0]} ({fn[1]})",
             "exported names never shown in an example": f"{un} of {total} ({un/max(total,1):.0%})",
             "lines over 120 characters": f"{n_long} of {n_lines} ({n_long/max(n_lines,1):.1%})",

@@ -196,8 +196,8 @@ def test_qlora_adapter_merges_into_the_dequantized_base(demo_run, tmp_path, prom
     try: base = deploy._dequantized_base(plan, torch.float32, "cpu")
     except Exception as e: pytest.skip(f"bitsandbytes cannot load 4-bit weights on this CPU ({type(e).__name__}: {e})"[:300])
     out = merge(run, tmp_path/"qmerged", device="cpu")
-    from chatft.chat import run_facts
-    trained = Chat(PeftModel.from_pretrained(base, run).eval(), load_tokenizer(run), system=run_facts(run)["system"])
+    from chatft.core import Run
+    trained = Chat(PeftModel.from_pretrained(base, run).eval(), load_tokenizer(run), system=Run(run).system)
     table = reply_agreement(trained, prompts[:2], greedy_replies(merged_chat(out, "cpu"), prompts[:2], TOKENS), TOKENS)
     assert table.ok.all(), table.to_string()
     from transformers import AutoModelForCausalLM

@@ -160,9 +160,10 @@ def test_dpo_learns_a_learnable_preference_and_the_run_loads(sft_run, tmp_path):
     # the margin was measured in the training process (bf16 autocast where the CPU has it), the reload scores in fp32:
     # the same weights, two precisions (1.1e-3 and 1.8e-3 apart in two runs here); the notebook allows 5e-3 too
     assert abs(preference_accuracy(model, tok, test)["margin"] - m["per-token margin after"]) < 5e-3
-    from chatft.chat import load_chat, run_facts
+    from chatft.chat import load_chat
+    from chatft.core import Run
     from chatft.evaluate import find_data
-    assert run_facts(out)["system"] == "You are terse." and find_data(out) == out/"data"
+    assert Run(out).system == "You are terse." and find_data(out) == out/"data"
     chat = load_chat(out, device="cpu")
     assert chat is not None
 
