@@ -52,7 +52,8 @@ class Report:
     @property
     def total(self)->int: return self.kept + len(self.skipped)
     def reasons(self)->Counter: return Counter(s['reason'] for s in self.skipped)
-    def to_dict(self)->dict: return dict(step=self.step, total=self.total, kept=self.kept, skipped=self.skipped, notes=self.notes)
+    def to_dict(self)->dict:
+        return dict(step=self.step, total=self.total, kept=self.kept, skipped=self.skipped, notes=self.notes)
 
     def save(self, path)->Path:
         "Write the report as JSON."
@@ -61,8 +62,9 @@ class Report:
         return path
 
     def rows(self)->list:
-        "(what, count) rows: total, kept, then each skip reason, then the notes (a long note cut to one line; all of it is saved)."
-        return ([("total", self.total), ("kept", self.kept)] + [(f"skipped: {r}", n) for r,n in self.reasons().most_common()]
+        "(what, count) rows: total, kept, each skip reason, then the notes (a long note cut to one line; all is saved)."
+        skips = [(f"skipped: {r}", n) for r,n in self.reasons().most_common()]
+        return ([("total", self.total), ("kept", self.kept)] + skips
                 + [(k, one_line(v)) for k,v in self.notes.items()])
 
     def __str__(self):
@@ -70,7 +72,8 @@ class Report:
         return f"{self.step} report\n" + "\n".join(f"  {k:<{w}}  {v}" for k,v in rows)
 
     def _repr_html_(self):
-        trs = "".join(f"<tr><td>{_html.escape(str(k))}</td><td style='text-align:right'>{_html.escape(str(v))}</td></tr>" for k,v in self.rows())
+        e = lambda x: _html.escape(str(x))
+        trs = "".join(f"<tr><td>{e(k)}</td><td style='text-align:right'>{e(v)}</td></tr>" for k,v in self.rows())
         return f"<b>{_html.escape(self.step)} report</b><table>{trs}</table>"
 
 # %% ../nbs/core.ipynb #46928274
@@ -86,7 +89,7 @@ def in_notebook()->bool:
     return os.environ.get("CHATFT_WIDGETS") != "0" and _kernel()
 
 def bars_off()->bool:
-    "Whether to leave progress bars out: a kernel with widgets off, whose saved outputs would show each bar as it began, at 0%."
+    "Whether to leave progress bars out: a kernel with widgets off, whose saved outputs would show each bar at 0%."
     return os.environ.get("CHATFT_WIDGETS") == "0" and _kernel()
 
 # %% ../nbs/core.ipynb #52cf1bce
@@ -94,7 +97,7 @@ def quiet():
     "No warnings a learner cannot act on, no weight-loading bars; errors still show."
     import logging, warnings, transformers
     for kind in (FutureWarning, UserWarning, DeprecationWarning): warnings.filterwarnings("ignore", category=kind)
-    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)   # its CPU notices (chatft/__init__ drops the import-time one)
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)   # CPU notices (chatft/__init__ drops the import-time one)
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     try:
@@ -152,10 +155,13 @@ def write_jsonl(
 
 # %% ../nbs/core.ipynb #3e8381ea
 def _check_messages(msgs, where):
-    if not isinstance(msgs, list) or not msgs: raise ChatftError(f"{where}: `messages` must be a non-empty list. Is this a chatft JSONL file? Make one with `chatft export`.")
+    if not isinstance(msgs, list) or not msgs:
+        raise ChatftError(f"{where}: `messages` must be a non-empty list. Is this a chatft JSONL file? "
+                          "Make one with `chatft export`.")
     for i,m in enumerate(msgs):
         if not isinstance(m, dict) or not isinstance(m.get('role'), str) or not isinstance(m.get('content'), str):
-            raise ChatftError(f"{where}, message {i}: each message needs a string `role` and `content`, got {str(m)[:80]!r}.")
+            raise ChatftError(f"{where}, message {i}: each message needs a string `role` and `content`, "
+                              f"got {str(m)[:80]!r}.")
 
 # %% ../nbs/core.ipynb #2480597a
 def read_jsonl(
@@ -172,7 +178,8 @@ def read_jsonl(
             try: d = orjson.loads(line)
             except orjson.JSONDecodeError as e: raise ChatftError(f"{where}: not valid JSON ({e}).") from None
             if not isinstance(d, dict) or 'messages' not in d:
-                raise ChatftError(f"{where}: expected an object with `id` and `messages`. Is this a chatft JSONL file? Make one with `chatft export`.")
+                raise ChatftError(f"{where}: expected an object with `id` and `messages`. Is this a chatft JSONL file? "
+                                  "Make one with `chatft export`.")
             _check_messages(d['messages'], f"{where} (conversation {d.get('id')!r})")
             d.setdefault('id', f"{path.stem}-{n}")
             convs.append(Conversation.from_dict(d))
@@ -214,8 +221,9 @@ def latest_conversations(
 
 # %% ../nbs/core.ipynb #428543ff
 DRIVE_WORK = "chatft-work"   # the work folder's name on your Google Drive (`work_on_drive`)
-_KAGGLE_WORK = ("on Kaggle, save a version of the notebook (its output keeps work/), add that output to the next notebook "
-               "(Add data → Notebook Output) and copy it there: shutil.copytree('/kaggle/input/<notebook>/work', 'work')")
+_KAGGLE_WORK = ("on Kaggle, save a version of the notebook (its output keeps work/), add that output to the next "
+               "notebook (Add data → Notebook Output) and copy it there: "
+               "shutil.copytree('/kaggle/input/<notebook>/work', 'work')")
 
 def on_colab()->bool:
     "Whether this runs on Google Colab."
@@ -236,19 +244,21 @@ def mount_drive()->Path|None:
 def work_on_drive(
     folder:str=DRIVE_WORK,   # the work folder's name in your Drive's `MyDrive`
 )->Path|None:
-    "Colab: make `folder` on your Google Drive the work folder (`CHATFT_WORK`); elsewhere say how to keep it, and change nothing."
+    "Colab: make `folder` on your Google Drive the work folder (`CHATFT_WORK`); elsewhere say how to keep it."
     drive = mount_drive()
     if drive is None:
-        print(f"WORK_ON_DRIVE works on Colab only; the work folder stays {work_dir()}/" + (f"; {_KAGGLE_WORK}." if on_kaggle() else "."))
+        kaggle = f"; {_KAGGLE_WORK}." if on_kaggle() else "."
+        print(f"WORK_ON_DRIVE works on Colab only; the work folder stays {work_dir()}/" + kaggle)
         return None
     os.environ["CHATFT_WORK"] = str(drive/folder)
     work_dir().mkdir(parents=True, exist_ok=True)
-    print(f"The work folder is {folder} on your Google Drive; in each later notebook, run work_on_drive() first to use it.")
+    print(f"The work folder is {folder} on your Google Drive; in each later notebook, run work_on_drive() "
+          "first to use it.")
     return work_dir()
 
 # %% ../nbs/core.ipynb #1764b1d4
 def hub_token()->str|None:
-    "A Hugging Face token from `HF_TOKEN` or the runtime's secrets (Kaggle, Colab); None lets the Hub use `hf auth login`'s."
+    "A Hugging Face token: `HF_TOKEN`, or the runtime's secrets (Kaggle, Colab); None: the Hub uses `hf auth login`'s."
     if token := os.environ.get("HF_TOKEN"): return token
     try:
         if on_kaggle():
