@@ -14,6 +14,11 @@ from its own venv (benchmarks/results/convoviz-venv), made with --setup-convoviz
 
 Targets (issue 2): chatft at least 5x convoviz's speed, within 2x of the bare parse, and peak
 memory no more than twice the file size.
+
+Issue 22 adds two rows and a table: chatft's streaming scanner (`iter_json_array`, numpy + orjson)
+against `ijson.items` (its C backend, yajl2_c) yielding the same top-level items, and what each
+says about three damaged copies of the export (truncated, a bad byte, a bad token), so the choice
+of the scanner over ijson can be checked side by side in one run.
 """
 from __future__ import annotations
 import argparse, hashlib, json, os, subprocess, sys, textwrap, zipfile
@@ -51,6 +56,25 @@ READERS = {
         t0 = time.perf_counter()
         convs, report = read_export(path, progress=False)
         n = len(convs)
+        t1 = time.perf_counter()
+        """),
+    "chatft iter_json_array": dict(python=None, code="""
+        import zipfile
+        from chatft.export import iter_json_array
+        #BASE
+        t0 = time.perf_counter()
+        f = zipfile.ZipFile(path).open('conversations.json') if path.endswith('.zip') else open(path, 'rb')
+        n = sum(1 for _ in iter_json_array(f, 'conversations.json'))
+        t1 = time.perf_counter()
+        """),
+    "ijson items (yajl2_c)": dict(python=None, code="""
+        import zipfile
+        try: import ijson.backends.yajl2_c as ijson
+        except ImportError as e: print(json.dumps(dict(skip=f"no ijson with its C backend ({e}): pip install ijson"))); sys.exit(0)
+        #BASE
+        t0 = time.perf_counter()
+        f = zipfile.ZipFile(path).open('conversations.json') if path.endswith('.zip') else open(path, 'rb')
+        n = sum(1 for _ in ijson.items(f, 'item', use_float=True))
         t1 = time.perf_counter()
         """),
     f"convoviz {CONVOVIZ_VERSION}": dict(python="convoviz", code="""
@@ -141,6 +165,46 @@ def ratios(results:dict, size:int)->str:
     return "\n".join(out) if out else "  (no ratios: chatft's reader did not run)"
 
 
+def damaged_copies(path:Path, mb:float=20)->dict:
+    "Broken copies of the export's first conversations (about `mb` MB, a whole JSON list), each damaged past the middle."
+    sys.path.insert(0, str(HERE.parent))
+    import orjson
+    from chatft.export import iter_json_array
+    items, size = [], 0
+    with (zipfile.ZipFile(path).open("conversations.json") if path.suffix == ".zip" else open(path, "rb")) as f:
+        for item in iter_json_array(f, "conversations.json"):
+            items.append(item); size += len(orjson.dumps(item))
+            if size > mb * 1e6: break
+    raw = orjson.dumps(items)
+    k = raw.index(b'":null', len(raw) // 2)                     # the end of a key, past the middle
+    return {"truncated in the middle": raw[:len(raw) // 2],
+            "a control byte in a string": raw[:k - 1] + b"\x01" + raw[k:],
+            "a quote lost (a bad byte)": raw[:k] + b"\x01" + raw[k + 1:],
+            "a bad token (a value missing)": raw[:k + 2] + b"}" + raw[k + 6:]}
+
+
+def error_messages(path:Path)->str:
+    "What the scanner and ijson say about each damaged copy: the message, and the items yielded before it."
+    import io
+    sys.path.insert(0, str(HERE.parent))
+    from chatft.export import iter_json_array
+    try: import ijson.backends.yajl2_c as ijson
+    except ImportError: ijson = None
+    readers = {"chatft iter_json_array": lambda f: iter_json_array(f, "conversations.json")}
+    if ijson: readers["ijson items (yajl2_c)"] = lambda f: ijson.items(f, "item", use_float=True)
+    out = []
+    for what, data in damaged_copies(path).items():
+        out.append(f"{what} ({len(data)/1e6:.0f} MB):")
+        for name, items in readers.items():
+            n = 0
+            try:
+                for _ in items(io.BytesIO(data)): n += 1
+                msg = "no error"
+            except Exception as e: msg = f"{type(e).__name__}: " + " ".join(str(e).split())
+            out.append(f"  {name:<24} after {n} items: {msg[:220]}")
+    return "\n".join(out)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--mb", type=float, default=300, help="size of the synthetic conversations.json in MB (default 300)")
@@ -148,6 +212,7 @@ def main(argv=None):
     ap.add_argument("--zip", action="store_true", help="read the export from a ZIP (as ChatGPT sends it) instead of conversations.json")
     ap.add_argument("--repeat", type=int, default=1, help="rounds of all readers; each reader's fastest run counts (default 1)")
     ap.add_argument("--only", nargs="*", choices=list(READERS), help="run only these readers")
+    ap.add_argument("--no-errors", action="store_true", help="leave out the table of error messages on damaged copies")
     ap.add_argument("--setup-convoviz", action="store_true", help=f"make {CONVOVIZ_VENV.relative_to(HERE.parent)} with convoviz {CONVOVIZ_VERSION} first")
     args = ap.parse_args(argv)
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -168,6 +233,7 @@ def main(argv=None):
     results.update({name: best_of(r) for name, r in runs.items()})
     results = {name: results[name] for name in READERS if name in results}
     print("\n" + table(results, size) + "\n\nratios (peak/file uses the size of conversations.json):\n" + ratios(results, size))
+    if not args.no_errors: print("\nerrors on damaged copies of the export's first 20 MB (bytes 0-based):\n" + error_messages(path))
     out = RESULTS/f"bench_export-{args.mb:g}mb{'-zip' if args.zip else ''}.json"
     out.write_text(json.dumps(dict(path=str(path), size=size, results=results), indent=2))
     print(f"\nsaved {out}")

@@ -14,13 +14,13 @@ import orjson
 from .core import ChatftError, Report, Conversation, read_jsonl, write_jsonl
 
 # %% auto #0
-__all__ = ['IBAN_LENGTHS', 'API_KEY_PATTERNS', 'ENTROPY_THRESHOLD', 'DETECTORS', 'ERROR_REPLY', 'NEAR_DUPLICATE_THRESHOLD',
-           'Found', 'luhn_ok', 'iban_ok', 'entropy', 'looks_like_password', 'looks_random', 'ssn_ok', 'itin_ok',
-           'steuer_id_ok', 'dni_ok', 'nir_ok', 'find_pii', 'redact_text', 'mask', 'presidio_finder', 'turns',
-           'keep_min_turns', 'keep_dates', 'keep_models', 'keep_matching', 'drop_matching', 'token_counts',
-           'keep_token_range', 'keep_languages', 'apply_filters', 'is_error_reply', 'repair', 'shingles', 'jaccard',
-           'near_duplicates', 'drop_duplicates', 'redact_conversations', 'redaction_examples', 'CleanReport', 'clean',
-           'report_path', 'clean_file', 'clean_cli', 'course_conversations']
+__all__ = ['API_KEY_PATTERNS', 'ENTROPY_THRESHOLD', 'DETECTORS', 'ERROR_REPLY', 'NEAR_DUPLICATE_THRESHOLD', 'Found', 'luhn_ok',
+           'iban_ok', 'entropy', 'looks_like_password', 'looks_random', 'ssn_ok', 'itin_ok', 'steuer_id_ok', 'dni_ok',
+           'nir_ok', 'find_pii', 'redact_text', 'mask', 'presidio_finder', 'turns', 'keep_min_turns', 'keep_dates',
+           'keep_models', 'keep_matching', 'drop_matching', 'token_counts', 'keep_token_range', 'keep_languages',
+           'apply_filters', 'is_error_reply', 'repair', 'shingles', 'jaccard', 'near_duplicates', 'drop_duplicates',
+           'redact_conversations', 'redaction_examples', 'CleanReport', 'clean', 'report_path', 'clean_file',
+           'clean_cli', 'course_conversations']
 
 # %% ../nbs/02_clean.ipynb #e287880e
 @dataclass(frozen=True)
@@ -32,69 +32,73 @@ class Found:
     value:str     # the text itself (never printed unmasked)
 
 # %% ../nbs/02_clean.ipynb #e5abb8ff
+from stdnum import luhn, iban as _iban
+from stdnum.us import ssn as _ssn, itin as _itin
+from stdnum.iso7064 import mod_11_10
+from stdnum.es import dni as _dni, nie as _nie
+from stdnum.fr import nir as _nir
+
 def luhn_ok(number:str)->bool:
-    "Does the number (separators allowed) pass the Luhn check that every payment card number passes?"
-    digits = [int(c) for c in number if c.isdigit()]
-    if not 12 <= len(digits) <= 19: return False
-    total = sum(d if i % 2 == 0 else (2*d - 9 if d > 4 else 2*d) for i,d in enumerate(reversed(digits)))
-    return total % 10 == 0
+    "Does the number (separators allowed, 12-19 digits) pass the Luhn check that every payment card number passes?"
+    digits = re.sub(r"\D", "", number)
+    return 12 <= len(digits) <= 19 and luhn.is_valid(digits)
 
 # %% ../nbs/02_clean.ipynb #cb1cd284
-IBAN_LENGTHS = dict(AD=24, AE=23, AL=28, AT=20, AZ=28, BA=20, BE=16, BG=22, BH=22, BR=29, CH=21, CR=22, CY=28, CZ=24,
-    DE=22, DK=18, DO=28, EE=20, EG=29, ES=24, FI=18, FO=18, FR=27, GB=22, GE=22, GI=23, GL=18, GR=27, GT=28, HR=21,
-    HU=28, IE=22, IL=23, IQ=23, IS=26, IT=27, JO=30, KW=30, KZ=20, LB=28, LC=32, LI=21, LT=20, LU=20, LV=21, MC=27,
-    MD=24, ME=22, MK=19, MR=27, MT=31, MU=30, NL=18, NO=15, PK=24, PL=28, PS=29, PT=25, QA=29, RO=24, RS=22, SA=24,
-    SC=31, SE=24, SI=19, SK=24, SM=27, ST=25, SV=28, TL=23, TN=24, TR=26, UA=29, VA=22, VG=24, XK=20)
-
 def iban_ok(iban:str)->bool:
-    "Has the IBAN (spaces allowed) its country's length and a valid mod-97 check?"
-    s = re.sub(r"[\s-]", "", iban).upper()
-    if IBAN_LENGTHS.get(s[:2]) != len(s) or not s.isalnum(): return False
-    return int("".join(str(int(c, 36)) for c in s[4:] + s[:4])) % 97 == 1
+    """Has the IBAN (spaces allowed) its country's length and shape and a valid mod-97 check (python-stdnum)?
+    Not the national account check inside some (Belgium, Spain, Norway...): a mistyped one is still private."""
+    return _iban.is_valid(iban, check_country=False)
 
 # %% ../nbs/02_clean.ipynb #0b071146
-_BEFORE_ID = re.compile(r"(?i)(?:order|invoice|tracking|ref|reference|ticket|case|isbn|account|id|no|#)[\s.:#-]*(?:no\.?|number|num|#|id)?[\s.:#-]*$")
-_PHONE_WORDS = re.compile(r"(?i)(?:phone|call|tel|mobile|cell|whats ?app|text me|sms|fax|reach me|ring me|landline)\b[^\n]{0,25}$")
+_BEFORE_ID = re.compile(r"(?i)(?:order|invoice|tracking|ref|reference|ticket|case|isbn|account|id|no|"
+                        r"#)[\s.:#-]*(?:no\.?|number|num|#|id)?[\s.:#-]*$")
+_PHONE_WORDS = re.compile(r"(?i)(?:phone|call|tel|mobile|cell|whats ?app|text me|sms|fax|reach me|ring me|"
+                          r"landline)\b[^\n]{0,25}$")
 
 def _before(text, start, n=30): return text[max(0, start - n):start]
 
+def _alnum_at(text, i): return i < len(text) and text[i].isascii() and text[i].isalnum()
+
 def _iban_spans(text):
-    "IBANs, written compact or in groups of four: walk from a country code until its length is reached."
-    for m in re.finditer(r"(?<![A-Za-z0-9])([A-Z]{2})\d{2}", text):
-        n, i, k = IBAN_LENGTHS.get(m[1]), m.start(), 0
-        if not n: continue
-        while i < len(text) and k < n:
-            c = text[i]
-            if c.isascii() and c.isalnum(): k += 1
-            elif not (c in " -" and i + 1 < len(text) and text[i+1].isalnum()): break
-            i += 1
-        if k == n and not (i < len(text) and text[i].isascii() and text[i].isalnum()) and iban_ok(text[m.start():i]):
-            yield m.start(), i
+    "IBANs, compact or in groups of four: from a country code, the first 15-34 letters and digits that `iban_ok` takes."
+    for m in re.finditer(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}", text):
+        i, k = m.start(), 0
+        while i < len(text) and k < 34:
+            c = text[i]; i += 1
+            if c.isascii() and c.isalnum():
+                k += 1
+                if k >= 15 and not _alnum_at(text, i) and iban_ok(text[m.start():i]): yield m.start(), i; break
+            elif not (c in " -" and _alnum_at(text, i)): break
 
 # %% ../nbs/02_clean.ipynb #3390a088
 _CARD_PREFIX = re.compile(r"^(?:4|5[1-5]|2[2-7]|3[47]|3[068]|35|6(?:011|5|4[4-9]|2))")
 
 def _card_spans(text):
-    "Card numbers: 13-19 digits in one run or groups, a real card prefix, the Luhn check, and not an order/invoice number."
+    ("Card numbers: 13-19 digits in one run or groups, a real card prefix, the Luhn check, and not an "
+     "order/invoice number.")
     for m in re.finditer(r"(?<![\w.,/-])\d(?:[ -]?\d){12,18}(?![\w]|[.,-]\d)", text):
         digits = re.sub(r"\D", "", m[0])
         if len(set(re.findall(r"[ -]", m[0]))) > 1 or not _CARD_PREFIX.match(digits) or not luhn_ok(digits): continue
         before = _before(text, m.start(), 25)
-        if _BEFORE_ID.search(before) and not re.search(r"(?i)card\W*$", before): continue   # "order #..." but not "card# ..."
+        # "order #..." but not "card# ..."
+        if _BEFORE_ID.search(before) and not re.search(r"(?i)card\W*$", before): continue
         yield m.start(), m.end()
 
 # %% ../nbs/02_clean.ipynb #d2881b7d
 _NANP = re.compile(r"(?:\(\d{3}\)\s?|\d{3}[ .-])\d{3}[ .-]\d{4}")
-_NATIONAL = re.compile(r"0\d{1,4}(?:[ .-]\d{2,4}){0,3}[ .-]\d{2,8}|0\d{1,4}\s?\(0?\)\s?\d+(?:[ .-]\d+)*|\(0\d{1,4}\)\s?\d{3,4}[ .-]?\d{3,4}")
+_NATIONAL = re.compile(r"0\d{1,4}(?:[ .-]\d{2,4}){0,3}[ .-]\d{2,8}|0\d{1,4}\s?\(0?\)\s?\d+(?:[ .-]\d+)*|"
+                       r"\(0\d{1,4}\)\s?\d{3,4}[ .-]?\d{3,4}")
 _DATE = re.compile(r"\d{4}[-./ ]\d{1,2}[-./ ]\d{1,2}|\d{1,2}[-./ ]\d{1,2}[-./ ]\d{2,4}")
 
 def _phone_spans(text):
-    "Phone numbers: international (+ or 00 and 8-15 digits), common national shapes, or digits that follow 'call me' and the like."
+    ("Phone numbers: international (+ or 00 and 8-15 digits), common national shapes, or digits that "
+     "follow 'call me' and the like.")
     for m in re.finditer(r"(?<![\w+@/#$.:=-])(?:\+|00)?\(?\d[\d \t().-]{5,22}\d(?![\w@/]|[.,:-]\w)", text):
         s = m[0].rstrip(" (")
         digits = re.sub(r"\D", "", s)
         intl = s.startswith(("+", "00"))
-        if intl: ok = 8 <= len(digits) <= 15 + 2*s.startswith("00") and digits[2*s.startswith("00")] != "0"   # no country code starts with 0
+        # no country code starts with 0
+        if intl: ok = 8 <= len(digits) <= 15 + 2*s.startswith("00") and digits[2*s.startswith("00")] != "0"
         elif not 7 <= len(digits) <= 12 or _DATE.fullmatch(s): ok = False
         else: ok = bool(_NANP.fullmatch(s) or _NATIONAL.fullmatch(s)) or (len(digits) >= 9 and bool(_PHONE_WORDS.search(_before(text, m.start(), 40))))
         if ok and not _BEFORE_ID.search(_before(text, m.start(), 20)): yield m.start(), m.start() + len(s)
@@ -105,13 +109,15 @@ _NOT_IP_BEFORE = re.compile(r"(?i)\b(?:v|version|ver\.?|release|build|python|nod
 def _ip_ok(s:str)->bool:
     try: ip = ipaddress.ip_address(s)
     except ValueError: return False
-    if ip.is_loopback or ip.is_unspecified: return False                   # 127.0.0.1, 0.0.0.0, ::1 say nothing about you
+    # 127.0.0.1, 0.0.0.0, ::1 say nothing about you
+    if ip.is_loopback or ip.is_unspecified: return False
     if ip.version == 4 and s.startswith("255."): return False              # a netmask
     return ip.version == 4 or sum(1 for g in s.split(":") if g) >= 3
 
 def _ip_spans(text):
     "IPv4 and IPv6 addresses that `ipaddress` accepts, except loopback, unspecified, netmasks and version numbers."
-    pat = r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)|(?<![\w:.])(?:[0-9A-Fa-f]{1,4}:){1,7}(?::|(?::[0-9A-Fa-f]{1,4}){1,6}|[0-9A-Fa-f]{1,4})(?![\w:])"
+    pat = (r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)|(?<![\w:.])(?:[0-9A-Fa-f]{1,4}:){1,7}(?::|"
+           r"(?::[0-9A-Fa-f]{1,4}){1,6}|[0-9A-Fa-f]{1,4})(?![\w:])")
     for m in re.finditer(pat, text):
         if _ip_ok(m[0]) and not _NOT_IP_BEFORE.search(_before(text, m.start(), 12)): yield m.start(), m.end()
 
@@ -125,7 +131,9 @@ def _email_spans(text):
         yield m.start(), m.end()
 
 # %% ../nbs/02_clean.ipynb #1dc68b21
-_PLACEHOLDER = re.compile(r"(?i)^(?:[$<{%\[(*]|x{4,}|\.{3})|^(?:password|passwd|pass|secret|changeme|example|your[_-]?\w*|redacted|none|null|true|false|undefined)$|environ|getenv|process\.env|\(|\.\.\.|…")
+_PLACEHOLDER = re.compile(r"(?i)^(?:[$<{%\[(*]|x{4,}|\.{3})|^(?:password|passwd|pass|secret|changeme|"
+                          r"example|your[_-]?\w*|redacted|none|null|true|false|undefined)$|environ|getenv|"
+                          r"process\.env|\(|\.\.\.|…")
 
 def _looks_random(s:str)->bool:
     "Real keys mix many characters; `sk-xxxxxxxxxxxxxxxxxxxxxxxx` in a tutorial does not."
@@ -153,9 +161,11 @@ API_KEY_PATTERNS = {
     "npm":                r"npm_[A-Za-z0-9]{36}",
 }
 _API_KEY = r"(?<![A-Za-z0-9_-])(?:" + "|".join(API_KEY_PATTERNS.values()) + r")(?![A-Za-z0-9_-])"
-_PRIVATE_KEY = r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?:[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|[A-Za-z0-9+/=\s:,-]*)"
+_PRIVATE_KEY = (r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?:[\s\S]*?-----END (?:[A-Z0-9]+ "
+                r")*PRIVATE KEY(?: BLOCK)?-----|[A-Za-z0-9+/=\s:,-]*)")
 _JWT = r"(?<![\w-])eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"
-_URL_CREDENTIALS = r"(?i)\b[a-z][a-z0-9+.-]*://([^\s:/@]+:[^\s/]+)@"      # up to the last @: passwords often contain one
+# up to the last @: passwords often contain one
+_URL_CREDENTIALS = r"(?i)\b[a-z][a-z0-9+.-]*://([^\s:/@]+:[^\s/]+)@"
 
 def _not_placeholder(s:str)->bool: return not _PLACEHOLDER.search(s.split(":")[-1])
 
@@ -193,7 +203,8 @@ def looks_random(v:str, threshold:float=ENTROPY_THRESHOLD)->bool:
 # %% ../nbs/02_clean.ipynb #8298fd9a
 _PW_NAME = (r"pass(?:word|wd|phrase|code)?|pwd|pw|secret|secreto|clave|contrase(?:ñ|n)a|passwort|kennwort|mot_?de_?passe|mdp"
             r"|(?:secret|private|signing|encryption|master)[_-]?key|pin")
-_TOKEN_NAME = r"token|api[_-]?key|apikey|key|auth|salt|credentials?|cookie|session(?:[_-]?id)?|sid|signature|jsessionid|phpsessid"
+_TOKEN_NAME = (r"token|api[_-]?key|apikey|key|auth|salt|credentials?|cookie|session(?:[_-]?id)?|sid|"
+               r"signature|jsessionid|phpsessid")
 _NAME = re.compile(r"(?i)(?:(?P<pw>" + _PW_NAME + r")|(?P<tok>" + _TOKEN_NAME + r"))")
 _VALUE = re.compile(r"""[ \t]*["']?[ \t]*(?::|=|:=|=>)[ \t]*(?:"([^"\n]{1,200})"|'([^'\n]{1,200})'|`([^`\n]{1,200})`|([^\s"'`,;]+))""")
 
@@ -206,7 +217,8 @@ def _assigned_spans(text):
     "Values after a secret name and `=`/`:`; token names need a random-looking value, password names a real one."
     for m in re.finditer(r"[A-Za-z][\w.-]*(?=[\"']?\s*[:=])", text):
         if not (k := _secret_name(m[0])) or not (v := _VALUE.match(text, m.end())): continue
-        if k["pw"] and k["pw"].lower() == "pass" and not (m[0].isupper() or m[0].lower() == "pass"): continue   # a compiler pass
+        # a compiler pass
+        if k["pw"] and k["pw"].lower() == "pass" and not (m[0].isupper() or m[0].lower() == "pass"): continue
         g = next(i for i in range(1, 5) if v[i] is not None)          # quoted "..." '...' `...`, or bare
         val, s = (v[g].rstrip(".,;:)]}") if g == 4 else v[g]), v.start(g)
         env_style = m[0].isupper() and "_" in m[0] and "=" in v[0] and " " not in v[0]     # DB_PASSWORD=hunter
@@ -227,7 +239,8 @@ def _auth_spans(text):
     "`Basic <base64 of user:password>` anywhere; `Bearer`/`Token` values after `Authorization`, or random-looking ones."
     for m in re.finditer(r"(?<![\w-])Basic\s+([A-Za-z0-9+/]{8,}={0,2})(?![\w+/=])", text):
         if _basic_ok(m[1]): yield m.start(1), m.end(1)
-    for m in re.finditer(r"(?i)(authorization\W{0,4}\s*)?\b(?:bearer|token|digest|apikey)\s+([A-Za-z0-9._~+/-]{8,}=*)", text):
+    for m in re.finditer(r"(?i)(authorization\W{0,4}\s*)?\b(?:bearer|token|digest|"
+                         r"apikey)\s+([A-Za-z0-9._~+/-]{8,}=*)", text):
         v = m[2].rstrip(".")
         if _not_code(v) and (looks_random(v) or (m[1] and len(v) >= 16 and entropy(v) >= 3)): yield m.start(2), m.start(2) + len(v)
 
@@ -256,22 +269,22 @@ def _prose_password_spans(text):
 _KNOWN_FAKE_SSN = {"078051120", "219099999", "457555462", "123456789"}    # printed on wallets and in ads
 
 def ssn_ok(s:str)->bool:
-    "US Social Security number ranges: area not 000, 666 or 900-999; group not 00; serial not 0000; not a known example."
+    ("US Social Security number ranges: area not 000, 666 or 900-999; group not 00; serial not 0000; not a "
+     "known example.")
     d = re.sub(r"\D", "", s)
     if len(d) != 9 or d in _KNOWN_FAKE_SSN or all(len(set(p)) == 1 for p in (d[:3], d[3:5], d[5:])): return False
-    area, group, serial = int(d[:3]), int(d[3:5]), int(d[5:])
-    return 0 < area < 900 and area != 666 and group > 0 and serial > 0
+    return _ssn.is_valid(d)
 
 def itin_ok(s:str)->bool:
     "US ITIN: 9XX-YY-XXXX with YY in 50-65, 70-88, 90-92 or 94-99."
-    d = re.sub(r"\D", "", s)
-    g = int(d[3:5]) if len(d) == 9 else 0
-    return len(d) == 9 and d[0] == "9" and (50 <= g <= 65 or 70 <= g <= 88 or 90 <= g <= 92 or 94 <= g <= 99)
+    return _itin.is_valid(re.sub(r"\D", "", s))
 
-_SSN_WORDS = re.compile(r"(?i)(?:\bssn|social security|social|ss ?#|seguro social|sécurité sociale|itin|tin)\b[^\n\d]{0,25}$")
+_SSN_WORDS = re.compile(r"(?i)(?:\bssn|social security|social|ss ?#|seguro social|sécurité sociale|itin|"
+                        r"tin)\b[^\n\d]{0,25}$")
 
 def _ssn_spans(text):
-    "SSNs and ITINs: `123-45-6789` in range (not after 'order', 'ticket'...), or 9 digits right after 'SSN' and the like."
+    ("SSNs and ITINs: `123-45-6789` in range (not after 'order', 'ticket'...), or 9 digits right after "
+     "'SSN' and the like.")
     for m in re.finditer(r"(?<![\w.-])(\d{3})([- ]?)(\d{2})\2(\d{4})(?![\w]|[.-]\d)", text):
         if not (ssn_ok(m[0]) or itin_ok(m[0])): continue
         if _SSN_WORDS.search(_before(text, m.start(), 40)) or (m[2] == "-" and not _BEFORE_ID.search(_before(text, m.start(), 20))):
@@ -284,33 +297,27 @@ _PASSPORT = re.compile(r"(?i)\b(?:passport|pasaporte|passeport|reisepass|pass-nr
                        r"(?-i:([A-Z0-9]{6,10}))(?![\w-])")
 
 def _passport_spans(text):
-    "Passport numbers: 6-10 capitals and digits (3+ digits) a few words after 'passport', 'pasaporte', 'passeport', 'Reisepass'."
+    ("Passport numbers: 6-10 capitals and digits (3+ digits) a few words after 'passport', 'pasaporte', "
+     "'passeport', 'Reisepass'.")
     for m in _PASSPORT.finditer(text):
         if sum(c.isdigit() for c in m[1]) >= 3 and not re.fullmatch(r"(?:19|20)\d{2}", m[1]): yield m.start(1), m.end(1)
 
 # %% ../nbs/02_clean.ipynb #0b5e3b7b
 def steuer_id_ok(s:str)->bool:
-    "German tax id (Steuer-ID): 11 digits, not starting with 0, ISO 7064 MOD 11,10 check digit."
+    """German tax id (Steuer-ID): 11 digits, not starting with 0, ISO 7064 MOD 11,10 check digit (stdnum's
+    `de.idnr` also limits how digits repeat: stricter than chatft's tests, which take any id with the check)."""
     d = re.sub(r"\D", "", s)
-    if len(d) != 11 or d[0] == "0": return False
-    p = 10
-    for c in d[:10]: p = (2 * (((int(c) + p) % 10) or 10)) % 11
-    return (11 - p) % 10 == int(d[10])
-
-_DNI_LETTERS = "TRWAGMYFPDXBNJZSQVHLCKE"
+    return len(d) == 11 and d[0] != "0" and mod_11_10.is_valid(d)
 
 def dni_ok(s:str)->bool:
     "Spanish DNI (8 digits + letter) or NIE (X/Y/Z + 7 digits + letter): the letter is the number mod 23."
     s = re.sub(r"[\s-]", "", s).upper()
-    num = str("XYZ".index(s[0])) + s[1:-1] if s[0] in "XYZ" else s[:-1]
-    return num.isdigit() and _DNI_LETTERS[int(num) % 23] == s[-1]
+    return _nie.is_valid(s) if s[:1] in ("X", "Y", "Z") else _dni.is_valid(s)
 
 def nir_ok(s:str)->bool:
     "French social security number (NIR): 13 digits (2A/2B for Corsica) and a key of 97 - (number mod 97)."
     s = re.sub(r"\s", "", s).upper()
-    if len(s) != 15 or s[0] not in "1278": return False
-    n = s[:13].replace("2A", "19").replace("2B", "18")
-    return n.isdigit() and s[13:].isdigit() and 97 - int(n) % 97 == int(s[13:])
+    return len(s) == 15 and s[0] in "1278" and _nir.is_valid(s)
 
 # %% ../nbs/02_clean.ipynb #f4ef2154
 _TAX_WORDS = re.compile(r"(?i)(?:steuer-?id|steuer-?identifikationsnummer|identifikationsnummer|idnr|tax id|tax identification"
@@ -322,7 +329,8 @@ def _tax_id_spans(text):
         if steuer_id_ok(m[0]) and _TAX_WORDS.search(_before(text, m.start(), 40)): yield m.start(), m.end()
     for m in re.finditer(r"(?<![\w-])(?:\d{8}|[XYZ]-?\d{7})-?[A-Z](?![\w-])", text):
         if dni_ok(m[0]): yield m.start(), m.end()
-    for m in re.finditer(r"(?<![\w.,-])[1278] ?\d{2} ?\d{2} ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}(?![\w-]|[.,]\d)", text):
+    for m in re.finditer(r"(?<![\w.,-])[1278] ?\d{2} ?\d{2} ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}(?![\w-]|"
+                         r"[.,]\d)", text):
         if nir_ok(m[0]): yield m.start(), m.end()
     for m in re.finditer(r"(?<![\w-])\d{2}-\d{7}(?![\w-])", text):
         if _TAX_WORDS.search(_before(text, m.start(), 40)): yield m.start(), m.end()
@@ -333,7 +341,8 @@ _WORD = _UP + r"[\wÀ-ÿ'’.-]*"
 _STREET_SUFFIX = (r"Street|St|Avenue|Ave|Av|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Ter|Circle"
                   r"|Cir|Parkway|Pkwy|Highway|Hwy|Square|Sq|Trail|Trl|Close|Crescent|Cres|Gardens|Grove|Hill|Row|Walk|Mews|Green|Parade")
 _UNIT = r"(?:Apt\.?|Apartment|Suite|Ste\.?|Unit|Flat|Floor|Fl\.?|#)\s*[\w-]{1,5}"
-_US_STATE = r"A[LKZR]|C[AOT]|D[EC]|FL|GA|HI|I[DLNA]|K[SY]|LA|M[EDAINSOT]|N[EVHJMYCD]|O[HKR]|PA|RI|S[CD]|T[NX]|UT|V[TA]|W[AVIY]"
+_US_STATE = (r"A[LKZR]|C[AOT]|D[EC]|FL|GA|HI|I[DLNA]|K[SY]|LA|M[EDAINSOT]|N[EVHJMYCD]|O[HKR]|PA|RI|S[CD]|"
+             r"T[NX]|UT|V[TA]|W[AVIY]")
 _UK_POSTCODE = r"[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}"
 _CITY = _WORD + r"(?:[ -](?:" + _WORD + r"|am|an der|upon|on|de|la|del?|sur|en))*"
 _US_UK_STREET = (r"(?:" + _UNIT + r",?\s+)?\d{1,6}[A-Za-z]?,?\s+(?:[NSEW]\.?\s+)?(?:" + _WORD + r"|\d+(?:st|nd|rd|th))"
@@ -353,7 +362,8 @@ _ADDRESS = "|".join([_US_UK_STREET + r"(?:" + _US_UK_TAIL + r")?", _DE_STREET + 
 DETECTORS = [
     ("SECRET",      _regex_spans(_PRIVATE_KEY)),
     ("SECRET",      _regex_spans(_JWT)),
-    ("CREDENTIALS", _regex_spans(_URL_CREDENTIALS, 1, _not_placeholder)),   # `user:key@host`: the whole login, key included
+    # `user:key@host`: the whole login, key included
+    ("CREDENTIALS", _regex_spans(_URL_CREDENTIALS, 1, _not_placeholder)),
     ("API_KEY",     _regex_spans(_API_KEY, 0, _looks_random)),
     ("SECRET",      _auth_spans),                 # `Authorization: Basic ...`, `Bearer ...`
     ("SECRET",      _assigned_spans),             # `PASSWORD=...`, `"token": "..."` when the value is no known key
@@ -409,13 +419,18 @@ def presidio_finder(
 )->callable:
     "A finder `text -> [Found]` for person names (`NAME`) and places (`ADDRESS`) using presidio-analyzer."
     try: from presidio_analyzer import AnalyzerEngine
-    except ImportError: raise ChatftError("Names and addresses need presidio-analyzer: `pip install presidio-analyzer` and a spaCy English model.") from None
+    except ImportError: raise ChatftError("Names and addresses need presidio-analyzer: `pip install "
+                                          "presidio-analyzer` and a spaCy English model.") from None
     from presidio_analyzer.nlp_engine import NlpEngineProvider
     import importlib.metadata as md
-    model = model or next((d.metadata['Name'].replace('-', '_') for d in md.distributions() if d.metadata['Name'].lower().replace('-', '_').startswith("en_core_web")), None)
-    if model is None: raise ChatftError("presidio-analyzer needs a spaCy English model: `pip install` one (e.g. en_core_web_sm).")
-    nlp = NlpEngineProvider(nlp_configuration=dict(nlp_engine_name="spacy", models=[dict(lang_code="en", model_name=model)])).create_engine()
-    engine, kinds = AnalyzerEngine(nlp_engine=nlp, supported_languages=["en"]), {"PERSON": "NAME", "LOCATION": "ADDRESS"}
+    installed = (d.metadata['Name'].replace('-', '_') for d in md.distributions())
+    model = model or next((n for n in installed if n.lower().startswith("en_core_web")), None)
+    if model is None: raise ChatftError("presidio-analyzer needs a spaCy English model: `pip install` one "
+                                        "(e.g. en_core_web_sm).")
+    config = dict(nlp_engine_name="spacy", models=[dict(lang_code="en", model_name=model)])
+    nlp = NlpEngineProvider(nlp_configuration=config).create_engine()
+    engine = AnalyzerEngine(nlp_engine=nlp, supported_languages=["en"])
+    kinds = {"PERSON": "NAME", "LOCATION": "ADDRESS"}
     def find(text):
         return [Found(r.start, r.end, kinds[r.entity_type], text[r.start:r.end])
                 for r in engine.analyze(text, language="en", entities=list(kinds), score_threshold=min_score)]
@@ -433,7 +448,8 @@ def keep_min_turns(n:int=1):
 
 # %% ../nbs/02_clean.ipynb #79fea296
 def keep_dates(since=None, until=None):
-    "Drop conversations created before `since` or from `until` on (dates as 'YYYY-MM-DD'), as `chatft.explore.outside_dates` decides."
+    ("Drop conversations created before `since` or from `until` on (dates as 'YYYY-MM-DD'), as "
+     "`chatft.explore.outside_dates` decides.")
     from chatft.explore import outside_dates        # imported when used: `chatft clean` need not load pandas
     outside = outside_dates(since, until)
     def f(c): return (why, c.create_time or c.update_time) if (why := outside(c)) else None
@@ -462,11 +478,13 @@ def drop_matching(pattern:str):
 
 def _compile(pattern):
     try: return re.compile(pattern, re.I)
-    except re.error as e: raise ChatftError(f"regex {pattern!r} is not valid: {e}. Escape special characters such as ( [ + ? with a backslash.") from None
+    except re.error as e: raise ChatftError(f"regex {pattern!r} is not valid: {e}. Escape special "
+                                            f"characters such as ( [ + ? with a backslash.") from None
 
 # %% ../nbs/02_clean.ipynb #e8653fa5
 def token_counts(convs:list, tokenizer=None)->list:
-    "Tokens in each conversation's messages (system prompt excluded), with `tokenizer` as in `chatft.explore.token_lengths`."
+    ("Tokens in each conversation's messages (system prompt excluded), with `tokenizer` as in "
+     "`chatft.explore.token_lengths`.")
     from chatft.explore import token_lengths
     lens = token_lengths([m['content'] for c in convs for m in c.messages], tokenizer)
     out, i = [], 0
@@ -498,7 +516,8 @@ def apply_filters(
     filters:list,            # functions `conversation -> (reason, detail) | None`
     report:Report|None=None, # records each drop; a new one when `None`
 )->tuple:
-    "`(kept, report)`: the conversations no filter objected to; each dropped one is in the report with the first reason."
+    ("`(kept, report)`: the conversations no filter objected to; each dropped one is in the report with "
+     "the first reason.")
     report = report or Report("filter")
     kept = []
     for c in convs:
@@ -518,13 +537,15 @@ def is_error_reply(text:str)->bool:
 
 # %% ../nbs/02_clean.ipynb #4cd12f27
 def repair(c:Conversation)->tuple:
-    "`(conversation or None, what was done)`: cut before the first error/empty reply, drop trailing unanswered user turns."
+    ("`(conversation or None, what was done)`: cut before the first error/empty reply, drop trailing "
+     "unanswered user turns.")
     msgs, done = list(c.messages), []
     bad = next((i for i, m in enumerate(msgs) if m['role'] == 'assistant' and is_error_reply(m['content'])), None)
     if bad is not None:
         start = max((i for i in range(bad) if msgs[i]['role'] == 'assistant'), default=-1) + 1
         msgs = msgs[:start]; done.append("cut at an error or empty reply")
-    while msgs and msgs[-1]['role'] != 'assistant': msgs.pop(); done.append("trailing user turn removed") if "trailing user turn removed" not in done else None
+    if msgs and msgs[-1]['role'] != 'assistant': done.append("trailing user turn removed")
+    while msgs and msgs[-1]['role'] != 'assistant': msgs.pop()
     if not any(m['role'] == 'assistant' for m in msgs):
         return None, ("assistant reply is an error or empty" if bad is not None else "no assistant reply")
     return Conversation(**{**c.__dict__, 'messages': msgs}), done
@@ -552,14 +573,17 @@ def _sketch(s:set, num_perm:int):
 
 def near_duplicates(
     texts:dict,                     # {key: text} in order of preference: of two near duplicates the first stays
-    threshold:float=NEAR_DUPLICATE_THRESHOLD,  # Jaccard similarity (word 3-grams) from which two texts are near duplicates
+    # Jaccard similarity (word 3-grams) from which two texts are near duplicates
+    threshold:float=NEAR_DUPLICATE_THRESHOLD,
     against:dict|None=None,         # {key: text} that stay in any case: every text is compared with these too
     within:bool=True,               # also compare the texts with each other (False: only with `against`)
     num_perm:int=128,               # MinHash permutations for the LSH index (more: fewer missed pairs, slower)
 )->dict:
-    "`{key: (key of the text it nearly duplicates, similarity)}`: LSH proposes candidates, their exact similarity decides."
+    ("`{key: (key of the text it nearly duplicates, similarity)}`: LSH proposes candidates, their exact "
+     "similarity decides.")
     from datasketch import MinHashLSH
-    if not 0 < threshold <= 1: raise ChatftError(f"threshold={threshold}: give a similarity between 0 and 1, e.g. 0.85.")
+    if not 0 < threshold <= 1: raise ChatftError(f"threshold={threshold}: give a similarity between 0 and "
+                                                 f"1, e.g. 0.85.")
     lsh, keys, sets, found = MinHashLSH(threshold=threshold, num_perm=num_perm), [], [], {}
     def add(key, s, m): lsh.insert(len(keys), m); keys.append(key); sets.append(s)
     for k, t in (against or {}).items():
@@ -639,7 +663,8 @@ def redaction_examples(
     width:int=160,         # characters shown around the first placeholder
     extra:list|None=None,  # more finders, as in `find_pii`
 )->list:
-    "Up to `n` redacted excerpts `(conversation id, role, excerpt, kinds)` of messages holding private data, new kinds first."
+    ("Up to `n` redacted excerpts `(conversation id, role, excerpt, kinds)` of messages holding private "
+     "data, new kinds first.")
     chosen, spare, seen = [], [], set()
     for c in convs:
         for m in c.messages:
@@ -764,7 +789,8 @@ def clean_file(
     rep.save(rpath)
     if not cleaned:
         why = ", ".join(f"{r}: {n}" for r, n in rep.reasons().most_common(3))
-        raise ChatftError(f"{inp}: the filters removed all {rep.total} conversations ({why}). Loosen them; the report is in {rpath}.")
+        raise ChatftError(f"{inp}: the filters removed all {rep.total} conversations ({why}). Loosen them; "
+                          f"the report is in {rpath}.")
     write_jsonl(cleaned, out)
     return rep
 

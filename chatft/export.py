@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['TEXT_NOTES', 'DIALOGUE_TYPES', 'ROLES', 'GEMINI_GAP', 'MAX_RATIO', 'READERS', 'GROUPED', 'FORMATS_HELP', 'CHUNK',
-           'export_hint', 'upload_export', 'Skip', 'thread_ids', 'strip_citations', 'artifact_block', 'clean_text',
-           'message_text', 'custom_instructions', 'chatgpt_turns', 'read_chatgpt_conversation',
-           'read_claude_conversation', 'read_sharegpt_conversation', 'read_messages_conversation',
-           'read_grok_conversation', 'read_aistudio_conversation', 'html_to_markdown', 'read_gemini_activity',
-           'export_in', 'feedback_records', 'record_kind', 'read_export', 'raw_records', 'export_cli',
-           'iter_json_array', 'load_json']
+__all__ = ['TEXT_NOTES', 'DIALOGUE_TYPES', 'ROLES', 'GEMINI_GAP', 'FORMATS', 'FORMATS_HELP', 'MAX_RATIO', 'CHUNK', 'export_hint',
+           'upload_export', 'Skip', 'thread_ids', 'strip_citations', 'artifact_block', 'clean_text', 'message_text',
+           'custom_instructions', 'chatgpt_turns', 'read_chatgpt_conversation', 'read_claude_conversation',
+           'read_sharegpt_conversation', 'read_messages_conversation', 'read_grok_conversation',
+           'read_aistudio_conversation', 'html_to_markdown', 'read_gemini_activity', 'Format', 'export_in',
+           'feedback_records', 'record_kind', 'read_export', 'raw_records', 'export_cli', 'iter_json_array',
+           'load_json']
 
 # %% ../nbs/00_export.ipynb #f293f176
 from .core import (ChatftError, Report, Conversation, one_line, in_notebook, bars_off, on_colab,
@@ -531,6 +531,41 @@ def read_gemini_activity(
     if by["time gaps"]: notes["gemini: time gap that starts a conversation"] = f"{gap / 60:g} min (Takeout has no conversation ids)"
     return convs, skips, notes
 
+# %% ../nbs/00_export.ipynb #7b3e2a11
+from typing import Callable
+
+@dataclass(frozen=True)
+class Format:
+    "One export format: how its records are told apart, how they are read, where its files are, how it is named."
+    name:str                 # the format's name in the report ("chatgpt", "claude", ...)
+    keys:tuple               # key sets, any of which marks a record: `(("mapping",), ("current_node",))`
+    reader:Callable          # per record: `reader(raw, **options)->Conversation`; grouped: see `grouped`
+    files:str=""             # regular expression for its data files' names inside an export ("": found by content)
+    help:str=""              # how `chatft export --help` names it
+    grouped:bool=False       # True: `reader(raws, name=, images=, why=)->(conversations, skips, notes)` per file
+
+    def matches(self, raw:dict)->bool: return any(all(k in raw for k in ks) for ks in self.keys)
+
+# %% ../nbs/00_export.ipynb #7b3e2a12
+FORMATS = [
+    Format("chatgpt", (("mapping",), ("current_node",)), read_chatgpt_conversation, r"conversations(-\d+)?\.json",
+           "a ChatGPT export (ZIP, folder, conversations.json or conversations-NNN.json shards)"),
+    Format("claude", (("chat_messages",),), read_claude_conversation, r"conversations\.json", "a Claude.ai export"),
+    Format("grok", (("conversation", "responses"),), read_grok_conversation, r"prod-grok-backend\.json",
+           "a Grok export (prod-grok-backend.json)"),
+    Format("gemini", (("safeHtmlItem",), ("header", "title", "time")), read_gemini_activity,
+           r"[^/]*Gemini[^/]*/My ?Activity\.json",
+           "a Google Takeout of My Activity > Gemini Apps (MyActivity.json)", grouped=True),
+    Format("aistudio", (("chunkedPrompt",),), read_aistudio_conversation, "",
+           "Google AI Studio prompt files (chunkedPrompt)"),
+    Format("sharegpt", (("conversations",),), read_sharegpt_conversation, "",
+           'ShareGPT JSON ({"conversations": [{"from", "value"}]})'),
+    Format("messages", (("messages",),), read_messages_conversation, r"[^/]*\.(jsonl|csv)",
+           'OpenAI fine-tuning JSONL ({"messages": [...]} per line), a JSON list of {"messages": [...]}, '
+           "or a CSV with user_message,assistant_response columns"),
+]
+FORMATS_HELP = "Supported: " + ", ".join(f.help for f in FORMATS) + "."
+
 # %% ../nbs/00_export.ipynb #fa99b573
 MAX_RATIO = 200        # JSON compresses 5-20x; a bomb compresses 1000x and more
 
@@ -558,8 +593,7 @@ class _Capped:
     def __exit__(self, *exc): self.f.close()
 
 # %% ../nbs/00_export.ipynb #641846c0
-_DATA = re.compile(r"(^|/)(conversations(-\d+)?\.json|prod-grok-backend\.json|[^/]*Gemini[^/]*/My ?Activity\.json"
-                   r"|[^/]*\.(jsonl|csv))$", re.I)
+_DATA = re.compile(r"(^|/)(" + "|".join(f.files for f in FORMATS if f.files) + ")$", re.I)   # the formats' files
 _NOT_DATA = ("message_feedback.json", "user.json")
 
 def _looks_like_json(name:str, open_)->bool:
@@ -621,31 +655,22 @@ def _feedback(path:Path)->dict:
     return {i['message_id']: i.get('rating') for i in feedback_records(path) if i.get('message_id')}
 
 # %% ../nbs/00_export.ipynb #d7dbc672
-READERS = [("mapping", "chatgpt", read_chatgpt_conversation), ("current_node", "chatgpt", read_chatgpt_conversation),
-           ("chat_messages", "claude", read_claude_conversation), (("conversation", "responses"), "grok", read_grok_conversation),
-           ("chunkedPrompt", "aistudio", read_aistudio_conversation), ("safeHtmlItem", "gemini", read_gemini_activity),
-           (("header", "title", "time"), "gemini", read_gemini_activity),
-           ("conversations", "sharegpt", read_sharegpt_conversation), ("messages", "messages", read_messages_conversation)]
-GROUPED = {"gemini"}   # formats whose records are read together, a file at a time
-FORMATS_HELP = ("Supported: a ChatGPT export (ZIP, folder, conversations.json or conversations-NNN.json shards), a Claude.ai export, "
-                "a Grok export (prod-grok-backend.json), a Google Takeout of My Activity > Gemini Apps (MyActivity.json), "
-                "Google AI Studio prompt files (chunkedPrompt), "
-                "ShareGPT JSON ({\"conversations\": [{\"from\", \"value\"}]}), OpenAI fine-tuning JSONL ({\"messages\": [...]} per line), "
-                "a JSON list of {\"messages\": [...]}, or a CSV with user_message,assistant_response columns.")
-
 def _holds_records(raw:dict)->bool:
-    "A file-level object around the records, such as Grok's `{'conversations': [{'conversation', 'responses'}], 'projects': ...}`."
+    "A file-level object around the records, such as Grok's `{'conversations': [{'conversation', 'responses'}], ...}`."
     items = raw.get('conversations')
     if not isinstance(items, list): return False
     return bool({'projects', 'media_posts', 'tasks'} & raw.keys()) or any(
         isinstance(i, dict) and {'responses', 'mapping', 'chat_messages'} & i.keys() for i in items[:5])
 
+def _format(raw)->Format|None:
+    "The `Format` of one record, or None."
+    if not isinstance(raw, dict) or _holds_records(raw): return None
+    return next((f for f in FORMATS if f.matches(raw)), None)
+
 def record_kind(raw)->tuple:
     "(format name, reader) for one record, or (None, None)."
-    if not isinstance(raw, dict) or _holds_records(raw): return None, None
-    for key, name, reader in READERS:
-        if (key in raw) if isinstance(key, str) else all(k in raw for k in key): return name, reader
-    return None, None
+    f = _format(raw)
+    return (f.name, f.reader) if f else (None, None)
 
 # %% ../nbs/00_export.ipynb #50f7d06a
 def _records(name:str, size:int, open_):
@@ -722,43 +747,57 @@ def read_export(
     path = Path(path).expanduser()
     if not path.exists(): raise ChatftError(f"{path}: no such file or folder.")
     path = export_in(path)
-    if images not in ("placeholder", "drop"): raise ChatftError(f"images must be 'placeholder' or 'drop', not {images!r}.")
+    if images not in ("placeholder", "drop"):
+        raise ChatftError(f"images must be 'placeholder' or 'drop', not {images!r}.")
     report, why, convs, kinds = Report("read"), Counter(), {}, Counter()
-    feedback = _feedback(path)
+    options = dict(images=images, system=system, feedback=_feedback(path), why=why)
     sources = list(_sources(path))
     if not sources: raise ChatftError(f"{path}: no conversations file found. {FORMATS_HELP}")
-    bar = tqdm(total=sum(s for _, s, _ in sources), unit="B", unit_scale=True, desc="reading", disable=not progress or bars_off())
+    bar = tqdm(total=sum(s for _, s, _ in sources), unit="B", unit_scale=True, desc="reading",
+               disable=not progress or bars_off())
     for name, size, open_ in sources:
-        n_before, file_kind, together = report.total, (None, None), []
-        for n, raw in enumerate(_records(name, size, open_)):
-            kind, reader = record_kind(raw)
-            if reader is None and file_kind[1] is None:
-                raise ChatftError(f"{name}: not a chat export I know (first record: {str(raw)[:80]!r}). {FORMATS_HELP}")
-            if reader is None: kind, reader = file_kind          # a damaged record: its file's reader says what is missing
-            else: file_kind = (kind, reader)
-            kinds[kind] += 1
-            if kind in GROUPED: together.append(raw); continue
-            if isinstance(raw, dict) and not any(raw.get(k) for k in ('id', 'conversation_id', 'uuid')): raw['id'] = f"{Path(name).stem}-{n}"
-            try: c = reader(raw, images=images, system=system, feedback=feedback, why=why, n=n, name=name)
-            except Skip as e: report.skip(_record_id(raw, name, n), str(e)); continue
-            except (TypeError, AttributeError, KeyError, ValueError, IndexError) as e:   # a field of a type no export has: skip, never crash
-                report.skip(_record_id(raw, name, n), f"malformed record ({type(e).__name__}: {e})"); continue
-            if not system: c.system = None
-            _keep_newest(convs, c, report)
-        if together: _read_together(file_kind[1], together, name, images, why, convs, report)
+        n_before = report.total
+        _read_file(name, _records(name, size, open_), options, convs, kinds, report)
         bar.update(size)
         if report.total == n_before: report.notes[f"{Path(name).name}"] = "no records"
     bar.close()
-    report.notes.update({k if k in TEXT_NOTES.values() else f"messages dropped: {k}": v for k, v in why.most_common() if v})
+    _closing_notes(report, why, kinds, path, convs)
+    return list(convs.values()), report
+
+def _read_file(name:str, records, options:dict, convs:dict, kinds:Counter, report:Report):
+    "Read one file's records into `convs`, each with its format's reader, and account for each in `report`."
+    fmt, together = None, []
+    for n, raw in enumerate(records):
+        if (f := _format(raw)) is None and fmt is None:
+            raise ChatftError(f"{name}: not a chat export I know (first record: {str(raw)[:80]!r}). {FORMATS_HELP}")
+        fmt = f or fmt                                    # a damaged record: its file's reader says what is missing
+        kinds[fmt.name] += 1
+        if fmt.grouped: together.append(raw); continue
+        if isinstance(raw, dict) and not any(raw.get(k) for k in ('id', 'conversation_id', 'uuid')):
+            raw['id'] = f"{Path(name).stem}-{n}"
+        try: c = fmt.reader(raw, n=n, name=name, **options)
+        except Skip as e: report.skip(_record_id(raw, name, n), str(e)); continue
+        except (TypeError, AttributeError, KeyError, ValueError, IndexError) as e:   # a field of a type no export has
+            report.skip(_record_id(raw, name, n), f"malformed record ({type(e).__name__}: {e})"); continue
+        if not options['system']: c.system = None
+        _keep_newest(convs, c, report)
+    if together: _read_together(fmt.reader, together, name, options['images'], options['why'], convs, report)
+
+def _closing_notes(report:Report, why:Counter, kinds:Counter, path:Path, convs:dict):
+    "The report's notes after reading: what was dropped inside messages, the formats, fallbacks used."
+    report.notes.update({k if k in TEXT_NOTES.values() else f"messages dropped: {k}": v
+                         for k, v in why.most_common() if v})
     report.notes["formats"] = ", ".join(f"{k} ({v})" for k, v in kinds.items())
     if path.suffix.lower() == ".zip": report.notes["read from"] = path.name
-    if fb := sum(1 for c in convs.values() if c.meta.get('current_node_fallback')): report.notes["current_node missing: newest leaf used"] = fb
-    if br := sum(1 for c in convs.values() if c.meta.get('branches')): report.notes["branched (Grok): newest leaf's thread used"] = br
-    return list(convs.values()), report
+    if fb := sum(1 for c in convs.values() if c.meta.get('current_node_fallback')):
+        report.notes["current_node missing: newest leaf used"] = fb
+    if br := sum(1 for c in convs.values() if c.meta.get('branches')):
+        report.notes["branched (Grok): newest leaf's thread used"] = br
 
 def _record_id(raw, name, n):
     if not isinstance(raw, dict): return f"{Path(name).stem}-{n}"
-    return str(raw.get('conversation_id') or _dict(raw.get('conversation')).get('id') or raw.get('id') or raw.get('uuid'))
+    return str(raw.get('conversation_id') or _dict(raw.get('conversation')).get('id') or raw.get('id')
+               or raw.get('uuid'))
 
 def _read_together(reader, raws, name, images, why, convs, report):
     "Read a file's records at once (Gemini activity) and account for each conversation and skipped entry."
@@ -801,13 +840,29 @@ def export_cli(argv:list|None=None)->int:
 # %% ../nbs/00_export.ipynb #5ce4f855
 import numpy as np
 
-CHUNK = 1 << 24   # 16 MB
+CHUNK = 1 << 20   # 1 MB: bytes read at a time (16 MB read no faster and held 100 MB more, measured below)
 
-def _line_col(buf:bytes, pos:int, line0:int=1)->str:
-    "Human position of byte `pos` in `buf` (whose first line is `line0`)."
-    line = line0 + buf.count(b"\n", 0, pos)
-    col = pos - (buf.rfind(b"\n", 0, pos) + 1) + 1
+def _line_col(buf:bytes, pos:int, at:tuple=(0, 1, 0))->str:
+    "Human position of byte `pos` in `buf`; `at` is where `buf` starts: (file byte, line, byte where that line starts)."
+    base, line0, line_start = at
+    j = buf.rfind(b"\n", 0, pos)
+    line, col = line0 + buf.count(b"\n", 0, pos), base + pos - (base + j + 1 if j >= 0 else line_start) + 1
     return f"line {line}, column {col}"
+
+def _moved(buf:bytes, keep:int, at:tuple)->tuple:
+    "Where `buf[keep:]` starts, given where `buf` starts (see `_line_col`)."
+    base, line0, line_start = at
+    j = buf.rfind(b"\n", 0, keep)
+    return base + keep, line0 + buf.count(b"\n", 0, keep), (base + j + 1 if j >= 0 else line_start)
+
+def _at_byte(data:bytes, pos:int)->int:
+    "The byte offset of orjson's error position `pos`, which counts characters."
+    return len(data.decode("utf-8", "surrogateescape")[:pos].encode("utf-8", "surrogateescape"))
+
+def _invalid(name:str, buf:bytes, pos:int, at:tuple=(0, 1, 0), what:str="")->ChatftError:
+    "The error for invalid JSON at `buf[pos]`: the file, its byte, line and column, and what to do."
+    return ChatftError(f"{name}: invalid JSON at byte {at[0] + pos} ({_line_col(buf, pos, at)})"
+                       + (f": {what}. The file is damaged: download the export again." if what else "."))
 
 # %% ../nbs/00_export.ipynb #40e0ca00
 def _structure(chunk:bytes, in_string:bool, escaped:bool):
@@ -834,59 +889,71 @@ def _structure(chunk:bytes, in_string:bool, escaped:bool):
     return struct, steps, in_string, escaped
 
 # %% ../nbs/00_export.ipynb #22103e0a
-def _gap_items(buf:bytes, a:int, b:int, name:str, base:int, line0:int)->list:
+def _gap_items(buf:bytes, a:int, b:int, name:str, at:tuple)->list:
     "Items between two objects of the array (scalars such as strings or numbers), usually none."
-    g = buf[a:b].strip(b" \t\r\n,")
+    gap = buf[a:b]; g = gap.strip(b" \t\r\n,")
     if not g: return []
     try: return orjson.loads(b"[" + g + b"]")
-    except orjson.JSONDecodeError: raise ChatftError(f"{name}: invalid JSON at byte {base + a} ({_line_col(buf, a, line0)}).") from None
+    except orjson.JSONDecodeError as e:       # the position in `g`, less the "[" around it
+        pos = a + len(gap) - len(gap.lstrip(b" \t\r\n,")) + min(max(_at_byte(b"[" + g, e.pos) - 1, 0), len(g))
+        raise _invalid(name, buf, pos, at, e.msg) from None
+
+def _item(buf:bytes, start:int, end:int, name:str, at:tuple):
+    "The item at `buf[start:end]`, parsed; invalid JSON raises with its position."
+    try: return orjson.loads(buf[start:end])
+    except orjson.JSONDecodeError as e:
+        raise _invalid(name, buf, start + _at_byte(buf[start:end], e.pos), at, e.msg) from None
+
+def _ended(buf:bytes, start, name:str, at:tuple)->ChatftError:
+    """The error for a file that ends inside an item: the first invalid byte in that item when there is
+    one (a lost quote turns every string after it inside out), else a truncated file."""
+    if start is not None:
+        try: orjson.loads(buf[start:])
+        except orjson.JSONDecodeError as e:
+            p = start + _at_byte(buf[start:], e.pos)
+            if p < len(buf): return _invalid(name, buf, p, at, e.msg)
+    return ChatftError(f"{name}: the JSON ends early at byte {at[0] + len(buf)} (truncated download?). "
+                       "Download the export again.")
 
 # %% ../nbs/00_export.ipynb #e41e6952
 def iter_json_array(
-    stream,              # a binary file object positioned at the start of the JSON
-    name:str,            # the file's name, for errors
+    stream,                 # a binary file object positioned at the start of the JSON
+    name:str,               # the file's name, for errors
     max_item_mb:float=1024, # refuse a single item larger than this (a corrupt file or a bomb)
 ):
     "Yield each top-level item of a JSON array, parsed with orjson one at a time, in bounded memory."
-    buf, base, line0 = b"", 0, 1           # unparsed bytes, their offset in the file, their first line
+    buf, at = b"", (0, 1, 0)               # unparsed bytes; where they start (byte, line, line start)
     depth, in_string, escaped = 0, False, False
     start = gap = None                     # where the current item starts; where the bytes between items start
     while chunk := stream.read(CHUNK):
         scan_from = len(buf); buf += chunk
         pos, steps, in_string, escaped = _structure(chunk, in_string, escaped)
         depths = depth + np.cumsum(steps)
-        edges = ((depths <= 1) | ((depths == 2) & (steps == 1)))           # only brackets that open/close an item matter
+        edges = (depths <= 1) | ((depths == 2) & (steps == 1))       # only brackets that open/close an item matter
         for p, s, d in zip((pos[edges] + scan_from).tolist(), steps[edges].tolist(), depths[edges].tolist()):
             if gap is None:
                 if d != 1 or buf[p:p+1] != b"[" or buf[:p].strip():
-                    raise ChatftError(f"{name}: expected a JSON list of conversations, found {buf[:20]!r} at the start.")
+                    raise ChatftError(f"{name}: expected a JSON list of conversations, "
+                                      f"found {buf[:20]!r} at the start.")
                 gap = p + 1
-            elif d == 2 and s == 1:
-                yield from _gap_items(buf, gap, p, name, base, line0)
-                start = p
-            elif d == 1 and s == -1:
-                try: yield orjson.loads(buf[start:p + 1])
-                except orjson.JSONDecodeError as e:
-                    raise ChatftError(f"{name}: invalid JSON at byte {base + start + e.pos} ({_line_col(buf, start + e.pos, line0)}): {e.msg}. "
-                                      "The file is damaged: download the export again.") from None
-                start, gap = None, p + 1
-            elif d == 0:
-                yield from _gap_items(buf, gap, p, name, base, line0)
-                gap = p + 1
-            elif d < 0: raise ChatftError(f"{name}: invalid JSON at byte {base + p} ({_line_col(buf, p, line0)}): unbalanced brackets.")
+            elif d == 2 and s == 1: yield from _gap_items(buf, gap, p, name, at); start = p
+            elif d == 1 and s == -1: yield _item(buf, start, p + 1, name, at); start, gap = None, p + 1
+            elif d == 0: yield from _gap_items(buf, gap, p, name, at); gap = p + 1
+            else: raise _invalid(name, buf, p, at, "unbalanced brackets")
         depth = int(depths[-1]) if len(depths) else depth
-        keep = start if start is not None else (gap or 0)
-        line0 += buf.count(b"\n", 0, keep); base += keep; buf = buf[keep:]
-        if start is not None: start -= keep
-        if gap is not None: gap = max(gap - keep, 0)
+        keep = start if start is not None else (gap or 0)                  # drop what is parsed
+        at, buf = _moved(buf, keep, at), buf[keep:]
+        start, gap = (None if start is None else start - keep), (None if gap is None else max(gap - keep, 0))
         if len(buf) > max_item_mb * 1e6:
-            raise ChatftError(f"{name}: one conversation is larger than {max_item_mb:.0f} MB at byte {base}: the file is corrupt or not an export.")
+            raise ChatftError(f"{name}: one conversation is larger than {max_item_mb:.0f} MB at byte {at[0]}: "
+                              "the file is corrupt or not an export.")
     if gap is None: raise ChatftError(f"{name}: the file is empty.")
-    if depth != 0 or in_string: raise ChatftError(f"{name}: the JSON ends early at byte {base + len(buf)} (truncated download?). Download the export again.")
+    if depth != 0 or in_string: raise _ended(buf, start, name, at)
 
 # %% ../nbs/00_export.ipynb #2f501d16
 def load_json(data:bytes, name:str):
     "Parse a whole JSON document; invalid JSON raises `ChatftError` with the file and position."
     try: return orjson.loads(data)
     except orjson.JSONDecodeError as e:
-        raise ChatftError(f"{name}: invalid JSON at byte {e.pos} ({_line_col(data, e.pos)}): {e.msg}.") from None
+        p = _at_byte(data, e.pos)
+        raise ChatftError(f"{name}: invalid JSON at byte {p} ({_line_col(data, p)}): {e.msg}.") from None

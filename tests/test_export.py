@@ -1,7 +1,7 @@
 """Reader properties that need many cases (hypothesis) or files a notebook should not make."""
 import io, zipfile, struct
 import orjson, pytest
-from hypothesis import given, settings, strategies as st, HealthCheck
+from hypothesis import assume, given, settings, strategies as st, HealthCheck
 import chatft.export as ex
 from chatft.export import read_export, thread_ids, iter_json_array, Skip, read_chatgpt_conversation
 from chatft.core import ChatftError, read_jsonl, write_jsonl
@@ -60,6 +60,26 @@ def test_streamed_items_equal_a_whole_parse(items, chunk):
     old, ex.CHUNK = ex.CHUNK, chunk
     try: assert list(iter_json_array(io.BytesIO(raw), "t.json")) == orjson.loads(raw)
     finally: ex.CHUNK = old
+
+@given(st.lists(st.dictionaries(st.text(alphabet='k"\\{', max_size=3), json_values, max_size=4), min_size=1, max_size=6),
+       st.integers(1, 40), st.data())
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_error_position_is_the_whole_parses(items, chunk, data):
+    "A damaged byte in a list of objects (conversations) is reported where `orjson.loads` of the whole file finds it."
+    raw = orjson.dumps(items, option=orjson.OPT_INDENT_2)
+    k = data.draw(st.integers(1, len(raw) - 2))
+    bad = raw[:k] + b"\x01" + raw[k + 1:]
+    try: bad.decode()
+    except UnicodeDecodeError: assume(False)              # half a character: orjson says only "not valid UTF-8" at 0
+    try: orjson.loads(bad)
+    except orjson.JSONDecodeError as e: pos = len(bad.decode("utf-8", "surrogateescape")[:e.pos].encode("utf-8", "surrogateescape"))
+    old, ex.CHUNK = ex.CHUNK, chunk
+    try:
+        with pytest.raises(ChatftError) as got: list(iter_json_array(io.BytesIO(bad), "t.json"))
+    finally: ex.CHUNK = old
+    line = bad.count(b"\n", 0, pos) + 1
+    col = pos - (bad.rfind(b"\n", 0, pos) + 1) + 1
+    assert f"byte {pos} (line {line}, column {col})" in str(got.value) or "ends early" in str(got.value)
 
 def test_truncated_and_garbage_files(tmp_path):
     for data, msg in [(b"", "empty"), (b"   ", "empty"), (b'[{"mapping": {}}', "ends early"), (b'{"a": ', "invalid JSON"),
