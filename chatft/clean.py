@@ -20,7 +20,7 @@ __all__ = ['API_KEY_PATTERNS', 'ENTROPY_THRESHOLD', 'DETECTORS', 'ERROR_REPLY', 
            'keep_models', 'keep_matching', 'drop_matching', 'token_counts', 'keep_token_range', 'keep_languages',
            'apply_filters', 'is_error_reply', 'repair', 'shingles', 'jaccard', 'near_duplicates', 'drop_duplicates',
            'redact_conversations', 'redaction_examples', 'CleanReport', 'clean', 'report_path', 'clean_file',
-           'clean_cli', 'course_conversations']
+           'clean_cli', 'course_conversations', 'read_cleaned']
 
 # %% ../nbs/02_clean.ipynb #e287880e
 @dataclass(frozen=True)
@@ -868,3 +868,17 @@ def _clean_into(convs:list, work)->list:
     kept, report = clean(convs)
     report.save(report_path(write_jsonl(kept, step_path("clean", work))))
     return kept
+
+# %% ../nbs/02_clean.ipynb #e3f21f58
+def read_cleaned(
+    export,                 # anything `read_export` reads: a ZIP, a folder, a file
+    tokenizer=None,         # the model's tokenizer, for `clean`'s token-length filter
+    cleaned:bool=True,      # False: as read
+    **kw,                   # more `read_export` settings (images, system, progress)
+)->tuple:
+    "`(conversations, [reports])`: `export` read, then cleaned with `clean`'s defaults (redaction on)."
+    from chatft.export import read_export
+    convs, r = read_export(export, **kw)
+    if not cleaned: return convs, [r]
+    kept, r2 = clean(convs, tokenizer=tokenizer)
+    return kept, [r, r2]
