@@ -12,13 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['TEXT_NOTES', 'DIALOGUE_TYPES', 'ROLES', 'GEMINI_GAP', 'FORMATS', 'FORMATS_HELP', 'MAX_RATIO', 'CHUNK', 'export_hint',
-           'upload_export', 'Skip', 'thread_ids', 'strip_citations', 'artifact_block', 'clean_text', 'message_text',
-           'custom_instructions', 'chatgpt_turns', 'read_chatgpt_conversation', 'read_claude_conversation',
-           'read_sharegpt_conversation', 'read_messages_conversation', 'read_grok_conversation',
-           'read_aistudio_conversation', 'html_to_markdown', 'read_gemini_activity', 'Format', 'export_in',
-           'feedback_records', 'record_kind', 'read_export', 'raw_records', 'export_cli', 'iter_json_array',
-           'load_json']
+__all__ = ['TEXT_NOTES', 'GEMINI_GAP', 'FORMATS', 'FORMATS_HELP', 'CHUNK', 'export_hint', 'upload_export', 'Skip', 'thread_ids',
+           'strip_citations', 'artifact_block', 'clean_text', 'message_text', 'custom_instructions', 'chatgpt_turns',
+           'read_chatgpt_conversation', 'read_claude_conversation', 'read_sharegpt_conversation',
+           'read_messages_conversation', 'read_grok_conversation', 'read_aistudio_conversation', 'html_to_markdown',
+           'read_gemini_activity', 'Format', 'export_in', 'feedback_records', 'record_kind', 'read_export',
+           'raw_records', 'export_cli', 'iter_json_array', 'load_json']
 
 # %% ../nbs/00_export.ipynb #f293f176
 from .core import (ChatftError, Report, Conversation, one_line, in_notebook, bars_off, on_colab,
@@ -153,7 +152,7 @@ def clean_text(
     return strip_citations(text)
 
 # %% ../nbs/00_export.ipynb #3a5dcc5c
-DIALOGUE_TYPES = {"text", "multimodal_text"}
+_DIALOGUE_TYPES = {"text", "multimodal_text"}
 
 def _placeholder(kind:str, images:str, why:Counter|None=None)->str:
     "An attached image, file or recording as `[kind]`, or nothing with `images='drop'`; counted in `why`."
@@ -193,7 +192,7 @@ def message_text(
               "system message" if role == "system" else "tool result" if role == "tool" else
               "not user or assistant" if role not in ("user", "assistant") else
               "tool call" if msg.get('recipient', 'all') not in ('all', None) else
-              f"content type {kind}" if kind not in DIALOGUE_TYPES else
+              f"content type {kind}" if kind not in _DIALOGUE_TYPES else
               "hidden reasoning" if msg.get('channel') == 'analysis' else None)
     if reason: why[reason] += 1; return None
     parts = content.get('parts') if isinstance(content.get('parts'), list) else []
@@ -314,14 +313,14 @@ def read_chatgpt_conversation(
                         source="chatgpt", system=instructions if system else None, meta=meta)
 
 # %% ../nbs/00_export.ipynb #e8531d3c
-ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "chatgpt": "assistant",
+_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "chatgpt": "assistant",
          "bing": "assistant", "bard": "assistant", "model": "assistant", "grok": "assistant", "system": "system"}
 
 def _flat(pairs, cid, source, why, **kw)->Conversation:
     "A Conversation from (role, text) pairs: system to `system`, others merged; raises `Skip` when unusable."
     system, msgs = None, []
     for role, text in pairs:
-        role = ROLES.get(str(role).lower())
+        role = _ROLES.get(str(role).lower())
         text = clean_text(text, role, why).strip() if isinstance(text, str) else ""
         if role is None: why["not user or assistant"] += 1; continue
         if not text: why["empty"] += 1
@@ -597,14 +596,14 @@ FORMATS = [
 FORMATS_HELP = "Supported: " + ", ".join(f.help for f in FORMATS) + "."
 
 # %% ../nbs/00_export.ipynb #fa99b573
-MAX_RATIO = 200        # JSON compresses 5-20x; a bomb compresses 1000x and more
+_MAX_RATIO = 200        # JSON compresses 5-20x; a bomb compresses 1000x and more
 
 def _check_member(info:zipfile.ZipInfo, zname:str):
     "Refuse ZIP members with unsafe paths or a suspicious compression ratio."
     n = info.filename
     if n.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", n) or ".." in Path(n.replace("\\", "/")).parts:
         raise ChatftError(f"{zname}: refusing member {n!r}: unsafe path. This is not a normal export.")
-    if info.file_size > 1e8 and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+    if info.file_size > 1e8 and info.file_size > _MAX_RATIO * max(info.compress_size, 1):
         raise ChatftError(f"{zname}: refusing member {n!r}: it would expand "
                           f"{info.file_size / max(info.compress_size, 1):.0f}x "
                           f"to {info.file_size / 1e9:.1f} GB (a zip bomb?).")
