@@ -100,7 +100,9 @@ def _phone_spans(text):
         # no country code starts with 0
         if intl: ok = 8 <= len(digits) <= 15 + 2*s.startswith("00") and digits[2*s.startswith("00")] != "0"
         elif not 7 <= len(digits) <= 12 or _DATE.fullmatch(s): ok = False
-        else: ok = bool(_NANP.fullmatch(s) or _NATIONAL.fullmatch(s)) or (len(digits) >= 9 and bool(_PHONE_WORDS.search(_before(text, m.start(), 40))))
+        else:
+            ok = (bool(_NANP.fullmatch(s) or _NATIONAL.fullmatch(s))
+                  or (len(digits) >= 9 and bool(_PHONE_WORDS.search(_before(text, m.start(), 40)))))
         if ok and not _BEFORE_ID.search(_before(text, m.start(), 20)): yield m.start(), m.start() + len(s)
 
 # %% ../nbs/02_clean.ipynb #756d39f7
@@ -126,7 +128,8 @@ _FILE_TLDS = {"png", "jpg", "jpeg", "gif", "svg", "webp", "js", "ts", "py", "css
 
 def _email_spans(text):
     "Email addresses (not `git@github.com:`-style SSH remotes, `icon@2x.png` file names or `https://user@host` logins)."
-    for m in re.finditer(r"(?<![\w.+%-])[A-Za-z0-9][A-Za-z0-9._%+-]*@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+([A-Za-z]{2,24})(?![\w-])", text):
+    for m in re.finditer(r"(?<![\w.+%-])[A-Za-z0-9][A-Za-z0-9._%+-]*@"
+                         r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+([A-Za-z]{2,24})(?![\w-])", text):
         if m[0].lower().startswith("git@") or m[1].lower() in _FILE_TLDS or text[:m.start()].endswith("://"): continue
         yield m.start(), m.end()
 
@@ -178,11 +181,13 @@ def entropy(s:str)->float:
 ENTROPY_THRESHOLD = 3.5   # bits per character; chosen on benchmarks/pii_tune.jsonl (see below)
 
 # %% ../nbs/02_clean.ipynb #4e86f296
-_CODE_VALUE = re.compile(r"^(?:\$\{?\w+\}?|<[^>]*>|\{\{?[^}]*\}?\}|%\(?\w*\)?s|\*+|x{3,})$"   # ${KEY} <token> {{key}} %s
+# its first line: ${KEY} <token> {{key}} %s
+_CODE_VALUE = re.compile(r"^(?:\$\{?\w+\}?|<[^>]*>|\{\{?[^}]*\}?\}|%\(?\w*\)?s|\*+|x{3,})$"
                          r"|^(?-i:[a-z_]+(?:\.[a-z_]+)+)$|[()\[\]]|\.\.\.|…|^[\s`:-]"     # os.environ[...] f(x) ...
                          r"|^(?-i:[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)$", re.I)                      # API_KEY
-_DUMMY = re.compile(r"(?i)^(?:password|passwd|pass|secret|changeme|change_me|example|test|none|null|nil|true|false|undefined"
-                    r"|required|optional|empty|string|hidden|redacted|admin|root|token|your[\w-]*|\w*here)$"
+_DUMMY = re.compile(r"(?i)^(?:password|passwd|pass|secret|changeme|change_me|example|test|none|null|nil"
+                    r"|true|false|undefined|required|optional|empty|string|hidden|redacted|admin|root|token"
+                    r"|your[\w-]*|\w*here)$"
                     r"|^your[_-]|[_-]here$|^[<{\[]")
 
 def _not_code(v:str)->bool:
@@ -196,17 +201,19 @@ def looks_like_password(v:str)->bool:
 
 def looks_random(v:str, threshold:float=ENTROPY_THRESHOLD)->bool:
     "A generated token: 12+ token characters, letters with digits (or base64's `+/`), entropy >= `threshold`."
-    mixed = len(re.findall(r"\d", v)) >= 2 or bool(re.search(r"[+/]", v) and re.search(r"[a-z]", v) and re.search(r"[A-Z]", v))
+    mixed = (len(re.findall(r"\d", v)) >= 2
+             or bool(re.search(r"[+/]", v) and re.search(r"[a-z]", v) and re.search(r"[A-Z]", v)))
     charset = re.fullmatch(r"[\w.~+/=:!@#$%^&*-]+", v) and re.search(r"[A-Za-z]", v)
     return len(v) >= 12 and _not_code(v) and mixed and bool(charset) and entropy(v) >= threshold
 
 # %% ../nbs/02_clean.ipynb #8298fd9a
-_PW_NAME = (r"pass(?:word|wd|phrase|code)?|pwd|pw|secret|secreto|clave|contrase(?:ñ|n)a|passwort|kennwort|mot_?de_?passe|mdp"
-            r"|(?:secret|private|signing|encryption|master)[_-]?key|pin")
+_PW_NAME = (r"pass(?:word|wd|phrase|code)?|pwd|pw|secret|secreto|clave|contrase(?:ñ|n)a|passwort|kennwort"
+            r"|mot_?de_?passe|mdp|(?:secret|private|signing|encryption|master)[_-]?key|pin")
 _TOKEN_NAME = (r"token|api[_-]?key|apikey|key|auth|salt|credentials?|cookie|session(?:[_-]?id)?|sid|"
                r"signature|jsessionid|phpsessid")
 _NAME = re.compile(r"(?i)(?:(?P<pw>" + _PW_NAME + r")|(?P<tok>" + _TOKEN_NAME + r"))")
-_VALUE = re.compile(r"""[ \t]*["']?[ \t]*(?::|=|:=|=>)[ \t]*(?:"([^"\n]{1,200})"|'([^'\n]{1,200})'|`([^`\n]{1,200})`|([^\s"'`,;]+))""")
+_VALUE = re.compile(r"""[ \t]*["']?[ \t]*(?::|=|:=|=>)[ \t]*"""
+                    r"""(?:"([^"\n]{1,200})"|'([^'\n]{1,200})'|`([^`\n]{1,200})`|([^\s"'`,;]+))""")
 
 def _secret_name(name:str):
     "The match of the secret word that ends `name` (`DB_PASSWORD`, `apiKey`, `X-Auth-Token`), or None."
@@ -225,7 +232,9 @@ def _assigned_spans(text):
         variable = re.fullmatch(r"[A-Za-z_]\w*", val) and sum(c.isdigit() for c in val) < .2 * len(val)
         if variable and g == 4 and not env_style: continue                                  # key = other_variable
         if k["tok"]: ok = looks_random(val)
-        else: ok = looks_like_password(val) or (len(val) >= 4 and _not_code(val) and (g < 4 or env_style or not variable))
+        else:
+            ok = looks_like_password(val) or (len(val) >= 4 and _not_code(val)
+                                              and (g < 4 or env_style or not variable))
         if ok: yield s, s + len(val)
 
 # %% ../nbs/02_clean.ipynb #c41ed702
@@ -242,18 +251,22 @@ def _auth_spans(text):
     for m in re.finditer(r"(?i)(authorization\W{0,4}\s*)?\b(?:bearer|token|digest|"
                          r"apikey)\s+([A-Za-z0-9._~+/-]{8,}=*)", text):
         v = m[2].rstrip(".")
-        if _not_code(v) and (looks_random(v) or (m[1] and len(v) >= 16 and entropy(v) >= 3)): yield m.start(2), m.start(2) + len(v)
+        if _not_code(v) and (looks_random(v) or (m[1] and len(v) >= 16 and entropy(v) >= 3)):
+            yield m.start(2), m.start(2) + len(v)
 
 # %% ../nbs/02_clean.ipynb #f0a89713
 _PW_WORDS = (r"password|passwd|passphrase|passcode|pass(?=[ \t]*[:=])|pw|pwd|pin(?:[ -]code)?|"
              r"contraseña|clave|mot de passe|mdp|code secret|passwort|kennwort|wlan-passwort|geheimzahl|pin-code")
 _PROSE_PW = re.compile(r"(?i)(?<![\w!#$%&*+/=?^-])(?:" + _PW_WORDS + r")\b"
-                       r"(?:\s+(?:for|of|to|del?|du|de la|für|vom|zum|on)\s+(?:the\s+|my\s+|la\s+|el\s+|le\s+|mon\s+|das\s+|den\s+|die\s+)?"
-                       r"[\w-]+(?:\s[\w-]+)?)?"                                                    # "password for the staging db"
-                       r"[ \t]*(?:(?:(?:is|was|to|est|c'est|es|ist|lautet|era|ser[áa])\b|[=:–—-])[ \t]*(?:now[ \t]+|:[ \t]*)?"
+                       # "password for the staging db"
+                       r"(?:\s+(?:for|of|to|del?|du|de la|für|vom|zum|on)\s+"
+                       r"(?:the\s+|my\s+|la\s+|el\s+|le\s+|mon\s+|das\s+|den\s+|die\s+)?[\w-]+(?:\s[\w-]+)?)?"
+                       r"[ \t]*(?:(?:(?:is|was|to|est|c'est|es|ist|lautet|era|ser[áa])\b|[=:–—-])"
+                       r"[ \t]*(?:now[ \t]+|:[ \t]*)?"
                        r"|(?:(?<=word)|(?<=wort)|(?<=seña)|(?<=passe))[ \t])(?P<v>\S+)")           # "..., password X"
 _CODE_PW = re.compile(r"(?i)\b(?:(?:door|garage|gate|alarm|safe|lock|lockbox|access|security|entry)\s+code"
-                      r"|code\s+(?:for|of|to)\s+(?:the\s+|my\s+)?[\w-]+(?:\s[\w-]+)?)\s+(?:is|was|:)\s*(?P<v>\d{4,8})\b")
+                      r"|code\s+(?:for|of|to)\s+(?:the\s+|my\s+)?[\w-]+(?:\s[\w-]+)?)"
+                      r"\s+(?:is|was|:)\s*(?P<v>\d{4,8})\b")
 _LOGIN = re.compile(r"(?i)\b(?:login|credentials|creds|identifiants?|anmeldung|zugangsdaten|usuario)\b[^\n/]{0,40}?\s"
                     r"(?P<u>[\w.@+-]+)\s*/\s*(?P<v>\S+)")
 
@@ -287,7 +300,8 @@ def _ssn_spans(text):
      "'SSN' and the like.")
     for m in re.finditer(r"(?<![\w.-])(\d{3})([- ]?)(\d{2})\2(\d{4})(?![\w]|[.-]\d)", text):
         if not (ssn_ok(m[0]) or itin_ok(m[0])): continue
-        if _SSN_WORDS.search(_before(text, m.start(), 40)) or (m[2] == "-" and not _BEFORE_ID.search(_before(text, m.start(), 20))):
+        if (_SSN_WORDS.search(_before(text, m.start(), 40))
+            or (m[2] == "-" and not _BEFORE_ID.search(_before(text, m.start(), 20)))):
             yield m.start(), m.end()
 
 # %% ../nbs/02_clean.ipynb #a05cc4fa
@@ -320,8 +334,8 @@ def nir_ok(s:str)->bool:
     return len(s) == 15 and s[0] in "1278" and _nir.is_valid(s)
 
 # %% ../nbs/02_clean.ipynb #f4ef2154
-_TAX_WORDS = re.compile(r"(?i)(?:steuer-?id|steuer-?identifikationsnummer|identifikationsnummer|idnr|tax id|tax identification"
-                        r"|tin|ein|fein|employer identification)\b[^\n\d]{0,20}$")
+_TAX_WORDS = re.compile(r"(?i)(?:steuer-?id|steuer-?identifikationsnummer|identifikationsnummer|idnr"
+                        r"|tax id|tax identification|tin|ein|fein|employer identification)\b[^\n\d]{0,20}$")
 
 def _tax_id_spans(text):
     "German Steuer-ID (after its word), Spanish DNI/NIE and French NIR (by their checks), US EIN (after its word)."
@@ -329,8 +343,8 @@ def _tax_id_spans(text):
         if steuer_id_ok(m[0]) and _TAX_WORDS.search(_before(text, m.start(), 40)): yield m.start(), m.end()
     for m in re.finditer(r"(?<![\w-])(?:\d{8}|[XYZ]-?\d{7})-?[A-Z](?![\w-])", text):
         if dni_ok(m[0]): yield m.start(), m.end()
-    for m in re.finditer(r"(?<![\w.,-])[1278] ?\d{2} ?\d{2} ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}(?![\w-]|"
-                         r"[.,]\d)", text):
+    for m in re.finditer(r"(?<![\w.,-])[1278] ?\d{2} ?\d{2} ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}"
+                         r"(?![\w-]|[.,]\d)", text):
         if nir_ok(m[0]): yield m.start(), m.end()
     for m in re.finditer(r"(?<![\w-])\d{2}-\d{7}(?![\w-])", text):
         if _TAX_WORDS.search(_before(text, m.start(), 40)): yield m.start(), m.end()
@@ -338,8 +352,9 @@ def _tax_id_spans(text):
 # %% ../nbs/02_clean.ipynb #ee4d010c
 _UP = r"[A-ZÀ-ÖØ-Þ]"
 _WORD = _UP + r"[\wÀ-ÿ'’.-]*"
-_STREET_SUFFIX = (r"Street|St|Avenue|Ave|Av|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Ter|Circle"
-                  r"|Cir|Parkway|Pkwy|Highway|Hwy|Square|Sq|Trail|Trl|Close|Crescent|Cres|Gardens|Grove|Hill|Row|Walk|Mews|Green|Parade")
+_STREET_SUFFIX = (r"Street|St|Avenue|Ave|Av|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl"
+                  r"|Terrace|Ter|Circle|Cir|Parkway|Pkwy|Highway|Hwy|Square|Sq|Trail|Trl|Close|Crescent|Cres"
+                  r"|Gardens|Grove|Hill|Row|Walk|Mews|Green|Parade")
 _UNIT = r"(?:Apt\.?|Apartment|Suite|Ste\.?|Unit|Flat|Floor|Fl\.?|#)\s*[\w-]{1,5}"
 _US_STATE = (r"A[LKZR]|C[AOT]|D[EC]|FL|GA|HI|I[DLNA]|K[SY]|LA|M[EDAINSOT]|N[EVHJMYCD]|O[HKR]|PA|RI|S[CD]|"
              r"T[NX]|UT|V[TA]|W[AVIY]")
@@ -347,13 +362,19 @@ _UK_POSTCODE = r"[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}"
 _CITY = _WORD + r"(?:[ -](?:" + _WORD + r"|am|an der|upon|on|de|la|del?|sur|en))*"
 _US_UK_STREET = (r"(?:" + _UNIT + r",?\s+)?\d{1,6}[A-Za-z]?,?\s+(?:[NSEW]\.?\s+)?(?:" + _WORD + r"|\d+(?:st|nd|rd|th))"
                  r"(?:\s+" + _WORD + r"){0,3}?\s+(?:" + _STREET_SUFFIX + r")\.?(?![\w])(?:,?\s+" + _UNIT + r")?")
-_US_UK_TAIL = (r"(?:[,\n]\s*" + _CITY + r")?(?:,?\s+(?:(?:" + _US_STATE + r")\s+\d{5}(?:-\d{4})?|" + _UK_POSTCODE + r"))(?![\w])")
-_DE_STREET = (r"(?:" + _UP + r"[\wäöüß-]*(?:straße|strasse|str\.|weg|allee|platz|gasse|ring|damm|ufer|chaussee|steig|pfad)"
+_US_UK_TAIL = (r"(?:[,\n]\s*" + _CITY + r")?(?:,?\s+(?:(?:" + _US_STATE + r")\s+\d{5}(?:-\d{4})?|"
+               + _UK_POSTCODE + r"))(?![\w])")
+_DE_STREET = (r"(?:" + _UP + r"[\wäöüß-]*"
+              r"(?:straße|strasse|str\.|weg|allee|platz|gasse|ring|damm|ufer|chaussee|steig|pfad)"
               r"|(?:Am|An der|Im|Auf dem|Zum|Zur)\s+" + _WORD + r")\s+\d{1,4}\s?[a-z]?\b")
-_ES_STREET = (r"(?:Calle|C/|Avenida|Avda\.?|Paseo|Plaza|Pza\.?|Camino|Carretera|Ronda|Travesía|Rambla|Carrer)\s+(?:(?:de|del|la|los|las|el)\s+)*"
-              r"(?:" + _WORD + r")(?:\s+(?:(?:de|del|la|los|las|el|y)\s+)*" + _WORD + r"){0,3},?\s+(?:nº\s*)?\d{1,4}(?:,?\s*\d+º\s*[A-Z]?)?")
-_FR_STREET = (r"\d{1,4}(?:\s?(?:bis|ter))?,?\s+(?:rue|avenue|av\.|boulevard|bd|place|allée|impasse|chemin|quai|route|cours|square)\s+"
-              r"(?:(?:de|du|des|la|le|les|l'|d')\s*)*[\wÀ-ÿ'’-]+(?:\s+(?:(?:de|du|des|la|le|les|l'|d')\s*)*" + _WORD + r"){0,3}")
+_ES_STREET = (r"(?:Calle|C/|Avenida|Avda\.?|Paseo|Plaza|Pza\.?|Camino|Carretera|Ronda|Travesía|Rambla|Carrer)"
+              r"\s+(?:(?:de|del|la|los|las|el)\s+)*"
+              r"(?:" + _WORD + r")(?:\s+(?:(?:de|del|la|los|las|el|y)\s+)*" + _WORD + r"){0,3}"
+              r",?\s+(?:nº\s*)?\d{1,4}(?:,?\s*\d+º\s*[A-Z]?)?")
+_FR_STREET = (r"\d{1,4}(?:\s?(?:bis|ter))?,?\s+"
+              r"(?:rue|avenue|av\.|boulevard|bd|place|allée|impasse|chemin|quai|route|cours|square)\s+"
+              r"(?:(?:de|du|des|la|le|les|l'|d')\s*)*[\wÀ-ÿ'’-]+"
+              r"(?:\s+(?:(?:de|du|des|la|le|les|l'|d')\s*)*" + _WORD + r"){0,3}")
 _POSTCODE_CITY = r",?\s+\d{5}\s+" + _CITY
 _ADDRESS = "|".join([_US_UK_STREET + r"(?:" + _US_UK_TAIL + r")?", _DE_STREET + r"(?:" + _POSTCODE_CITY + r")?",
                      _ES_STREET + _POSTCODE_CITY, _FR_STREET + _POSTCODE_CITY])
@@ -527,8 +548,9 @@ def apply_filters(
     return kept, report
 
 # %% ../nbs/02_clean.ipynb #a316873d
-ERROR_REPLY = re.compile(r"(?i)^\s*(?:an error occurred|something went wrong|there was an error|error in (?:message )?stream|"
-                         r"network error|conversation not found|hmm\.{3} ?something seems to have gone wrong|too many requests|"
+ERROR_REPLY = re.compile(r"(?i)^\s*(?:an error occurred|something went wrong|there was an error"
+                         r"|error in (?:message )?stream|network error|conversation not found"
+                         r"|hmm\.{3} ?something seems to have gone wrong|too many requests|"
                          r"rate limit|the server had an error|internal server error|request timed out|load failed)")
 
 def is_error_reply(text:str)->bool:
@@ -685,10 +707,12 @@ class CleanReport(Report):
     dry_run:bool=False                           # nothing was written
 
     def rows(self)->list:
-        rows = [("total", self.total), ("kept", self.kept)] + [(f"dropped: {r}", n) for r, n in self.reasons().most_common()]
+        rows = [("total", self.total), ("kept", self.kept)] + [(f"dropped: {r}", n)
+                                                               for r, n in self.reasons().most_common()]
         rows += [(f"repaired: {k}", v) for k, v in self.notes.get('repairs', {}).items()]
         rows += [(f"redacted [{k}]", v) for k, v in self.notes.get('redactions', {}).items()]
-        if 'conversations_redacted' in self.notes: rows.append(("conversations with redactions", self.notes['conversations_redacted']))
+        if 'conversations_redacted' in self.notes:
+            rows.append(("conversations with redactions", self.notes['conversations_redacted']))
         return rows
 
     def examples(self)->list:
@@ -706,12 +730,16 @@ class CleanReport(Report):
         esc = lambda x: _html.escape(str(x))
         head = "<b>clean report</b>" + (" <i>(dry run: nothing written)</i>" if self.dry_run else "")
         trs = "".join(f"<tr><td>{esc(k)}</td><td style='text-align:right'>{esc(v)}</td></tr>" for k, v in self.rows())
-        drops = "".join(f"<tr><td><code>{esc(s['id'])[:12]}</code></td><td>{esc(s.get('title') or '')[:50]}</td><td>{esc(s['reason'])}</td>"
-                        f"<td>{esc(s.get('duplicate_of') or s.get('detail') or '')[:40]}</td></tr>" for s in self.skipped[:30])
+        drops = "".join(f"<tr><td><code>{esc(s['id'])[:12]}</code></td><td>"
+                        f"{esc(s.get('title') or '')[:50]}</td><td>{esc(s['reason'])}</td>"
+                        f"<td>{esc(s.get('duplicate_of') or s.get('detail') or '')[:40]}</td></tr>"
+                        for s in self.skipped[:30])
         more = f"<p>... and {len(self.skipped) - 30} more (see the JSON report)</p>" if len(self.skipped) > 30 else ""
-        ex = "".join(f"<li>[{esc(t)}] <code>{esc(m)}</code> in <code>{esc(i)[:12]}</code></li>" for t, m, i in self.examples())
+        ex = "".join(f"<li>[{esc(t)}] <code>{esc(m)}</code> in <code>{esc(i)[:12]}</code></li>"
+                     for t, m, i in self.examples())
         return (f"{head}<table>{trs}</table><details><summary>dropped conversations ({len(self.skipped)})</summary>"
-                f"<table><tr><th>id</th><th>title</th><th>reason</th><th>detail</th></tr>{drops}</table>{more}</details>"
+                f"<table><tr><th>id</th><th>title</th><th>reason</th><th>detail</th></tr>{drops}</table>"
+                f"{more}</details>"
                 + (f"<details><summary>redaction examples (masked)</summary><ul>{ex}</ul></details>" if ex else ""))
 
     def to_dict(self)->dict: return {**super().to_dict(), 'kept_ids': self.kept_ids, 'dry_run': self.dry_run}
@@ -839,7 +867,7 @@ def course_conversations(
     work=None,            # the work folder (default: `work_dir()`)
     verbose:bool=True,    # print which data is used
 )->tuple:
-    "`(conversations, where they come from)`: the work folder's, else `export` read (and cleaned) into it, else synthetic."
+    "`(conversations, where from)`: the work folder's, else `export` read (and cleaned) into it, else synthetic."
     from chatft.export import read_export
     from chatft.core import step_path, work_dir
     from chatft.synth import synthetic_conversations
@@ -857,7 +885,8 @@ def course_conversations(
         if cleaned: convs = _clean_into(convs, work); why += f", {len(convs)} kept after cleaning (redaction on)"
         why += f", saved in {work_dir(work)}"
     else:
-        convs, why = synthetic_conversations(n, seed=0), f"{n} synthetic conversations (chatft.synth): no export given, nothing in {work_dir(work)}"
+        convs = synthetic_conversations(n, seed=0)
+        why = f"{n} synthetic conversations (chatft.synth): no export given, nothing in {work_dir(work)}"
         if cleaned: convs = clean(convs)[0]
     if verbose: print(f"Using {why}.")
     return convs, why

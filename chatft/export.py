@@ -12,13 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['TEXT_NOTES', 'DIALOGUE_TYPES', 'ROLES', 'GEMINI_GAP', 'FORMATS', 'FORMATS_HELP', 'MAX_RATIO', 'CHUNK', 'export_hint',
-           'upload_export', 'Skip', 'thread_ids', 'strip_citations', 'artifact_block', 'clean_text', 'message_text',
-           'custom_instructions', 'chatgpt_turns', 'read_chatgpt_conversation', 'read_claude_conversation',
-           'read_sharegpt_conversation', 'read_messages_conversation', 'read_grok_conversation',
-           'read_aistudio_conversation', 'html_to_markdown', 'read_gemini_activity', 'Format', 'export_in',
-           'feedback_records', 'record_kind', 'read_export', 'raw_records', 'export_cli', 'iter_json_array',
-           'load_json']
+__all__ = ['TEXT_NOTES', 'GEMINI_GAP', 'FORMATS', 'FORMATS_HELP', 'CHUNK', 'export_hint', 'upload_export', 'Skip', 'thread_ids',
+           'strip_citations', 'artifact_block', 'clean_text', 'message_text', 'custom_instructions', 'chatgpt_turns',
+           'read_chatgpt_conversation', 'read_claude_conversation', 'read_sharegpt_conversation',
+           'read_messages_conversation', 'read_grok_conversation', 'read_aistudio_conversation', 'html_to_markdown',
+           'read_gemini_activity', 'Format', 'export_in', 'feedback_records', 'record_kind', 'read_export',
+           'raw_records', 'export_cli', 'iter_json_array', 'load_json']
 
 # %% ../nbs/00_export.ipynb #f293f176
 from .core import (ChatftError, Report, Conversation, one_line, in_notebook, bars_off, on_colab,
@@ -34,7 +33,7 @@ def export_hint()->str:
     return "To read your export: set EXPORT to its path (the ZIP, its folder, or a folder that holds the ZIP)."
 
 def upload_export()->Path|None:
-    "Colab: ask for the export file (it lands in the current folder, `/content`) and return its path; elsewhere say how to give it."
+    "Colab: ask for the export file (it lands in `/content`) and return its path; elsewhere say how to give it."
     if not on_colab():
         print("UPLOAD works on Colab only. " + export_hint()); return None
     from google.colab import files
@@ -53,7 +52,8 @@ def _dict(x)->dict:
 # %% ../nbs/00_export.ipynb #3a971ef8
 def _newest_leaf(mapping:dict):
     def kids(v): return v.get('children') if isinstance(v.get('children'), list) else []
-    leaves = [k for k,v in mapping.items() if isinstance(v, dict) and not any(isinstance(c, str) and c in mapping for c in kids(v))]
+    leaves = [k for k,v in mapping.items()
+              if isinstance(v, dict) and not any(isinstance(c, str) and c in mapping for c in kids(v))]
     if not leaves: raise Skip("no leaf node in mapping")
     def t(k):
         m = mapping[k].get('message'); t = m.get('create_time') if isinstance(m, dict) else None
@@ -82,7 +82,8 @@ _PUA = re.compile("[\ue000-\uf8ff\U000f0000-\U000ffffd\U00100000-\U0010fffd]")  
 _GROUP = re.compile("\ue200([A-Za-z_]{1,40})\ue202([^\ue200\ue201]{0,5000})\ue201")   # \ue200kind\ue202payload\ue201
 _ANCHORS = re.compile("(?:\ue200(?:file)?cite)?(?:\ue202turn\\d+[a-z]+\\d+)+\ue201?")   # anchors after a cited span
 _CITES = re.compile(r"【[^】]{0,200}?†[^】]{0,200}】"                                 # 【11†source】, 【4:0†file.pdf】
-                    r"|(?:file)?cite(?:turn\d+(?:search|news|view|fetch|file|image|academia|forecast|finance|sports)\d+)+")
+                    r"|(?:file)?cite(?:turn\d+"
+                    r"(?:search|news|view|fetch|file|image|academia|forecast|finance|sports)\d+)+")
 
 def _group_text(m)->str:
     "What a private-use group becomes: an entity's name, a link, or nothing (citations and widgets)."
@@ -105,17 +106,19 @@ def strip_citations(text:str)->str:
 # %% ../nbs/00_export.ipynb #a979b08c
 _THINKING = re.compile(r"<antThinking>.*?(?:</antThinking>|\Z)\s*", re.S)
 _ARTIFACT = re.compile(r"<antArtifact\b([^>]*)>(.*?)(?:</antArtifact>|\Z)", re.S)
-_CARDS = re.compile(r"<grok:render\b.*?(?:</grok:render>|/>)|<xai:tool_usage_card>.*?</xai:tool_usage_card>|<antArtifact\b[^>]*/>", re.S)
+_CARDS = re.compile(r"<grok:render\b.*?(?:</grok:render>|/>)|<xai:tool_usage_card>.*?</xai:tool_usage_card>|"
+                    r"<antArtifact\b[^>]*/>", re.S)
 _FENCES = {"text/markdown": "markdown", "text/html": "html", "image/svg+xml": "svg", "application/vnd.ant.react": "jsx",
            "application/vnd.ant.mermaid": "mermaid"}
 TEXT_NOTES = {"thinking": "removed from text: <antThinking> blocks", "artifact": "artifacts kept as fenced blocks",
               "card": "removed from text: citation cards (<grok:render>)",
               "placeholder": "attachments as placeholders ([image], [file], [audio])",
               "attachment dropped": "attachments dropped (images='drop')",
-              "file text": "attached files kept as fenced blocks (their extracted text)"}   # report notes about text inside messages
+              # report notes about text inside messages
+              "file text": "attached files kept as fenced blocks (their extracted text)"}
 
 def artifact_block(
-    attrs:str,   # the tag's attributes, e.g. 'identifier="x" type="application/vnd.ant.code" language="python" title="T"'
+    attrs:str,   # the tag's attributes, e.g. 'identifier="x" type="application/vnd.ant.code" title="T"'
     body:str,    # what the tags enclose
 )->str:
     "An artifact as a chat model should write it: the title in bold, then the content in a fenced block."
@@ -144,11 +147,12 @@ def clean_text(
 )->str:
     "Text fit for training: no private-use characters; an assistant's also without thinking, app tags and citations."
     if role != "assistant": return _PUA.sub("", text) if _PUA.search(text) else text
-    if "<ant" in text or "<grok:" in text or "<xai:" in text: text = _app_markup(text, Counter() if why is None else why)
+    if "<ant" in text or "<grok:" in text or "<xai:" in text:
+        text = _app_markup(text, Counter() if why is None else why)
     return strip_citations(text)
 
 # %% ../nbs/00_export.ipynb #3a5dcc5c
-DIALOGUE_TYPES = {"text", "multimodal_text"}
+_DIALOGUE_TYPES = {"text", "multimodal_text"}
 
 def _placeholder(kind:str, images:str, why:Counter|None=None)->str:
     "An attached image, file or recording as `[kind]`, or nothing with `images='drop'`; counted in `why`."
@@ -188,11 +192,12 @@ def message_text(
               "system message" if role == "system" else "tool result" if role == "tool" else
               "not user or assistant" if role not in ("user", "assistant") else
               "tool call" if msg.get('recipient', 'all') not in ('all', None) else
-              f"content type {kind}" if kind not in DIALOGUE_TYPES else
+              f"content type {kind}" if kind not in _DIALOGUE_TYPES else
               "hidden reasoning" if msg.get('channel') == 'analysis' else None)
     if reason: why[reason] += 1; return None
     parts = content.get('parts') if isinstance(content.get('parts'), list) else []
-    spoken = any(_dict(p).get('content_type') == 'audio_transcription' and str(_dict(p).get('text') or '').strip() for p in parts)
+    spoken = any(_dict(p).get('content_type') == 'audio_transcription'
+                 and str(_dict(p).get('text') or '').strip() for p in parts)
     text = "\n\n".join(t for t in (_part_text(p, images, role, spoken, why).strip() for p in parts) if t)
     text = clean_text(text, role, why).strip()
     if not text: why["empty"] += 1
@@ -203,11 +208,15 @@ def custom_instructions(msg:dict)->str|None:
     "The custom instructions carried by a message, if any, as one text."
     if not isinstance(msg, dict): return None
     content = msg.get('content') if isinstance(msg.get('content'), dict) else {}
-    if content.get('content_type') != 'user_editable_context' and 'user_context_message_data' not in _dict(msg.get('metadata')): return None
+    if (content.get('content_type') != 'user_editable_context'
+        and 'user_context_message_data' not in _dict(msg.get('metadata'))):
+        return None
     data = _dict(_dict(msg.get('metadata')).get('user_context_message_data'))
-    if isinstance(data, dict) and (data.get('about_user_message') or data.get('about_model_message')):   # the clean copy
+    # the clean copy
+    if isinstance(data, dict) and (data.get('about_user_message') or data.get('about_model_message')):
         fields = [data.get('about_user_message'), data.get('about_model_message')]
-    elif content.get('content_type') == 'user_editable_context': fields = [content.get('user_profile'), content.get('user_instructions')]
+    elif content.get('content_type') == 'user_editable_context':
+        fields = [content.get('user_profile'), content.get('user_instructions')]
     else: fields = []
     text = "\n\n".join(f.strip() for f in fields if isinstance(f, str) and f.strip())
     return clean_text(text, "system") or None
@@ -227,7 +236,7 @@ def _merge(
     msgs:list,              # (role, text, ids) items; text `None` for a user/assistant message left empty
     why:Counter|None=None,  # counts the messages dropped with an empty one
 )->list:
-    "Consecutive messages of the same role merged into one; an empty turn goes with its other half, never merged across."
+    "Consecutive messages of one role merged; an empty turn goes with its other half, never merged across."
     turns = []                                             # (role, texts, ids); a turn whose texts are [] is empty
     for role, text, ids in msgs:
         if not turns or turns[-1][0] != role: turns.append((role, [], []))
@@ -245,7 +254,8 @@ def _alternatives(mapping, node_id, images):
     "Texts of the other assistant answers to the same parent (regenerated ones)."
     parent = _dict(mapping.get(node_id)).get('parent')
     children = _dict(mapping.get(parent)).get('children') if isinstance(parent, str) else None
-    sibs = [s for s in (children if isinstance(children, list) else []) if isinstance(s, str) and s != node_id and s in mapping]
+    sibs = [s for s in (children if isinstance(children, list) else [])
+            if isinstance(s, str) and s != node_id and s in mapping]
     alts = [message_text(_dict(mapping[s]).get('message'), images) for s in sibs]
     return [t for r, t in (a for a in alts if a) if r == "assistant"]
 
@@ -290,9 +300,11 @@ def read_chatgpt_conversation(
     if not any(r == "user" for r, _, _ in merged): raise Skip("no user message")
     meta = {}
     if fallback: meta['current_node_fallback'] = True
-    alts = [dict(index=i, content=a) for i, (r, _, nids) in enumerate(merged) if r == "assistant" for a in _alternatives(mapping, nids[-1], images)]
+    alts = [dict(index=i, content=a) for i, (r, _, nids) in enumerate(merged) if r == "assistant"
+            for a in _alternatives(mapping, nids[-1], images)]
     if alts: meta['alternatives'] = alts
-    fb = [dict(index=i, rating=feedback[n]) for i, (_, _, nids) in enumerate(merged) for n in nids if feedback and n in feedback]
+    fb = [dict(index=i, rating=feedback[n]) for i, (_, _, nids) in enumerate(merged) for n in nids
+          if feedback and n in feedback]
     if fb: meta['feedback'] = fb
     title = raw.get('title') if isinstance(raw.get('title'), str) else None
     return Conversation(id=cid, messages=[dict(role=r, content=t) for r, t, _ in merged], title=title,
@@ -301,14 +313,14 @@ def read_chatgpt_conversation(
                         source="chatgpt", system=instructions if system else None, meta=meta)
 
 # %% ../nbs/00_export.ipynb #e8531d3c
-ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "chatgpt": "assistant",
+_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "chatgpt": "assistant",
          "bing": "assistant", "bard": "assistant", "model": "assistant", "grok": "assistant", "system": "system"}
 
 def _flat(pairs, cid, source, why, **kw)->Conversation:
     "A Conversation from (role, text) pairs: system to `system`, others merged; raises `Skip` when unusable."
     system, msgs = None, []
     for role, text in pairs:
-        role = ROLES.get(str(role).lower())
+        role = _ROLES.get(str(role).lower())
         text = clean_text(text, role, why).strip() if isinstance(text, str) else ""
         if role is None: why["not user or assistant"] += 1; continue
         if not text: why["empty"] += 1
@@ -317,7 +329,8 @@ def _flat(pairs, cid, source, why, **kw)->Conversation:
     merged = _merge(msgs, why)
     if not merged: raise Skip("no messages")
     if not any(r == "user" for r, _, _ in merged): raise Skip("no user message")
-    return Conversation(id=str(cid), messages=[dict(role=r, content=t) for r, t, _ in merged], source=source, system=system, **kw)
+    return Conversation(id=str(cid), messages=[dict(role=r, content=t) for r, t, _ in merged], source=source,
+                        system=system, **kw)
 
 # %% ../nbs/00_export.ipynb #99e4505d
 _IMAGE_FILES = {"png", "jpg", "jpeg", "gif", "webp", "heic", "bmp", "svg"}
@@ -345,7 +358,8 @@ def _claude_text(m:dict, images:str, why:Counter|None=None)->str:
     why = Counter() if why is None else why
     blocks = m.get('content')
     if isinstance(blocks, list) and blocks:
-        text = "\n\n".join(b.get('text', '').strip() for b in blocks if isinstance(b, dict) and b.get('type') == 'text' and b.get('text'))
+        text = "\n\n".join(b.get('text', '').strip() for b in blocks
+                           if isinstance(b, dict) and b.get('type') == 'text' and b.get('text'))
     else: text = m.get('text') or ""
     files = [f for f in (m.get('attachments') or []) + (m.get('files') or []) if isinstance(f, dict)]
     return "\n\n".join(t for t in [_claude_file(f, images, why) for f in files] + [text] if t)
@@ -368,7 +382,8 @@ def read_sharegpt_conversation(raw:dict, n:int=0, why:Counter|None=None, **_)->C
     return _flat(pairs, raw.get('id') or f"sharegpt-{n}", "sharegpt", why)
 
 # %% ../nbs/00_export.ipynb #7a7b4781
-_OPENAI_MEDIA = {"image_url": "image", "input_image": "image", "input_audio": "audio", "file": "file", "input_file": "file"}
+_OPENAI_MEDIA = {"image_url": "image", "input_image": "image", "input_audio": "audio", "file": "file",
+                 "input_file": "file"}
 
 def _content_text(
     c,                        # a message's `content`: a string, or a list of parts
@@ -380,10 +395,12 @@ def _content_text(
     if not isinstance(c, list): return ""
     parts = [p for p in c if isinstance(p, dict)]
     marks = [_placeholder(_OPENAI_MEDIA[p['type']], images, why) for p in parts if p.get('type') in _OPENAI_MEDIA]
-    words = [p['text'] for p in parts if p.get('type') in ('text', 'input_text', 'output_text') and isinstance(p.get('text'), str)]
+    words = [p['text'] for p in parts
+             if p.get('type') in ('text', 'input_text', 'output_text') and isinstance(p.get('text'), str)]
     return "\n\n".join(t for t in marks + words if t)
 
-def read_messages_conversation(raw:dict, n:int=0, why:Counter|None=None, source:str="messages", images:str="placeholder", **_)->Conversation:
+def read_messages_conversation(raw:dict, n:int=0, why:Counter|None=None, source:str="messages",
+                               images:str="placeholder", **_)->Conversation:
     "A `{'messages': [...]}` record: OpenAI fine-tuning JSONL, a seed JSON list, or chatft's own JSONL."
     why = Counter() if why is None else why
     msgs = raw.get('messages')
@@ -405,13 +422,14 @@ def _ms_time(t)->float|None:
     return _as_time(t)
 
 def _grok_thread(responses:list)->tuple:
-    "The responses on the path to the newest leaf (list order when nothing links them), and whether there were branches."
+    "The responses on the path to the newest leaf (list order when nothing links them), and whether it branched."
     nodes = {}
     for i, item in enumerate(responses):
         r = _dict(_dict(item).get('response', item))
         rid = r.get('_id') or r.get('response_id') or r.get('id')
         nodes[rid if isinstance(rid, str) and rid else f"#{i}"] = r
-    parent = {k: p if isinstance(p := r.get('parent_response_id'), str) and p in nodes else None for k, r in nodes.items()}
+    parent = {k: p if isinstance(p := r.get('parent_response_id'), str) and p in nodes else None
+              for k, r in nodes.items()}
     if not any(parent.values()): return list(nodes.values()), False
     mapping = {k: {"parent": p, "children": [], "message": {"create_time": _ms_time(nodes[k].get('create_time')) or 0}}
                for k, p in parent.items()}
@@ -426,9 +444,11 @@ def read_grok_conversation(raw:dict, why:Counter|None=None, **_)->Conversation:
     conv, responses = _dict(raw.get('conversation')), raw.get('responses')
     if not isinstance(responses, list): raise Skip("responses is not a list")
     thread, branched = _grok_thread(responses)
-    models = Counter(r['model'] for r in thread if isinstance(r.get('model'), str) and str(r.get('sender')).lower() != "human")
+    models = Counter(r['model'] for r in thread
+                     if isinstance(r.get('model'), str) and str(r.get('sender')).lower() != "human")
     c = _flat([(r.get('sender'), r.get('message')) for r in thread], conv.get('id') or raw.get('id'), "grok", why,
-              title=conv['title'] if isinstance(conv.get('title'), str) else None, create_time=_ms_time(conv.get('create_time')),
+              title=conv['title'] if isinstance(conv.get('title'), str) else None,
+              create_time=_ms_time(conv.get('create_time')),
               update_time=_ms_time(conv.get('modify_time')), model=models.most_common(1)[0][0] if models else None)
     if branched: c.meta['branches'] = "newest leaf's thread"
     return c
@@ -444,10 +464,12 @@ def _studio_text(chunk:dict, images:str, why:Counter)->str:
         text = "".join(p['text'] for p in parts if not p.get('thought') and isinstance(p.get('text'), str))
     else: text = chunk.get('text') if isinstance(chunk.get('text'), str) else ""
     files = [k for k in _STUDIO_FILES if k in chunk]
-    text = "\n\n".join(t for t in [_placeholder('image' if 'Image' in k else 'file', images, why) for k in files] + [text] if t)
+    text = "\n\n".join(t for t in [_placeholder('image' if 'Image' in k else 'file', images, why)
+                                   for k in files] + [text] if t)
     return text
 
-def read_aistudio_conversation(raw:dict, images:str="placeholder", why:Counter|None=None, name:str="", **_)->Conversation:
+def read_aistudio_conversation(raw:dict, images:str="placeholder", why:Counter|None=None, name:str="",
+                               **_)->Conversation:
     "A Google AI Studio prompt file (`chunkedPrompt.chunks`, `systemInstruction`)."
     why = Counter() if why is None else why
     chunks = _dict(raw.get('chunkedPrompt')).get('chunks')
@@ -455,7 +477,8 @@ def read_aistudio_conversation(raw:dict, images:str="placeholder", why:Counter|N
     instruction = raw.get('systemInstruction')
     parts = _dict(instruction).get('parts') if isinstance(_dict(instruction).get('parts'), list) else [instruction]
     system = "\n\n".join(t for p in parts if isinstance(t := _dict(p).get('text'), str) and t.strip())
-    pairs = [("system", system)] * bool(system) + [(c.get('role'), _studio_text(c, images, why)) for c in chunks if isinstance(c, dict)]
+    pairs = [("system", system)] * bool(system) + [(c.get('role'), _studio_text(c, images, why))
+                                                   for c in chunks if isinstance(c, dict)]
     model = _dict(raw.get('runSettings')).get('model')
     stem = Path(name.rsplit(":", 1)[-1]).stem if name else None
     return _flat(pairs, raw.get('id') or stem, "aistudio", why, title=raw.get('title') or stem,
@@ -481,7 +504,8 @@ def _gemini_turn(e:dict, images:str)->tuple:
     items = e.get('safeHtmlItem')
     items = items if isinstance(items, list) else [items]
     html = "\n".join(h for i in items if isinstance(h := _dict(i).get('html'), str))
-    if not title.startswith("Prompted ") and not html: raise Skip(f"not a prompt ({' '.join(title.split()[:2]) or 'no title'})")
+    if not title.startswith("Prompted ") and not html:
+        raise Skip(f"not a prompt ({' '.join(title.split()[:2]) or 'no title'})")
     prompt = title.removeprefix("Prompted ").strip()
     if not prompt: raise Skip("empty prompt")
     if not html.strip(): raise Skip("prompt without an answer")
@@ -517,7 +541,8 @@ def read_gemini_activity(
         turns.append((t, _gemini_chat(e), prompt, answer))
     groups, run, last, by = {}, None, None, Counter()
     for t, chat, prompt, answer in sorted(turns, key=lambda x: x[0]):     # Takeout lists newest first
-        if chat is None and (run is None or t - last > gap): run = f"gemini-{datetime.fromtimestamp(t, timezone.utc):%Y%m%dT%H%M%S}"
+        if chat is None and (run is None or t - last > gap):
+            run = f"gemini-{datetime.fromtimestamp(t, timezone.utc):%Y%m%dT%H%M%S}"
         if chat is None: last = t
         key = f"gemini-{chat}" if chat else run
         if key not in groups: by["chat link" if chat else "time gaps"] += 1
@@ -525,10 +550,14 @@ def read_gemini_activity(
     convs = []
     for key, ts in groups.items():
         pairs = [m for _, p, a in ts for m in (("user", p), ("assistant", a))]
-        try: convs.append(_flat(pairs, key, "gemini", why, title=ts[0][1].replace("[file]\n\n", "")[:80], create_time=ts[0][0], update_time=ts[-1][0]))
+        try:
+            convs.append(_flat(pairs, key, "gemini", why, title=ts[0][1].replace("[file]\n\n", "")[:80],
+                               create_time=ts[0][0], update_time=ts[-1][0]))
         except Skip as s: skips.append((key, str(s)))
     notes = {f"gemini: conversations grouped by {k}": v for k, v in by.items()}
-    if by["time gaps"]: notes["gemini: time gap that starts a conversation"] = f"{gap / 60:g} min (Takeout has no conversation ids)"
+    if by["time gaps"]:
+        notes["gemini: time gap that starts a conversation"] = (f"{gap / 60:g} min "
+                                                                "(Takeout has no conversation ids)")
     return convs, skips, notes
 
 # %% ../nbs/00_export.ipynb #7b3e2a11
@@ -567,15 +596,16 @@ FORMATS = [
 FORMATS_HELP = "Supported: " + ", ".join(f.help for f in FORMATS) + "."
 
 # %% ../nbs/00_export.ipynb #fa99b573
-MAX_RATIO = 200        # JSON compresses 5-20x; a bomb compresses 1000x and more
+_MAX_RATIO = 200        # JSON compresses 5-20x; a bomb compresses 1000x and more
 
 def _check_member(info:zipfile.ZipInfo, zname:str):
     "Refuse ZIP members with unsafe paths or a suspicious compression ratio."
     n = info.filename
     if n.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", n) or ".." in Path(n.replace("\\", "/")).parts:
         raise ChatftError(f"{zname}: refusing member {n!r}: unsafe path. This is not a normal export.")
-    if info.file_size > 1e8 and info.file_size > MAX_RATIO * max(info.compress_size, 1):
-        raise ChatftError(f"{zname}: refusing member {n!r}: it would expand {info.file_size / max(info.compress_size, 1):.0f}x "
+    if info.file_size > 1e8 and info.file_size > _MAX_RATIO * max(info.compress_size, 1):
+        raise ChatftError(f"{zname}: refusing member {n!r}: it would expand "
+                          f"{info.file_size / max(info.compress_size, 1):.0f}x "
                           f"to {info.file_size / 1e9:.1f} GB (a zip bomb?).")
 
 # %% ../nbs/00_export.ipynb #77a3f3e9
@@ -585,9 +615,12 @@ class _Capped:
     def read(self, n=-1):
         try: b = self.f.read(n)
         except (zipfile.BadZipFile, EOFError, OSError) as e:   # zipfile stops at the declared size; the CRC then fails
-            raise ChatftError(f"{self.name}: the ZIP member is damaged or lies about its size ({e}). Download the export again.") from None
+            raise ChatftError(f"{self.name}: the ZIP member is damaged or lies about its size ({e}). "
+                              "Download the export again.") from None
         self.left -= len(b)
-        if self.left < 0: raise ChatftError(f"{self.name}: decompresses to more than its declared size: refusing it (a zip bomb?).")
+        if self.left < 0:
+            raise ChatftError(f"{self.name}: decompresses to more than its declared size: "
+                              "refusing it (a zip bomb?).")
         return b
     def __enter__(self): return self
     def __exit__(self, *exc): self.f.close()
@@ -626,11 +659,13 @@ def _holds_data(path:Path)->bool:
     except (ChatftError, OSError, zipfile.BadZipFile): return False
 
 def export_in(path:Path)->Path:
-    "`path`, or the one export ZIP inside it when it is a folder that holds one instead of the export's files (downloads, a Kaggle dataset)."
+    ("`path`, or the one export ZIP inside it when it is a folder that holds one instead of the export's files "
+     "(downloads, a Kaggle dataset).")
     if not path.is_dir() or _holds_data(path): return path
     zips = sorted(p for p in path.rglob("*.zip") if zipfile.is_zipfile(p) and _holds_data(p))
     if len(zips) > 1:
-        raise ChatftError(f"{path} holds {len(zips)} exports ({', '.join(p.name for p in zips[:3])}): give the path of the one to read.")
+        raise ChatftError(f"{path} holds {len(zips)} exports ({', '.join(p.name for p in zips[:3])}): "
+                          "give the path of the one to read.")
     return zips[0] if zips else path
 
 # %% ../nbs/00_export.ipynb #17862be1
@@ -640,12 +675,15 @@ def feedback_records(
     "The records of `message_feedback.json` as they are (dicts), or `[]` when the export has none or it is unreadable."
     path = Path(path).expanduser()
     try:
-        if path.is_dir(): data = (path/"message_feedback.json").read_bytes() if (path/"message_feedback.json").exists() else None
+        if path.is_dir():
+            data = ((path/"message_feedback.json").read_bytes() if (path/"message_feedback.json").exists()
+                    else None)
         elif zipfile.is_zipfile(path):
             z = zipfile.ZipFile(path); names = [n for n in z.namelist() if n.endswith("message_feedback.json")]
             data = z.read(names[0]) if names else None
         else:
-            f = path.parent/"message_feedback.json"; data = f.read_bytes() if f.exists() and path.name.startswith("conversations") else None
+            f = path.parent/"message_feedback.json"
+            data = f.read_bytes() if f.exists() and path.name.startswith("conversations") else None
         items = orjson.loads(data) if data else []
     except (orjson.JSONDecodeError, OSError, zipfile.BadZipFile): return []
     return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
@@ -686,7 +724,8 @@ def _records(name:str, size:int, open_):
             yield from iter_json_array(_Prefixed(head, f), name); return
         if not first: raise ChatftError(f"{name}: the file is empty.")
         obj = load_json(head + f.read(), name)
-    if isinstance(obj, dict) and record_kind(obj)[0] is None:   # a wrapper such as {"conversations": [...]} or {"data": [...]}
+    # a wrapper such as {"conversations": [...]} or {"data": [...]}
+    if isinstance(obj, dict) and record_kind(obj)[0] is None:
         lists = [obj[k] for k in ("conversations", "data") if isinstance(obj.get(k), list)] or [
                  v for v in obj.values() if isinstance(v, list)]
         if lists: yield from lists[0]; return
@@ -705,7 +744,8 @@ def _jsonl_records(name, data:bytes):
         if not line.strip(): continue
         try: yield orjson.loads(line)
         except orjson.JSONDecodeError as e:
-            raise ChatftError(f"{name}, line {n}, column {e.colno}: invalid JSON ({e.msg}). Fix or delete that line.") from None
+            raise ChatftError(f"{name}, line {n}, column {e.colno}: invalid JSON ({e.msg}). "
+                              "Fix or delete that line.") from None
 
 # %% ../nbs/00_export.ipynb #9461dfde
 import csv, io as _io
@@ -717,7 +757,8 @@ def _csv_records(name, open_):
     u = next((cols[c] for c in ("user_message", "user", "prompt", "question") if c in cols), None)
     a = next((cols[c] for c in ("assistant_response", "assistant", "response", "answer") if c in cols), None)
     if u is None or a is None:
-        raise ChatftError(f"{name}: a CSV needs user_message and assistant_response columns; found {list(cols.values())}.")
+        raise ChatftError(f"{name}: a CSV needs user_message and assistant_response columns; "
+                          f"found {list(cols.values())}.")
     key = next((cols[c] for c in ("conversation_id", "conversation", "id") if c in cols), None)
     groups = {}
     for n, r in enumerate(rows, 2):
