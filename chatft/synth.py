@@ -14,16 +14,15 @@ import orjson
 from .export import Conversation, ChatftError
 
 # %% auto #0
-__all__ = ['INSTRUCTIONS', 'PROFILE', 'MODELS', 'START', 'SPAN', 'TOPICS', 'FOLLOWUPS', 'OTHER_LANGUAGES', 'WIDTH', 'PRIVATE',
-           'ERROR_REPLY', 'HELLO', 'CITES', 'ABANDONED', 'RATED_ABANDONED', 'synthetic_conversations',
-           'shared_stretches', 'print_tree', 'synthetic_export', 'large_export']
+__all__ = ['TOPICS', 'OTHER_LANGUAGES', 'synthetic_conversations', 'shared_stretches', 'print_tree', 'synthetic_export',
+           'large_export']
 
 # %% ../nbs/synth.ipynb #d730aa80
-INSTRUCTIONS = "be concise. i live in london and i prefer metric units."
-PROFILE = "I'm Sam, a data analyst who runs and cooks a lot."
-MODELS = [("text-davinci-002-render-sha", 0), ("gpt-4", 90), ("gpt-4o", 190),
+_INSTRUCTIONS = "be concise. i live in london and i prefer metric units."
+_PROFILE = "I'm Sam, a data analyst who runs and cooks a lot."
+_MODELS = [("text-davinci-002-render-sha", 0), ("gpt-4", 90), ("gpt-4o", 190),
           ("o1-mini", 300)]   # ChatGPT's model slugs over time
-START, SPAN = 1_700_000_000.0, 548 * 86400.0   # from Nov 2023, over about 18 months
+_START, _SPAN = 1_700_000_000.0, 548 * 86400.0   # from Nov 2023, over about 18 months
 
 # %% ../nbs/synth.ipynb #511d8d63
 _WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
@@ -32,6 +31,7 @@ def _n(rng, lo, hi, step=1): return rng.randrange(lo, hi + 1, step)          # a
 def _cap(s:str)->str: return s[0].upper() + s[1:]
 def _clock(rng, lo, hi): return f"{_n(rng, lo, hi)}:{rng.choice(['00', '15', '30', '45'])}"
 def _some(rng, makers:list, lo=2, hi=2)->list: return [f() for f in rng.sample(makers, rng.randint(lo, hi))]
+def _one(rng, makers:list): return rng.choice(makers)()                       # call one of the makers
 
 def _list(items:list, numbered:bool=False)->str:
     "Markdown bullets, or numbered steps."
@@ -82,14 +82,14 @@ _LIQUIDS = ["water", "vegetable stock", "chicken stock", "coconut milk", "passat
 
 def _tip_cooking(rng, thing):
     "A closing tip about `thing`."
-    return rng.choice([
+    return _one(rng, [
         lambda: f"{_n(rng, 1, 3)} tsp of {rng.choice(_ACIDS)} lifts the {thing} just before serving.",
         lambda: f"cook {_n(rng, 2, 4)} extra portions of {thing} for {rng.choice(_WEEKDAYS)}.",
         lambda: f"{rng.choice(_HERBS)} at the end keeps the {thing} {rng.choice(['fresh', 'bright', 'green', 'lively'])}.",
         lambda: f"{rng.choice(_SIDES)} stretches the {thing} to {_n(rng, 3, 6)} plates.",
         lambda: f"salt the {thing} at {_n(rng, 2, 10)} minutes and again at the end.",
         lambda: f"warm the plates at {_n(rng, 6, 9) * 10} °C while the {thing} rests.",
-        lambda: f"{_n(rng, 1, 3)} tsp of {rng.choice(_FLAVOURS)} suits the {thing} well."])()
+        lambda: f"{_n(rng, 1, 3)} tsp of {rng.choice(_FLAVOURS)} suits the {thing} well."])
 
 def _fridge(rng):
     "How long a cooked dish keeps in the fridge."
@@ -198,13 +198,13 @@ def _code(rng, name, body):
 
 def _tip_python(rng, var, col):
     "A closing tip about the data in `var`."
-    return rng.choice([
+    return _one(rng, [
         lambda: f"check `len({var})` against the {rng.choice(['row count', 'number of lines', 'file size'])} once.",
         lambda: f"keep the {var} files in `{rng.choice(['data', 'raw', 'inputs', 'files'])}/` beside the notebook.",
         lambda: f"try the first {_n(rng, 1, 9) * 1000} rows of {var} before the full file.",
         lambda: f"`{var}.head({_n(rng, 3, 10)})` shows what arrived in `{col}`.",
         lambda: f"store `{col}` as {rng.choice(['float32', 'int32', 'a category', 'a date'])} to save memory.",
-        lambda: f"in {_n(rng, 2, 12)} months, `{var}` will read better than `df`."])()
+        lambda: f"in {_n(rng, 2, 12)} months, `{var}` will read better than `df`."])
 
 def _var(rng, stem): return stem + rng.choice(["", "_df", "_rows", "_table", "_data"])
 
@@ -347,14 +347,14 @@ _WHEN = ["before 10:00", "in the morning", "at sunset", "after lunch", "in the l
 
 def _tip_travel(rng, city):
     "A closing tip for a trip to `city`."
-    return rng.choice([
+    return _one(rng, [
         lambda: f"book {city} {_n(rng, 3, 10)} weeks ahead for the cheaper fares.",
         lambda: f"a {rng.choice([24, 48, 72])}-hour pass in {city} pays off by ride {_n(rng, 3, 5)}.",
         lambda: f"allow {_n(rng, 2, 6) * 10} minutes for queues at {city}'s big sights.",
         lambda: f"save an offline map of {city} before you leave London.",
         lambda: f"{city} has free water refill points; carry {_n(rng, 5, 10) * 100} ml.",
         lambda: f"{city} is quieter on {rng.choice(_WEEKDAYS)}s, if you can shift a day.",
-        lambda: f"lunch {_n(rng, 2, 4)} streets from {city}'s main square costs {_n(rng, 20, 40)}% less."])()
+        lambda: f"lunch {_n(rng, 2, 4)} streets from {city}'s main square costs {_n(rng, 20, 40)}% less."])
 
 def _days(rng):
     "What to see in a city, day by day."
@@ -445,13 +445,13 @@ def _sign(rng): return f"{rng.choice(_SIGNS)}\nSam"
 
 def _tip_email(rng, who):
     "A closing tip on writing to `who`."
-    return rng.choice([
+    return _one(rng, [
         lambda: f"send it before {_clock(rng, 8, 9)} so {who} reads it first thing.",
         lambda: f"{who} will reply faster to {rng.choice(['one ask', 'a single ask', 'one clear request'])} per email.",
         lambda: f"under {_n(rng, 6, 12) * 10} words is best; {who} reads on a phone.",
         lambda: f"put a date in the subject so {who} finds it in {_n(rng, 2, 6)} weeks.",
         lambda: f"no reply in {_n(rng, 2, 5)} working days? Nudge {who} once.",
-        lambda: f"copy in {rng.choice(_PEOPLE)} only if {who} needs a witness."])()
+        lambda: f"copy in {rng.choice(_PEOPLE)} only if {who} needs a witness."])
 
 def _landlord(rng):
     "An email to the landlord about a repair."
@@ -524,13 +524,13 @@ _PARKS = ["Hyde Park", "Regent's Park", "Victoria Park", "Battersea Park", "Hamp
 def _pace(sec): return f"{sec // 60}:{sec % 60:02d}"
 def _tip_running(rng, race):
     "A closing tip for a runner training for `race`."
-    return rng.choice([
+    return _one(rng, [
         lambda: f"a loop of {rng.choice(_PARKS)} is a good {_n(rng, 3, 8)} km test for the {race}.",
         lambda: f"{_pace(_n(rng, 330, 420))} per km is easy enough for most {race} runners.",
         lambda: f"rest fully on the {rng.choice(_WEEKDAYS)} before the {race}.",
         lambda: f"add {_n(rng, 5, 10)}% a week at most, say a lap of {rng.choice(_PARKS)}, before the {race}.",
         lambda: f"practise the {race} start pace for {_n(rng, 1, 3)} km on {rng.choice(_WEEKDAYS)}.",
-        lambda: f"{rng.choice(_PARKS)} at {_clock(rng, 6, 8)} is quiet for a {race} session."])()
+        lambda: f"{rng.choice(_PARKS)} at {_clock(rng, 6, 8)} is quiet for a {race} session."])
 
 def _plan(rng):
     "A training plan, week by week."
@@ -610,7 +610,7 @@ def _parts(a:str)->dict:
     tip = next((p[5:] for p in paras if p.startswith("Tip: ")), short)
     return dict(short=short, point=_cap(point.rstrip(".:")) + ".", tip=_cap(tip))
 
-FOLLOWUPS = [("thanks. shorter?", "Sure, in short: {short}"),
+_FOLLOWUPS = [("thanks. shorter?", "Sure, in short: {short}"),
              ("ok and if i have less time?", "Then do just this: {point}"),
              ("can you give an example", "For example: {point}"),
              ("hmm not sure that works", "Start from this: {point}"),
@@ -694,11 +694,11 @@ def _french(rng):
 OTHER_LANGUAGES = [_spanish, _german, _french]
 
 # %% ../nbs/synth.ipynb #8e4c95b8
-WIDTH = 50   # characters: no stretch this long of a reply appears in two conversations
+_WIDTH = 50   # characters: no stretch this long of a reply appears in two conversations
 
 def _norm(text:str)->str: return " ".join(text.lower().split())       # as a reader compares: case and spacing aside
 
-def _windows(text:str, width:int=WIDTH)->set:
+def _windows(text:str, width:int=_WIDTH)->set:
     "Every `width`-character stretch of `text`, lower-cased, whitespace collapsed (a shorter text: one stretch)."
     t = _norm(text)
     return {t[k:k + width] for k in range(len(t) - width + 1)} if len(t) >= width else {t}
@@ -724,14 +724,14 @@ def _fresh(draw, seen:_Seen|None, tries:int=200)->tuple:
                       "conversations. Ask for fewer.")
 
 # %% ../nbs/synth.ipynb #d84e472b
-PRIVATE = ["my email is sam.rivers{n}@example.com, can you fix this signature",
+_PRIVATE = ["my email is sam.rivers{n}@example.com, can you fix this signature",
            "call me at +44 20 7946 0{n:03d} if the script fails",
            "my key is sk-proj-{k} and it says unauthorized",
            "pay to IBAN GB82 WEST 1234 5698 7654 32, is the format right?",
            "card 4111 1111 1111 1111 was declined, why?"]
-ERROR_REPLY = ("An error occurred. Either the engine you requested does not exist or there was another issue "
+_ERROR_REPLY = ("An error occurred. Either the engine you requested does not exist or there was another issue "
                "processing your request.")
-HELLO = [dict(role="user", content="hi"), dict(role="assistant", content="Hello! How can I help you today?")]
+_HELLO = [dict(role="user", content="hi"), dict(role="assistant", content="Hello! How can I help you today?")]
 
 def _exchange(rng, topic):
     "A question on `topic` in the user's words, and the assistant's answer."
@@ -741,7 +741,7 @@ def _followups(rng, topic, a, turns, seen):
     "`turns` more (question, answer) pairs after the first answer `a`: follow-ups on it, or new questions on `topic`."
     parts = _parts(a)
     def draw():
-        if rng.random() < 0.6: fq, fa = rng.choice(FOLLOWUPS); return fq, fa.format(**parts)
+        if rng.random() < 0.6: fq, fa = rng.choice(_FOLLOWUPS); return fq, fa.format(**parts)
         q, a = _exchange(rng, topic); return "also " + q, a
     return [_fresh(draw, seen) for _ in range(turns)]
 
@@ -764,9 +764,9 @@ def _asked_again(msgs:list, rng)->list:
 
 def _at_fixed_positions(i:int, msgs:list, like:list|None, rng)->list:
     "Conversation `i`'s messages after the rules at fixed positions: a greeting, no reply, an error, a question again."
-    if i % 23 == 11: msgs = [dict(m) for m in HELLO]                          # the same greeting, again and again
+    if i % 23 == 11: msgs = [dict(m) for m in _HELLO]                          # the same greeting, again and again
     if i % 13 == 7: msgs = msgs[:1]                                           # no reply: ends on the user
-    if i % 19 == 9 and len(msgs) > 1: msgs[-1] = dict(role="assistant", content=ERROR_REPLY)
+    if i % 19 == 9 and len(msgs) > 1: msgs[-1] = dict(role="assistant", content=_ERROR_REPLY)
     return _asked_again(like, rng) if like else msgs
 
 # %% ../nbs/synth.ipynb #5da0f146
@@ -776,7 +776,7 @@ def _conversation(i:int, n:int, rng:random.Random, seen:_Seen|None=None, long:bo
     topic = rng.choice(list(TOPICS))
     draw = (lambda: OTHER_LANGUAGES[i // 17 % 3](rng)) if i % 17 == 5 else (lambda: _exchange(rng, topic))
     q, a = _fresh(draw, seen)
-    if i % 11 == 3: q = f"{q}. also " + PRIVATE[(i // 11) % len(PRIVATE)].format(n=i, k=f"{rng.getrandbits(192):048x}")
+    if i % 11 == 3: q = f"{q}. also " + _PRIVATE[(i // 11) % len(_PRIVATE)].format(n=i, k=f"{rng.getrandbits(192):048x}")
     turns = rng.choice([3, 5, 8, 12]) if long else rng.choice([0, 0, 0, 1, 1, 2, 3, 4, 7])
     msgs = [dict(role="user", content=q), dict(role="assistant", content=a)]
     for fq, fa in _followups(rng, topic, a, turns, seen):
@@ -784,10 +784,10 @@ def _conversation(i:int, n:int, rng:random.Random, seen:_Seen|None=None, long:bo
     msgs = _at_fixed_positions(i, msgs, like, rng)
     if like: q = msgs[0]['content']
     if seen is not None: seen.add(msgs)
-    created = START + SPAN * i / max(n, 1) + rng.random() * 3600
-    model = [m for m, day in MODELS if (created - START) / 86400 >= day][-1]
+    created = _START + _SPAN * i / max(n, 1) + rng.random() * 3600
+    model = [m for m, day in _MODELS if (created - _START) / 86400 >= day][-1]
     if model == "o1-mini" and i % 3: model = "gpt-4o"                             # o1-mini for some questions only
-    system = "\n\n".join([PROFILE] * (i % 8 == 0) + [INSTRUCTIONS]) if i % 4 == 0 else None
+    system = "\n\n".join([_PROFILE] * (i % 8 == 0) + [_INSTRUCTIONS]) if i % 4 == 0 else None
     title = q.split("\n")[0][:40].capitalize() if i % 29 != 13 else None          # a few have no title
     return Conversation(id=str(uuid.UUID(int=rng.getrandbits(128))), messages=msgs, title=title,
                         create_time=round(created, 6), update_time=round(created + len(msgs) * 95.0 + 30, 6),
@@ -804,13 +804,13 @@ def synthetic_conversations(
         like = _to_ask_again(convs) if i % 30 == 24 else None
         convs.append(_conversation(i, n, rng, seen, like=like))
     for i, c in enumerate(convs):                                   # a few user messages with an image
-        if i % 10 == 6 and c.messages != HELLO: c.messages[0]['content'] = "[image]\n\n" + c.messages[0]['content']
+        if i % 10 == 6 and c.messages != _HELLO: c.messages[0]['content'] = "[image]\n\n" + c.messages[0]['content']
     return convs
 
 # %% ../nbs/synth.ipynb #2a7dab3e
 def shared_stretches(
     convs:list,          # conversations
-    width:int=WIDTH,     # characters a shared stretch must have
+    width:int=_WIDTH,     # characters a shared stretch must have
 )->dict:
     "`{(id, other id): a stretch}` where a reply of one conversation shares `width` characters (or all) with the other."
     owners = {}                                          # stretch -> {conversation id: whether it came from a reply}
@@ -852,14 +852,14 @@ class _Tree:
         return nid
 
 # %% ../nbs/synth.ipynb #fbb42d7c
-CITES = ["【{n}†source】", "\ue200cite\ue202turn0search{n}\ue201", "citeturn0search{n}"]
+_CITES = ["【{n}†source】", "\ue200cite\ue202turn0search{n}\ue201", "citeturn0search{n}"]
 
 def _with_citation(text:str, n:int, kind:int)->str:
     "Insert a citation marker of generation `kind` at the end of the first sentence (or paragraph)."
     para = text.split("\n\n")[0]
     cut = para.find(". ")
     cut = cut if cut >= 0 else len(para.rstrip(".:"))
-    return text[:cut] + CITES[kind].format(n=n) + text[cut:]
+    return text[:cut] + _CITES[kind].format(n=n) + text[cut:]
 
 # %% ../nbs/synth.ipynb #49f7973f
 def _search(tree, parent, text, i, model):
@@ -879,7 +879,7 @@ def _assistant(tree, parent, text, i, model):
         parent = tree.node(parent, "assistant", content=dict(content_type="thoughts", thoughts=[dict(summary="Planning the answer", content="The user wants a short, practical answer.")],
                            source_analysis_msg_id=_uuid(tree.rng)), model=model, end_turn=False)
         parent = tree.node(parent, "assistant", content=dict(content_type="reasoning_recap", content="Thought for 4 seconds"), model=model, end_turn=False)
-    if i % 5 == 2 and text != ERROR_REPLY: parent, text = _search(tree, parent, text, i, model)
+    if i % 5 == 2 and text != _ERROR_REPLY: parent, text = _search(tree, parent, text, i, model)
     if i % 6 == 1:
         parent = tree.node(parent, "assistant", content=dict(content_type="code", language="python", text="print(2 + 2)"), recipient="python", model=model, end_turn=False)
         parent = tree.node(parent, "tool", name="python", content=dict(content_type="execution_output", text="4"))
@@ -916,8 +916,8 @@ def _instructions(tree, parent, system):
                      user_instructions=_WRAP_INSTRUCTIONS.format(instructions)), hidden=True, user_context_message_data=data, is_user_system_message=True)
 
 # %% ../nbs/synth.ipynb #a4bb80a6
-ABANDONED = {21: "interrupted", 27: "error", 37: "same"}   # conversation index -> another abandoned first answer
-RATED_ABANDONED = {25: False, 50: False, 30: True}          # conversation index -> thumbs up (True) or down on its regenerated answer
+_ABANDONED = {21: "interrupted", 27: "error", 37: "same"}   # conversation index -> another abandoned first answer
+_RATED_ABANDONED = {25: False, 50: False, 30: True}          # conversation index -> thumbs up (True) or down on its regenerated answer
 
 def _rating(node:str, cid:str, t:float, up:bool)->dict:
     "A `message_feedback.json` record: a thumbs up or down on `node`, a minute after time `t`."
@@ -932,7 +932,7 @@ def _abandoned(tree, parent, text:str, kind:str, model:str)->str:
     if kind == "interrupted":
         nid = tree.node(parent, "assistant", [text[:len(text) // 2]], model=model, status="in_progress", end_turn=False,
                         finish_details={"type": "interrupted"})
-    else: nid = tree.node(parent, "assistant", [ERROR_REPLY if kind == "error" else text], model=model)
+    else: nid = tree.node(parent, "assistant", [_ERROR_REPLY if kind == "error" else text], model=model)
     tree.rng, tree.t = rng, t
     return nid
 
@@ -947,7 +947,7 @@ def _draft(q:str)->str:
 
 def _raw(c:Conversation, i:int, rng:random.Random)->tuple:
     "The export's JSON object for conversation `c` (the i-th), and its feedback records."
-    late = c.create_time > START + 400 * 86400
+    late = c.create_time > _START + 400 * 86400
     tree = _Tree(rng, c.create_time, root_id="client-created-root" if late and i % 2 else None)
     node = tree.node(tree.root, "system", [""], hidden=True)
     if c.system: node = _instructions(tree, node, c.system)
@@ -962,10 +962,10 @@ def _raw(c:Conversation, i:int, rng:random.Random)->tuple:
             old = None
             if i % 5 == 0:                                                             # a regenerated answer, left behind
                 old = tree.node(node, "assistant", [f"An earlier answer that was regenerated: {m['content'][:60]}"], model=c.model)
-            if k == 1 and i in ABANDONED: _abandoned(tree, node, m['content'], ABANDONED[i], c.model)
+            if k == 1 and i in _ABANDONED: _abandoned(tree, node, m['content'], _ABANDONED[i], c.model)
             node = _assistant(tree, node, m['content'], i, c.model)
             if i % 9 in (4, 8) and k == 1: feedback.append(_rating(node, c.id, tree.t, i % 9 == 4))
-            if k == 1 and old and i in RATED_ABANDONED: feedback.append(_rating(old, c.id, tree.t, RATED_ABANDONED[i]))
+            if k == 1 and old and i in _RATED_ABANDONED: feedback.append(_rating(old, c.id, tree.t, _RATED_ABANDONED[i]))
     if i % 3 == 1:                                                                     # list the current branches first
         for n in tree.mapping.values(): n['children'].reverse()
     d = dict(title=c.title, create_time=c.create_time, update_time=c.update_time, mapping=tree.mapping,
