@@ -85,7 +85,8 @@ def _tip_cooking(rng, thing):
     return _one(rng, [
         lambda: f"{_n(rng, 1, 3)} tsp of {rng.choice(_ACIDS)} lifts the {thing} just before serving.",
         lambda: f"cook {_n(rng, 2, 4)} extra portions of {thing} for {rng.choice(_WEEKDAYS)}.",
-        lambda: f"{rng.choice(_HERBS)} at the end keeps the {thing} {rng.choice(['fresh', 'bright', 'green', 'lively'])}.",
+        lambda: f"{rng.choice(_HERBS)} at the end keeps the {thing} "
+                f"{rng.choice(['fresh', 'bright', 'green', 'lively'])}.",
         lambda: f"{rng.choice(_SIDES)} stretches the {thing} to {_n(rng, 3, 6)} plates.",
         lambda: f"salt the {thing} at {_n(rng, 2, 10)} minutes and again at the end.",
         lambda: f"warm the plates at {_n(rng, 6, 9) * 10} °C while the {thing} rests.",
@@ -121,8 +122,10 @@ def _quick_dinner(rng):
                          f"Warm {_n(rng, 1, 3)} tbsp of {oil} over a {rng.choice(['medium', 'high', 'medium-high'])} "
                          "heat."]),
              f"Add {_n(rng, 3, 8) * 50} g of {ing}; {how}.",
-             f"{rng.choice(['Stir in', 'Add', 'Toss with'])} {flav} and {_n(rng, 2, 8) * 25} ml of {rng.choice(_LIQUIDS)}.",
-             f"Serve on {side}{rng.choice(['', ' with ' + rng.choice(_HERBS), ', topped with ' + rng.choice(_HERBS)])}."]
+             f"{rng.choice(['Stir in', 'Add', 'Toss with'])} {flav} and {_n(rng, 2, 8) * 25} ml of "
+             f"{rng.choice(_LIQUIDS)}.",
+             f"Serve on {side}"
+             f"{rng.choice(['', ' with ' + rng.choice(_HERBS), ', topped with ' + rng.choice(_HERBS)])}."]
     first = rng.choice([f"Try {ing} with {flav}: {_n(rng, 3, 7) * 5} minutes, {_n(rng, 1, 4)} servings.",
                         f"{_cap(ing)} and {flav} on {side}, ready in {_n(rng, 3, 7) * 5} minutes.",
                         f"Make a {flav} {ing} {rng.choice(['pan', 'tray bake', 'bowl', 'skillet'])} "
@@ -142,7 +145,8 @@ def _freeze(rng):
         lambda: f"Leave {_n(rng, 1, 3)} cm free at the top of the {dish} {rng.choice(_CONTAINERS)}.",
         lambda: f"Thaw the {dish} {rng.choice(['overnight', 'for a day', 'for 12 hours'])} in the fridge.",
         lambda: f"Reheat the {dish} {rng.choice(['once', 'one time'])}, until it steams at {_n(rng, 72, 80)} °C.",
-        lambda: f"Freeze the {dish} within {_n(rng, 1, 2)} days of {rng.choice(['cooking', 'making it', 'the meal'])}."])
+        lambda: f"Freeze the {dish} within {_n(rng, 1, 2)} days of "
+                f"{rng.choice(['cooking', 'making it', 'the meal'])}."])
     q = rng.choice(["can i freeze {x}", "does {x} freeze ok", "freeze leftover {x}?"]).format(x=dish)
     return q, _reply(first, _list(pts), _tip_cooking(rng, dish))
 
@@ -254,7 +258,8 @@ def _list_or_dict(rng):
 _ERRORS = {   # error: (what it means here, a line that guards against it); {s}: the data, {c}: a column, {k}: a number
     "KeyError": ("`{c}` is missing from some rows of {s}", "{s}_{c} = row.get('{c}')"),
     "TypeError": ("`{c}` in {s} holds text, not numbers", "{s}['{c}'] = pd.to_numeric({s}['{c}'], errors='coerce')"),
-    "ValueError": ("a `{c}` value in {s} cannot be converted", "bad_{c} = {s}[~{s}['{c}'].astype(str).str.isnumeric()]"),
+    "ValueError": ("a `{c}` value in {s} cannot be converted",
+                   "bad_{c} = {s}[~{s}['{c}'].astype(str).str.isnumeric()]"),
     "IndexError": ("a line of {s} has fewer fields than `{c}` needs", "{c} = parts[{k}] if len(parts) > {k} else None"),
     "UnicodeDecodeError": ("the {s} file is Windows-1252, not UTF-8", "{s} = pd.read_csv(path_{k}, encoding='cp1252')"),
     "FileNotFoundError": ("the {s} path is relative to where Python started",
@@ -306,7 +311,8 @@ _CITIES = {  # city: (sights, a day trip, its distance in km, the local transpor
                 "Córdoba", 140, "tram"),
     "Florence": (["the Uffizi", "the Oltrarno", "Piazzale Michelangelo", "the Duomo", "the Boboli Gardens"],
                  "Siena", 75, "bus"),
-    "Bologna": (["the two towers", "the Quadrilatero", "the porticoes of San Luca", "the Archiginnasio", "Piazza Maggiore"],
+    "Bologna": (["the two towers", "the Quadrilatero", "the porticoes of San Luca",
+                 "the Archiginnasio", "Piazza Maggiore"],
                 "Modena", 40, "bus"),
     "Krakow": (["the Main Square", "Kazimierz", "Wawel Castle", "Podgórze", "the Cloth Hall"],
                "the Wieliczka salt mine", 15, "tram"),
@@ -365,9 +371,11 @@ def _days(rng):
             f"Day 3: {trip} ({km} km, about {_n(rng, 3, 12) * 10} minutes each way).",
             f"Day 4: {s[3]} {w[3]}, then a long lunch."][:k]
     first = rng.choice([f"{k} days in {city} is enough for the centre{' and a day trip' if k > 2 else ''}.",
-                        f"In {k} days you can see the best of {city}; walk, and use the {ride} for {_n(rng, 3, 9)} km hops.",
+                        f"In {k} days you can see the best of {city}; walk, and use the {ride} for "
+                        f"{_n(rng, 3, 9)} km hops.",
                         f"Here is {city} in {k} days, one area a day."])
-    q = rng.choice(["{k} days in {x}, what should i see", "{x} for {k} days, itinerary?", "what to see in {x} in {k} days"])
+    q = rng.choice(["{k} days in {x}, what should i see", "{x} for {k} days, itinerary?",
+                    "what to see in {x} in {k} days"])
     return q.format(k=k, x=city.lower()), _reply(first, _list(days), _tip_travel(rng, city))
 
 def _money(rng, city): return ("£" if city in ("Edinburgh", "Glasgow", "London") else "€") + str(_n(rng, 2, 6))
@@ -462,7 +470,8 @@ def _landlord(rng):
     ask = rng.choice([f"Could someone look at the {issue} before {rng.choice(_WEEKDAYS)}?",
                       f"Could you send someone by {rng.choice(_WEEKDAYS)} the {_n(rng, 2, 28)}th?",
                       f"Please could a repair be booked for flat {flat} by the {_n(rng, 2, 28)}th?"])
-    body = f"Subject: {_cap(issue)}, flat {flat}\n\nDear {name},\n\nSince {day}, the {issue} has {state}. {ask}\n\n{_sign(rng)}"
+    body = (f"Subject: {_cap(issue)}, flat {flat}\n\nDear {name},\n\n"
+            f"Since {day}, the {issue} has {state}. {ask}\n\n{_sign(rng)}")
     q = rng.choice(["write a short email to my landlord about the {x}", "email my landlord, the {x} is broken",
                     "landlord email about the {x} pls"])
     intro = rng.choice(['Here is a short email', 'A short email', 'Here you go, short and polite'])
@@ -477,7 +486,8 @@ def _polite(rng):
     when = rng.choice(["by the end of the day", f"before {rng.choice(_WEEKDAYS)}", "this week",
                        f"by {_clock(rng, 10, 17)}", f"within {_n(rng, 2, 5)} days"])
     verb = rng.choice(["have a look at", "give me an update on", "let me know about", "check on"])
-    greet, thanks = rng.choice(['Hi', 'Hello', 'Morning']), rng.choice(['Thank you!', 'Many thanks.', 'Thanks so much.'])
+    greet = rng.choice(['Hi', 'Hello', 'Morning'])
+    thanks = rng.choice(['Thank you!', 'Many thanks.', 'Thanks so much.'])
     polite = f"\"{greet} {who}, {ask[0].lower() + ask[1:]} {verb} the {thing} {when}? {thanks}\""
     intro = rng.choice(['A more polite version', 'Softer', 'Politer, same ask'])
     return f"make this sound more polite: {blunt}", f"{intro}, for {who}:\n\n{polite}\n\nTip: {_tip_email(rng, who)}"
@@ -485,7 +495,8 @@ def _polite(rng):
 def _late(rng):
     "A message to the boss about being late."
     delay, boss, t = rng.choice(_DELAYS), rng.choice(_PEOPLE), _clock(rng, 9, 11)
-    sorry, am, late = rng.choice(['Sorry,', 'Apologies,', 'Quick note:']), rng.choice(['I am', 'I will be']), _n(rng, 10, 50)
+    sorry, am = rng.choice(['Sorry,', 'Apologies,', 'Quick note:']), rng.choice(['I am', 'I will be'])
+    late = _n(rng, 10, 50)
     body = (f"Hi {boss},\n\n{sorry} {am} {late} minutes late: {delay}. "
             f"{rng.choice(['Expect me', 'I should be in', 'See you'])} by {t}.\n\n{_sign(rng)}")
     intro = rng.choice(['Here is a short reply', 'A short message', 'Short and clear'])
@@ -563,13 +574,15 @@ def _hurts(rng):
                 f"a day help the {part}."])
     tip = rng.choice([f"cut next week's km by {_n(rng, 2, 4) * 10}%; the {part} will tell you more.",
                       _tip_running(rng, race)])
-    q = rng.choice(["{p} hurts after my {x}, should i stop", "sore {p} since the {x}, keep running?", "{p} pain after {x}"])
+    q = rng.choice(["{p} hurts after my {x}, should i stop", "sore {p} since the {x}, keep running?",
+                    "{p} pain after {x}"])
     return q.format(p=part, x=race), _reply(first, _list(pts), tip)
 
 def _eat(rng):
     "What to eat before a race."
     race, food = rng.choice(list(_RACES)), rng.choice(_FOODS); h = _n(rng, 2, 4)
-    first = rng.choice([f"Eat {food} about {h} hours before the {race}: roughly {_n(rng, 6, 15) * 10} g of carbohydrate.",
+    first = rng.choice([f"Eat {food} about {h} hours before the {race}: roughly {_n(rng, 6, 15) * 10} g of "
+                        "carbohydrate.",
                         f"{_cap(food)}, {h} hours before the {race}, with {_n(rng, 6, 15) * 10} g of carbs.",
                         f"Go for {food}, {h} hours before the {race}, and nothing new."])
     pts = [f"{_n(rng, 3, 6) * 100} ml of water with the {food}.",
@@ -584,7 +597,8 @@ def _eat(rng):
 def _easy_pace(rng):
     "How fast easy runs should be, per km."
     race = rng.choice(list(_RACES)); p = _n(rng, 240, 390); lo, hi = p + _n(rng, 45, 60), p + _n(rng, 75, 100)
-    first = rng.choice([f"If your {race} pace is {_pace(p)} per km, run easy days at {_pace(lo)} to {_pace(hi)} per km.",
+    first = rng.choice([f"If your {race} pace is {_pace(p)} per km, run easy days at {_pace(lo)} to "
+                        f"{_pace(hi)} per km.",
                         f"Easy means {_pace(lo)}-{_pace(hi)} per km for a {_pace(p)}/km {race} runner.",
                         f"About {_pace(lo)} per km or slower, for your {race}."])
     pts = [f"Full sentences should be easy at {_pace(hi)}/km.",
@@ -618,10 +632,12 @@ _FOLLOWUPS = [("thanks. shorter?", "Sure, in short: {short}"),
              ("anything else?", "One more thing: {tip}"), ("and the most important bit?", "This one: {short}")]
 
 # %% ../nbs/synth.ipynb #25bb9180
-_ES = ({"una tortilla española": ("patatas", "huevos"), "gazpacho": ("tomates maduros", "pepino"),   # dish: (main, second)
+# Spanish: ({dish: (its main ingredient, a second one)}, [herbs]); German: {food: minutes}; French: (delays, names)
+_ES = ({"una tortilla española": ("patatas", "huevos"), "gazpacho": ("tomates maduros", "pepino"),
         "paella de verduras": ("arroz bomba", "judías verdes"), "lentejas con chorizo": ("lentejas", "chorizo"),
         "crema de calabaza": ("calabaza", "puerros"), "pisto manchego": ("calabacín", "pimientos rojos"),
-        "salmorejo": ("tomates maduros", "pan del día anterior"), "arroz con pollo": ("arroz bomba", "muslos de pollo"),
+        "salmorejo": ("tomates maduros", "pan del día anterior"),
+        "arroz con pollo": ("arroz bomba", "muslos de pollo"),
         "fabada asturiana": ("fabes", "morcilla"), "patatas bravas": ("patatas", "tomate triturado"),
         "sopa de ajo": ("pan duro", "huevos"), "pollo al ajillo": ("muslos de pollo", "ajos"),
         "merluza en salsa verde": ("merluza", "almejas"), "marmitako": ("bonito", "patatas"),
@@ -646,7 +662,8 @@ def _spanish(rng):
              f"Añade {_n(rng, 2, 8) * 50} g de {a} y cocina {_n(rng, 5, 25)} minutos.",
              f"Incorpora {_n(rng, 1, 6) * 50} g de {b} y {herb}; {_n(rng, 3, 15)} minutos más."]
     first = rng.choice([f"Para {dish} para {n} personas necesitas unos {_n(rng, 4, 12) * 50 * n // 2} g de {a}.",
-                        f"{_cap(dish)} para {n}: unos {_n(rng, 25, 70)} minutos y {_n(rng, 4, 12) * 50 * n // 2} g de {a}."])
+                        f"{_cap(dish)} para {n}: unos {_n(rng, 25, 70)} minutos y "
+                        f"{_n(rng, 4, 12) * 50 * n // 2} g de {a}."])
     tip = rng.choice([f"{dish} del día anterior sabe mejor; a {_n(rng, 3, 5)} °C aguanta {_n(rng, 2, 3)} días.",
                       f"{_n(rng, 2, 3)} cucharadas de vinagre de Jerez al final le dan vida a {dish}.",
                       f"sirve {dish} con {_n(rng, 100, 300)} g de pan por persona.",
@@ -663,11 +680,13 @@ def _german(rng):
     first = rng.choice([f"{g} g {food} brauchen {lo} bis {hi} Minuten{how}.",
                         f"{food}: {lo} bis {hi} Minuten, für {g} g in {max(1, g // 100)} Liter Wasser."])
     pts = rng.sample([f"Für {g} g {food} nimm etwa {max(1, g // 100) + _n(rng, 0, 1)} Liter Wasser.",
-                      f"Salz: rund {_n(rng, 8, 12)} g pro Liter.", f"Probiere die {food} {_n(rng, 2, 3)} Minuten vor Ende.",
+                      f"Salz: rund {_n(rng, 8, 12)} g pro Liter.",
+                      f"Probiere die {food} {_n(rng, 2, 3)} Minuten vor Ende.",
                       f"Deckel halb auf, bei {_n(rng, 90, 100)} °C für {_n(rng, lo, hi)} Minuten."], 2)
     tip = rng.choice([f"{food} {rng.choice(['gleich', 'sofort', 'direkt'])} servieren, "
                       f"dann bleiben sie {rng.choice(['fest', 'warm', 'bissfest'])}.",
-                      f"{_n(rng, 1, 3)} Esslöffel Kochwasser aufheben, für {_n(rng, 2, 4)} Portionen Soße zu den {food}.",
+                      f"{_n(rng, 1, 3)} Esslöffel Kochwasser aufheben, für {_n(rng, 2, 4)} Portionen Soße zu "
+                      f"den {food}.",
                       f"{food} für {_n(rng, 2, 6)} Personen: {_n(rng, 2, 6) * 50} g pro Kopf.",
                       f"ein Topf mit {_n(rng, 18, 28)} cm Durchmesser reicht für {g} g {food}.",
                       f"übrige {food} halten {_n(rng, 2, 4)} Tage im Kühlschrank bei {_n(rng, 3, 6)} °C."])
@@ -676,18 +695,21 @@ def _german(rng):
 def _french(rng):
     "How to say politely that you will be late, asked in French."
     reason, name, m = rng.choice(_FR[0]), rng.choice(_FR[1]), _n(rng, 2, 12) * 5
-    cause = next(the + reason[len(of):] for of, the in [("du ", "le "), ("de la ", "la "), ("des ", "les "), ("d'un ", "un "),
-                                                      ("d'une ", "une ")] if reason.startswith(of))
+    articles = [("du ", "le "), ("de la ", "la "), ("des ", "les "), ("d'un ", "un "), ("d'une ", "une ")]
+    cause = next(the + reason[len(of):] for of, the in articles if reason.startswith(of))
     phrase = rng.choice([f"Bonjour {name}, je vous prie de m'excuser : j'aurai environ {m} minutes de retard, "
                          f"à cause {reason}.",
                          f"{name}, désolé(e), {cause} me retarde : j'arrive dans {m} minutes environ.",
                          f"Bonjour {name}, à cause {reason}, j'aurai {m} minutes de retard. "
                          f"Merci {rng.choice(['de votre patience', 'pour votre compréhension', 'beaucoup'])}."])
     pts = rng.sample([f"Prévenez {name} avant {_n(rng, 8, 17)} h {rng.choice(['00', '15', '30', '45'])}.",
-                      f"Proposez à {name} de commencer sans vous, à {_n(rng, 9, 17)} h {rng.choice(['00', '15', '30'])}.",
+                      f"Proposez à {name} de commencer sans vous, à {_n(rng, 9, 17)} h "
+                      f"{rng.choice(['00', '15', '30'])}.",
                       f"{rng.choice(['Deux', 'Trois'])} phrases suffisent pour {m} minutes de retard.",
-                      f"Donnez une heure précise : {_n(rng, 8, 18)} h {rng.choice(['05', '10', '20', '40', '50'])}."], 2)
-    how, fine = rng.choice(['un SMS', 'un e-mail', 'un message']), rng.choice(['suffit', 'va très bien', 'est parfait'])
+                      f"Donnez une heure précise : {_n(rng, 8, 18)} h "
+                      f"{rng.choice(['05', '10', '20', '40', '50'])}."], 2)
+    how = rng.choice(['un SMS', 'un e-mail', 'un message'])
+    fine = rng.choice(['suffit', 'va très bien', 'est parfait'])
     return (f"comment dire poliment à {name.lower()} que je serai en retard de {m} minutes",
             f"Vous pouvez écrire : « {phrase} »\n\n{_list(pts)}\n\nAstuce : {how} à {name} {fine}.")
 
@@ -751,7 +773,7 @@ def _plain(k:int)->bool:
     return not (k % 23 == 11 or k % 13 == 7 or k % 19 == 9 or k % 17 == 5 or k % 30 == 24)
 
 def _to_ask_again(convs:list)->list:
-    "The messages of the latest ordinary conversation in `convs` of 80 words or more (long enough for a near duplicate)."
+    "The messages of the latest ordinary conversation in `convs` of 80 words or more (enough for a near duplicate)."
     plain = [c for k, c in enumerate(convs) if _plain(k)]
     return next((c.messages for c in plain[::-1] if sum(len(m['content'].split()) for m in c.messages) >= 80),
                 plain[-1].messages)
@@ -772,11 +794,13 @@ def _at_fixed_positions(i:int, msgs:list, like:list|None, rng)->list:
 # %% ../nbs/synth.ipynb #5da0f146
 def _conversation(i:int, n:int, rng:random.Random, seen:_Seen|None=None, long:bool=False,
                   like:list|None=None)->Conversation:
-    "The i-th of `n` conversations, drawn from `rng`; its replies are new to `seen`, unless it is `like` an earlier one."
+    "The i-th of `n` conversations, drawn from `rng`; replies new to `seen`, unless it is `like` an earlier one."
     topic = rng.choice(list(TOPICS))
     draw = (lambda: OTHER_LANGUAGES[i // 17 % 3](rng)) if i % 17 == 5 else (lambda: _exchange(rng, topic))
     q, a = _fresh(draw, seen)
-    if i % 11 == 3: q = f"{q}. also " + _PRIVATE[(i // 11) % len(_PRIVATE)].format(n=i, k=f"{rng.getrandbits(192):048x}")
+    if i % 11 == 3:                                                               # private data, to be cleaned
+        private = _PRIVATE[(i // 11) % len(_PRIVATE)]
+        q = f"{q}. also " + private.format(n=i, k=f"{rng.getrandbits(192):048x}")
     turns = rng.choice([3, 5, 8, 12]) if long else rng.choice([0, 0, 0, 1, 1, 2, 3, 4, 7])
     msgs = [dict(role="user", content=q), dict(role="assistant", content=a)]
     for fq, fa in _followups(rng, topic, a, turns, seen):
@@ -840,10 +864,14 @@ class _Tree:
         if role is not None:
             self.t += 7.0
             md = dict(meta, **({"is_visually_hidden_from_conversation": True} if hidden else {}))
-            if role == "assistant": md.update(finish_details=md.get('finish_details', {"type": "stop", "stop_tokens": [200002]}), is_complete=True,
-                                              citations=md.get('citations', []), model_slug=model, default_model_slug=model, parent_id=parent)
-            if role in ("user", "assistant"): md.update(request_id=f"{self.rng.getrandbits(64):016x}-LHR", message_type=None, timestamp_="absolute")
-            msg = dict(id=nid, author=dict(role=role, name=name, metadata={}), create_time=None if hidden else self.t, update_time=None,
+            if role == "assistant":
+                md.update(finish_details=md.get('finish_details', {"type": "stop", "stop_tokens": [200002]}),
+                          is_complete=True, citations=md.get('citations', []), model_slug=model,
+                          default_model_slug=model, parent_id=parent)
+            if role in ("user", "assistant"):
+                md.update(request_id=f"{self.rng.getrandbits(64):016x}-LHR", message_type=None, timestamp_="absolute")
+            msg = dict(id=nid, author=dict(role=role, name=name, metadata={}),
+                       create_time=None if hidden else self.t, update_time=None,
                        content=content or dict(content_type="text", parts=parts), status=status,
                        end_turn=end_turn if end_turn is not None or role != "assistant" else True,
                        weight=0.0 if role == "system" else 1.0, metadata=md, recipient=recipient, channel=channel)
@@ -864,33 +892,45 @@ def _with_citation(text:str, n:int, kind:int)->str:
 # %% ../nbs/synth.ipynb #49f7973f
 def _search(tree, parent, text, i, model):
     "A web search before the answer; returns the new parent and the answer with a citation marker."
-    parent = tree.node(parent, "assistant", content=dict(content_type="code", language="unknown", text=f"search(\"{text[:30]}\")"),
+    parent = tree.node(parent, "assistant",
+                       content=dict(content_type="code", language="unknown", text=f"search(\"{text[:30]}\")"),
                        recipient="browser", model=model, end_turn=False)
+    pages = f"# 【0†A guide†example.com】\n{text[:80]}\n# 【1†Forum thread†example.org】\nmore text"
     parent = tree.node(parent, "tool", name="browser", content=dict(content_type="tether_browsing_display",
-                       result=f"# 【0†A guide†example.com】\n{text[:80]}\n# 【1†Forum thread†example.org】\nmore text", summary=None, assets=None, tether_id=None))
-    parent = tree.node(parent, "tool", name="browser", content=dict(content_type="tether_quote", url="https://example.com/guide",
-                       domain="example.com", text=text[:120], title="A guide", tether_id=None))
+                       result=pages, summary=None, assets=None, tether_id=None))
+    parent = tree.node(parent, "tool", name="browser", content=dict(content_type="tether_quote",
+                       url="https://example.com/guide", domain="example.com", text=text[:120], title="A guide",
+                       tether_id=None))
     return parent, _with_citation(text, i % 20, (i // 5) % 3)
 
 # %% ../nbs/synth.ipynb #b0aa9491
 def _assistant(tree, parent, text, i, model):
     "The assistant's turn as the app stores it: with thoughts, tool calls, citations, empty or split pieces."
     if model.startswith("o1"):
-        parent = tree.node(parent, "assistant", content=dict(content_type="thoughts", thoughts=[dict(summary="Planning the answer", content="The user wants a short, practical answer.")],
+        parent = tree.node(parent, "assistant",
+                           content=dict(content_type="thoughts",
+                                        thoughts=[dict(summary="Planning the answer",
+                                                       content="The user wants a short, practical answer.")],
                            source_analysis_msg_id=_uuid(tree.rng)), model=model, end_turn=False)
-        parent = tree.node(parent, "assistant", content=dict(content_type="reasoning_recap", content="Thought for 4 seconds"), model=model, end_turn=False)
+        parent = tree.node(parent, "assistant",
+                           content=dict(content_type="reasoning_recap", content="Thought for 4 seconds"),
+                           model=model, end_turn=False)
     if i % 5 == 2 and text != _ERROR_REPLY: parent, text = _search(tree, parent, text, i, model)
     if i % 6 == 1:
-        parent = tree.node(parent, "assistant", content=dict(content_type="code", language="python", text="print(2 + 2)"), recipient="python", model=model, end_turn=False)
+        parent = tree.node(parent, "assistant",
+                           content=dict(content_type="code", language="python", text="print(2 + 2)"),
+                           recipient="python", model=model, end_turn=False)
         parent = tree.node(parent, "tool", name="python", content=dict(content_type="execution_output", text="4"))
-    if i % 4 == 2 and model == "gpt-4o": parent = tree.node(parent, "assistant", [""], model=model, end_turn=False)   # empty, as 2025 exports have
-    if "\n\n" in text and i % 2 == 1:                                  # two pieces: commentary, then the final answer
+    if i % 4 == 2 and model == "gpt-4o":                               # empty, as 2025 exports have
+        parent = tree.node(parent, "assistant", [""], model=model, end_turn=False)
+    if "\n\n" in text and i % 2 == 1:                                  # two pieces: commentary, then the answer
         first, rest = text.split("\n\n", 1)
         parent = tree.node(parent, "assistant", [first], model=model, channel="commentary", end_turn=False)
         return tree.node(parent, "assistant", [rest], model=model, channel="final")
-    if "\n\n" in text and i % 8 == 6:                                  # "continue generating": cut at max_tokens, then the rest
+    if "\n\n" in text and i % 8 == 6:                                  # "continue generating": cut, then the rest
         first, rest = text.rsplit("\n\n", 1)
-        parent = tree.node(parent, "assistant", [first], model=model, end_turn=False, finish_details={"type": "max_tokens"})
+        parent = tree.node(parent, "assistant", [first], model=model, end_turn=False,
+                           finish_details={"type": "max_tokens"})
         return tree.node(parent, "assistant", [rest], model=model, continue_from=parent)
     return tree.node(parent, "assistant", [text], model=model)
 
@@ -898,35 +938,46 @@ def _assistant(tree, parent, text, i, model):
 def _user(tree, parent, text):
     "A user message; `[image]` at the start becomes an image part before the text."
     if text.startswith("[image]\n\n"):
-        img = dict(content_type="image_asset_pointer", asset_pointer=f"file-service://file-{tree.rng.getrandbits(96):024x}", size_bytes=184213,
-                   width=1024, height=768, fovea=None, metadata=dict(dalle=None, gizmo=None, generation=None, sanitized=True))
-        return tree.node(parent, "user", content=dict(content_type="multimodal_text", parts=[img, text[len("[image]\n\n"):]]),
-                         attachments=[dict(id=img['asset_pointer'].split("//")[1], name="photo.jpg", mime_type="image/jpeg", size=184213)])
+        img = dict(content_type="image_asset_pointer",
+                   asset_pointer=f"file-service://file-{tree.rng.getrandbits(96):024x}", size_bytes=184213,
+                   width=1024, height=768, fovea=None,
+                   metadata=dict(dalle=None, gizmo=None, generation=None, sanitized=True))
+        return tree.node(parent, "user",
+                         content=dict(content_type="multimodal_text", parts=[img, text[len("[image]\n\n"):]]),
+                         attachments=[dict(id=img['asset_pointer'].split("//")[1], name="photo.jpg",
+                                           mime_type="image/jpeg", size=184213)])
     return tree.node(parent, "user", [text])
 
 # %% ../nbs/synth.ipynb #6235deff
-_WRAP_PROFILE = "The user provided the following information about themselves. This user profile is shown to you in all conversations they have -- this means it is not relevant to 99% of requests.\nUser profile:\n```{}```"
+_WRAP_PROFILE = ("The user provided the following information about themselves. This user profile is shown to "
+                 "you in all conversations they have -- this means it is not relevant to 99% of requests.\n"
+                 "User profile:\n```{}```")
 _WRAP_INSTRUCTIONS = "The user provided the additional info about how they would like you to respond:\n```{}```"
 
 def _instructions(tree, parent, system):
     "The hidden `user_editable_context` node that carries the custom instructions `system`."
     profile, instructions = system.split("\n\n") if "\n\n" in system else ("", system)
     data = dict(about_model_message=instructions, **({"about_user_message": profile} if profile else {}))
-    return tree.node(parent, "user", content=dict(content_type="user_editable_context", user_profile=_WRAP_PROFILE.format(profile) if profile else "",
-                     user_instructions=_WRAP_INSTRUCTIONS.format(instructions)), hidden=True, user_context_message_data=data, is_user_system_message=True)
+    content = dict(content_type="user_editable_context",
+                   user_profile=_WRAP_PROFILE.format(profile) if profile else "",
+                   user_instructions=_WRAP_INSTRUCTIONS.format(instructions))
+    return tree.node(parent, "user", content=content, hidden=True, user_context_message_data=data,
+                     is_user_system_message=True)
 
 # %% ../nbs/synth.ipynb #a4bb80a6
 _ABANDONED = {21: "interrupted", 27: "error", 37: "same"}   # conversation index -> another abandoned first answer
-_RATED_ABANDONED = {25: False, 50: False, 30: True}          # conversation index -> thumbs up (True) or down on its regenerated answer
+_RATED_ABANDONED = {25: False, 50: False, 30: True}         # index -> thumbs up (True) or down, on the regenerated
 
 def _rating(node:str, cid:str, t:float, up:bool)->dict:
     "A `message_feedback.json` record: a thumbs up or down on `node`, a minute after time `t`."
-    return dict(id=node, message_id=node, conversation_id=cid, user_id="user-synthetic0sam", rating="thumbsUp" if up else "thumbsDown",
+    return dict(id=node, message_id=node, conversation_id=cid, user_id="user-synthetic0sam",
+                rating="thumbsUp" if up else "thumbsDown",
                 create_time=datetime.fromtimestamp(t + 60, timezone.utc).isoformat(), workspace_id=None,
-                content="{}" if up else '{"tags": ["not-helpful"], "text": "too long"}', storage_protocol="zstd::1.5.5")
+                content="{}" if up else '{"tags": ["not-helpful"], "text": "too long"}',
+                storage_protocol="zstd::1.5.5")
 
 def _abandoned(tree, parent, text:str, kind:str, model:str)->str:
-    "An abandoned answer `kind` (interrupted, error, same) beside the kept one, drawn from its own generator: the rest of the tree is unchanged."
+    "An abandoned answer `kind` (interrupted, error, same) beside the kept one, from its own generator."
     rng, t = tree.rng, tree.t
     tree.rng = random.Random(f"{parent}:{kind}")
     if kind == "interrupted":
@@ -937,8 +988,9 @@ def _abandoned(tree, parent, text:str, kind:str, model:str)->str:
     return nid
 
 # %% ../nbs/synth.ipynb #a6fa2349
-_KEYS_2025 = dict(async_status=None, conversation_origin=None, is_do_not_remember=False, is_starred=None, memory_scope="global_enabled",
-                  sugar_item_id=None, voice=None, blocked_urls=[], disabled_tool_ids=[])
+_KEYS_2025 = dict(async_status=None, conversation_origin=None, is_do_not_remember=False, is_starred=None,
+                  memory_scope="global_enabled", sugar_item_id=None, voice=None, blocked_urls=[],
+                  disabled_tool_ids=[])
 
 def _draft(q:str)->str:
     "An earlier, shorter wording of question `q`, as it was before the user edited it."
@@ -954,30 +1006,36 @@ def _raw(c:Conversation, i:int, rng:random.Random)->tuple:
     feedback, first = [], next((m['content'] for m in c.messages if m['role'] == 'assistant'), "")
     for k, m in enumerate(c.messages):
         if m['role'] == 'user':
-            if i % 7 == 2 and k == 0:                                                  # an edited question: the abandoned branch
+            if i % 7 == 2 and k == 0:                            # an edited question: the abandoned branch
                 old = tree.node(node, "user", [_draft(m['content'])])
                 tree.node(old, "assistant", [first[:30]], model=c.model, status="in_progress", end_turn=False)
             node = _user(tree, node, m['content'])
         else:
             old = None
-            if i % 5 == 0:                                                             # a regenerated answer, left behind
-                old = tree.node(node, "assistant", [f"An earlier answer that was regenerated: {m['content'][:60]}"], model=c.model)
+            if i % 5 == 0:                                       # a regenerated answer, left behind
+                old = tree.node(node, "assistant",
+                                [f"An earlier answer that was regenerated: {m['content'][:60]}"], model=c.model)
             if k == 1 and i in _ABANDONED: _abandoned(tree, node, m['content'], _ABANDONED[i], c.model)
             node = _assistant(tree, node, m['content'], i, c.model)
             if i % 9 in (4, 8) and k == 1: feedback.append(_rating(node, c.id, tree.t, i % 9 == 4))
-            if k == 1 and old and i in _RATED_ABANDONED: feedback.append(_rating(old, c.id, tree.t, _RATED_ABANDONED[i]))
-    if i % 3 == 1:                                                                     # list the current branches first
+            if k == 1 and old and i in _RATED_ABANDONED:
+                feedback.append(_rating(old, c.id, tree.t, _RATED_ABANDONED[i]))
+    if i % 3 == 1:                                               # list the current branches first
         for n in tree.mapping.values(): n['children'].reverse()
     d = dict(title=c.title, create_time=c.create_time, update_time=c.update_time, mapping=tree.mapping,
-             moderation_results=[], current_node=node, plugin_ids=None, conversation_id=c.id, conversation_template_id=None,
-             gizmo_id=None, gizmo_type=None, is_archived=False, safe_urls=[], default_model_slug=c.model, id=c.id)
+             moderation_results=[], current_node=node, plugin_ids=None, conversation_id=c.id,
+             conversation_template_id=None, gizmo_id=None, gizmo_type=None, is_archived=False, safe_urls=[],
+             default_model_slug=c.model, id=c.id)
     if late: d.update(_KEYS_2025)
     return d, feedback
 
 # %% ../nbs/synth.ipynb #ee8168a9
 def _label(m:dict, width:int)->str:
+    "One line for message `m`: role, content type, recipient, channel, hidden, then `width` characters of it."
     if m is None: return "(root)"
-    ct = m['content']; body = ct.get('parts') or ct.get('text') or ct.get('thoughts') or ct.get('result') or ct.get('content') or ct.get('user_instructions') or ''
+    ct = m['content']
+    keys = ('parts', 'text', 'thoughts', 'result', 'content', 'user_instructions')
+    body = next((ct[k] for k in keys if ct.get(k)), '')
     hidden = " (hidden)" if (m.get('metadata') or {}).get('is_visually_hidden_from_conversation') else ""
     to = f" -> {m['recipient']}" if m.get('recipient', 'all') != 'all' else ''
     channel = f" [{m['channel']}]" if m.get('channel') else ""
@@ -1011,11 +1069,14 @@ def _export_objects(n, seed):
 def _files(raws, feedback, fmt)->dict:
     "name -> bytes of the export's files."
     files = {"message_feedback.json": orjson.dumps(feedback),
-             "user.json": orjson.dumps(dict(id="user-synthetic0sam", email="sam@example.com", chatgpt_plus_user=True, phone_number=None)),
-             "chat.html": b"<html><head><title>ChatGPT Data Export</title></head><body><div id='root'></div></body></html>"}
+             "user.json": orjson.dumps(dict(id="user-synthetic0sam", email="sam@example.com",
+                                            chatgpt_plus_user=True, phone_number=None)),
+             "chat.html": b"<html><head><title>ChatGPT Data Export</title></head>"
+                          b"<body><div id='root'></div></body></html>"}
     if fmt == "shards":
         half = len(raws) // 2
-        dup = dict(raws[0], update_time=raws[0]['update_time'] - 1000, title="an older copy")   # the newest copy must win
+        dup = dict(raws[0], update_time=raws[0]['update_time'] - 1000,
+                   title="an older copy")   # the newest copy must win
         files["conversations-000.json"] = orjson.dumps(raws[:half])
         files["conversations-001.json"] = orjson.dumps(raws[half:] + [dup])
     else: files["conversations.json"] = orjson.dumps(raws)
@@ -1026,10 +1087,11 @@ def synthetic_export(
     dest,                 # folder to write into
     n:int=60,             # how many conversations
     seed:int=0,           # the same seed gives the same export
-    fmt:str="zip",        # "zip", "folder", "json" (a single conversations.json) or "shards" (a folder of conversations-NNN.json)
+    fmt:str="zip",        # "zip", "folder", "json" (one conversations.json) or "shards" (conversations-NNN.json)
 )->Path:
     "Write a synthetic ChatGPT export of `synthetic_conversations(n, seed)`; returns its path."
-    if fmt not in ("zip", "folder", "json", "shards"): raise ValueError(f"fmt must be 'zip', 'folder', 'json' or 'shards', not {fmt!r}")
+    if fmt not in ("zip", "folder", "json", "shards"):
+        raise ValueError(f"fmt must be 'zip', 'folder', 'json' or 'shards', not {fmt!r}")
     dest = Path(dest); dest.mkdir(parents=True, exist_ok=True)
     raws, feedback = _export_objects(n, seed)
     if fmt == "json":
