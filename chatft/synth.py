@@ -92,6 +92,7 @@ def _tip_cooking(rng, thing):
         lambda: f"warm the plates at {_n(rng, 6, 9) * 10} °C while the {thing} rests.",
         lambda: f"{_n(rng, 1, 3)} tsp of {rng.choice(_FLAVOURS)} suits the {thing} well."])
 
+# %% ../nbs/synth.ipynb #5902b05c
 def _fridge(rng):
     "How long a cooked dish keeps in the fridge."
     dish, d, t = rng.choice(_DISHES), _n(rng, 2, 4), rng.choice([3, 4, 5])
@@ -134,6 +135,7 @@ def _quick_dinner(rng):
                     "{x} for dinner, ideas?"]).format(x=ing)
     return q, _reply(first, _list(steps[:2] + [rng.choice(steps[2:])], numbered=True), _tip_cooking(rng, ing))
 
+# %% ../nbs/synth.ipynb #5591f4af
 def _freeze(rng):
     "Whether a dish freezes, and how."
     dish, m = rng.choice(_DISHES), _n(rng, 2, 6)
@@ -210,6 +212,7 @@ def _tip_python(rng, var, col):
         lambda: f"store `{col}` as {rng.choice(['float32', 'int32', 'a category', 'a date'])} to save memory.",
         lambda: f"in {_n(rng, 2, 12)} months, `{var}` will read better than `df`."])
 
+# %% ../nbs/synth.ipynb #bd742531
 def _var(rng, stem): return stem + rng.choice(["", "_df", "_rows", "_table", "_data"])
 
 def _read_file(rng):
@@ -255,6 +258,7 @@ def _list_or_dict(rng):
                     "dict vs list for my {x}"]).format(x=stem)
     return q, _reply(first, f"{pts}\n\n```python\n{body}\n```", _tip_python(rng, stem, col))
 
+# %% ../nbs/synth.ipynb #5188201c
 _ERRORS = {   # error: (what it means here, a line that guards against it); {s}: the data, {c}: a column, {k}: a number
     "KeyError": ("`{c}` is missing from some rows of {s}", "{s}_{c} = row.get('{c}')"),
     "TypeError": ("`{c}` in {s} holds text, not numbers", "{s}['{c}'] = pd.to_numeric({s}['{c}'], errors='coerce')"),
@@ -362,6 +366,7 @@ def _tip_travel(rng, city):
         lambda: f"{city} is quieter on {rng.choice(_WEEKDAYS)}s, if you can shift a day.",
         lambda: f"lunch {_n(rng, 2, 4)} streets from {city}'s main square costs {_n(rng, 20, 40)}% less."])
 
+# %% ../nbs/synth.ipynb #45fead41
 def _days(rng):
     "What to see in a city, day by day."
     city = rng.choice(list(_CITIES)); sights, trip, km, ride = _CITIES[city]; k = rng.choice([2, 3])
@@ -461,6 +466,7 @@ def _tip_email(rng, who):
         lambda: f"no reply in {_n(rng, 2, 5)} working days? Nudge {who} once.",
         lambda: f"copy in {rng.choice(_PEOPLE)} only if {who} needs a witness."])
 
+# %% ../nbs/synth.ipynb #1bc36935
 def _landlord(rng):
     "An email to the landlord about a repair."
     issue, name, day, flat = rng.choice(_ISSUES), rng.choice(_NAMES), rng.choice(_WEEKDAYS), _n(rng, 1, 60)
@@ -543,6 +549,7 @@ def _tip_running(rng, race):
         lambda: f"practise the {race} start pace for {_n(rng, 1, 3)} km on {rng.choice(_WEEKDAYS)}.",
         lambda: f"{rng.choice(_PARKS)} at {_clock(rng, 6, 8)} is quiet for a {race} session."])
 
+# %% ../nbs/synth.ipynb #8985c9b2
 def _plan(rng):
     "A training plan, week by week."
     race = rng.choice(list(_RACES)); km = _RACES[race]; w = _n(rng, 3, 4); runs = rng.choice([3, 4])
@@ -654,6 +661,7 @@ _FR = (["du métro en panne", "d'une grève des bus", "d'un rendez-vous chez le 
        ["Claire", "Julien", "Amélie", "Karim", "Sophie", "Thomas", "Léa", "Hugo", "Nadia", "Olivier", "Camille",
         "Mathieu", "Inès", "Paul"])
 
+# %% ../nbs/synth.ipynb #bc62e774
 def _spanish(rng):
     "A recipe question in Spanish, answered in the house style."
     dish = rng.choice(list(_ES[0])); a, b = _ES[0][dish]; herb, n = rng.choice(_ES[1]), _n(rng, 2, 6)
