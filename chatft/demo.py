@@ -67,7 +67,8 @@ def print_evaluation(
           f"({s['tokens']:,} trained tokens), greedy, at most {s['max_new_tokens']} new tokens\n")
     print(ev.summary_text() + "\n")
     for note in ev.notes(): print(f"  {note}")
-    print(Examples(ev.table.head(k), f"\n  the first {k} held-out replies (chrF++: overlap with the real reply, 0-100)"))
+    print(Examples(ev.table.head(k),
+                   f"\n  the first {k} held-out replies (chrF++: overlap with the real reply, 0-100)"))
 
 # %% ../nbs/demo.ipynb #e566b218
 DEMO_MARK = ".chatft-demo"
@@ -93,18 +94,23 @@ class MarkDemoFolder(TrainerCallback):
 # %% ../nbs/demo.ipynb #a435698e
 def stage(n:int, total:int, title:str):
     "A stage heading for the terminal (bold when it is one)."
-    print(f"\n\033[1m[{n}/{total}] {title}\033[0m" if sys.stdout.isatty() else f"\n[{n}/{total}] {title}", flush=True)
+    bold, plain = "\033[1m", "\033[0m"
+    print(f"\n{bold}[{n}/{total}] {title}{plain}" if sys.stdout.isatty() else f"\n[{n}/{total}] {title}", flush=True)
 
+# %% ../nbs/demo.ipynb #10c4e82f
 def _demo_plan(a, dsd):
-    "`plan_training`'s own plan, with the demo's time budget (an upper bound: the plan ends sooner when the data is done)."
-    asked = {k: v for k, v in dict(lr=a.lr, max_steps=a.max_steps if a.max_steps > 0 else None).items() if v is not None}
-    return plan_training(a.model, dsd, hardware=detect_hardware(), minutes=a.minutes, logging_steps=1, seed=a.seed, **asked)
+    "`plan_training`'s own plan, with the demo's time budget (an upper bound: it ends sooner when the data is done)."
+    asked = dict(lr=a.lr, max_steps=a.max_steps if a.max_steps > 0 else None)
+    asked = {k: v for k, v in asked.items() if v is not None}
+    return plan_training(a.model, dsd, hardware=detect_hardware(), minutes=a.minutes, logging_steps=1,
+                         seed=a.seed, **asked)
 
 def _heldout_line(reports:list, ev:Evaluation)->str:
     "How many conversations were held out, and how many were not because training had their replies."
     notes = next((r.notes for r in reversed(reports) if r.step == "prepare"), {})
-    return (f"the split: the {ev.settings['heldout_conversations']} newest conversations held out; moved to training because "
-            f"they repeated training text: {notes.get('moved from test to train', 'none')}")
+    moved = notes.get('moved from test to train', 'none')
+    return (f"the split: the {ev.settings['heldout_conversations']} newest conversations held out; "
+            f"moved to training because they repeated training text: {moved}")
 
 # %% ../nbs/demo.ipynb #56afc93e
 def _demo_args(argv):

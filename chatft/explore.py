@@ -15,10 +15,10 @@ import numpy as np, pandas as pd
 from .core import ChatftError, Conversation, read_jsonl, in_notebook
 
 # %% auto #0
-__all__ = ['ROLE_COLORS', 'PERCENTILES', 'STOP_WORDS', 'PLOT_NAMES', 'token_lengths', 'code_chars', 'detect_language',
-           'conversation_text', 'message_table', 'conversation_table', 'plot_activity', 'percentiles', 'plot_lengths',
-           'plot_turns', 'plot_models', 'top_words', 'plot_top_words', 'save_plots', 'Summary', 'summarize', 'as_time',
-           'outside_dates', 'find_conversations', 'conversation_html', 'HTML', 'browse_html', 'browse', 'explore_cli']
+__all__ = ['token_lengths', 'code_chars', 'detect_language', 'conversation_text', 'message_table', 'conversation_table',
+           'plot_activity', 'percentiles', 'plot_lengths', 'plot_turns', 'plot_models', 'top_words', 'plot_top_words',
+           'save_plots', 'Summary', 'summarize', 'as_time', 'outside_dates', 'find_conversations', 'conversation_html',
+           'HTML', 'browse_html', 'browse', 'explore_cli']
 
 # %% ../nbs/01_explore.ipynb #5d30d886
 def token_lengths(
@@ -30,7 +30,8 @@ def token_lengths(
         from chatft.models import load_tokenizer, DEMO_MODEL
         tokenizer = load_tokenizer(DEMO_MODEL)
     if not texts: return []
-    if hasattr(tokenizer, "encode"): return [len(x) for x in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+    if hasattr(tokenizer, "encode"):
+        return [len(x) for x in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
     return [len(tokenizer(t)) for t in texts]
 
 # %% ../nbs/01_explore.ipynb #32eeda49
@@ -88,7 +89,8 @@ def conversation_table(
     get = lambda col, role: per[(col, role)] if (col, role) in per.columns else 0
     rows = []
     for c in convs:
-        rows.append(dict(id=c.id, created=_time(c.create_time), title=c.title or "", model=c.model or "unknown", source=c.source,
+        rows.append(dict(id=c.id, created=_time(c.create_time), title=c.title or "",
+                         model=c.model or "unknown", source=c.source,
                          messages=len(c.messages), turns=sum(x['role'] == 'assistant' for x in c.messages),
                          ends_with=c.messages[-1]['role'] if c.messages else None, has_system=bool(c.system)))
     df = pd.DataFrame(rows)
@@ -105,7 +107,7 @@ def conversation_table(
 import matplotlib
 import matplotlib.pyplot as plt
 
-ROLE_COLORS = {"user": "#4C72B0", "assistant": "#DD8452", "conversation": "#55A868"}
+_ROLE_COLORS = {"user": "#4C72B0", "assistant": "#DD8452", "conversation": "#55A868"}
 
 def _figure(ncols:int=1, width:float=8, height:float=3.6):
     fig, axes = plt.subplots(1, ncols, figsize=(width, height), dpi=110, squeeze=False)
@@ -123,9 +125,13 @@ def _done(fig, save=None):
 def _dates(ax):
     "Readable date ticks: a few, concise."
     import matplotlib.dates as mdates
-    loc = mdates.AutoDateLocator(maxticks=8); ax.xaxis.set_major_locator(loc); ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc))
+    loc = mdates.AutoDateLocator(maxticks=8)
+    ax.xaxis.set_major_locator(loc); ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc))
 
-def _empty(ax, what): ax.text(.5, .5, what, ha="center", va="center", transform=ax.transAxes, color="gray"); ax.set_xticks([]); ax.set_yticks([])
+def _empty(ax, what):
+    "Say `what` in grey in the middle of an empty plot."
+    ax.text(.5, .5, what, ha="center", va="center", transform=ax.transAxes, color="gray")
+    ax.set_xticks([]); ax.set_yticks([])
 
 # %% ../nbs/01_explore.ipynb #9a4e3a3a
 def _period(times:pd.Series)->str:
@@ -143,15 +149,16 @@ def plot_activity(
     freq = _period(t)
     counts = t.dt.tz_localize(None).dt.to_period(freq).value_counts().sort_index()
     counts = counts.reindex(pd.period_range(counts.index.min(), counts.index.max(), freq=freq), fill_value=0)
-    ax.bar(counts.index.to_timestamp(), counts.values, width=25 if freq == "M" else 6, color=ROLE_COLORS["user"])
-    ax.set(title=f"Conversations per {'month' if freq == 'M' else 'week'}", xlabel="date", ylabel="conversations"); _dates(ax)
+    ax.bar(counts.index.to_timestamp(), counts.values, width=25 if freq == "M" else 6, color=_ROLE_COLORS["user"])
+    ax.set(title=f"Conversations per {'month' if freq == 'M' else 'week'}", xlabel="date", ylabel="conversations")
+    _dates(ax)
     ax.yaxis.get_major_locator().set_params(integer=True)
     return _done(fig, save)
 
 # %% ../nbs/01_explore.ipynb #5dfb3db9
-PERCENTILES = (50, 90, 95, 99)
+_PERCENTILES = (50, 90, 95, 99)
 
-def percentiles(values, ps=PERCENTILES)->dict:
+def percentiles(values, ps=_PERCENTILES)->dict:
     "`{'p50': ..., 'p90': ..., ...}` of `values` (rounded), empty for no values."
     v = np.asarray(list(values), dtype=float)
     return {f"p{p}": int(round(np.percentile(v, p))) for p in ps} if len(v) else {}
@@ -165,7 +172,8 @@ def _hist(ax, values, color, title):
     for (name, x), ls in zip(percentiles(v).items(), ("-", "--", "-.", ":")):
         ax.axvline(x, color="black", ls=ls, lw=1, alpha=.7, label=f"{name} = {x:,}")
     ax.legend(frameon=False, fontsize=7.5, loc="upper left", handlelength=2.2)
-    ax.set(title=title, xlabel="tokens (log scale)", ylabel="count"); ax.yaxis.get_major_locator().set_params(integer=True)
+    ax.set(title=title, xlabel="tokens (log scale)", ylabel="count")
+    ax.yaxis.get_major_locator().set_params(integer=True)
 
 def plot_lengths(
     messages:pd.DataFrame,  # `message_table`
@@ -175,8 +183,8 @@ def plot_lengths(
     "Histograms of tokens per user message, per assistant message and per conversation, with p50/p90/p95/p99."
     fig, axes = _figure(3, width=12, height=3.6)
     for ax, role in zip(axes, ("user", "assistant")):
-        _hist(ax, messages.tokens[messages.role == role], ROLE_COLORS[role], f"{role} messages")
-    _hist(axes[2], table.tokens, ROLE_COLORS["conversation"], "whole conversations")
+        _hist(ax, messages.tokens[messages.role == role], _ROLE_COLORS[role], f"{role} messages")
+    _hist(axes[2], table.tokens, _ROLE_COLORS["conversation"], "whole conversations")
     return _done(fig, save)
 
 # %% ../nbs/01_explore.ipynb #39a3c2e0
@@ -189,7 +197,7 @@ def plot_turns(
     counts = table.turns.value_counts().sort_index()
     counts = counts.reindex(range(0, int(counts.index.max()) + 1), fill_value=0) if len(counts) else counts
     if counts.empty: _empty(ax, "no conversations")
-    else: ax.bar(counts.index, counts.values, color=ROLE_COLORS["assistant"])
+    else: ax.bar(counts.index, counts.values, color=_ROLE_COLORS["assistant"])
     ax.set(title="Turns per conversation", xlabel="assistant replies in the conversation", ylabel="conversations")
     ax.xaxis.get_major_locator().set_params(integer=True); ax.yaxis.get_major_locator().set_params(integer=True)
     return _done(fig, save)
@@ -209,19 +217,21 @@ def plot_models(
     freq = _period(t.created)
     period = t.created.dt.tz_localize(None).dt.to_period(freq)
     counts = pd.crosstab(period, model)
-    counts = counts[sorted(counts.columns, key=lambda m: (m == "other", t.created[model == m].min()))]  # oldest model at the bottom
+    oldest_first = lambda m: (m == "other", t.created[model == m].min())
+    counts = counts[sorted(counts.columns, key=oldest_first)]                # the oldest model at the bottom
     counts = counts.reindex(pd.period_range(counts.index.min(), counts.index.max(), freq=freq), fill_value=0)
     bottom = np.zeros(len(counts)); x = counts.index.to_timestamp()
     for name in counts.columns:
-        ax.bar(x, counts[name].values, bottom=bottom, width=25 if freq == "M" else 6, label=name); bottom += counts[name].values
+        ax.bar(x, counts[name].values, bottom=bottom, width=25 if freq == "M" else 6, label=name)
+        bottom += counts[name].values
     ax.set(title="Models used over time", xlabel="date", ylabel="conversations"); _dates(ax)
     ax.yaxis.get_major_locator().set_params(integer=True)
     h, l = ax.get_legend_handles_labels()
-    ax.legend(h[::-1], l[::-1], frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1, 1))   # same order as the stack
+    ax.legend(h[::-1], l[::-1], frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1, 1))  # as stacked
     return _done(fig, save)
 
 # %% ../nbs/01_explore.ipynb #467b3f90
-STOP_WORDS = set("""a about after again all also am an and any are as at be because been before being both but by can
+_STOP_WORDS = set("""a about after again all also am an and any are as at be because been before being both but by can
 could did do does doing don for from get got had has have having he her here hers him his how i if in into is it its
 just let like make me more most my no not now of off on once only or other our out over own please same she should so
 some such than that the their them then there these they this those through to too under until up very was we were what
@@ -236,7 +246,7 @@ def top_words(
     "The `n` most frequent words (3+ letters, stop words and code removed) in one role's messages."
     words = Counter()
     for text in messages.text[messages.role == role]:
-        words.update(w for w in re.findall(r"[^\W\d_]{3,}", _FENCE.sub(" ", text).lower()) if w not in STOP_WORDS)
+        words.update(w for w in re.findall(r"[^\W\d_]{3,}", _FENCE.sub(" ", text).lower()) if w not in _STOP_WORDS)
     return pd.Series(dict(words.most_common(n)), dtype=int)
 
 def plot_top_words(
@@ -250,22 +260,23 @@ def plot_top_words(
     fig, (ax,) = _figure(width=6, height=max(2.5, .22 * len(words) + 1))
     ax.grid(False); ax.grid(axis="x", alpha=.3)
     if words.empty: _empty(ax, "no words")
-    else: ax.barh(words.index[::-1], words.values[::-1], color=ROLE_COLORS[role] if role in ROLE_COLORS else None)
+    else: ax.barh(words.index[::-1], words.values[::-1], color=_ROLE_COLORS[role] if role in _ROLE_COLORS else None)
     ax.set(title=f"Most frequent words in {role} messages", xlabel="occurrences")
     ax.tick_params(axis="y", labelsize=8)
     return _done(fig, save)
 
 # %% ../nbs/01_explore.ipynb #25fff44e
-PLOT_NAMES = ("activity", "lengths", "turns", "models", "top_words")
+_PLOT_NAMES = ("activity", "lengths", "turns", "models", "top_words")
 
 def _plot_paths(folder, overwrite:bool)->list:
-    "The PNG paths in `folder`; a `ChatftError` when `folder` is a file, or when a PNG exists and `overwrite` is False."
+    "The PNG paths in `folder`; a `ChatftError` when `folder` is a file, or a PNG exists and not `overwrite`."
     folder = Path(folder)
-    if folder.exists() and not folder.is_dir(): raise ChatftError(f"{folder} is a file: give a folder to write the plots into.")
-    paths = [folder/f"{n}.png" for n in PLOT_NAMES]
+    if folder.exists() and not folder.is_dir():
+        raise ChatftError(f"{folder} is a file: give a folder to write the plots into.")
+    paths = [folder/f"{n}.png" for n in _PLOT_NAMES]
     if (there := [p.name for p in paths if p.exists()]) and not overwrite:
-        raise ChatftError(f"{folder} already holds {', '.join(there)}: pass --overwrite (overwrite=True) to replace them, "
-                          "or choose another folder.")
+        raise ChatftError(f"{folder} already holds {', '.join(there)}: pass --overwrite (overwrite=True) "
+                          "to replace them, or choose another folder.")
     return paths
 
 def save_plots(
@@ -277,7 +288,8 @@ def save_plots(
     "Write every plot as a PNG into `folder`; returns the paths."
     paths = _plot_paths(folder, overwrite)
     Path(folder).mkdir(parents=True, exist_ok=True)
-    plots = [lambda p: plot_activity(table, p), lambda p: plot_lengths(messages, table, p), lambda p: plot_turns(table, p),
+    plots = [lambda p: plot_activity(table, p), lambda p: plot_lengths(messages, table, p),
+             lambda p: plot_turns(table, p),
              lambda p: plot_models(table, p), lambda p: plot_top_words(messages, save=p)]
     for plot, path in zip(plots, paths): plot(path)
     return paths
@@ -301,13 +313,17 @@ class Summary:
     def rows(self)->list:
         pct = lambda d: ", ".join(f"{k} {v}" for k, v in d.items()) or "-"
         top = lambda d: ", ".join(f"{k} ({v})" for k, v in list(d.items())[:5]) or "-"
-        return [("conversations", self.conversations), ("messages", self.messages), ("from", f"{self.first} to {self.last}"),
-                ("turns", f"median {self.turns['median']}, mean {self.turns['mean']}, single-turn {self.turns['single-turn share']:.0%}"),
+        return [("conversations", self.conversations), ("messages", self.messages),
+                ("from", f"{self.first} to {self.last}"),
+                ("turns", f"median {self.turns['median']}, mean {self.turns['mean']}, "
+                          f"single-turn {self.turns['single-turn share']:.0%}"),
                 ("tokens", f"user {self.tokens['user']:,}, assistant {self.tokens['assistant']:,}"),
                 ("user message tokens", pct(self.message_tokens['user'])),
                 ("assistant message tokens", pct(self.message_tokens['assistant'])),
-                ("conversation tokens", pct(self.conversation_tokens)), ("suggested max_seq_length", self.max_seq_length),
-                ("models", top(self.models)), ("languages", top(self.languages)), ("code share", f"{self.code_share:.0%}"),
+                ("conversation tokens", pct(self.conversation_tokens)),
+                ("suggested max_seq_length", self.max_seq_length),
+                ("models", top(self.models)), ("languages", top(self.languages)),
+                ("code share", f"{self.code_share:.0%}"),
                 ("ending without a reply", self.unanswered), ("with a system prompt", self.with_system)]
 
     def __str__(self):
@@ -315,7 +331,8 @@ class Summary:
         return "summary\n" + "\n".join(f"  {k:<{w}}  {v}" for k, v in rows)
 
     def _repr_html_(self):
-        trs = "".join(f"<tr><td>{_html.escape(k)}</td><td style='text-align:left'>{_html.escape(str(v))}</td></tr>" for k, v in self.rows())
+        trs = "".join(f"<tr><td>{_html.escape(k)}</td><td style='text-align:left'>{_html.escape(str(v))}</td></tr>"
+                      for k, v in self.rows())
         return f"<b>Your history</b><table>{trs}</table>"
 
 # %% ../nbs/01_explore.ipynb #f9607e70
@@ -332,10 +349,12 @@ def summarize(
     day = lambda x: None if pd.isna(x) else x.strftime("%Y-%m-%d")
     p95 = percentiles(t.tokens).get("p95", 0)
     return Summary(conversations=len(t), messages=len(m), first=day(t.created.min()), last=day(t.created.max()),
-                   turns={"median": float(t.turns.median()), "mean": round(float(t.turns.mean()), 2), "single-turn share": float((t.turns <= 1).mean())},
+                   turns={"median": float(t.turns.median()), "mean": round(float(t.turns.mean()), 2),
+                          "single-turn share": float((t.turns <= 1).mean())},
                    tokens={r: int(m.tokens[m.role == r].sum()) for r in ("user", "assistant")},
                    message_tokens={r: percentiles(m.tokens[m.role == r]) for r in ("user", "assistant")},
-                   conversation_tokens=percentiles(t.tokens), max_seq_length=int(2 ** max(7, int(np.ceil(np.log2(max(p95, 1)))))),
+                   conversation_tokens=percentiles(t.tokens),
+                   max_seq_length=int(2 ** max(7, int(np.ceil(np.log2(max(p95, 1)))))),
                    models=t.model.value_counts().to_dict(), languages=t.language.value_counts().to_dict(),
                    code_share=round(float(m.code_chars.sum() / max(m.chars.sum(), 1)), 3),
                    unanswered=int((t.ends_with == "user").sum()), with_system=int(t.has_system.sum()))
@@ -376,7 +395,8 @@ def find_conversations(
     try: rx = re.compile(text, re.I) if text else None
     except re.error: rx = re.compile(re.escape(text), re.I)
     outside = outside_dates(since, until)
-    return [c for c in convs if (rx is None or rx.search("\n".join([c.title or ""] + [m['content'] for m in c.messages])))
+    text_of = lambda c: "\n".join([c.title or ""] + [m['content'] for m in c.messages])
+    return [c for c in convs if (rx is None or rx.search(text_of(c)))
             and (model in (None, "", "all") or (c.model or "unknown") == model) and outside(c) is None]
 
 # %% ../nbs/01_explore.ipynb #be2b1d6d
@@ -387,14 +407,17 @@ def conversation_html(
     "One conversation as HTML: title, date, model, then each message in a coloured box."
     when = _time(c.create_time); when = "" if pd.isna(when) else when.strftime("%Y-%m-%d %H:%M")
     head = (f"<div style='font-weight:bold'>{_html.escape(c.title or '(untitled)')}</div>"
-            f"<div style='color:gray;font-size:85%'>{when} · {_html.escape(c.model or 'unknown model')} · {len(c.messages)} messages · <code>{_html.escape(c.id)}</code></div>")
+            f"<div style='color:gray;font-size:85%'>{when} · {_html.escape(c.model or 'unknown model')} · "
+            f"{len(c.messages)} messages · <code>{_html.escape(c.id)}</code></div>")
     bg = {"user": "#eef3fb", "assistant": "#fdf1e8", "system": "#eeeeee"}
     def box(role, text):
         more = f" <i>(+{len(text) - max_chars} characters)</i>" if len(text) > max_chars else ""
-        return (f"<div style='background:{bg.get(role, '#f5f5f5')};padding:4px 8px;margin:3px 0;border-radius:4px;white-space:pre-wrap'>"
+        return (f"<div style='background:{bg.get(role, '#f5f5f5')};padding:4px 8px;margin:3px 0;border-radius:4px;"
+                "white-space:pre-wrap'>"
                 f"<b>{_html.escape(role)}</b>: {_html.escape(text[:max_chars])}{more}</div>")
     system = box("system", c.system) if c.system else ""
-    return f"<div style='border:1px solid #ddd;padding:6px;margin:6px 0'>{head}{system}{''.join(box(m['role'], m['content']) for m in c.messages)}</div>"
+    boxes = "".join(box(m['role'], m['content']) for m in c.messages)
+    return f"<div style='border:1px solid #ddd;padding:6px;margin:6px 0'>{head}{system}{boxes}</div>"
 
 # %% ../nbs/01_explore.ipynb #cce0436f
 class HTML(str):
@@ -424,12 +447,15 @@ def browse(
     if widget is False or (widget is None and not in_notebook()): return browse_html(convs, page_size=page_size)
     import ipywidgets as w
     models = ["all"] + sorted({c.model or "unknown" for c in convs})
-    text, model = w.Text(placeholder="search words or a regex", description="search"), w.Dropdown(options=models, description="model")
+    text = w.Text(placeholder="search words or a regex", description="search")
+    model = w.Dropdown(options=models, description="model")
     since, until = w.DatePicker(description="from"), w.DatePicker(description="before")
-    prev, nxt, out, state = w.Button(description="◀ previous"), w.Button(description="next ▶"), w.HTML(), {"page": 0}
+    prev, nxt = w.Button(description="◀ previous"), w.Button(description="next ▶")
+    out, state = w.HTML(), {"page": 0}
     def render(*_):
         out.value = browse_html(convs, state["page"], page_size, text=text.value, model=model.value,
-                                since=since.value and since.value.isoformat(), until=until.value and until.value.isoformat())
+                                since=since.value and since.value.isoformat(),
+                                until=until.value and until.value.isoformat())
     def go(step):
         def f(_): state["page"] = max(0, state["page"] + step); render()
         return f

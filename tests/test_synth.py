@@ -75,7 +75,7 @@ def test_large_export_is_valid_json_of_the_target_size(tmp_path):
 from chatft.export import read_export
 from chatft.core import ChatftError
 from chatft.clean import clean
-from chatft.synth import ERROR_REPLY, HELLO, shared_stretches, _Seen, _fresh
+from chatft.synth import _ERROR_REPLY, _HELLO, shared_stretches, _Seen, _fresh
 import chatft.synth as synth
 
 def stretches(text, width=50):
@@ -94,8 +94,8 @@ def sharing_pairs(convs):
 
 def why_shared(a, b):
     "Which deliberate duplicate two conversations are, or None."
-    if a.messages[-1]['content'] == ERROR_REPLY == b.messages[-1]['content']: return "error reply"
-    if a.messages == HELLO == b.messages: return "greeting"
+    if a.messages[-1]['content'] == _ERROR_REPLY == b.messages[-1]['content']: return "error reply"
+    if a.messages == _HELLO == b.messages: return "greeting"
     if a.messages[1:] == b.messages[1:] and (a.messages[0]['content'].endswith(b.messages[0]['content'])
                                              or b.messages[0]['content'].endswith(a.messages[0]['content'])): return "asked again"
     return None
