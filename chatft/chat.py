@@ -16,8 +16,7 @@ from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['SAMPLING', 'HELP', 'practice_run', 'best_device', 'inference_dtype', 'trim_history', 'StopCut', 'cut_at_stop', 'Chat',
-           'load_chat', 'ChatPanel', 'chat_panel', 'sampling_options', 'terminal_chat', 'chat_app', 'launch_app',
-           'chat_cli']
+           'load_chat', 'ChatPanel', 'chat_panel', 'terminal_chat', 'chat_app', 'launch_app', 'chat_cli']
 
 # %% ../nbs/07_chat.ipynb #d620c79a
 def practice_run(
@@ -270,7 +269,7 @@ def load_chat(
     device:str|None=None,        # default: `best_device()`
     merged:bool=False,           # merge the adapter into the weights (a little faster; no base to compare with)
     context:int|None=None,       # most tokens in prompt + reply (default: the model's)
-    stop:tuple=(),               # extra stop strings
+    stop:tuple=(),               # more stop strings, besides the end of turn (`chatft chat --stop S`, repeatable)
 )->Chat:
     "A `Chat` with a run's model (adapter on, switchable off) or any model, its exact template and system prompt."
     quiet()
@@ -370,15 +369,9 @@ def chat_panel(chat:Chat, compare:bool=False, **sampling)->ChatPanel:
 # %% ../nbs/07_chat.ipynb #f4709727
 SAMPLING = ("max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "seed")
 
-def sampling_options(p:argparse.ArgumentParser)->argparse.ArgumentParser:
-    "Add `Chat.reply`'s sampling settings to `p` as `--options`, with the defaults and help of its signature."
-    from fastcore.docments import docments
-    params, docs = inspect.signature(Chat.reply).parameters, docments(Chat.reply)
-    for k in SAMPLING:
-        d = params[k].default
-        kind = int if "int" in str(params[k].annotation) else float
-        p.add_argument("--"+k.replace("_", "-"), type=kind, default=d, help=f"{docs[k]} (default: {d})")
-    return p
+class _More(argparse.Action):
+    "An option given again adds one more value to the tuple (`--stop A --stop B`)."
+    def __call__(self, parser, namespace, value, option=None): setattr(namespace, self.dest, (*getattr(namespace, self.dest), value))
 
 # %% ../nbs/07_chat.ipynb #8763c231
 HELP = "/reset clears the conversation, /system TEXT sets the system prompt, /base compares with the base model, /quit leaves"
@@ -527,18 +520,17 @@ def launch_app(
 # %% ../nbs/07_chat.ipynb #27d17b6d
 def chat_cli(argv:list|None=None)->int:
     "`chatft chat RUN`: talk to a run's model in the terminal; `-m` answers one message; `--ui` starts the web app."
-    p = argparse.ArgumentParser(prog="chatft chat", description="Talk to a fine-tuned model (or any model), streamed, "
-                                "with the chat template and system prompt it was trained with.")
+    from chatft.core import command_parser, add_options
+    p = command_parser("chat", "Talk to a fine-tuned model (or any model), streamed, "
+                       "with the chat template and system prompt it was trained with.")
     p.add_argument("run", nargs="?", default=None, help="a run folder (default: work/run), its merged/ folder, "
                    "a model folder or a Hub id")
     p.add_argument("-m", "--message", default=None, help="answer this one message, print the reply and exit")
-    p.add_argument("--system", default=None, help="system prompt (default: the one the run was trained with; '' for none)")
-    p.add_argument("--stop", action="append", default=[], help="another stop string besides the end of turn (repeatable)")
+    add_options(p, load_chat, "system", "stop", stop=dict(action=_More))
     p.add_argument("--ui", action="store_true", help="start the Gradio web app and print its local URL")
-    p.add_argument("--host", default="127.0.0.1", help="address the web app binds to (default: this machine only)")
-    p.add_argument("--port", type=int, default=None, help="port of the web app (default: a free one from 7860)")
-    p.add_argument("--share", action="store_true", help="also open a public gradio.live link: anyone with it can use your model")
-    a = sampling_options(p).parse_args(argv)
+    add_options(p, launch_app, "host", "port", "share")
+    add_options(p, Chat.reply, *SAMPLING)
+    a = p.parse_args(argv)
     sampling = {k: getattr(a, k) for k in SAMPLING}
     chat = load_chat(a.run or work_dir()/"run", system=a.system, stop=tuple(a.stop))
     if a.message is not None:

@@ -760,7 +760,7 @@ def clean(
     threshold:float=NEAR_DUPLICATE_THRESHOLD,  # near-duplicate Jaccard similarity (word 3-grams)
     redact:bool=True,             # replace private data with typed placeholders
     names:bool=False,             # also names and places with presidio-analyzer (must be installed)
-    tokenizer=None,               # for token counts (default: the demo model's)
+    tokenizer=None,               # for token counts (default: the demo model's); on the command line, a model name
     dry_run:bool=False,           # mark the report as a dry run (`clean` itself never writes)
 )->tuple:
     "`(cleaned conversations, CleanReport)`: repaired, filtered, de-duplicated and redacted."
@@ -825,38 +825,25 @@ def clean_file(
 # %% ../nbs/02_clean.ipynb #091bb248
 def clean_cli(argv:list)->int:
     "`chatft clean IN.jsonl -o OUT.jsonl [options]`"
-    p = argparse.ArgumentParser(prog="chatft clean", description="Filter, de-duplicate and redact private data (redaction is on by default).")
-    p.add_argument("input", help="a chatft JSONL file (from `chatft export`)")
-    p.add_argument("-o", "--output", help="cleaned JSONL to write (required unless --dry-run)")
-    p.add_argument("--report", help="where to save the JSON report (default: OUT.report.json beside the output)")
-    p.add_argument("--dry-run", action="store_true", help="show what would be removed and redacted; write nothing")
-    p.add_argument("--overwrite", action="store_true", help="replace the output and the report if they exist")
-    p.add_argument("--min-turns", type=int, default=1, help="drop conversations with fewer assistant replies (default 1)")
-    p.add_argument("--min-tokens", type=int); p.add_argument("--max-tokens", type=int)
-    p.add_argument("--tokenizer", help="model whose tokenizer counts tokens (default: the demo model)")
-    p.add_argument("--since", help="drop conversations before this date (YYYY-MM-DD)")
-    p.add_argument("--until", help="drop conversations from this date on (YYYY-MM-DD)")
-    p.add_argument("--models", nargs="+", help="keep only these models (names or prefixes)")
-    p.add_argument("--include", help="keep only conversations matching this regex")
-    p.add_argument("--exclude", help="drop conversations matching this regex")
-    p.add_argument("--language", nargs="+", help="keep only these languages (ISO 639-1 codes, e.g. en fr)")
-    p.add_argument("--no-dedup", action="store_true", help="keep duplicates")
-    p.add_argument("--threshold", type=float, default=NEAR_DUPLICATE_THRESHOLD,
-                   help=f"near-duplicate similarity, 0-1 (default {NEAR_DUPLICATE_THRESHOLD})")
-    p.add_argument("--no-redact", action="store_true", help="DO NOT redact private data (only for data that never leaves your machine)")
-    p.add_argument("--names", action="store_true", help="also redact names and places (needs presidio-analyzer)")
+    from chatft.core import command_parser, add_options
+    p = command_parser("clean", "Filter, de-duplicate and redact private data (redaction is on by default).")
+    add_options(p, clean_file, "inp", "out", "report", "dry_run", "overwrite", positional=("inp",),
+                flags=dict(out=("-o", "--output")), inp=dict(metavar="input"), out=dict(required=False))
+    add_options(p, clean, "min_turns", "min_tokens", "max_tokens", "tokenizer", "since", "until", "models", "include",
+                "exclude", "languages", "dedup", "threshold", "redact", "names", flags=dict(languages="--language"),
+                models=dict(nargs="+"), languages=dict(nargs="+"), tokenizer=dict(metavar="MODEL"))
     a = p.parse_args(argv)
-    if not a.output and not a.dry_run: p.error("give -o OUT.jsonl, or --dry-run to only see what would happen")
+    if not a.out and not a.dry_run: p.error("give -o OUT.jsonl, or --dry-run to only see what would happen")
     tok = None
     if a.tokenizer:
         from chatft.models import load_tokenizer
         tok = load_tokenizer(a.tokenizer)
-    rep = clean_file(a.input, a.output, report=a.report, dry_run=a.dry_run, overwrite=a.overwrite, min_turns=a.min_turns, min_tokens=a.min_tokens,
+    rep = clean_file(a.inp, a.out, report=a.report, dry_run=a.dry_run, overwrite=a.overwrite, min_turns=a.min_turns, min_tokens=a.min_tokens,
                      max_tokens=a.max_tokens, since=a.since, until=a.until, models=a.models, include=a.include, exclude=a.exclude,
-                     languages=a.language, dedup=not a.no_dedup, threshold=a.threshold, redact=not a.no_redact, names=a.names, tokenizer=tok)
+                     languages=a.languages, dedup=a.dedup, threshold=a.threshold, redact=a.redact, names=a.names, tokenizer=tok)
     print(rep)
-    if not a.dry_run: print(f"wrote {rep.kept} conversations to {a.output}; report in {a.report or report_path(a.output)}")
-    if a.no_redact: print("warning: private data was NOT redacted; do not share this file or a model trained on it.")
+    if not a.dry_run: print(f"wrote {rep.kept} conversations to {a.out}; report in {a.report or report_path(a.out)}")
+    if not a.redact: print("warning: private data was NOT redacted; do not share this file or a model trained on it.")
     return 0
 
 # %% ../nbs/02_clean.ipynb #ee705806

@@ -378,12 +378,17 @@ def _params(source)->dict:
             if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
 
 # %% ../nbs/core.ipynb #74199c37
+def _flags(name:str, given)->tuple:
+    "The option strings of `name`: those `given` (a string or a tuple), then `--name` unless one of them is a long flag."
+    given = (given,) if isinstance(given, str) else tuple(given)
+    return given if any(f.startswith("--") for f in given) else given + ("--" + name.replace("_", "-"),)
+
 def add_options(
     parser:argparse.ArgumentParser,   # from `command_parser`
     source,                 # a function or a dataclass: its parameters (fields), defaults and comments make the options
     *names:str,             # the parameters to offer, in this order
     positional:tuple=(),    # of `names`, those given without a flag (in order)
-    flags:dict|None=None,   # extra flags, e.g. `{"output": "-o"}`
+    flags:dict|None=None,   # more flags, e.g. `{"output": "-o"}`; a `--long` one replaces `--name`: `{"out": ("-o", "--output")}`
     asked:bool=False,       # a dataclass of choices made for you (`TrainPlan`): unset options are None, decided for you
     **settings,             # more argparse settings for a name, e.g. `engine=dict(choices=["chatft", "vllm"])`
 )->argparse.ArgumentParser:
@@ -400,9 +405,9 @@ def add_options(
             if default is not inspect.Parameter.empty: kw.update(nargs="?", default=default)
             a = parser.add_argument(name, **kw)
         else:
-            if default is inspect.Parameter.empty: kw["required"] = True
+            if default is inspect.Parameter.empty: kw.setdefault("required", True)     # `required=False` in settings: None
             else: kw["default"] = default
-            a = parser.add_argument(*[f for f in (flags.get(name),) if f], "--" + name.replace("_", "-"), dest=name, **kw)
+            a = parser.add_argument(*_flags(name, flags.get(name, ())), dest=name, **kw)
         a.source = (source, name)
     parser.sources.append(source)
     return parser

@@ -13,16 +13,18 @@ from .clean import near_duplicates, NEAR_DUPLICATE_THRESHOLD, _norm
 from .template import render_example, prepare_messages, trained_indices, check_contract, show_mask, template_quirks, _tokenize
 
 # %% auto #0
-__all__ = ['STRETCH_CHARS', 'PREPARED_FILES', 'windows', 'SharedText', 'trained_replies', 'seen_in_training',
+__all__ = ['MAX_LENGTH', 'STRETCH_CHARS', 'PREPARED_FILES', 'windows', 'SharedText', 'trained_replies', 'seen_in_training',
            'split_conversations', 'served_system', 'tokenize_conversations', 'prepare', 'pack_lengths', 'pack',
            'PackedCollator', 'PaddedCollator', 'useful_fraction', 'save_prepared', 'load_prepared', 'push_to_hub',
            'prepare_cli']
 
 # %% ../nbs/04_dataset.ipynb #4c78f4b9
+MAX_LENGTH = 2048   # tokens in one example unless you choose: `prepare`, the plan and the command lines share it
+
 def windows(
     messages:list,                # the conversation's messages
     tokenizer,                    # tokenizer with the chat template
-    max_length:int=2048,          # most tokens in one example
+    max_length:int=MAX_LENGTH,    # most tokens in one example
     system:str|None=None,         # system prompt
     train_on:str="assistant",     # "assistant", "me" or "last"
     chat_template:str|None=None,  # template instead of the tokenizer's
@@ -217,7 +219,7 @@ def _datasets_bars(show:bool|None=None):   # None: off only where `bars_off()`
 def tokenize_conversations(
     convs:list,                   # `Conversation`s
     tokenizer,                    # tokenizer with the chat template
-    max_length:int=2048,          # most tokens in one example
+    max_length:int=MAX_LENGTH,    # most tokens in one example
     system:str|None=None,         # None: each conversation's custom instructions; "": none; text: a persona
     train_on:str="assistant",     # "assistant", "me" or "last"
     chat_template:str|None=None,  # template instead of the tokenizer's
@@ -244,7 +246,7 @@ def tokenize_conversations(
 def prepare(
     convs:list,                   # `Conversation`s (e.g. from `read_jsonl`)
     tokenizer,                    # tokenizer with the chat template
-    max_length:int=2048,          # most tokens in one example
+    max_length:int=MAX_LENGTH,    # most tokens in one example
     test_size:float=0.1,          # fraction of conversations held out
     split:str="time",             # "time" (the most recent are held out) or "random"
     system:str|None=None,         # None: each conversation's custom instructions; "": none; text: a persona
@@ -376,7 +378,7 @@ class PaddedCollator:
 # %% ../nbs/04_dataset.ipynb #be906335
 def useful_fraction(
     ds,                    # Dataset of examples (`input_ids`, `labels`), one per row
-    max_length:int=2048,   # padded/packed length
+    max_length:int=MAX_LENGTH,   # padded/packed length
     batch_size:int=8,      # rows per batch
     seed:int=0,            # order of the examples for dynamic padding
 ):
@@ -453,24 +455,18 @@ def push_to_hub(dsd, repo_id:str, private:bool=True, token:str|None=None):
 # %% ../nbs/04_dataset.ipynb #83e280d6
 def prepare_cli(argv:list|None=None)->int:
     "`chatft prepare IN.jsonl --model NAME -o DIR`: render, mask, split and save, printing a mask preview and the report."
-    from chatft.models import load_tokenizer, DEMO_MODEL
-    p = argparse.ArgumentParser(prog="chatft prepare", description="Render conversations with a model's chat template, mask the loss, split and save.")
+    from chatft.models import load_tokenizer
+    from chatft.core import command_parser, add_options
+    p = command_parser("prepare", "Render conversations with a model's chat template, mask the loss, split and save.")
     p.add_argument("input", help="chatft JSONL (from `chatft export` / `chatft clean`)")
-    p.add_argument("--model", default=DEMO_MODEL, help="model whose tokenizer and chat template to use")
-    p.add_argument("-o", "--output", required=True, help="output folder, new or empty (datasets.load_from_disk loads it)")
-    p.add_argument("--overwrite", action="store_true", help="replace a prepared dataset in the output folder")
-    p.add_argument("--max-length", type=int, default=2048)
-    p.add_argument("--train-on", choices=["assistant", "me", "last"], default="assistant")
-    p.add_argument("--system", default=None, help="system prompt for every conversation ('' for none; default: each conversation's custom instructions)")
-    p.add_argument("--split", choices=["time", "random"], default="time")
-    p.add_argument("--test-size", type=float, default=0.1)
-    p.add_argument("--chat-template", default=None, help="a .jinja file to use instead of the model's template")
-    p.add_argument("--num-proc", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
+    add_options(p, load_tokenizer, "name", flags=dict(name="--model"), name=dict(metavar="MODEL"))
+    add_options(p, save_prepared, "path", "overwrite", flags=dict(path=("-o", "--output")), path=dict(metavar="DIR"))
+    add_options(p, prepare, "max_length", "train_on", "system", "split", "test_size", "chat_template", "num_proc", "seed",
+                train_on=dict(choices=["assistant", "me", "last"]), split=dict(choices=["time", "random"]))
     a = p.parse_args(argv)
-    _check_folder(Path(a.output), a.overwrite)             # before the slow part
+    _check_folder(Path(a.path), a.overwrite)             # before the slow part
     convs = read_jsonl(a.input)
-    tok = load_tokenizer(a.model)
+    tok = load_tokenizer(a.name)
     dsd, rep = prepare(convs, tok, max_length=a.max_length, test_size=a.test_size, split=a.split, system=a.system,
                        train_on=a.train_on, seed=a.seed, num_proc=a.num_proc, chat_template=a.chat_template)
     ex = dsd['train'][0]
@@ -478,6 +474,6 @@ def prepare_cli(argv:list|None=None)->int:
     print()
     print(rep)
     print(useful_fraction(dsd['train'], a.max_length).to_string())
-    out = save_prepared(dsd, a.output, rep, a.overwrite)
+    out = save_prepared(dsd, a.path, rep, a.overwrite)
     print(f"\nsaved to {out} (datasets.load_from_disk('{out}'))")
     return 0

@@ -98,12 +98,12 @@ def stage(n:int, total:int, title:str):
     print(f"\n{bold}[{n}/{total}] {title}{plain}" if sys.stdout.isatty() else f"\n[{n}/{total}] {title}", flush=True)
 
 # %% ../nbs/demo.ipynb #10c4e82f
-def _demo_plan(a, dsd):
+def _demo_plan(model:str, dsd, minutes:float, max_steps:int, lr:float|None, seed:int):
     "`plan_training`'s own plan, with the demo's time budget (an upper bound: it ends sooner when the data is done)."
-    asked = dict(lr=a.lr, max_steps=a.max_steps if a.max_steps > 0 else None)
+    asked = dict(lr=lr, max_steps=max_steps if max_steps > 0 else None)
     asked = {k: v for k, v in asked.items() if v is not None}
-    return plan_training(a.model, dsd, hardware=detect_hardware(), minutes=a.minutes, logging_steps=1,
-                         seed=a.seed, **asked)
+    return plan_training(model, dsd, hardware=detect_hardware(), minutes=minutes, logging_steps=1,
+                         seed=seed, **asked)
 
 def _heldout_line(reports:list, ev:Evaluation)->str:
     "How many conversations were held out, and how many were not because training had their replies."
@@ -114,22 +114,12 @@ def _heldout_line(reports:list, ev:Evaluation)->str:
 
 # %% ../nbs/demo.ipynb #56afc93e
 def _demo_args(argv):
-    p = argparse.ArgumentParser(prog="chatft demo", description="Read, clean, template and prepare an export, train the "
-                                "demo model for a few minutes on the CPU, then evaluate base and tuned on held-out conversations.")
-    p.add_argument("export", nargs="?", default=None, help="your export (ZIP, folder, JSON or chatft JSONL); default: a synthetic ChatGPT export")
-    p.add_argument("--minutes", type=float, default=3.0, help="training budget in minutes (default 3)")
-    p.add_argument("--max-steps", type=int, default=-1, help="stop after this many optimizer steps too (default: only the time budget)")
-    p.add_argument("--model", default=DEMO_MODEL, help="model to fine-tune (default: the offline demo model)")
-    p.add_argument("-o", "--output", default="chatft-demo-run", help="run folder (default ./chatft-demo-run)")
-    p.add_argument("--overwrite", action="store_true", help="replace the run folder even if chatft demo did not make it")
-    p.add_argument("--conversations", type=int, default=120, help="size of the synthetic export (default 120: ~10 held out)")
-    p.add_argument("--max-length", type=int, default=512, help="longest example in tokens (longer ones are windowed by prepare)")
-    p.add_argument("--n", type=int, default=12, help="held-out replies each model writes in the evaluation (default 12)")
-    p.add_argument("--max-new-tokens", type=int, default=48, help="longest reply in the evaluation (default 48)")
-    p.add_argument("--probe", type=int, default=4, help="training conversations for the regurgitation probe (default 4; 0: skip)")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default: the plan's, from its number of steps)")
-    p.add_argument("--seed", type=int, default=0)
-    return p.parse_args(argv)
+    "`chatft demo`'s options: the parameters of `_demo`, the function it calls."
+    import inspect
+    from chatft.core import command_parser, add_options
+    p = command_parser("demo", "Read, clean, template and prepare an export, train the "
+                       "demo model for a few minutes on the CPU, then evaluate base and tuned on held-out conversations.")
+    return add_options(p, _demo, *inspect.signature(_demo).parameters, positional=("export",), flags=dict(output="-o")).parse_args(argv)
 
 # %% ../nbs/demo.ipynb #0809c7d1
 def _shown(path:Path)->str:
@@ -138,28 +128,41 @@ def _shown(path:Path)->str:
     try: return str(p.relative_to(Path.cwd().resolve()))
     except ValueError: return str(p)
 
-def demo_cli(argv:list|None=None)->int:
-    "`chatft demo [EXPORT]`: the whole pipeline on the synthetic export (or yours), then base and tuned evaluated side by side."
-    a = _demo_args(argv)
+def _demo(
+    export=None,               # your export (ZIP, folder, JSON or chatft JSONL); None: a synthetic ChatGPT export
+    minutes:float=3.0,         # training budget in minutes
+    max_steps:int=-1,          # stop after this many optimizer steps too (-1: only the time budget)
+    model:str=DEMO_MODEL,      # the model to fine-tune (the offline demo model)
+    output="chatft-demo-run",  # the run folder
+    overwrite:bool=False,      # replace the run folder even if chatft demo did not make it
+    conversations:int=120,     # size of the synthetic export (120: about 10 held out)
+    max_length:int=512,        # longest example in tokens (longer ones are windowed by `prepare`)
+    n:int=12,                  # held-out replies each model writes in the evaluation
+    max_new_tokens:int=48,     # longest reply in the evaluation
+    probe:int=4,               # training conversations for the regurgitation probe (0: skip)
+    lr:float|None=None,        # learning rate (None: the plan's, from its number of steps)
+    seed:int=0,                # for the synthetic export, the split and the training
+)->int:
+    "The whole demo: read, clean, template, prepare, train, then base and tuned evaluated side by side."
     quiet()
     t0 = time.time()
-    out = fresh_demo_folder(a.output, a.overwrite)
-    stage(1, 5, "Read " + ("your export" if a.export else f"a synthetic ChatGPT export ({a.conversations} conversations)"))
-    convs, reports = read_conversations(a.export, a.conversations, a.seed)
+    out = fresh_demo_folder(output, overwrite)
+    stage(1, 5, "Read " + ("your export" if export else f"a synthetic ChatGPT export ({conversations} conversations)"))
+    convs, reports = read_conversations(export, conversations, seed)
     print(reports[-1])
     stage(2, 5, "Clean, template and prepare")
-    tok = load_tokenizer(a.model)
-    dsd, more = conversations_to_dataset(convs, tok, max_length=a.max_length, seed=a.seed)
+    tok = load_tokenizer(model)
+    dsd, more = conversations_to_dataset(convs, tok, max_length=max_length, seed=seed)
     reports += more
     for r in more: print(r)
     stage(3, 5, "Plan")
-    plan = _demo_plan(a, dsd)
+    plan = _demo_plan(model, dsd, minutes, max_steps, lr, seed)
     print(plan)
-    stage(4, 5, f"Train for up to {a.minutes:g} minute(s)" + (f" or {a.max_steps} steps" if a.max_steps > 0 else ""))
+    stage(4, 5, f"Train for up to {minutes:g} minute(s)" + (f" or {max_steps} steps" if max_steps > 0 else ""))
     trainer = train(plan, dsd, out, tokenizer=tok, report=reports, live=False, callbacks=[MarkDemoFolder(out)])
     print(f"  {why_stopped(trainer.state, plan)}")
     stage(5, 5, "Base and tuned, side by side (chatft.evaluate, on held-out conversations)")
-    ev = evaluate_run(out, model=trainer.model, n=a.n, max_new_tokens=a.max_new_tokens, probe=a.probe)
+    ev = evaluate_run(out, model=trainer.model, n=n, max_new_tokens=max_new_tokens, probe=probe)
     print_evaluation(ev)
     print(f"  {_heldout_line(reports, ev)}")
     tokens = int(getattr(trainer.state, "num_input_tokens_seen", 0) or 0)
@@ -170,3 +173,7 @@ def demo_cli(argv:list|None=None)->int:
     loss = ev.summary.loc["held-out loss"]
     if loss.tuned >= loss.base: print("  the held-out loss did not go down: give it more time with --minutes.")
     return 0
+
+def demo_cli(argv:list|None=None)->int:
+    "`chatft demo [EXPORT]`: the whole pipeline on the synthetic export (or yours), then base and tuned evaluated side by side."
+    return _demo(**vars(_demo_args(argv)))

@@ -317,7 +317,7 @@ def convert_to_gguf(
 
 # %% ../nbs/08_deploy.ipynb #5e53c245
 def gguf(
-    run,                     # a run folder
+    run,                     # a run folder from `chatft train`
     out,                     # the .gguf file to write
     type:str="f16",          # "f16" or "q8_0" (or another of `GGUF_TYPES`)
     overwrite:bool=False,    # replace `out` if it exists
@@ -767,7 +767,7 @@ def _send(folder, repo_id, private, repo_type)->str:
 
 # %% ../nbs/08_deploy.ipynb #ae0752e5
 def push(
-    run,                      # a run folder
+    run,                      # a run folder from `chatft train`
     repo_id:str,              # the Hub repository, "owner/name"
     private:bool=True,        # create the repository private (the default: it is trained on your conversations)
     what:str="adapter",       # "adapter", "merged" or "gguf"
@@ -794,25 +794,13 @@ def push(
     finally:
         if out is None: shutil.rmtree(base, ignore_errors=True)
 
-# %% ../nbs/08_deploy.ipynb #8aa738f7
-def _opt(p:argparse.ArgumentParser, fn, name:str, *flags, **kw):
-    "Add option `name` of `fn` to `p`, with the parameter's note as help and its default."
-    import inspect
-    from fastcore.docments import docments
-    default = inspect.signature(fn).parameters[name].default
-    if isinstance(default, bool) and "action" not in kw: kw["action"] = "store_false" if default else "store_true"
-    elif "default" not in kw and default is not inspect.Parameter.empty: kw["default"] = default
-    p.add_argument(*(flags or [f"--{name.replace('_', '-')}"]), dest=name, help=docments(fn)[name], **kw)
-
 # %% ../nbs/08_deploy.ipynb #cf4ce91f
 def merge_cli(argv:list|None=None)->int:
     "`chatft merge RUN -o DIR`: the run's adapter merged into the base weights, a standalone model folder."
-    p = argparse.ArgumentParser(prog="chatft merge", description="Merge a run's LoRA adapter into the base weights: a "
-                                "folder that plain transformers loads, with the tokenizer, chat template and stop.")
-    p.add_argument("run", help="a run folder from `chatft train`")
-    _opt(p, merge, "out", "-o", "--output", required=True)
-    _opt(p, merge, "device")
-    _opt(p, merge, "overwrite")
+    from chatft.core import command_parser, add_options
+    p = command_parser("merge", "Merge a run's LoRA adapter into the base weights: a "
+                       "folder that plain transformers loads, with the tokenizer, chat template and stop.")
+    add_options(p, merge, "run", "out", "device", "overwrite", positional=("run",), flags=dict(out=("-o", "--output")))
     a = p.parse_args(argv)
     out = merge(a.run, a.out, a.device, a.overwrite)
     size = sum(f.stat().st_size for f in out.iterdir())/2**20
@@ -821,12 +809,11 @@ def merge_cli(argv:list|None=None)->int:
 
 def gguf_cli(argv:list|None=None)->int:
     "`chatft gguf RUN -o FILE.gguf [--type f16|q8_0]`: the run as a GGUF file with an Ollama Modelfile."
-    p = argparse.ArgumentParser(prog="chatft gguf", description="Convert a run to one GGUF file (llama.cpp, Ollama, "
-                                "LM Studio) with llama.cpp's own converter, and write an Ollama Modelfile beside it.")
-    p.add_argument("run", help="a run folder from `chatft train`")
-    _opt(p, gguf, "out", "-o", "--output", required=True)
-    _opt(p, gguf, "type", choices=GGUF_TYPES)
-    _opt(p, gguf, "overwrite")
+    from chatft.core import command_parser, add_options
+    p = command_parser("gguf", "Convert a run to one GGUF file (llama.cpp, Ollama, "
+                       "LM Studio) with llama.cpp's own converter, and write an Ollama Modelfile beside it.")
+    add_options(p, gguf, "run", "out", "type", "overwrite", positional=("run",), flags=dict(out=("-o", "--output")),
+                type=dict(choices=GGUF_TYPES))
     a = p.parse_args(argv)
     out = gguf(a.run, a.out, a.type, a.overwrite)
     print(f"chatft gguf: {out} ({out.stat().st_size/2**20:.0f} MB, {a.type}); "
@@ -836,20 +823,15 @@ def gguf_cli(argv:list|None=None)->int:
 # %% ../nbs/08_deploy.ipynb #b6529c96
 def push_cli(argv:list|None=None)->int:
     "`chatft push RUN REPO_ID [--public]`: upload the run to the Hub with a model card, private by default."
-    p = argparse.ArgumentParser(prog="chatft push", description="Upload a run (adapter, merged model or GGUF) to the "
-                                "Hugging Face Hub with a model card; the repository is private unless --public.")
-    p.add_argument("run", help="a run folder from `chatft train`")
-    p.add_argument("repo_id", help=_doc(push, "repo_id"))
+    from chatft.core import command_parser, add_options
+    p = command_parser("push", "Upload a run (adapter, merged model or GGUF) to the "
+                       "Hugging Face Hub with a model card; the repository is private unless --public.")
+    add_options(p, push, "run", "repo_id", positional=("run", "repo_id"))
     p.add_argument("--public", action="store_true", help="create the repository public (default: private)")
-    _opt(p, push, "what", choices=WHAT)
-    _opt(p, push, "type", choices=GGUF_TYPES)
-    for name in ("system", "space", "dry_run"): _opt(p, push, name)
-    _opt(p, push, "out", "-o", "--output")
+    add_options(p, push, "what", "type", "system", "space", "dry_run", "out", flags=dict(out=("-o", "--output")),
+                what=dict(choices=WHAT), type=dict(choices=GGUF_TYPES))
     a = p.parse_args(argv)
     done = push(a.run, a.repo_id, not a.public, a.what, a.type, a.system, a.space, a.out, a.dry_run)
     for k,v in done.items(): print(f"chatft push: {k}: {v}" + (" (dry run: not uploaded)" if a.dry_run else ""))
     return 0
 
-def _doc(fn, name:str)->str:
-    from fastcore.docments import docments
-    return docments(fn)[name]

@@ -674,24 +674,17 @@ class ABPanel:
 # %% ../nbs/06_evaluate.ipynb #c5933b4c
 def eval_cli(argv:list|None=None)->int:
     "`chatft eval RUN [--data DIR] [--n N] [--max-new-tokens K] [-o DIR]`: base vs tuned on the held-out split."
-    p = argparse.ArgumentParser(prog="chatft eval", description="Compare the tuned model of a run with its base model "
-                                "on the held-out conversations; print the table and save eval.json, eval.md and plots.")
-    p.add_argument("run", help="a run folder from `chatft train` or `chatft demo`")
-    p.add_argument("--data", default=None, help="prepared data folder (default: RUN/data, or the folder the run was trained on)")
-    p.add_argument("--n", type=int, default=32, help="held-out replies to generate (default 32)")
-    p.add_argument("--max-new-tokens", type=int, default=64, help="longest generated reply (default 64)")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--sample", action="store_true", help="sample (temperature 0.7, top-p 0.9) instead of greedy decoding")
-    p.add_argument("--probe", type=int, default=16, help="training conversations for the regurgitation probe (0: skip)")
-    p.add_argument("--general", action="store_true", help="also ask the general-ability questions")
-    p.add_argument("-o", "--output", default=None, help="folder for the files (default: the run folder)")
+    from chatft.core import command_parser, add_options, quiet, Run
+    p = command_parser("eval", "Compare the tuned model of a run with its base model "
+                       "on the held-out conversations; print the table and save eval.json, eval.md and plots.")
+    add_options(p, evaluate_run, "run", "data", "out", positional=("run",), flags=dict(out=("-o", "--output")))
+    add_options(p, evaluate, "n", "max_new_tokens", "batch_size", "do_sample", "probe", "general",
+                flags=dict(do_sample="--sample"))
     a = p.parse_args(argv)
-    run = Path(a.run)
-    if not (run/"plan.json").exists(): raise ChatftError(f"{run}: not a chatft run folder (no plan.json). Make one with `chatft train` or `chatft demo`.")
-    from chatft.core import quiet
+    run = Run(a.run).check().path
     quiet()
-    ev = evaluate_run(run, a.data, a.output, n=a.n, max_new_tokens=a.max_new_tokens, batch_size=a.batch_size,
-                      do_sample=a.sample, probe=a.probe, general=a.general)
+    ev = evaluate_run(run, a.data, a.out, n=a.n, max_new_tokens=a.max_new_tokens, batch_size=a.batch_size,
+                      do_sample=a.do_sample, probe=a.probe, general=a.general)
     print(ev)
-    print(f"\nsaved eval.json, eval.md and plots to {Path(a.output or run)}")
+    print(f"\nsaved eval.json, eval.md and plots to {Path(a.out or run)}")
     return 0

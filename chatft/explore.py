@@ -467,19 +467,19 @@ def browse(
 # %% ../nbs/01_explore.ipynb #59abbdb3
 def explore_cli(argv:list)->int:
     "`chatft explore IN.jsonl [--plots DIR] [--tokenizer MODEL]`"
-    p = argparse.ArgumentParser(prog="chatft explore", description="Summarise a chatft JSONL file and save plots.")
+    from chatft.core import command_parser, add_options
+    from chatft.models import load_tokenizer
+    p = command_parser("explore", "Summarise a chatft JSONL file and save plots.")
     p.add_argument("input", help="a chatft JSONL file (from `chatft export` or `chatft clean`)")
-    p.add_argument("--plots", help="folder to write the PNG plots into")
-    p.add_argument("--tokenizer", help="model whose tokenizer counts tokens (default: the demo model)")
-    p.add_argument("--overwrite", action="store_true", help="replace plots of the same names in the --plots folder")
+    add_options(p, save_plots, "folder", "overwrite", flags=dict(folder="--plots"), folder=dict(required=False, metavar="DIR"))
+    add_options(p, load_tokenizer, "name", flags=dict(name="--tokenizer"), name=dict(metavar="MODEL"))
     a = p.parse_args(argv)
-    if a.plots: _plot_paths(a.plots, a.overwrite)          # before the slow part
+    if a.folder: _plot_paths(a.folder, a.overwrite)          # before the slow part
     convs = read_jsonl(a.input)
-    from chatft.models import load_tokenizer, DEMO_MODEL
-    messages = message_table(convs, load_tokenizer(a.tokenizer or DEMO_MODEL))
+    messages = message_table(convs, load_tokenizer(a.name))
     table = conversation_table(convs, messages=messages)
     print(summarize(convs, messages=messages, table=table))
-    if a.plots:
-        paths = save_plots(messages, table, a.plots, a.overwrite)
-        print(f"wrote {len(paths)} plots to {a.plots}: " + ", ".join(p.name for p in paths))
+    if a.folder:
+        paths = save_plots(messages, table, a.folder, a.overwrite)
+        print(f"wrote {len(paths)} plots to {a.folder}: " + ", ".join(p.name for p in paths))
     return 0

@@ -860,19 +860,18 @@ def raw_records(
 # %% ../nbs/00_export.ipynb #21881b8d
 def export_cli(argv:list|None=None)->int:
     "`chatft export INPUT -o OUT.jsonl`: read an export and write chatft JSONL."
-    import argparse
-    p = argparse.ArgumentParser(prog="chatft export", description="Read a chat export into chatft JSONL. " + FORMATS_HELP)
-    p.add_argument("input", help="the export: a ZIP, a folder, or a JSON/JSONL/CSV file")
+    from chatft.core import command_parser, add_options
+    p = command_parser("export", "Read a chat export into chatft JSONL. " + FORMATS_HELP)
+    add_options(p, read_export, "path", "images", "system", positional=("path",),
+                path=dict(metavar="input"), images=dict(choices=["placeholder", "drop"]))
     p.add_argument("-o", "--output", required=True, help="the JSONL file to write")
-    p.add_argument("--images", choices=["placeholder", "drop"], default="placeholder", help="image and file parts: '[image]' or nothing")
-    p.add_argument("--no-system", action="store_true", help="do not keep custom instructions as a system prompt")
     p.add_argument("--report", help="also save the report as JSON here (default: OUTPUT with .report.json)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
-    if Path(a.output).expanduser().resolve() == Path(a.input).expanduser().resolve():
+    if Path(a.output).expanduser().resolve() == Path(a.path).expanduser().resolve():
         raise ChatftError(f"{a.output}: that is the input file; choose another output so your export is not overwritten.")
-    convs, report = read_export(a.input, images=a.images, system=not a.no_system, progress=not a.quiet)
-    if not convs: raise ChatftError(f"{a.input}: no conversation could be used ({', '.join(f'{k}: {v}' for k, v in report.reasons().items())}).")
+    convs, report = read_export(a.path, images=a.images, system=a.system, progress=not a.quiet)
+    if not convs: raise ChatftError(f"{a.path}: no conversation could be used ({', '.join(f'{k}: {v}' for k, v in report.reasons().items())}).")
     out = write_jsonl(convs, a.output)
     rpath = report.save(a.report or Path(out).with_suffix(".report.json"))
     print(report); print(f"wrote {len(convs)} conversations to {out} (report: {rpath})")

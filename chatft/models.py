@@ -155,7 +155,9 @@ def model_path(
     return snap
 
 # %% ../nbs/models.ipynb #995e8e87
-def load_tokenizer(name:str=DEMO_MODEL):
+def load_tokenizer(
+    name:str=DEMO_MODEL,   # the model whose tokenizer to load: a Hub id, a folder or a run (see `model_path`)
+):
     "The tokenizer of `name` (see `model_path`)."
     from transformers import AutoTokenizer
     return AutoTokenizer.from_pretrained(model_path(name))

@@ -516,28 +516,23 @@ def _ratings_file(a)->Path|None:
 
 def prefer_cli(argv:list|None=None)->int:
     "`chatft prefer EXPORT -o pairs.jsonl` writes preference pairs; `chatft prefer EXPORT --run RUN -o RUN2` trains DPO on a run."
-    p = argparse.ArgumentParser(prog="chatft prefer", description="Preference pairs from your regenerated answers, thumbs and "
-                                "A/B ratings; with --run, DPO on top of a run, written as a new run folder.")
-    p.add_argument("export", help="your export (ZIP, folder, conversations.json), chatft JSONL, or pairs JSONL from `chatft prefer`")
+    from chatft.core import command_parser, add_options, Run
+    from chatft.train import TrainPlan    # the exported class: docments reads its field comments from the module's source
+    p = command_parser("prefer", "Preference pairs from your regenerated answers, thumbs and "
+                       "A/B ratings; with --run, DPO on top of a run, written as a new run folder.")
+    add_options(p, export_pairs, "path", "ratings", "redact", positional=("path",), path=dict(metavar="export"))
     p.add_argument("-o", "--output", required=True, help="the pairs JSONL to write; with --run, the new run folder")
-    p.add_argument("--run", help="a run folder from `chatft train`: train DPO on top of its adapter")
-    p.add_argument("--ratings", help="A/B ratings from notebook 06 (default with --run: RUN/ab_ratings.jsonl when it exists)")
-    p.add_argument("--no-redact", action="store_true", help="keep private data (by default it is redacted, as `chatft clean` does)")
-    p.add_argument("--test-size", type=float, default=0.2, help="fraction of conversations held out, the most recent (default 0.2)")
-    p.add_argument("--beta", type=float, default=0.1, help="DPO's beta (default 0.1)")
-    p.add_argument("--reference", choices=["sft", "base"], default="sft", help="the reference: the run's adapter (default) or the base")
-    for k, t, h in (("epochs", float, "passes over the pairs (default 2)"), ("max-steps", int, "stop after this many steps"),
-                    ("lr", float, "learning rate (default 5e-5)"), ("max-length", int, "longest pair in tokens (default: the run's)")):
-        p.add_argument(f"--{k}", type=t, default=None, help=h)
-    p.add_argument("--overwrite", action="store_true", help="replace what the output run folder holds")
+    add_options(p, train_dpo, "run", "beta", "reference", "overwrite", run=dict(required=False),
+                reference=dict(choices=["sft", "base"]))
+    add_options(p, preference_split, "test_size")
+    add_options(p, TrainPlan, "epochs", "max_steps", "lr", "max_length", asked=True)
     a = p.parse_args(argv)
-    if Path(a.output).expanduser().resolve() == Path(a.export).expanduser().resolve():
+    if Path(a.output).expanduser().resolve() == Path(a.path).expanduser().resolve():
         raise ChatftError(f"{a.output}: that is the input; choose another output so it is not overwritten.")
-    if a.run and not (Path(a.run)/"plan.json").exists():
-        raise ChatftError(f"{a.run}: not a chatft run folder (no plan.json). Train one with `chatft train` first.")
-    pairs, report = export_pairs(a.export, _ratings_file(a), redact=not a.no_redact)
+    if a.run: Run(a.run).check()
+    pairs, report = export_pairs(a.path, _ratings_file(a), redact=a.redact)
     print(report)
-    if not pairs: raise ChatftError(f"{a.export}: no preference pair found. Pairs come from regenerated answers, thumbs on answers "
+    if not pairs: raise ChatftError(f"{a.path}: no preference pair found. Pairs come from regenerated answers, thumbs on answers "
                                     "with a regenerated sibling, and A/B ratings (notebook 06, --ratings).")
     if not a.run:
         out = write_jsonl(pairs, a.output)

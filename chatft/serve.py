@@ -232,7 +232,10 @@ def keep_rows(cache, mask, keep:list):
 # %% ../nbs/08b_serve.ipynb #4b82f601
 class Engine:
     "Generates every running request together, one token per forward pass; new ones join at the next step."
-    def __init__(self, chat:Chat, max_batch:int=8):
+    def __init__(self,
+                 chat:Chat,         # the model to serve, from `load_chat`
+                 max_batch:int=8,   # most requests generated together (1: one at a time)
+                ):
         if max_batch < 1: raise ChatftError(f"--max-batch must be at least 1 (got {max_batch}).")
         self.chat, self.model, self.tokenizer, self.max_batch = chat, chat.model, chat.tokenizer, max_batch
         self.waiting, self.rows, self.cache, self.mask = queue.Queue(), [], None, None
@@ -472,7 +475,12 @@ def _error_handlers(app):
     app.add_exception_handler(Exception, lambda req, e: answer(
         ApiError(500, f"{type(e).__name__}: {e}", None, None, "server_error")))
 
-def serve_app(engine:Engine, api_key:str|None=None, limits:Limits=Limits(), model:str|None=None):
+def serve_app(
+    engine:Engine,              # generates the replies
+    api_key:str|None=None,      # require this key as `Authorization: Bearer KEY` (`chatft serve`: else $CHATFT_API_KEY)
+    limits:Limits=Limits(),     # what one request may ask for
+    model:str|None=None,        # the model's name in answers (default: the chat's)
+):
     "A FastAPI app serving `engine` with OpenAI's chat completions API."
     from contextlib import asynccontextmanager
     from fastapi import FastAPI
@@ -503,7 +511,11 @@ def free_port(host:str="127.0.0.1")->int:
         s.bind((host, 0))
         return s.getsockname()[1]
 
-def uvicorn_server(app, host:str="127.0.0.1", port:int=8000):
+def uvicorn_server(
+    app,                    # from `serve_app`
+    host:str="127.0.0.1",   # the address to bind ("127.0.0.1": this machine only; "0.0.0.0": your network)
+    port:int=8000,          # the port to listen on
+):
     "A uvicorn server for `app` whose exit (SIGTERM, Ctrl-C, `.stop()`) first ends the replies still running."
     import uvicorn
     class Graceful(uvicorn.Server):
@@ -565,31 +577,23 @@ def check_vllm():
         raise ChatftError("--engine vllm needs vLLM: `pip install vllm` (Linux with CUDA), then run again.")
 
 # %% ../nbs/08b_serve.ipynb #64cc4c0c
-def _options(p:argparse.ArgumentParser)->argparse.ArgumentParser:
-    "`Limits`' fields as `--options`, with their defaults and documentation."
-    from fastcore.docments import docments
-    docs = docments(Limits)
-    for f in fields(Limits):
-        p.add_argument("--" + f.name.replace("_", "-"), type=int, default=f.default,
-                       help=f"{docs.get(f.name) or f.name} (default: {f.default})")
-    return p
-
 def _parser()->argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="chatft serve", description="An OpenAI-compatible server for a run "
-                                "(POST /v1/chat/completions, GET /v1/models, GET /health).")
+    "`chatft serve`'s options: from `uvicorn_server`, `serve_app`, `Engine`, `load_chat` and the fields of `Limits`."
+    from chatft.core import command_parser, add_options
+    from chatft.serve import Limits    # the exported class: docments reads its field comments from the module's source
+    p = command_parser("serve", "An OpenAI-compatible server for a run "
+                       "(POST /v1/chat/completions, GET /v1/models, GET /health).")
     p.add_argument("run", nargs="?", default=None,
                    help="a run folder (default: work/run), a model folder or a Hub id")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
-    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
-    p.add_argument("--api-key", default=os.environ.get("CHATFT_API_KEY"),
-                   help="require this key as `Authorization: Bearer KEY` (default: $CHATFT_API_KEY, else none)")
-    p.add_argument("--max-batch", type=int, default=8, help="most requests generated together (1: one at a time)")
-    p.add_argument("--engine", choices=["chatft", "vllm"], default="chatft",
+    add_options(p, uvicorn_server, "host", "port")
+    add_options(p, serve_app, "api_key")
+    add_options(p, Engine.__init__, "max_batch")
+    p.add_argument("--engine", dest="backend", choices=["chatft", "vllm"], default="chatft",   # not serve_app's `engine`
                    help="chatft (any machine) or vllm (a CUDA GPU)")
-    p.add_argument("--system", default=None, help="system prompt (default: the run's; '' for none)")
+    add_options(p, load_chat, "system")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's; 1 is "
                    "often faster on a machine busy with other work)")
-    return _options(p)
+    return add_options(p, Limits, *[f.name for f in fields(Limits)])
 
 # %% ../nbs/08b_serve.ipynb #3c7f709a
 def _exit_quietly(sig, frame): raise SystemExit(0)
@@ -607,8 +611,9 @@ def check_port(host:str, port:int):
 def serve_cli(argv:list|None=None)->int:
     "`chatft serve RUN`: an OpenAI-compatible server for a run, batching requests that arrive together."
     a = _parser().parse_args(argv)
+    if a.api_key is None: a.api_key = os.environ.get("CHATFT_API_KEY")
     run = Path(a.run) if a.run else work_dir()/"run"
-    if a.engine == "vllm":
+    if a.backend == "vllm":
         check_vllm()
         return subprocess.call(vllm_command(run, a.host, a.port, a.api_key, a.max_batch))
     check_port(a.host, a.port)

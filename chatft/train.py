@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 from .core import ChatftError, Report, Run, in_notebook, bars_off, quiet
 from .models import DEMO_MODEL, TINY_MODEL, preset, model_path, load_tokenizer, load_model
+from .dataset import MAX_LENGTH
 
 # %% auto #0
 __all__ = ['HARDWARE', 'PACK_FILL', 'EVAL_SHARE', 'TIMES_EVALUATED', 'BEST_FILE', 'Hardware', 'detect_hardware', 'bf16_speedup',
@@ -152,7 +153,7 @@ def lora_params(shape:ModelShape, r:int=16)->float:
     return per_layer*shape.layers
 
 def estimate_memory_gb(shape:ModelShape, method:str="lora", precision:str="fp16", micro_batch:int=1,
-                       max_length:int=2048, checkpointing:bool=True, r:int=16)->float:
+                       max_length:int=MAX_LENGTH, checkpointing:bool=True, r:int=16)->float:
     "Rough peak memory of a LoRA/QLoRA training step, in GB."
     weights = shape.params_b*1e9*(0.55 if method=="qlora" else _BYTES[precision])
     adapter = lora_params(shape, r)*16
@@ -173,27 +174,27 @@ class TrainPlan:
     devices:int=1                  # data-parallel processes
     method:str="lora"              # "lora" (16/32-bit base) or "qlora" (4-bit NF4 base)
     precision:str="fp32"           # "fp16", "bf16" or "fp32"
-    lora_r:int=16
-    lora_alpha:int=32              # plan_training sets 2 x lora_r unless asked
+    lora_r:int=16                  # LoRA rank
+    lora_alpha:int=32              # LoRA scale (plan_training: 2 x lora_r)
     lora_dropout:float=0.0           # 0.05 cost 22% of a step here (measured) and regularizes little in a short run
     target_modules:str|list="all-linear"
-    lr:float=2e-4
+    lr:float=2e-4                  # peak learning rate
     lr_scheduler:str="cosine"
     warmup_ratio:float=0.05
     weight_decay:float=0.0
     epochs:float=3.0               # passes over the data at most (plan_training: from its size, `_epochs_for`)
-    max_steps:int=-1               # -1: as many as `epochs` needs
+    max_steps:int=-1               # optimizer steps at most (-1: as many as `epochs` needs)
     minutes:float|None=None        # stop training after this many minutes
     micro_batch:int=1              # packed sequences per device per forward pass
     grad_accum:int=1               # micro-batches per optimizer step
-    max_length:int=2048            # tokens per packed sequence
+    max_length:int=MAX_LENGTH      # tokens per packed sequence
     gradient_checkpointing:bool=True
     attn_implementation:str="sdpa"
     seed:int=0
     eval_steps:int=50              # score the held-out rows every this many steps
     eval_rows:int=0                # packed held-out rows scored while training: a fixed subset (0: all)
     patience:int=3                 # stop after this many evaluations without a new lowest held-out loss (0: never)
-    save_steps:int=50
+    save_steps:int=50              # save a checkpoint every this many steps
     logging_steps:int=5
     params_b:float=0.0
     train_tokens:int=0             # trained-on tokens per epoch (labels not -100)
@@ -963,9 +964,9 @@ def load_run(
 def load_data(
     path,                    # a folder from `chatft prepare`, a chatft JSONL file, or a raw export
     tokenizer,               # the model's tokenizer: its chat template renders the data
-    max_length:int=1024,     # longest example in tokens (longer ones are windowed by `prepare`)
+    max_length:int=MAX_LENGTH, # longest example in tokens (longer ones are windowed by `prepare`)
     test_size:float=0.1,     # fraction of conversations held out
-    seed:int=0,
+    seed:int=0,              # for the split and the training
     clean:bool=True,         # clean a raw export with `chatft.clean.clean`'s defaults
     verbose:bool=True,       # print each step's report
 )->tuple:
@@ -1022,33 +1023,26 @@ def course_run(
 # %% ../nbs/05_train.ipynb #7c4dc5ba
 def train_cli(argv:list|None=None)->int:
     "`chatft train DATA --model NAME -o RUN_DIR`: plan, train with LoRA/QLoRA and write a run folder."
-    p = argparse.ArgumentParser(prog="chatft train", description="Fine-tune a model with LoRA/QLoRA on prepared data (or a raw export) and write a run folder.")
-    p.add_argument("data", help="a folder from `chatft prepare`, a chatft JSONL file, or a raw export (ZIP, folder, JSON)")
-    p.add_argument("--model", default=DEMO_MODEL, help="Hub id or local folder (default: the demo model)")
-    p.add_argument("-o", "--output", required=True, help="run folder to write")
-    p.add_argument("--max-steps", type=int, default=None); p.add_argument("--epochs", type=float, default=None)
-    p.add_argument("--minutes", type=float, default=None, help="stop training after this many minutes")
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--lora-r", type=int, default=None, help="LoRA rank (default 16)")
-    p.add_argument("--lora-alpha", type=int, default=None, help="LoRA alpha (default: 2 x rank, decided by the plan)")
-    p.add_argument("--max-length", type=int, default=None, help="packed sequence length (default: from the data)")
-    p.add_argument("--micro-batch", type=int, default=None); p.add_argument("--grad-accum", type=int, default=None)
+    from chatft.core import command_parser, add_options
+    from chatft.train import TrainPlan    # the exported class: docments reads its field comments from the module's source
+    p = command_parser("train", "Fine-tune a model with LoRA/QLoRA on prepared data (or a raw export) and write a run folder.")
+    add_options(p, load_data, "path", "seed", "clean", positional=("path",), path=dict(metavar="data"))
+    add_options(p, load_tokenizer, "name", flags=dict(name="--model"), name=dict(metavar="MODEL"))
+    add_options(p, check_output, "output_dir", "resume", "overwrite", flags=dict(output_dir=("-o", "--output")),
+                output_dir=dict(metavar="RUN_DIR"))
+    add_options(p, TrainPlan, "max_steps", "epochs", "minutes", "lr", "lora_r", "lora_alpha", "max_length", "micro_batch",
+                "grad_accum", "save_steps", "eval_steps", asked=True)
     p.add_argument("--qlora", action="store_true", help="load the base model in 4-bit NF4 (bitsandbytes)")
-    p.add_argument("--save-steps", type=int, default=None); p.add_argument("--eval-steps", type=int, default=None)
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
-    p.add_argument("--overwrite", action="store_true", help="replace what RUN_DIR holds (by default a non-empty RUN_DIR is an error)")
-    p.add_argument("--merge", action="store_true", help="also save the merged model in RUN_DIR/merged")
-    p.add_argument("--no-clean", action="store_true", help="skip `chatft clean` for a raw export")
-    p.add_argument("--seed", type=int, default=0)
+    add_options(p, train, "merge")
     a = p.parse_args(argv)
     quiet()
-    out = check_output(a.output, a.resume, a.overwrite)
-    tok = load_tokenizer(a.model)
-    dsd, reports = load_data(a.data, tok, max_length=a.max_length or 2048, seed=a.seed, clean=not a.no_clean, verbose=_is_main())
+    out = check_output(a.output_dir, a.resume, a.overwrite)
+    tok = load_tokenizer(a.name)
+    dsd, reports = load_data(a.path, tok, max_length=a.max_length or MAX_LENGTH, seed=a.seed, clean=a.clean, verbose=_is_main())
     over = {k:v for k,v in dict(max_steps=a.max_steps, epochs=a.epochs, minutes=a.minutes, lr=a.lr, lora_r=a.lora_r, lora_alpha=a.lora_alpha, max_length=a.max_length,
                                 micro_batch=a.micro_batch, grad_accum=a.grad_accum, save_steps=a.save_steps, eval_steps=a.eval_steps, seed=a.seed).items() if v is not None}
     if a.qlora: over["method"] = "qlora"
-    plan = TrainPlan.load(out/"plan.json") if a.resume and (out/"plan.json").exists() else plan_training(a.model, dsd, **over)
+    plan = TrainPlan.load(out/Run.PLAN) if a.resume and Run(out).state else plan_training(a.name, dsd, **over)
     if _is_main(): print(plan)
     t0 = time.time()
     trainer = train(plan, dsd, out, tokenizer=tok, report=reports, resume=a.resume, merge=a.merge)

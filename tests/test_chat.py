@@ -8,7 +8,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 from chatft.core import ChatftError
 from chatft.models import DEMO_MODEL, TINY_MODEL
 from chatft.synth import synthetic_conversations
-from chatft.chat import (Chat, ChatPanel, load_chat, practice_run, sampling_options, SAMPLING, StopCut, cut_at_stop)
+from chatft.chat import (Chat, ChatPanel, load_chat, practice_run, SAMPLING, StopCut, cut_at_stop)
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
@@ -177,7 +177,8 @@ def test_panel_widgets_and_printing(tiny_chat, capsys):
     assert out.startswith("you: hello\n") and f"{tiny_chat.name}: " in out
 
 def test_sampling_options_come_from_reply():
-    p = sampling_options(argparse.ArgumentParser())
+    from chatft.core import command_parser, add_options
+    p = add_options(command_parser("chat", ""), Chat.reply, *SAMPLING)
     a = p.parse_args(["--temperature", "0.7", "--seed", "3", "--max-new-tokens", "9"])
     assert (a.temperature, a.seed, a.max_new_tokens, a.top_k) == (0.7, 3, 9, 50)
     import inspect
