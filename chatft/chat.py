@@ -290,13 +290,11 @@ def _load_run_model(run:Path, device:str, merged:bool):
     kw = dict(dtype=inference_dtype(plan and plan.precision, device))
     if plan and plan.method == "qlora" and device == "cuda":
         from transformers import BitsAndBytesConfig
-        kw["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                                                       bnb_4bit_compute_dtype=kw["dtype"])
+        kw["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=kw["dtype"])
     try: model, tok, plan = load_run(run, merged=merged, **kw)
     except ChatftError: raise
     except Exception as e:
-        raise ChatftError(f"{run}: the run folder is broken ({_one_line(e)}). Train it again, or load "
-                          "another run.") from None
+        raise ChatftError(f"{run}: the run folder is broken ({_one_line(e)}). Train it again, or load another run.") from None
     return (model if "quantization_config" in kw else model.to(device)), tok, plan
 
 def _load_named_model(name:str, device:str, tokenizer_from:str|None=None):
@@ -336,8 +334,7 @@ def load_chat(
     else: facts, (model, tok) = dict(train_on="assistant", system=None), _load_named_model(name, device)
     model.eval()
     system = facts["system"] if system is None else system
-    return Chat(model, tok, system=system, train_on=facts["train_on"], context=context, stop=stop,
-                name=path.name or name)
+    return Chat(model, tok, system=system, train_on=facts["train_on"], context=context, stop=stop, name=path.name or name)
 
 # %% ../nbs/07_chat.ipynb #3f7b5155
 def _bubble(who:str, text:str)->str:

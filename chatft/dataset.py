@@ -477,8 +477,7 @@ def push_to_hub(dsd, repo_id:str, private:bool=True, token:str|None=None):
 
 # %% ../nbs/04_dataset.ipynb #63f75661
 def hub_token()->str|None:
-    ("A Hugging Face token from `HF_TOKEN` or the runtime's secrets (Kaggle, Colab); None lets the Hub use "
-     "`hf auth login`'s.")
+    "A Hugging Face token from `HF_TOKEN` or the runtime's secrets (Kaggle, Colab); None lets the Hub use `hf auth login`'s."
     import os
     if token := os.environ.get("HF_TOKEN"): return token
     try:
