@@ -8,15 +8,18 @@ Docs: https://chatft.github.io/chatft/chat.html.md"""
 from __future__ import annotations
 import os, sys, json, time, inspect, argparse, threading, contextlib, html as _html
 from pathlib import Path
+from dataclasses import dataclass, fields, asdict
+from typing import ClassVar
 from .core import ChatftError, work_dir, quiet, error_line, folder_facts, Run
 from .models import DEMO_MODEL, load_model, load_tokenizer
 from .template import inference_prompt, end_of_turn_token
 from .train import TrainPlan, load_run
 from fastcore.basics import patch
+from fastcore.meta import delegates
 
 # %% auto #0
 __all__ = ['SAMPLING', 'HELP', 'practice_run', 'best_device', 'inference_dtype', 'trim_history', 'StopCut', 'cut_at_stop', 'Chat',
-           'load_chat', 'ChatPanel', 'chat_panel', 'terminal_chat', 'chat_app', 'launch_app', 'chat_cli']
+           'Sampling', 'load_chat', 'ChatPanel', 'chat_panel', 'terminal_chat', 'chat_app', 'launch_app', 'chat_cli']
 
 # %% ../nbs/07_chat.ipynb #d620c79a
 def practice_run(
@@ -36,7 +39,8 @@ def practice_run(
     dsd, report = prepare(synthetic_conversations(n, seed=0), tok, max_length=max_length, test_size=0.1)
     plan = plan_training(model, dsd, max_steps=steps, lr=lr, lr_scheduler="constant", warmup_ratio=0, lora_dropout=0.0,
                          eval_steps=10**6, save_steps=10**6, logging_steps=1, max_length=max_length)
-    train(plan, dsd, folder, tokenizer=tok, report=report, overwrite=True, live=False, progress_bar=False, final_eval=False)
+    train(plan, dsd, folder, tokenizer=tok, report=report, overwrite=True, live=False, progress_bar=False,
+          final_eval=False)
     return Path(folder)
 
 # %% ../nbs/07_chat.ipynb #366e58bb
@@ -59,7 +63,8 @@ def trim_history(
     messages:list,     # user/assistant messages, oldest first, ending with the user's newest message
     fits,              # `fits(messages) -> bool`: does this history fit the context?
 )->tuple[list,int]:
-    "The newest messages that fit, dropping whole turns from the oldest (never the newest user message); and how many were dropped."
+    ("The newest messages that fit, dropping whole turns from the oldest (never the newest user message); "
+     "and how many were dropped.")
     msgs, dropped = list(messages), 0
     while not fits(msgs):
         nxt = next((i for i in range(1, len(msgs)) if msgs[i]["role"] == "user"), None)
@@ -132,7 +137,8 @@ def _as_messages(messages)->list:
 
 @patch
 def prompt(self:Chat, messages, max_new_tokens:int=256)->list:
-    "Token ids asking for the next reply, rendered as in training; the oldest turns are dropped to leave room for the reply."
+    ("Token ids asking for the next reply, rendered as in training; the oldest turns are dropped to leave "
+     "room for the reply.")
     msgs = _as_messages(messages)
     system = msgs[0]["content"] if msgs and msgs[0]["role"] == "system" else self.system
     render = lambda ms: inference_prompt(ms, self.tokenizer, system or None, self.chat_template, self.train_on)
@@ -147,55 +153,77 @@ def prompt(self:Chat, messages, max_new_tokens:int=256)->list:
                     f"the oldest {self.trimmed} messages were left out (the system prompt is kept).")
     return render(kept)
 
+# %% ../nbs/07_chat.ipynb #8e088d77
+@dataclass
+class Sampling:
+    "How a reply is drawn: the settings `Chat.reply`, `chatft chat` and `chatft serve` take."
+    max_new_tokens:int=256        # longest reply in tokens
+    temperature:float=0.0         # 0: greedy (the same reply every time); 0.7 is a lively setting
+    top_p:float=1.0               # sample from the smallest set of tokens with this much probability
+    top_k:int=50                  # sample from at most this many likely tokens (0: no limit)
+    repetition_penalty:float=1.0  # above 1 discourages repeating tokens (1.1 is mild)
+    seed:int|None=None            # fixes sampling, for a reply you can reproduce
+    # the values a request may ask for (OpenAI's ranges; a reply's length is bounded by the server's limits)
+    ranges:ClassVar[dict] = dict(temperature=(0, 2), top_p=(1e-9, 1), top_k=(0, 10**6), seed=(-2**63, 2**63-1))
+
+    @staticmethod
+    def kind(name:str)->type:
+        "`int` or `float`: how setting `name` is read from a command line or a request."
+        return int if next(f for f in fields(Sampling) if f.name == name).type.startswith("int") else float
+
+SAMPLING = tuple(f.name for f in fields(Sampling))   # the settings' names, in order
+
 # %% ../nbs/07_chat.ipynb #860de330
 @patch
-def _generation(self:Chat, max_new_tokens, temperature, top_p, top_k, repetition_penalty, stop):
+def _generation(self:Chat, s:Sampling, stop:tuple):
     "The `GenerationConfig` for one reply: greedy at temperature 0, stopping at the end of turn and the stop strings."
     from transformers import GenerationConfig
-    sample = dict(do_sample=True, temperature=temperature, top_p=top_p, top_k=top_k) if temperature > 0 else dict(do_sample=False)
+    sample = (dict(do_sample=True, temperature=s.temperature, top_p=s.top_p, top_k=s.top_k) if s.temperature > 0
+              else dict(do_sample=False))
     pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.stop_ids[0]
-    return GenerationConfig(max_new_tokens=max_new_tokens, eos_token_id=self.stop_ids, pad_token_id=pad,
-                            repetition_penalty=repetition_penalty, stop_strings=list(stop) or None, **sample)
+    return GenerationConfig(max_new_tokens=s.max_new_tokens, eos_token_id=self.stop_ids, pad_token_id=pad,
+                            repetition_penalty=s.repetition_penalty, stop_strings=list(stop) or None, **sample)
 
 @patch
 def _adapter(self:Chat, on:bool):
     "A context in which the LoRA adapter is on (as loaded) or off (the base model), with peft's adapter switching."
     if on: return contextlib.nullcontext()
-    if not self.has_adapter: raise ChatftError(f"{self.name} has no LoRA adapter to switch off: load a run folder (not a merged model) to compare with the base.")
+    if not self.has_adapter: raise ChatftError(f"{self.name} has no LoRA adapter to switch off: load a run "
+                                               "folder (not a merged model) to compare with the base.")
     return self.model.disable_adapter()
 
 # %% ../nbs/07_chat.ipynb #999d7762
 @patch
+@delegates(Sampling)
 def reply(self:Chat,
-          messages,                      # a conversation ending with the user's message (or one message as a string)
-          stream:bool=False,             # yield the text piece by piece as it is generated
-          max_new_tokens:int=256,        # longest reply in tokens
-          temperature:float=0.0,         # 0: greedy (the same reply every time); 0.7 is a lively setting
-          top_p:float=1.0,               # sample from the smallest set of tokens with this much probability
-          top_k:int=50,                  # sample from at most this many likely tokens (0: no limit)
-          repetition_penalty:float=1.0,  # above 1 discourages repeating tokens (1.1 is mild)
-          seed:int|None=None,            # fixes sampling, for a reply you can reproduce
-          stop:tuple=(),                 # more stop strings, besides the end of turn
-          adapter:bool=True,             # False: answer with the base model (adapter switched off)
+          messages,              # a conversation ending with the user's message (or one message as a string)
+          stream:bool=False,     # yield the text piece by piece as it is generated
+          stop:tuple=(),         # more stop strings, besides the end of turn
+          adapter:bool=True,     # False: answer with the base model (adapter switched off)
+          **kwargs,              # the `Sampling` settings (`max_new_tokens`, `temperature`, `seed`, ...)
 ):
     "The model's reply to `messages`: a string, or a generator of text pieces when `stream`."
     import torch
+    s = Sampling(**kwargs)
     self._adapter(adapter)   # fails now, not in the thread, when there is no adapter to switch off
-    ids = torch.tensor([self.prompt(messages, max_new_tokens)], device=self.model.device)
+    ids = torch.tensor([self.prompt(messages, s.max_new_tokens)], device=self.model.device)
     stop = (*self.stop, *stop)
-    cfg = self._generation(max_new_tokens, temperature, top_p, top_k, repetition_penalty, stop)
+    cfg = self._generation(s, stop)
     run = lambda **kw: self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=cfg,
                                            tokenizer=self.tokenizer, **kw)
-    if stream: return self._stream(run, stop, adapter, seed)
+    if stream: return self._stream(run, stop, adapter, s.seed)
     with self.lock, self._adapter(adapter), torch.no_grad():
-        if seed is not None: torch.manual_seed(seed)
+        if s.seed is not None: torch.manual_seed(s.seed)
         out = run()
     return cut_at_stop(self.tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True), stop)
+
+Chat.reply.__delwrap__ = Sampling   # its docs read the settings' comments from `Sampling`
 
 # %% ../nbs/07_chat.ipynb #39d25c6f
 @patch
 def _stream(self:Chat, run, stop, adapter:bool, seed):
-    "Run `run` in a thread with a `TextIteratorStreamer`; yield its text up to a stop string; closing the generator stops generation."
+    ("Run `run` in a thread with a `TextIteratorStreamer`; yield its text up to a stop string; closing the "
+     "generator stops generation.")
     import torch
     from transformers import TextIteratorStreamer
     streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
@@ -307,7 +335,8 @@ class ChatPanel:
     def _build(self):
         import ipywidgets as W
         self.log, self.box = W.HTML(), W.Text(placeholder="Your message, then Enter", layout=W.Layout(width="60%"))
-        self.toggle = W.Checkbox(value=self.compare, description="compare with base", disabled=not self.chat.has_adapter)
+        self.toggle = W.Checkbox(value=self.compare, description="compare with base",
+                                 disabled=not self.chat.has_adapter)
         reset = W.Button(description="Reset")
         self.box.on_submit(lambda _: self.send(self.box.value))
         reset.on_click(lambda _: self.reset())
@@ -359,7 +388,8 @@ def reset(self:ChatPanel):
 def _ipython_display_(self:ChatPanel):
     from IPython.display import display
     if self.widgets: display(self.ui)
-    else: print(f"A chat panel for {self.chat.name}: a live notebook shows a message box and a Send button here; in this "
+    else: print(f"A chat panel for {self.chat.name}: a live notebook shows a message box and a Send button "
+                "here; in this "
                 "saved copy, .send('...') prints each exchange as the panel would show it.")
 
 def chat_panel(chat:Chat, compare:bool=False, **sampling)->ChatPanel:
@@ -367,14 +397,13 @@ def chat_panel(chat:Chat, compare:bool=False, **sampling)->ChatPanel:
     return ChatPanel(chat, compare=compare, **sampling)
 
 # %% ../nbs/07_chat.ipynb #f4709727
-SAMPLING = ("max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "seed")
-
 class _More(argparse.Action):
     "An option given again adds one more value to the tuple (`--stop A --stop B`)."
     def __call__(self, parser, namespace, value, option=None): setattr(namespace, self.dest, (*getattr(namespace, self.dest), value))
 
 # %% ../nbs/07_chat.ipynb #8763c231
-HELP = "/reset clears the conversation, /system TEXT sets the system prompt, /base compares with the base model, /quit leaves"
+HELP = ("/reset clears the conversation, /system TEXT sets the system prompt, /base compares with the base model, "
+        "/quit leaves")
 
 def _stream_to(write, label:str, pieces)->str:
     "Write `label` and the streamed `pieces`; Ctrl-C stops the reply (generation stops too). Returns the text."
@@ -455,19 +484,20 @@ def _controls(gr, d:dict)->list:
             gr.Number(value=-1 if d["seed"] is None else d["seed"], precision=0, label="seed (-1: none)")]
 
 def _defaults(**sampling)->dict:
-    "`Chat.reply`'s sampling defaults, updated with `sampling`."
-    params = inspect.signature(Chat.reply).parameters
-    return {k: sampling.get(k, params[k].default) for k in SAMPLING}
+    "The `Sampling` defaults, updated with `sampling`."
+    return asdict(Sampling(**sampling))
 
 # %% ../nbs/07_chat.ipynb #a5e7c6c9
 def _respond(chat:Chat):
     "The chat tab's function: stream the reply to the new message after the history."
     import gradio as gr
     def respond(message, history, *controls):
-        msgs = [dict(role=m["role"], content=_text(m["content"])) for m in history if m.get("role") in ("user", "assistant")]
+        msgs = [dict(role=m["role"], content=_text(m["content"])) for m in history
+                if m.get("role") in ("user", "assistant")]
         text = ""
         try:
-            for piece in chat.reply(msgs + [dict(role="user", content=_text(message))], stream=True, **_ui_sampling(*controls)):
+            for piece in chat.reply(msgs + [dict(role="user", content=_text(message))], stream=True,
+                                    **_ui_sampling(*controls)):
                 text += piece
                 yield text
         except ChatftError as e: raise gr.Error(str(e))
@@ -481,7 +511,8 @@ def _arena(chat:Chat):
         ask = dict(role="user", content=message)
         try:
             for d in chat.compare([ask], stream=True, **_ui_sampling(*controls)):
-                yield [ask, dict(role="assistant", content=d["base"])], [ask, dict(role="assistant", content=d["tuned"])]
+                yield [ask, dict(role="assistant", content=d["base"])], [ask, dict(role="assistant",
+                                                                                   content=d["tuned"])]
         except ChatftError as e: raise gr.Error(str(e))
     return arena
 
@@ -494,11 +525,13 @@ def chat_app(
     import gradio as gr
     chat = run_or_chat if isinstance(run_or_chat, Chat) else load_chat(run_or_chat or work_dir()/"run")
     with gr.Blocks(title=f"chatft: {chat.name}", analytics_enabled=False) as app:
-        gr.Markdown(f"### chatft: {chat.name}\nSystem prompt: {chat.system or 'none'} · end of turn `{chat.end_of_turn}`")
+        gr.Markdown(f"### chatft: {chat.name}\nSystem prompt: {chat.system or 'none'} · end of turn "
+                    f"`{chat.end_of_turn}`")
         with gr.Accordion("Sampling", open=False): controls = _controls(gr, _defaults(**sampling))
         with gr.Tab("Chat"): gr.ChatInterface(_respond(chat), additional_inputs=controls, api_name="chat")
         with gr.Tab("Arena"):
-            if not chat.has_adapter: gr.Markdown(f"{chat.name} has no LoRA adapter: load a run folder to compare with the base.")
+            if not chat.has_adapter: gr.Markdown(f"{chat.name} has no LoRA adapter: load a run folder to "
+                                                 "compare with the base.")
             with gr.Row():
                 base, tuned = gr.Chatbot(label="base", height=320), gr.Chatbot(label="tuned", height=320)
             ask = gr.Textbox(label="one message for both", placeholder="Ask both models")
@@ -514,7 +547,8 @@ def launch_app(
 ):
     "Start `app` in the background (returns it: `app.local_url`, `app.close()`)."
     app.queue(default_concurrency_limit=1).launch(server_name=host, server_port=port, share=share,
-                                                  prevent_thread_lock=True, inbrowser=False, quiet=True, show_error=True)
+                                                  prevent_thread_lock=True, inbrowser=False, quiet=True,
+                                                  show_error=True)
     return app
 
 # %% ../nbs/07_chat.ipynb #27d17b6d
@@ -529,7 +563,7 @@ def chat_cli(argv:list|None=None)->int:
     add_options(p, load_chat, "system", "stop", stop=dict(action=_More))
     p.add_argument("--ui", action="store_true", help="start the Gradio web app and print its local URL")
     add_options(p, launch_app, "host", "port", "share")
-    add_options(p, Chat.reply, *SAMPLING)
+    add_options(p, Sampling, *SAMPLING)
     a = p.parse_args(argv)
     sampling = {k: getattr(a, k) for k in SAMPLING}
     chat = load_chat(a.run or work_dir()/"run", system=a.system, stop=tuple(a.stop))

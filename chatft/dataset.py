@@ -29,7 +29,8 @@ def windows(
     train_on:str="assistant",     # "assistant", "me" or "last"
     chat_template:str|None=None,  # template instead of the tokenizer's
 )->tuple[list, list]:
-    "Examples of at most `max_length` tokens covering the conversation's trained replies, and problems `[(reason, message_index, tokens)]`."
+    ("Examples of at most `max_length` tokens covering the conversation's trained replies, and problems "
+     "`[(reason, message_index, tokens)]`.")
     kw = dict(tokenizer=tokenizer, system=system, train_on=train_on, chat_template=chat_template)
     ex = render_example(messages, **kw)
     if len(ex['input_ids']) <= max_length: return [ex], []
@@ -102,11 +103,13 @@ def _extend(t:str, s:str, q:int, p:int, b:int)->tuple:
 
 # %% ../nbs/04_dataset.ipynb #24e4fe80
 def trained_replies(c:Conversation, train_on:str="assistant")->list:
-    "The messages of `c` that training learns to write: the assistant's, yours for 'me', the last assistant reply for 'last'."
+    ("The messages of `c` that training learns to write: the assistant's, yours for 'me', the last assistant "
+     "reply for 'last'.")
     texts = [m['content'] for m in c.messages if m['role'] == ("user" if train_on == "me" else "assistant")]
     return texts[-1:] if train_on == "last" else texts
 
-def _all_text(c:Conversation)->str: return "\n".join(([c.system] if c.system else []) + [m['content'] for m in c.messages])
+def _all_text(c:Conversation)->str: return "\n".join(([c.system] if c.system else []) + [m['content']
+                                                                                         for m in c.messages])
 
 # %% ../nbs/04_dataset.ipynb #bd31d1e9
 def _first_seen(c:Conversation, replies:dict, index:SharedText, train_on:str)->str|None:
@@ -142,8 +145,10 @@ def _repeats(test:list, train:list, threshold:float, train_on:str)->dict:
     "`{id: why}` of the `test` conversations that repeat `train`: near duplicates, then `seen_in_training`."
     near = near_duplicates({i: _text(c) for i, c in enumerate(test)}, threshold,
                            against={-1 - i: _text(c) for i, c in enumerate(train)}, within=False)
-    out = {c.id: f"near duplicate of {train[-1 - near[i][0]].id} (similarity {near[i][1]})" for i, c in enumerate(test) if i in near}
-    return out | seen_in_training([c for c in test if c.id not in out], train + [c for c in test if c.id in out], train_on)
+    out = {c.id: f"near duplicate of {train[-1 - near[i][0]].id} (similarity {near[i][1]})"
+           for i, c in enumerate(test) if i in near}
+    return out | seen_in_training([c for c in test if c.id not in out], train + [c for c in test
+                                                                                 if c.id in out], train_on)
 
 def split_conversations(
     convs:list,                 # `Conversation`s
@@ -181,10 +186,12 @@ def _render_batch(batch:dict, tokenizer, max_length, system, train_on, chat_temp
     for cid, msgs, csys in zip(batch['id'], batch['messages'], batch['system']):
         msgs = [dict(role=m['role'], content=m['content']) for m in msgs]
         def add(win, ids, labels, skip): 
-            out['id'].append(cid); out['window'].append(win); out['input_ids'].append(ids); out['labels'].append(labels); out['skip'].append(skip)
+            for k, v in zip(('id', 'window', 'input_ids', 'labels', 'skip'), (cid, win, ids, labels,
+                                                                              skip)): out[k].append(v)
         if not trained_indices(prepare_messages(msgs, None, train_on), train_on):
             add(-1, [], [], "nothing to train on (no reply of the trained role)"); continue
-        try: exs, problems = windows(msgs, tokenizer, max_length, _system_for(dict(system=csys), system), train_on, chat_template)
+        try: exs, problems = windows(msgs, tokenizer, max_length, _system_for(dict(system=csys), system),
+                                     train_on, chat_template)
         except ChatftError as e: add(-1, [], [], f"template error: {e}"[:300]); continue
         for w, ex in enumerate(exs): add(w, ex['input_ids'], ex['labels'], "")
         for reason, i, n in problems: add(-1, [], [], f"{reason} (message {i}{f', {n} tokens' if n else ''})")
@@ -194,7 +201,8 @@ def served_system(
     convs:list,                 # the conversations a run trains on
     system:str|None=None,       # as given to `prepare`: None (custom instructions), "" (none) or a persona
 )->str:
-    "The system prompt the run answers with afterwards: `system` if given, else the newest custom instructions ('' for none)."
+    ("The system prompt the run answers with afterwards: `system` if given, else the newest custom "
+     "instructions ('' for none).")
     if system is not None: return system
     newest = max((c for c in convs if c.system), key=_conv_time, default=None)
     return newest.system if newest else ""
@@ -234,13 +242,29 @@ def tokenize_conversations(
     if not len(ds): return Dataset.from_dict(dict(id=[], window=[], input_ids=[], labels=[]))
     with _datasets_bars():
         ds = ds.map(_render_batch, batched=True, batch_size=16, remove_columns=ds.column_names, num_proc=num_proc,
-                    fn_kwargs=dict(tokenizer=tokenizer, max_length=max_length, system=system, train_on=train_on, chat_template=chat_template),
+                    fn_kwargs=dict(tokenizer=tokenizer, max_length=max_length, system=system,
+                                   train_on=train_on, chat_template=chat_template),
                     desc="render + tokenize")
     skips = ds['skip']
     if report is not None:
         for cid, reason in zip(ds['id'], skips):
             if reason: report.skip(cid, reason)
     return ds.select([k for k, s in enumerate(skips) if not s]).remove_columns('skip')
+
+# %% ../nbs/04_dataset.ipynb #422b1dc8
+def _prepare_notes(dsd, convs, moved, split, system, train_on, tokenizer, chat_template)->dict:
+    "What `prepare` made, for its `Report`: the split, counts of examples and tokens, the system prompt, the template."
+    train, test = dsd['train'], dsd['test']
+    n_windows = len(train) + len(test)
+    return {"split": split, "train conversations": len(set(train['id'])), "test conversations": len(set(test['id'])),
+            "moved from test to train": _moved_counts(moved), "examples (train/test)": f"{len(train)}/{len(test)}",
+            "conversations split into windows": n_windows - len(set(train['id']) | set(test['id'])),
+            "tokens (train)": sum(map(len, train['input_ids'])),
+            "trained tokens (train)": sum(sum(l != -100 for l in ls) for ls in train['labels']),
+            "train_on": train_on,
+            "system": "custom instructions" if system is None else ("none" if not system else "persona"),
+            "system prompt": served_system(convs, system),
+            "template": str(template_quirks(tokenizer, chat_template))}
 
 # %% ../nbs/04_dataset.ipynb #fdb52214
 def prepare(
@@ -261,27 +285,22 @@ def prepare(
     if not convs: raise ChatftError("No conversations to prepare.")
     rep = Report("prepare")
     train, test, moved = split_conversations(convs, test_size, split, seed, train_on=train_on)
-    kw = dict(tokenizer=tokenizer, max_length=max_length, system=system, train_on=train_on, chat_template=chat_template, num_proc=num_proc, report=rep)
+    kw = dict(tokenizer=tokenizer, max_length=max_length, system=system, train_on=train_on,
+              chat_template=chat_template, num_proc=num_proc, report=rep)
     dsd = DatasetDict(train=tokenize_conversations(train, **kw), test=tokenize_conversations(test, **kw))
-    if not len(dsd['train']): raise ChatftError(f"No training example was left ({rep.reasons().most_common(3)}). Check `train_on` and `max_length`.")
+    if not len(dsd['train']): raise ChatftError("No training example was left "
+                                                f"({rep.reasons().most_common(3)}). Check `train_on` and `max_length`.")
     done = set(dsd['train']['id']) | set(dsd['test']['id'])
     rep.keep(len(done))
-    split_ids = [i for i in set(dsd['train']['id']) | set(dsd['test']['id'])]
-    n_windows = len(dsd['train']) + len(dsd['test'])
-    rep.notes.update({"split": split, "train conversations": len(set(dsd['train']['id'])), "test conversations": len(set(dsd['test']['id'])),
-                      "moved from test to train": _moved_counts(moved), "examples (train/test)": f"{len(dsd['train'])}/{len(dsd['test'])}",
-                      "conversations split into windows": n_windows - len(split_ids),
-                      "tokens (train)": sum(map(len, dsd['train']['input_ids'])),
-                      "trained tokens (train)": sum(sum(l != -100 for l in ls) for ls in dsd['train']['labels']),
-                      "train_on": train_on, "system": "custom instructions" if system is None else ("none" if not system else "persona"),
-                      "system prompt": served_system(convs, system),
-                      "template": str(template_quirks(tokenizer, chat_template))})
+    rep.notes.update(_prepare_notes(dsd, convs, moved, split, system, train_on, tokenizer, chat_template))
     if moved: rep.notes["moved"] = moved
     if test_size > 0 and len(convs) > 1 and not test:
         rep.notes["warning"] = ("no conversation could be held out: every candidate repeats training text, so no score "
-                                "would mean anything. Clean with a lower near-duplicate threshold, or add conversations.")
+                                "would mean anything. Clean with a lower near-duplicate threshold, or add "
+                                "conversations.")
     if check:
-        facts = check_contract(tokenizer, dsd['train'].select(range(min(64, len(dsd['train'])))), chat_template=chat_template, system=system or None)
+        facts = check_contract(tokenizer, dsd['train'].select(range(min(64, len(dsd['train'])))),
+                               chat_template=chat_template, system=system or None)
         rep.notes["end-of-turn token"] = facts['end_of_turn']
     return dsd, rep
 
@@ -292,7 +311,8 @@ def pack_lengths(lengths:list, max_length:int)->list:
     bins, free = [], []          # free: sorted list of (space left, bin index)
     for i in order:
         n = lengths[i]
-        if n > max_length: raise ChatftError(f"Example {i} has {n} tokens, more than max_length={max_length}: prepare with the same max_length.")
+        if n > max_length: raise ChatftError(f"Example {i} has {n} tokens, more than "
+                                             f"max_length={max_length}: prepare with the same max_length.")
         k = bisect.bisect_left(free, (n, -1))
         if k < len(free):
             space, b = free.pop(k); bins[b].append(i); bisect.insort(free, (space-n, b))
@@ -322,13 +342,15 @@ def _torch_dtype(dtype):
     return getattr(torch, dtype) if isinstance(dtype, str) else dtype
 
 class PackedCollator:
-    "Batch packed rows: `input_ids`, `labels` (-100 on padding), `position_ids` per example, and a block-diagonal 4D mask."
+    ("Batch packed rows: `input_ids`, `labels` (-100 on padding), `position_ids` per example, and a "
+     "block-diagonal 4D mask.")
     def __init__(self,
                  pad_token_id:int,                   # id used for padding (never seen: masked and unlabelled)
                  attn_implementation:str="sdpa",     # "sdpa", "eager" or "flash_attention_2"
                  dtype="float32",                    # the model's compute dtype (torch.float16/bfloat16 on a GPU)
                  pad_to_multiple_of:int=8):          # pad the length to a multiple of this
-        self.pad_token_id, self.attn, self.dtype, self.multiple = pad_token_id, attn_implementation, _torch_dtype(dtype), pad_to_multiple_of
+        self.pad_token_id, self.attn = pad_token_id, attn_implementation
+        self.dtype, self.multiple = _torch_dtype(dtype), pad_to_multiple_of
 
     def __call__(self, rows:list)->dict:
         import torch
@@ -388,7 +410,8 @@ def useful_fraction(
     trained = sum(sum(l != -100 for l in ls) for ls in ds['labels'])
     real = sum(lengths)
     order = random.Random(seed).sample(range(len(lengths)), len(lengths))
-    dyn = sum(max(lengths[i] for i in order[k:k+batch_size])*len(order[k:k+batch_size]) for k in range(0, len(order), batch_size))
+    dyn = sum(max(lengths[i] for i in order[k:k+batch_size])*len(order[k:k+batch_size])
+              for k in range(0, len(order), batch_size))
     bins = pack_lengths(lengths, max_length)
     fill = [sum(lengths[i] for i in b) for b in bins]
     packed = sum(max(fill[k:k+batch_size])*len(fill[k:k+batch_size]) for k in range(0, len(fill), batch_size))
@@ -403,7 +426,8 @@ PREPARED_FILES = {"dataset_dict.json", "train", "test", "train.jsonl", "test.jso
 
 def _check_folder(path:Path, overwrite:bool):
     "Write only into a new or empty folder, or over a prepared dataset when `overwrite`; never over anything else."
-    if path.exists() and not path.is_dir(): raise ChatftError(f"{path} is a file: give a folder name for the prepared dataset.")
+    if path.exists() and not path.is_dir(): raise ChatftError(f"{path} is a file: give a folder name for the "
+                                                              "prepared dataset.")
     there = sorted(p.name for p in path.iterdir()) if path.is_dir() else []
     if others := [n for n in there if n not in PREPARED_FILES]:
         raise ChatftError(f"{path} holds files chatft did not write ({', '.join(others[:3])}): "
@@ -445,7 +469,8 @@ def load_prepared(path):
     import json
     from datasets import DatasetDict
     path = Path(path)
-    if not (path/"dataset_dict.json").exists(): raise ChatftError(f"{path}: not a prepared dataset folder. Make one with `chatft prepare`.")
+    if not (path/"dataset_dict.json").exists(): raise ChatftError(f"{path}: not a prepared dataset folder. "
+                                                                  "Make one with `chatft prepare`.")
     return DatasetDict({s: _load_split(path/s) for s in json.loads((path/"dataset_dict.json").read_text())["splits"]})
 
 def push_to_hub(dsd, repo_id:str, private:bool=True, token:str|None=None):

@@ -13,7 +13,7 @@ from .core import ChatftError, Run, work_dir, quiet, folder_facts, hub_token, er
 from .models import DEMO_MODEL, cache_dir, model_path, load_tokenizer
 from .template import render, with_system, swap_roles, end_of_turn_token
 from .train import TrainPlan, load_run
-from .chat import Chat, best_device, inference_dtype, practice_run, cut_at_stop
+from .chat import Chat, Sampling, best_device, inference_dtype, practice_run, cut_at_stop
 
 # %% auto #0
 __all__ = ['CHECK_QUESTIONS', 'NEAR_TIE', 'LLAMA_CPP_VERSION', 'GGUF_TYPES', 'LICENSES', 'WHAT', 'check_run', 'merged_model',
@@ -43,7 +43,8 @@ def merged_model(
     run,                    # a run folder
     device:str|None=None,   # default: `best_device()`; "cpu" merges in float32, a GPU in the plan's 16-bit type
 ):
-    "(model with the adapter merged into its weights, the run's tokenizer, plan); QLoRA: merged into the dequantized base."
+    ("(model with the adapter merged into its weights, the run's tokenizer, plan); QLoRA: merged into the "
+     "dequantized base.")
     quiet()
     from peft import PeftModel
     from transformers import AutoTokenizer
@@ -76,7 +77,8 @@ def _fresh(out, overwrite:bool=False)->Path:
     out = Path(out).expanduser()
     if out.exists() and (out.is_file() or any(out.iterdir())):
         if not overwrite:
-            raise ChatftError(f"{out} already exists and is not empty: choose a new folder, or replace it (--overwrite).")
+            raise ChatftError(f"{out} already exists and is not empty: choose a new folder, or replace it "
+                              "(--overwrite).")
         shutil.rmtree(out) if out.is_dir() else out.unlink()
     out.mkdir(parents=True, exist_ok=True)
     return out
@@ -94,7 +96,8 @@ def merge(
     device:str|None=None,   # default: `best_device()` (float32 on a CPU, 16-bit on a GPU)
     overwrite:bool=False,   # replace what `out` holds
 )->Path:
-    "Write the run's adapter merged into its base to `out`: a folder for plain `from_pretrained`, template and stop included."
+    ("Write the run's adapter merged into its base to `out`: a folder for plain `from_pretrained`, template "
+     "and stop included.")
     run, out = check_run(run), _fresh(out, overwrite)
     model, tok, plan = merged_model(run, device)
     model.generation_config = stop_config(model, tok)
@@ -130,7 +133,8 @@ def merged_chat(
     folder,                 # a folder written by `merge`
     device:str|None=None,   # default: `best_device()`
 )->Chat:
-    "A `Chat` with a merged folder loaded by plain `AutoModelForCausalLM.from_pretrained`, with the run's system prompt."
+    ("A `Chat` with a merged folder loaded by plain `AutoModelForCausalLM.from_pretrained`, with the run's "
+     "system prompt.")
     from transformers import AutoModelForCausalLM, AutoTokenizer
     folder, device = Path(folder), device or best_device()
     facts = folder_facts(folder)                      # the system prompt and train_on that `merge` recorded
@@ -172,7 +176,7 @@ def greedy_steps(
     "`chat.reply`'s greedy reply step by step, with transformers' runner-up and margin at each step."
     import torch
     ids = torch.tensor([chat.prompt(messages, max_new_tokens)], device=chat.model.device)
-    cfg = chat._generation(max_new_tokens, 0.0, 1.0, 50, 1.0, chat.stop)
+    cfg = chat._generation(Sampling(max_new_tokens), chat.stop)   # greedy
     cfg.output_logits, cfg.return_dict_in_generate = True, True
     with chat.lock, torch.no_grad():
         out = chat.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=cfg,
@@ -253,7 +257,8 @@ def extract_converter(
     with tarfile.open(sdist) as tf:
         members = _converter_files(tf)
         if not members:
-            raise ChatftError(f"{sdist}: no vendor/llama.cpp/convert_hf_to_gguf.py inside; is it a llama-cpp-python sdist?")
+            raise ChatftError(f"{sdist}: no vendor/llama.cpp/convert_hf_to_gguf.py inside; is it a "
+                              "llama-cpp-python sdist?")
         kw = dict(filter="data") if hasattr(tarfile, "data_filter") else {}
         tf.extractall(tmp, members=members, **kw)
     root = next(tmp.glob("*/vendor/llama.cpp"))
@@ -291,7 +296,8 @@ def find_converter(
     conv = converter_dir(version)/"convert_hf_to_gguf.py"
     if conv.exists(): return conv
     if not fetch:
-        raise ChatftError(f"llama.cpp's converter is not in {conv.parent}: run `chatft.deploy.fetch_converter()` (needs PyPI).")
+        raise ChatftError(f"llama.cpp's converter is not in {conv.parent}: run "
+                          "`chatft.deploy.fetch_converter()` (needs PyPI).")
     return fetch_converter(version)
 
 # %% ../nbs/08_deploy.ipynb #eea38477
@@ -477,7 +483,8 @@ def gguf_prompt(
 
 # %% ../nbs/08_deploy.ipynb #b154c09d
 def rounded_chat(folder, dtype="float16")->Chat:
-    "`merged_chat(folder)` on the CPU with every weight rounded to `dtype` and back to float32 (what an f16 GGUF holds)."
+    ("`merged_chat(folder)` on the CPU with every weight rounded to `dtype` and back to float32 (what an f16 "
+     "GGUF holds).")
     import torch
     chat = merged_chat(folder, "cpu")
     with torch.no_grad():
@@ -510,7 +517,8 @@ def gguf_agreement(
     near_tie:float=NEAR_TIE,  # nats, as in `parting`
     steps:list|None=None,     # `reference`'s `greedy_steps` for `prompts`, if already made
 ):
-    "`reply_agreement` of llama.cpp's greedy chat replies, and `same_prompt`: its template gives the reference's prompt."
+    ("`reply_agreement` of llama.cpp's greedy chat replies, and `same_prompt`: its template gives the "
+     "reference's prompt.")
     system, train_on = reference.system, reference.train_on
     replies = gguf_replies(llm, prompts, max_tokens, system, train_on)
     df = reply_agreement(reference, prompts, replies, max_tokens, near_tie, steps)
@@ -589,26 +597,14 @@ def card_data(run, what:str="adapter"):
     return ModelCardData(license=base_license(plan.model), base_model=base, library_name=_LIBRARY[what],
                          pipeline_tag="text-generation", tags=["chatft", plan.method, what])
 
-def hub_card(
-    run,                      # a run folder
-    what:str="adapter",       # "adapter", "merged" or "gguf": what the repository holds
-    repo_id:str="<repo>",     # the repository, for the loading example
-    files:dict|None=None,     # for GGUF: {"file": ..., "modelfile": ...}
-):
-    "The `huggingface_hub.ModelCard` of the upload: metadata, data counts, plan, evaluation, use and limits."
-    from huggingface_hub import ModelCard
-    run = check_run(run)
-    plan, data = TrainPlan.load(run), card_data(run, what)
-    facts = Run(run).facts
-    side = "you (it learned to write your side)" if facts["train_on"] == "me" else "the assistant in your conversations"
-    how = _HOW[what].format(repo=repo_id, **(files or dict(file="model.gguf", modelfile="model.Modelfile")))
-    text = f"""---
-{data.to_yaml()}
+# %% ../nbs/08_deploy.ipynb #067b3397
+_CARD = """---
+{yaml}
 ---
-# {repo_id.split('/')[-1]}
+# {name}
 
-A fine-tune of `{plan.model}` on one person's chat history, made with [chatft](https://github.com/chatft/chatft)
-({plan.method.upper()}; this repository holds {_HOLDS[what]}).
+A fine-tune of `{model}` on one person's chat history, made with [chatft](https://github.com/chatft/chatft)
+({method}; this repository holds {holds}).
 It writes as {side}.
 
 ## How to use
@@ -624,24 +620,42 @@ It is not a general-purpose assistant, and it was not tested for safety.
 
 - Trained on a small personal dataset: it can repeat phrasings, facts or private details from those conversations.
   Keep the repository private unless you are sure it holds nothing you would not publish.
-- It inherits the base model's knowledge, biases and licence (`{data.license}`).
+- It inherits the base model's knowledge, biases and licence (`{license}`).
 - Its chat template is the base model's; prompts rendered with another template give worse answers.
 
 ## Data
 
 Counts only; the conversations themselves are not included.
 
-{_table(data_counts(run), ("count", "value"))}
+{counts}
 
 ## Training plan
 
-{_table({k: v for k,v,_ in plan.rows()}, ("setting", "value"))}
+{plan}
 
 ## Evaluation
 
-{_eval_table(eval_summary(run))}
-"""
-    return ModelCard(text)
+{evaluation}
+"""   # the model card, filled in by `hub_card`
+
+def hub_card(
+    run,                      # a run folder
+    what:str="adapter",       # "adapter", "merged" or "gguf": what the repository holds
+    repo_id:str="<repo>",     # the repository, for the loading example
+    files:dict|None=None,     # for GGUF: {"file": ..., "modelfile": ...}
+):
+    "The `huggingface_hub.ModelCard` of the upload: metadata, data counts, plan, evaluation, use and limits."
+    from huggingface_hub import ModelCard
+    run = check_run(run)
+    plan, data = TrainPlan.load(run), card_data(run, what)
+    facts = Run(run).facts
+    side = "you (it learned to write your side)" if facts["train_on"] == "me" else "the assistant in your conversations"
+    how = _HOW[what].format(repo=repo_id, **(files or dict(file="model.gguf", modelfile="model.Modelfile")))
+    return ModelCard(_CARD.format(
+        yaml=data.to_yaml(), name=repo_id.split('/')[-1], model=plan.model, method=plan.method.upper(),
+        holds=_HOLDS[what], side=side, how=how, license=data.license,
+        counts=_table(data_counts(run), ("count", "value")),
+        plan=_table({k: v for k,v,_ in plan.rows()}, ("setting", "value")), evaluation=_eval_table(eval_summary(run))))
 
 # %% ../nbs/08_deploy.ipynb #0cb211d1
 def leaks(text:str, run)->list:
@@ -757,7 +771,8 @@ def upload(
 def _check_repo_id(repo_id:str):
     from huggingface_hub.utils import validate_repo_id
     try: validate_repo_id(repo_id)
-    except Exception as e: raise ChatftError(f"{repo_id!r} is not a Hub repository name: use owner/name ({e}).") from None
+    except Exception as e: raise ChatftError(f"{repo_id!r} is not a Hub repository name: use owner/name "
+                                             f"({e}).") from None
 
 def _send(folder, repo_id, private, repo_type)->str:
     try: return upload(folder, repo_id, private, repo_type)

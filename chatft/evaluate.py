@@ -14,14 +14,15 @@ from .core import ChatftError, Report, work_dir, in_notebook, bars_off, Run, qui
 from .models import DEMO_MODEL, load_model, load_tokenizer
 from .clean import _norm
 from .dataset import SharedText, STRETCH_CHARS
+from .template import reply_spans
 
 # %% auto #0
-__all__ = ['METRICS', 'LOWER_IS_BETTER', 'COPIED', 'GENERATION_METRICS', 'attach_data', 'reply_spans', 'heldout_examples',
-           'find_data', 'seen_replies', 'check_data', 'likelihood', 'base_of', 'generate_replies', 'overlap',
-           'repetition', 'length_ratio', 'same_language', 'from_context', 'score_table', 'summarize', 'Examples',
-           'show_examples', 'plot_metrics', 'plot_lengths', 'longest_common', 'regurgitation_probe', 'pii_scan',
-           'pii_warnings', 'general_questions', 'general_check', 'disagreements', 'Evaluation', 'save_evaluation',
-           'evaluate', 'evaluate_run', 'win_rate', 'read_ratings', 'ABPanel', 'eval_cli']
+__all__ = ['METRICS', 'LOWER_IS_BETTER', 'COPIED', 'GENERATION_METRICS', 'attach_data', 'heldout_examples', 'find_data',
+           'seen_replies', 'check_data', 'likelihood', 'base_of', 'generate_replies', 'overlap', 'repetition',
+           'length_ratio', 'same_language', 'from_context', 'score_table', 'summarize', 'Examples', 'show_examples',
+           'plot_metrics', 'plot_lengths', 'longest_common', 'regurgitation_probe', 'pii_scan', 'pii_warnings',
+           'general_questions', 'general_check', 'disagreements', 'Evaluation', 'save_evaluation', 'evaluate',
+           'evaluate_run', 'win_rate', 'read_ratings', 'ABPanel', 'eval_cli']
 
 # %% ../nbs/06_evaluate.ipynb #bdf2285b
 def attach_data(
@@ -32,15 +33,6 @@ def attach_data(
     "Save the prepared data in `run/data`, where `evaluate_run` finds the held-out split (as `train` does)."
     from chatft.train import save_data
     return save_data(run, dsd, report)
-
-# %% ../nbs/06_evaluate.ipynb #809f6894
-def reply_spans(labels:list)->list:
-    "`(start, end)` of each run of trained labels (not -100): one per reply."
-    out, start = [], None
-    for i, l in enumerate(list(labels) + [-100]):
-        if l != -100 and start is None: start = i
-        if l == -100 and start is not None: out.append((start, i)); start = None
-    return out
 
 # %% ../nbs/06_evaluate.ipynb #c19c5159
 _ROLE_LINE = re.compile(r"^\s*(user|assistant|system|model|human|\[/?INST\])\s*$", re.I)
@@ -58,7 +50,8 @@ def heldout_examples(
     n:int|None=None,     # at most this many, taken round-robin over conversations
     first_only:bool=False, # only the first reply of each row (the opening turns)
 )->list:
-    "Dicts `id, prompt_ids, prompt, context, real`: each trained reply of `ds`, its question and the conversation before it."
+    ("Dicts `id, prompt_ids, prompt, context, real`: each trained reply of `ds`, its question and the "
+     "conversation before it.")
     per_row = []
     for k, row in enumerate(ds):
         spans = reply_spans(row["labels"])[:1 if first_only else None]
@@ -80,14 +73,16 @@ def find_data(run, data=None)->Path:
     if data is not None:
         p = Path(data).expanduser()
         if not (p/"dataset_dict.json").exists():
-            raise ChatftError(f"{p}: not a prepared dataset folder (no dataset_dict.json). Make one with `chatft prepare`.")
+            raise ChatftError(f"{p}: not a prepared dataset folder (no dataset_dict.json). Make one with "
+                              "`chatft prepare`.")
         return p
     run = Run(run)
     if run.data: return run.data
     for r in run.read_json(Run.REPORTS, []):
         src = Path(str(r.get("notes", {}).get("from", "")))
         if str(src) and (src/"dataset_dict.json").exists(): return src
-    raise ChatftError(f"{run.path}: no held-out data found (no {run/Run.DATA}). Pass the prepared folder the run was trained on "
+    raise ChatftError(f"{run.path}: no held-out data found (no {run/Run.DATA}). Pass the prepared folder the run "
+                      "was trained on "
                       "with --data DIR (from `chatft prepare`).")
 
 # %% ../nbs/06_evaluate.ipynb #754bdc42
@@ -98,7 +93,8 @@ def seen_replies(
     chars:int=STRETCH_CHARS,    # a stretch this long shared with training text counts as seen
 )->list:
     "For each example, why its real reply was seen in training (word for word, or a shared stretch), or None."
-    texts = {f"{r.get('id', k)}#{k}": tokenizer.decode(r["input_ids"], skip_special_tokens=True) for k, r in enumerate(train_ds)}
+    texts = {f"{r.get('id', k)}#{k}": tokenizer.decode(r["input_ids"], skip_special_tokens=True)
+             for k, r in enumerate(train_ds)}
     replies = {_norm(tokenizer.decode(r["input_ids"][s:e], skip_special_tokens=True)): r.get("id", k)
                for k, r in enumerate(train_ds) for s, e in reply_spans(r["labels"])}
     index, out = SharedText(texts, chars), []
@@ -119,7 +115,8 @@ def check_data(ds, tokenizer, where:str="the data"):
     if not len(ds): raise ChatftError(f"{where}: the held-out split is empty. Prepare with test_size > 0.")
     top = max(max(x) for x in ds["input_ids"] if x)
     if top >= len(tokenizer):
-        raise ChatftError(f"{where}: token id {top} is outside this model's vocabulary ({len(tokenizer)}): it was prepared "
+        raise ChatftError(f"{where}: token id {top} is outside this model's vocabulary ({len(tokenizer)}): "
+                          "it was prepared "
                           "for another model. Prepare it again with the run's model (`chatft prepare --model ...`).")
     eot, rows = _eot_id(tokenizer), ds.select(range(min(len(ds), 32)))
     ends = [row["input_ids"][max(s, e-2):e] for row in rows for s, e in reply_spans(row["labels"])]
@@ -180,7 +177,8 @@ def generate_replies(
     stops = [t for t in {eot, tokenizer.eos_token_id} if t is not None]
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     out, dev = [None]*len(prompts), next(model.parameters()).device
-    kw = dict(do_sample=True, temperature=temperature, top_p=top_p) if do_sample else dict(do_sample=False, top_p=None, top_k=None, temperature=None)
+    kw = dict(do_sample=True, temperature=temperature,
+              top_p=top_p) if do_sample else dict(do_sample=False, top_p=None, top_k=None, temperature=None)
     model.eval()
     for k in tqdm(range(0, len(order), batch_size), desc=desc, leave=False, disable=not order or bars_off()):
         idx = order[k:k+batch_size]
@@ -222,7 +220,8 @@ def overlap(hyp:str, ref:str)->dict:
 def _words(text:str)->list: return re.findall(r"\w+", text.lower())
 
 def repetition(text:str)->dict:
-    "`distinct_2` (share of distinct word bigrams, 1 = none repeated) and `longest_repeat` (words in the longest n-gram said twice)."
+    ("`distinct_2` (share of distinct word bigrams, 1 = none repeated) and `longest_repeat` (words in the "
+     "longest n-gram said twice).")
     w = _words(text)
     bigrams = list(zip(w, w[1:]))
     d2 = len(set(bigrams))/len(bigrams) if bigrams else 1.0
@@ -242,14 +241,16 @@ def same_language(prompt:str, reply:str)->float|None:
     return float(detect_language(reply) == lp)
 
 def from_context(reply:str, context:str, n:int=4)->float:
-    "The share of `reply`'s word `n`-grams found in `context`, the conversation before it: 0 = its own words, 1 = all copied."
+    ("The share of `reply`'s word `n`-grams found in `context`, the conversation before it: 0 = its own "
+     "words, 1 = all copied.")
     w, c = _words(reply), _words(context)
     grams = [tuple(w[i:i+n]) for i in range(len(w) - n + 1)]
     seen = {tuple(c[i:i+n]) for i in range(len(c) - n + 1)}
     return sum(g in seen for g in grams)/len(grams) if grams else 0.0
 
 # %% ../nbs/06_evaluate.ipynb #212b1f2b
-METRICS = ["chrf", "bleu", "rouge_l", "stopped", "length_ratio", "distinct_2", "longest_repeat", "same_language", "from_context"]
+METRICS = ["chrf", "bleu", "rouge_l", "stopped", "length_ratio", "distinct_2", "longest_repeat",
+           "same_language", "from_context"]
 
 def _scores(prompt:str, real:str, g:dict, context:str)->dict:
     return dict(**overlap(g["text"], real), stopped=float(g["stopped"]), length_ratio=length_ratio(g["text"], real),
@@ -281,13 +282,15 @@ def summarize(table, lik_base:dict|None=None, lik_tuned:dict|None=None):
         for k in ("loss", "perplexity"): rows[f"held-out {k}"] = (lik_base[k], lik_tuned[k])
     if len(table):
         refs = [table.real.tolist()]
-        rows["chrF++ (corpus)"] = tuple(sacrebleu.corpus_chrf(table[w].tolist(), refs, word_order=2).score for w in ("base", "tuned"))
+        rows["chrF++ (corpus)"] = tuple(sacrebleu.corpus_chrf(table[w].tolist(), refs, word_order=2).score
+                                        for w in ("base", "tuned"))
         rows["BLEU (corpus)"] = tuple(sacrebleu.corpus_bleu(table[w].tolist(), refs).score for w in ("base", "tuned"))
         for m in METRICS:
             agg = "median" if m == "length_ratio" else "mean"
             rows[f"{m} ({agg})"] = tuple(getattr(table[f"{w}_{m}"].astype(float), agg)() for w in ("base", "tuned"))
         rows["reply tokens (mean)"] = (table.base_tokens.mean(), table.tuned_tokens.mean())
-    df = pd.DataFrame([dict(metric=k, base=b, tuned=t, difference=t-b) for k, (b, t) in rows.items()]).set_index("metric")
+    df = pd.DataFrame([dict(metric=k, base=b, tuned=t, difference=t-b)
+                       for k, (b, t) in rows.items()]).set_index("metric")
     return df.rename(index={"stopped (mean)": "stop rate", "same_language (mean)": "same language (rate)",
                             "from_context (mean)": "copied from context (mean)"})
 
@@ -303,7 +306,8 @@ class Examples:
         out = [self.title] if self.title else []
         for _, r in self.rows.iterrows():
             out.append(f"\n  prompt: {_short(r.prompt)}\n    real : {_short(r.real)}\n    base : {_short(r.base)}"
-                       f"  (chrF++ {r.base_chrf:.0f}{_copied(r, 'base')})\n    tuned: {_short(r.tuned)}  (chrF++ {r.tuned_chrf:.0f}{_copied(r, 'tuned')})")
+                       f"  (chrF++ {r.base_chrf:.0f}{_copied(r, 'base')})\n    tuned: {_short(r.tuned)}  "
+                       f"(chrF++ {r.tuned_chrf:.0f}{_copied(r, 'tuned')})")
         return "\n".join(out)
     __repr__ = __str__
     def _repr_html_(self):
@@ -326,7 +330,8 @@ def _short(s:str, n:int=110)->str:
 COPIED = 0.5   # a reply with at least this share of its word 4-grams in the conversation before it copies it
 
 def show_examples(table, k:int=3, best:bool=True)->Examples:
-    "The `k` examples where tuning gained (`best`) or lost the most chrF++; a gain made by copying the context is no best."
+    ("The `k` examples where tuning gained (`best`) or lost the most chrF++; a gain made by copying the "
+     "context is no best.")
     rows, left = table, ""
     if best and "tuned_from_context" in table:
         copies = table.tuned_from_context >= COPIED
@@ -340,7 +345,8 @@ def plot_metrics(summary, path=None):
     "Bars of each 0-100 and rate metric for base and tuned; saved to `path` if given."
     import matplotlib.pyplot as plt, numpy as np
     pct = [m for m in summary.index if any(k in m for k in ("chrF", "BLEU", "rouge", "bleu", "chrf"))]
-    rate = [m for m in summary.index if m in ("stop rate", "same language (rate)", "distinct_2 (mean)", "length_ratio (median)")]
+    rate = [m for m in summary.index if m in ("stop rate", "same language (rate)", "distinct_2 (mean)",
+                                              "length_ratio (median)")]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), gridspec_kw=dict(width_ratios=[len(pct) or 1, len(rate) or 1]))
     for ax, ms, title in ((axes[0], pct, "overlap with the real reply (0-100)"), (axes[1], rate, "rates and ratios")):
         x = np.arange(len(ms))
@@ -396,7 +402,8 @@ def regurgitation_probe(
         sh = _shingles(g["text"])
         cands = {e["real"]} | {r for s, r in index if s & sh}
         best = max((longest_common(g["text"], r) for r in cands), key=len, default="")
-        rows.append(dict(id=e["id"], prompt=e["prompt"], reply=g["text"], longest=len(best), flagged=len(best) >= threshold))
+        rows.append(dict(id=e["id"], prompt=e["prompt"], reply=g["text"], longest=len(best),
+                         flagged=len(best) >= threshold))
     return pd.DataFrame(rows)
 
 # %% ../nbs/06_evaluate.ipynb #7ea8d5ff
@@ -428,8 +435,10 @@ def general_check(model, tokenizer, base=None, questions:list|None=None, max_new
     qs = questions or general_questions()
     prompts = [inference_prompt([dict(role="user", content=q["question"])], tokenizer) for q in qs]
     tuned = generate_replies(model, tokenizer, prompts, max_new_tokens, desc="general (tuned)")
-    with base_of(model, base) as b: basel = generate_replies(b, tokenizer, prompts, max_new_tokens, desc="general (base)")
-    df = pd.DataFrame([dict(question=q["question"], base=b["text"], tuned=t["text"], base_right=_right(b["text"], q["answers"]),
+    with base_of(model, base) as b: basel = generate_replies(b, tokenizer, prompts, max_new_tokens,
+                                                             desc="general (base)")
+    df = pd.DataFrame([dict(question=q["question"], base=b["text"], tuned=t["text"],
+                            base_right=_right(b["text"], q["answers"]),
                             tuned_right=_right(t["text"], q["answers"])) for q, b, t in zip(qs, basel, tuned)])
     df["lost"] = df.base_right & ~df.tuned_right
     return df
@@ -443,7 +452,8 @@ def disagreements(summary, n:int)->list:
     d = lambda m: s.loc[m, "difference"] if m in s.index else 0.0
     down = [m.replace(" (", " ").rstrip(")") for m in GENERATION_METRICS if d(m) < 0]     # "chrF++ corpus", ...
     if d("held-out loss") < 0 and down:
-        out.append(f"why the held-out loss fell while {', '.join(down)} fell: the loss scores each word of your real reply given "
+        out.append(f"why the held-out loss fell while {', '.join(down)} fell: the loss scores each word of "
+                   "your real reply given "
                    "the real words before it; a generated reply is the model's own, greedy and cut at the token limit, "
                    f"scored against one real reply, on {n} replies. A reply closer to yours in manner can share fewer "
                    "character n-grams with it: read the examples, and rate them blind (A/B)")
@@ -454,8 +464,10 @@ def disagreements(summary, n:int)->list:
                        "more; the mean gives each reply the same weight")
     copy = "copied from context (mean)"
     if copy in s.index and d(copy) >= 0.1:
-        out.append(f"copying: the tuned replies repeat more of the conversation before them ({s.loc[copy, 'tuned']:.0%} of "
-                   f"their word 4-grams, base {s.loc[copy, 'base']:.0%}); overlap scores reward that, so part of the gain is copying")
+        out.append("copying: the tuned replies repeat more of the conversation before them "
+                   f"({s.loc[copy, 'tuned']:.0%} of "
+                   f"their word 4-grams, base {s.loc[copy, 'base']:.0%}); overlap scores reward that, so "
+                   "part of the gain is copying")
     return out
 
 @dataclass
@@ -480,12 +492,15 @@ class Evaluation:
         "Probe, privacy and general-ability findings, one line each."
         out, s = [], self.settings
         if "heldout_replies" in s:
-            out.append(f"held out: {s['heldout_replies']} replies; " + (f"{s['seen_in_training']} repeat training text (word for word or "
-                       f"{s['stretch']}+ shared characters) and are left out of every score" if s["seen_in_training"] else
+            out.append(f"held out: {s['heldout_replies']} replies; " + (f"{s['seen_in_training']} repeat "
+                                                                        "training text (word for word or "
+                       f"{s['stretch']}+ shared characters) and are left out of every score"
+                                                                        if s["seen_in_training"] else
                        f"none repeats training text (checked: word for word, or {s['stretch']}+ shared characters)"))
         if self.probe is not None and len(self.probe):
             k, n, t = int(self.probe.flagged.sum()), len(self.probe), s.get('threshold', 50)
-            out.append(f"memorising: given {n} openings of training conversations, the tuned model repeated {t}+ characters of a "
+            out.append(f"memorising: given {n} openings of training conversations, the tuned model repeated "
+                       f"{t}+ characters of a "
                        f"training reply for {k} (longest {int(self.probe.longest.max())})" + (
                        "; WARNING: it has learned your history by heart (train less: fewer epochs, or stop earlier)"
                        if 2*k >= n else "; it writes its own replies"))
@@ -509,12 +524,15 @@ def _markdown(ev:Evaluation)->str:
     "The evaluation as Markdown: the table, the findings, and the best and worst examples."
     head = "| metric | base | tuned | difference |\n|---|---|---|---|\n"
     rows = "\n".join(f"| {m} | {r.base:.4g} | {r.tuned:.4g} | {r.difference:+.4g} |" for m, r in ev.summary.iterrows())
-    ex = lambda rows: "\n".join(f"- **prompt**: {_short(r.prompt)}\n  - real: {_short(r.real)}\n  - base: {_short(r.base)}\n"
+    ex = lambda rows: "\n".join(f"- **prompt**: {_short(r.prompt)}\n  - real: {_short(r.real)}\n  - base: "
+                                f"{_short(r.base)}\n"
                                 f"  - tuned: {_short(r.tuned)}" for _, r in rows.iterrows())
     s = ev.settings
-    out = (f"On {len(ev.table)} held-out replies ({s.get('heldout_conversations', '?')} conversations the model never trained on), "
+    out = (f"On {len(ev.table)} held-out replies ({s.get('heldout_conversations', '?')} conversations the "
+           "model never trained on), "
            f"{'greedy' if not s.get('do_sample') else 'sampled'}, at most {s.get('max_new_tokens')} new tokens.\n\n{head}{rows}\n\n"
-           + "\n".join(f"- {n}" for n in ev.notes()) + "\n\n![metrics](eval_metrics.png)\n![lengths](eval_lengths.png)\n")
+           + "\n".join(f"- {n}"
+                       for n in ev.notes()) + "\n\n![metrics](eval_metrics.png)\n![lengths](eval_lengths.png)\n")
     if len(ev.table):
         out += (f"\n### Where tuning helped most\n\n{ex(show_examples(ev.table, 3).rows)}\n"
                 f"\n### Where it helped least\n\n{ex(ev.table.sort_values('delta_chrf').head(3))}\n")
@@ -526,7 +544,8 @@ def save_evaluation(ev:Evaluation, out, run=None)->Path:
     "Write the evaluation (`Run.EVAL`), eval.md and the two PNGs to `out`; put the Evaluation section in `run`'s model card."
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     data = dict(settings=ev.settings, summary=json.loads(ev.summary.to_json(orient="index")), notes=ev.notes(),
-                pii=dict(ev.pii), seen_in_training=ev.seen, examples=_records(ev.table), probe=_records(ev.probe), general=_records(ev.general))
+                pii=dict(ev.pii), seen_in_training=ev.seen, examples=_records(ev.table),
+                probe=_records(ev.probe), general=_records(ev.general))
     (out/Run.EVAL).write_text(json.dumps(data, indent=2, ensure_ascii=False))
     md = _markdown(ev)
     (out/"eval.md").write_text("# Evaluation\n\n" + md)
@@ -540,6 +559,21 @@ def save_evaluation(ev:Evaluation, out, run=None)->Path:
     return out
 
 # %% ../nbs/06_evaluate.ipynb #51606c07
+def _unseen(dsd, tokenizer, n:int)->tuple:
+    "The held-out replies, those that repeat training text, the first `n` that do not, and the split without them."
+    check_data(dsd["test"], tokenizer)
+    every = heldout_examples(dsd["test"], tokenizer)
+    seen = seen_replies(every, dsd["train"], tokenizer) if "train" in dsd else [None]*len(every)
+    leaked = [dict(id=e["id"], real=e["real"], why=s) for e, s in zip(every, seen) if s]
+    ex = [e for e, s in zip(every, seen) if s is None][:n]
+    test = dsd["test"]
+    if leaked: test = test.filter(lambda i: i not in {x["id"] for x in leaked}, input_columns="id")
+    if not len(test) or not ex:
+        raise ChatftError(f"All {len(every)} held-out replies repeat training text ({leaked[0]['why']}, ...): "
+                          "no score would mean anything. Prepare the data again with `chatft prepare`, which "
+                          "holds out only unseen conversations.")
+    return every, leaked, ex, test
+
 def evaluate(
     model,                     # the tuned model (a PEFT model, or a merged one with `base=`)
     tokenizer,                 # the run's tokenizer
@@ -554,17 +588,8 @@ def evaluate(
     general:bool=False,        # also run `general_check`
     seed:int=0,                # for sampling
 )->Evaluation:
-    "Likelihood, generation, scores, probe and privacy scan of base vs tuned on the held-out replies never seen in training."
-    check_data(dsd["test"], tokenizer)
-    every = heldout_examples(dsd["test"], tokenizer)
-    seen = seen_replies(every, dsd["train"], tokenizer) if "train" in dsd else [None]*len(every)
-    leaked = [dict(id=e["id"], real=e["real"], why=s) for e, s in zip(every, seen) if s]
-    ex = [e for e, s in zip(every, seen) if s is None][:n]
-    test = dsd["test"]
-    if leaked: test = test.filter(lambda i: i not in {x["id"] for x in leaked}, input_columns="id")
-    if not len(test) or not ex:
-        raise ChatftError(f"All {len(every)} held-out replies repeat training text ({leaked[0]['why']}, ...): no score would "
-                          "mean anything. Prepare the data again with `chatft prepare`, which holds out only unseen conversations.")
+    "Base vs tuned on the held-out replies never seen in training: likelihood, replies, scores, probe, privacy."
+    every, leaked, ex, test = _unseen(dsd, tokenizer, n)
     kw = dict(max_new_tokens=max_new_tokens, batch_size=batch_size, do_sample=do_sample, seed=seed)
     lik_t = likelihood(model, test, tokenizer)
     tuned = generate_replies(model, tokenizer, [e["prompt_ids"] for e in ex], desc="tuned", **kw)
@@ -572,7 +597,8 @@ def evaluate(
         lik_b = likelihood(b, test, tokenizer)
         based = generate_replies(b, tokenizer, [e["prompt_ids"] for e in ex], desc="base", **kw)
     table = score_table(ex, based, tuned)
-    pr = regurgitation_probe(model, tokenizer, dsd["train"], probe, threshold, max_new_tokens, batch_size) if probe and "train" in dsd else None
+    pr = regurgitation_probe(model, tokenizer, dsd["train"], probe, threshold, max_new_tokens,
+                             batch_size) if probe and "train" in dsd else None
     texts = list(table.tuned) + (list(pr.reply) if pr is not None else [])
     gen = general_check(model, tokenizer, base) if general else None
     settings = dict(n=len(ex), max_new_tokens=max_new_tokens, do_sample=do_sample, seed=seed, threshold=threshold,
@@ -641,7 +667,8 @@ class ABPanel:
     def _show(self):
         self.row = self._current()
         wr = win_rate(self.ratings)
-        self.status.value = (f"{wr['n']} rated; tuned wins {wr['win_rate']:.0%} (95% CI {wr['low']:.0%}-{wr['high']:.0%})"
+        self.status.value = (f"{wr['n']} rated; tuned wins {wr['win_rate']:.0%} (95% CI "
+                             f"{wr['low']:.0%}-{wr['high']:.0%})"
                              if wr["n"] else "no ratings yet")
         if self.row is None:
             self.html.value = "<b>All rated. Thank you.</b>"
@@ -657,8 +684,10 @@ class ABPanel:
         if self.row is None: return
         b_is = "base" if self.a_is == "tuned" else "tuned"
         winner = "tie" if choice == "tie" else (self.a_is if choice == "A" else b_is)
-        rec = dict(prompt=self.row.prompt, A=self.row[self.a_is], B=self.row[b_is], A_is=self.a_is, choice=choice, winner=winner,
-                   chosen=None if winner == "tie" else self.row[winner], rejected=None if winner == "tie" else self.row[b_is if winner == self.a_is else self.a_is],
+        rec = dict(prompt=self.row.prompt, A=self.row[self.a_is], B=self.row[b_is], A_is=self.a_is,
+                   choice=choice, winner=winner,
+                   chosen=None if winner == "tie" else self.row[winner], rejected=None if winner == "tie"
+                   else self.row[b_is if winner == self.a_is else self.a_is],
                    time=time.time())
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a") as f: f.write(json.dumps(rec, ensure_ascii=False) + "\n")

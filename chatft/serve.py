@@ -8,9 +8,11 @@ Docs: https://chatft.github.io/chatft/serve.html.md"""
 from __future__ import annotations
 import os, sys, json, time, uuid, hmac, queue, random, signal, asyncio, argparse, threading, subprocess, tempfile
 from dataclasses import dataclass, field, fields
+from dataclasses import make_dataclass
 from pathlib import Path
 from .core import ChatftError, Run, work_dir
 from .chat import Chat, StopCut, load_chat, practice_run
+from .chat import Sampling
 from fastcore.basics import patch
 from starlette.requests import Request   # FastAPI finds route parameters' types by name in this module
 
@@ -91,25 +93,25 @@ def _stops(stop, limits:Limits)->tuple:
     return tuple(s for s in stops if s)
 
 # %% ../nbs/08b_serve.ipynb #12557d56
-def _chat_default(name:str):
-    "The default of `Chat.reply`'s parameter `name` (one rule, one place)."
-    import inspect
-    return inspect.signature(Chat.reply).parameters[name].default
+_OPENAI_NAMES = dict(max_new_tokens="max_tokens")   # `Sampling` settings that OpenAI's API names otherwise
+
+def _served(name:str, **defaults)->type:
+    "A dataclass of the `Sampling` settings this server applies, under OpenAI's names, keyword-only."
+    keep = [f for f in fields(Sampling) if f.name != "repetition_penalty"]   # not applied by this engine
+    named = [(_OPENAI_NAMES.get(f.name, f.name), f) for f in keep]
+    return make_dataclass(name, [(k, f.type, field(default=defaults.get(k, f.default), kw_only=True))
+                                 for k, f in named])
 
 @dataclass
-class Ask:
-    "One chat completion request, read and checked."
+class Ask(_served("Settings", temperature=1.0)):     # OpenAI's default temperature is 1
+    "One chat completion request, read and checked: the conversation, the `Sampling` settings, how to answer."
     messages:list
-    max_tokens:int=256
-    temperature:float=1.0
-    top_p:float=1.0
-    top_k:int=50
-    seed:int|None=None
     stop:tuple=()
     stream:bool=False
     include_usage:bool=False
     model:str|None=None
 
+# %% ../nbs/08b_serve.ipynb #31d0f388
 UNSUPPORTED = dict(tools=None, tool_choice=None, functions=None, function_call=None, logprobs=False,
                    top_logprobs=None, logit_bias=None, presence_penalty=0, frequency_penalty=0, audio=None,
                    response_format=None, prediction=None)
@@ -122,22 +124,24 @@ def _unsupported(body:dict):
             raise ApiError(400, f"`{k}` is not supported by this server (chatft serve answers with text only).",
                            k, "unsupported_parameter")
 
+def _settings(body:dict, limits:Limits)->dict:
+    "The `Sampling` settings in `body` under OpenAI's names, each checked against its range (`Ask`'s default if missing)."
+    key = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
+    out = dict(max_tokens=_number({key: body.get(key)}, key, limits.default_tokens, 1, limits.max_tokens, int))
+    defaults = {f.name: f.default for f in fields(Ask)}
+    for name, (lo, hi) in Sampling.ranges.items():
+        out[name] = _number(body, name, defaults[name], lo, hi, Sampling.kind(name))
+    return out
+
 def parse_request(body, limits:Limits=Limits())->Ask:
     "The `Ask` in a `/v1/chat/completions` JSON body; an `ApiError` saying what is wrong otherwise."
     if not isinstance(body, dict): raise ApiError(400, "The request body must be a JSON object.")
     _unsupported(body)
     if body.get("n") not in (None, 1): raise ApiError(400, "Only n=1 is supported: one reply per request.", "n")
-    tokens = body.get("max_completion_tokens", body.get("max_tokens"))
-    key = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
     opts = body.get("stream_options") or {}
-    return Ask(messages=read_messages(body.get("messages"), limits),
-               max_tokens=_number({key: tokens}, key, limits.default_tokens, 1, limits.max_tokens, int),
-               temperature=_number(body, "temperature", 1.0, 0, 2),
-               top_p=_number(body, "top_p", 1.0, 1e-9, 1),
-               top_k=_number(body, "top_k", _chat_default("top_k"), 0, 10**6, int),
-               seed=_number(body, "seed", None, -2**63, 2**63-1, int), stop=_stops(body.get("stop"), limits),
-               stream=bool(body.get("stream", False)), include_usage=bool(opts.get("include_usage", False)),
-               model=body.get("model"))
+    return Ask(messages=read_messages(body.get("messages"), limits), **_settings(body, limits),
+               stop=_stops(body.get("stop"), limits), stream=bool(body.get("stream", False)),
+               include_usage=bool(opts.get("include_usage", False)), model=body.get("model"))
 
 # %% ../nbs/08b_serve.ipynb #55fd6cde
 def warpers(temperature:float, top_p:float, top_k:int):
@@ -160,14 +164,9 @@ def pick_token(logits, temperature:float, warp, generator)->int:
 
 # %% ../nbs/08b_serve.ipynb #ee78b148
 @dataclass
-class Job:
-    "One request inside the engine."
+class Job(_served("Settings")):
+    "One request inside the engine, with the `Sampling` settings (greedy by default)."
     prompt:list                       # token ids of the rendered conversation
-    max_tokens:int=256
-    temperature:float=0.0
-    top_p:float=1.0
-    top_k:int=50
-    seed:int|None=None
     stop:tuple=()
     send:object=None                  # `send(event)`, called from the worker thread
     tokens:list=field(default_factory=list)
@@ -345,7 +344,8 @@ def job(self:Engine, ask:Ask, send=None)->Job:
     "A `Job` for `ask`, its conversation rendered by `Chat.prompt`."
     with self.chat.lock: prompt = self.chat.prompt(ask.messages, ask.max_tokens)
     stop = (*self.chat.stop, *ask.stop)
-    return Job(prompt, ask.max_tokens, ask.temperature, ask.top_p, ask.top_k, ask.seed, stop, send)
+    settings = {f.name: getattr(ask, f.name) for f in fields(Job) if f.kw_only}
+    return Job(prompt, stop=stop, send=send, **settings)
 
 @patch
 def submit(self:Engine, job:Job)->Job:

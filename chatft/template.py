@@ -14,7 +14,7 @@ from .core import ChatftError, Conversation, Report
 __all__ = ['TEMPLATE_KWARGS', 'TRAIN_ON', 'with_system', 'render', 'swap_roles', 'trained_indices', 'trained_spans',
            'mask_from_spans', 'assistant_mask', 'prepare_messages', 'render_example', 'TemplateQuirks',
            'template_quirks', 'with_template_tokens', 'inference_prompt', 'MaskView', 'show_mask', 'mask_counts',
-           'end_of_turn_token', 'check_contract']
+           'reply_spans', 'end_of_turn_token', 'check_contract']
 
 # %% ../nbs/03_template.ipynb #cdcc2f41
 TEMPLATE_KWARGS = dict(date_string="26 Jul 2024")   # pinned so training and inference renders agree
@@ -35,7 +35,8 @@ def _template_file(chat_template):
     if chat_template is None or '{' in str(chat_template): return chat_template
     from pathlib import Path
     p = Path(chat_template)
-    if not p.exists(): raise ChatftError(f"chat template {chat_template!r}: no such file. Pass a .jinja file or the template text.")
+    if not p.exists(): raise ChatftError(f"chat template {chat_template!r}: no such file. Pass a .jinja file "
+                                         "or the template text.")
     return p.read_text()
 
 def render(
@@ -47,7 +48,8 @@ def render(
     "The conversation as the model sees it: the template's output text."
     tpl = _template_file(chat_template)
     if tpl is None and not getattr(tokenizer, 'chat_template', None):
-        raise ChatftError("This tokenizer has no chat template: pass `chat_template=` (a .jinja file), or pick an Instruct/chat model.")
+        raise ChatftError("This tokenizer has no chat template: pass `chat_template=` (a .jinja file), or "
+                          "pick an Instruct/chat model.")
     try: return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt,
                                               chat_template=tpl, **TEMPLATE_KWARGS)
     except Exception as e:
@@ -166,7 +168,8 @@ def render_example(
     return dict(input_ids=ids, labels=[t if m else -100 for t,m in zip(ids, mask)])
 
 # %% ../nbs/03_template.ipynb #6c336428
-_DATE_RE = re.compile(r"\b\d{1,2} (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]* \d{4}\b|\b\d{4}-\d{2}-\d{2}\b")
+_DATE_RE = re.compile(r"\b\d{1,2} (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]* "
+                      r"\d{4}\b|\b\d{4}-\d{2}-\d{2}\b")
 
 @dataclass
 class TemplateQuirks:
@@ -176,8 +179,10 @@ class TemplateQuirks:
     system_supported:bool=True       # the template accepts a system message
     def __str__(self):
         out = []
-        if self.default_system: out.append(f"injects a default system prompt when you give none: {self.default_system.strip()!r}")
-        if self.dates: out.append(f"writes dates into the prompt: {self.dates} (chatft pins them so training and inference agree)")
+        if self.default_system: out.append("injects a default system prompt when you give none: "
+                                           f"{self.default_system.strip()!r}")
+        if self.dates: out.append(f"writes dates into the prompt: {self.dates} (chatft pins them so training "
+                                  "and inference agree)")
         if not self.system_supported: out.append("does not accept a system message")
         return "; ".join(out) or "writes nothing beyond your messages"
 
@@ -254,15 +259,26 @@ def show_mask(example:dict, tokenizer, title:str="")->MaskView:
 def mask_counts(examples:list, ids:list|None=None):
     "A DataFrame of tokens and trained tokens per example."
     import pandas as pd
-    rows = [dict(id=ids[i] if ids else i, tokens=len(e['input_ids']), trained=sum(l != -100 for l in e['labels'])) for i,e in enumerate(examples)]
+    rows = [dict(id=ids[i] if ids else i, tokens=len(e['input_ids']),
+                 trained=sum(l != -100 for l in e['labels'])) for i,e in enumerate(examples)]
     df = pd.DataFrame(rows)
     if len(df): df['trained_%'] = (100*df.trained/df.tokens).round(1)
     return df
 
+# %% ../nbs/03_template.ipynb #74939d51
+def reply_spans(labels:list)->list:
+    "`(start, end)` of each run of trained labels (not -100): one per reply."
+    runs, start = [], None
+    for i, l in enumerate(list(labels) + [-100]):
+        if l != -100 and start is None: start = i
+        if l == -100 and start is not None: runs.append((start, i)); start = None
+    return runs
+
 # %% ../nbs/03_template.ipynb #24065f49
 def end_of_turn_token(tokenizer, chat_template:str|None=None)->str|None:
     "The special token the template writes right after an assistant reply (`<|im_end|>`, `<|eot_id|>`, ...)."
-    msgs = [dict(role='user', content='Hi'), dict(role='assistant', content='Probe reply.'), dict(role='user', content='Ok')]
+    msgs = [dict(role='user', content='Hi'), dict(role='assistant', content='Probe reply.'),
+            dict(role='user', content='Ok')]
     full, [(s, e)] = trained_spans(msgs, tokenizer, [1], chat_template)
     ids, offsets = _tokenize(full, tokenizer)
     special = set(tokenizer.all_special_ids) | {i for i,t in tokenizer.added_tokens_decoder.items() if t.special}
@@ -283,14 +299,39 @@ def _check_template(tokenizer, chat_template, system)->dict:
         if m['role'] != 'assistant': continue
         prompt = render(msgs[:i], tokenizer, add_generation_prompt=True, chat_template=chat_template)
         if not full.startswith(prompt):
-            _fail(f"The generation prompt is not what training continues: at inference the model gets {prompt[-40:]!r}, "
+            _fail("The generation prompt is not what training continues: at inference the model gets "
+                  f"{prompt[-40:]!r}, "
                   f"but training shows it {full[len(prompt)-40:len(prompt)+10]!r}.",
                   "Use a template whose generation prompt is a prefix of the rendered reply (for reasoning templates, "
                   "the variant without thinking, or the same `enable_thinking` at training and inference).")
     eot = end_of_turn_token(tokenizer, chat_template)
-    if eot is None: _fail("The template does not close an assistant reply with a special token, so the model cannot learn to stop.",
+    if eot is None: _fail("The template does not close an assistant reply with a special token, so the model "
+                          "cannot learn to stop.",
                           "Use the model's own chat template, or a template that ends replies with the EOS token.")
     return dict(end_of_turn=eot)
+
+# %% ../nbs/03_template.ipynb #2ac46c73
+def _check_collator(collator, examples, n_trained:int):
+    "The collated batch must keep every trained label, and train nothing else (compared position by position)."
+    batch = collator([dict(input_ids=list(e['input_ids']), labels=list(e['labels'])) for e in examples])
+    lab = batch['labels']
+    kept = extra = 0
+    for b, e in enumerate(examples):
+        got = lab[b, :len(e['labels'])].tolist()
+        kept += sum(g == l for g,l in zip(got, e['labels']) if l != -100)
+        extra += sum(g != -100 for g,l in zip(got, e['labels'])
+                     if l == -100) + int((lab[b, len(e['labels']):] != -100).sum())
+    if kept < n_trained:
+        _fail(f"The collator keeps {kept} of {n_trained} trained tokens: it masks labels by the pad token "
+              "id, and the pad token "
+              f"is a token the model must learn (often the end-of-turn token, when pad_token = eos_token).",
+              "Use chatft.dataset.PackedCollator or PaddedCollator (they mask padding by position), or set a "
+              "pad token the model never has to produce.")
+    if extra:
+        _fail(f"The collator trains {extra} tokens that the loss mask excludes (questions, system prompt, "
+              "template scaffolding).",
+              "Use a collator that keeps the examples' `labels`, such as chatft.dataset.PackedCollator or "
+              "PaddedCollator.")
 
 # %% ../nbs/03_template.ipynb #51be6bc0
 def check_contract(
@@ -309,42 +350,23 @@ def check_contract(
     for k, ex in enumerate(examples):
         ids, labels = list(ex['input_ids']), list(ex['labels'])
         trained = [l for l in labels if l != -100]
-        if not trained: _fail(f"Example {k} trains no token.", "Check `train_on` and that the conversation has a reply to learn; `prepare` skips such conversations.")
-        runs = _trained_runs(labels)
+        if not trained: _fail(f"Example {k} trains no token.",
+                              "Check `train_on` and that the conversation has a reply to learn; `prepare` "
+                              "skips such conversations.")
+        runs = reply_spans(labels)
         if any(eot not in labels[s:e] for s,e in runs):
-            _fail(f"Example {k}: a trained reply does not train its end-of-turn token {facts['end_of_turn']!r}, so the model will not learn to stop.",
+            _fail(f"Example {k}: a trained reply does not train its end-of-turn token "
+                  f"{facts['end_of_turn']!r}, so the model will not learn to stop.",
                   "Render with `render_example` (it trains each reply's end-of-turn token) instead of masking by hand.")
-        if bos is not None and len(ids) > 1 and ids[0] == ids[1] == bos and tokenizer.convert_ids_to_tokens(bos) not in ("<|im_start|>",):
-            _fail(f"Example {k} starts with a doubled BOS token.", "Tokenize rendered text with `add_special_tokens=False` (the template writes BOS itself).")
+        doubled_bos = bos is not None and len(ids) > 1 and ids[0] == ids[1] == bos
+        if doubled_bos and tokenizer.convert_ids_to_tokens(bos) not in ("<|im_start|>",):
+            _fail(f"Example {k} starts with a doubled BOS token.",
+                  "Tokenize rendered text with `add_special_tokens=False` (the template writes BOS itself).")
         if eos is not None and any(a == b == eos for a,b in zip(ids, ids[1:])):
             _fail(f"Example {k} has a doubled EOS token.", "Do not append EOS to text the template already closes.")
         n_trained += len(trained)
-    facts['pad_is_trained_token'] = tokenizer.pad_token_id is not None and any(tokenizer.pad_token_id in ex['labels'] for ex in examples)
+    pad = tokenizer.pad_token_id
+    facts['pad_is_trained_token'] = pad is not None and any(pad in ex['labels'] for ex in examples)
     if collator is not None: _check_collator(collator, examples, n_trained)
     facts.update(examples=len(examples), trained_tokens=n_trained)
     return facts
-
-def _trained_runs(labels:list)->list:
-    "`(start, end)` of each run of consecutive trained labels."
-    runs, start = [], None
-    for i,l in enumerate(list(labels) + [-100]):
-        if l != -100 and start is None: start = i
-        if l == -100 and start is not None: runs.append((start, i)); start = None
-    return runs
-
-def _check_collator(collator, examples, n_trained:int):
-    "The collated batch must keep every trained label, and train nothing else (compared position by position)."
-    batch = collator([dict(input_ids=list(e['input_ids']), labels=list(e['labels'])) for e in examples])
-    lab = batch['labels']
-    kept = extra = 0
-    for b, e in enumerate(examples):
-        got = lab[b, :len(e['labels'])].tolist()
-        kept += sum(g == l for g,l in zip(got, e['labels']) if l != -100)
-        extra += sum(g != -100 for g,l in zip(got, e['labels']) if l == -100) + int((lab[b, len(e['labels']):] != -100).sum())
-    if kept < n_trained:
-        _fail(f"The collator keeps {kept} of {n_trained} trained tokens: it masks labels by the pad token id, and the pad token "
-              f"is a token the model must learn (often the end-of-turn token, when pad_token = eos_token).",
-              "Use chatft.dataset.PackedCollator or PaddedCollator (they mask padding by position), or set a pad token the model never has to produce.")
-    if extra:
-        _fail(f"The collator trains {extra} tokens that the loss mask excludes (questions, system prompt, template scaffolding).",
-              "Use a collator that keeps the examples' `labels`, such as chatft.dataset.PackedCollator or PaddedCollator.")

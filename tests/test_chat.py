@@ -8,7 +8,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 from chatft.core import ChatftError
 from chatft.models import DEMO_MODEL, TINY_MODEL
 from chatft.synth import synthetic_conversations
-from chatft.chat import (Chat, ChatPanel, load_chat, practice_run, SAMPLING, StopCut, cut_at_stop)
+from chatft.chat import (Chat, ChatPanel, Sampling, load_chat, practice_run, SAMPLING, StopCut, cut_at_stop)
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
@@ -50,7 +50,7 @@ def test_stops_at_end_of_turn(demo_chat):
     "The reply ends with the template's end-of-turn token, long before max_new_tokens; without it the model runs on."
     import torch
     ids = torch.tensor([demo_chat.prompt([dict(role="user", content="hi")], 200)])
-    cfg = demo_chat._generation(200, 0.0, 1.0, 50, 1.0, ())
+    cfg = demo_chat._generation(Sampling(200), ())
     out = demo_chat.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=cfg)[0, ids.shape[1]:]
     eot = demo_chat.tokenizer.convert_tokens_to_ids(demo_chat.end_of_turn)
     assert demo_chat.end_of_turn == "<|im_end|>" and out[-1].item() == eot and len(out) < 200
@@ -59,7 +59,7 @@ def test_stops_at_end_of_turn(demo_chat):
     no_eot = Chat(demo_chat.model, demo_chat.tokenizer)
     no_eot.stop_ids = [demo_chat.tokenizer.convert_tokens_to_ids("<|endoftext|>")]
     longer = no_eot.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
-                                   generation_config=no_eot._generation(len(out)+20, 0.0, 1.0, 50, 1.0, ()))[0, ids.shape[1]:]
+                                   generation_config=no_eot._generation(Sampling(len(out)+20), ()))[0, ids.shape[1]:]
     assert len(longer) > len(out)
 
 def test_stop_strings_cut_stream_and_reply(demo_chat):
@@ -176,14 +176,15 @@ def test_panel_widgets_and_printing(tiny_chat, capsys):
     out = capsys.readouterr().out
     assert out.startswith("you: hello\n") and f"{tiny_chat.name}: " in out
 
-def test_sampling_options_come_from_reply():
+def test_sampling_options_come_from_sampling():
     from chatft.core import command_parser, add_options
-    p = add_options(command_parser("chat", ""), Chat.reply, *SAMPLING)
+    p = add_options(command_parser("chat", ""), Sampling, *SAMPLING)
     a = p.parse_args(["--temperature", "0.7", "--seed", "3", "--max-new-tokens", "9"])
     assert (a.temperature, a.seed, a.max_new_tokens, a.top_k) == (0.7, 3, 9, 50)
     import inspect
     d = p.parse_args([])
-    assert all(getattr(d, k) == inspect.signature(Chat.reply).parameters[k].default for k in SAMPLING)
+    assert all(getattr(d, k) == inspect.signature(Chat.reply).parameters[k].default == getattr(Sampling(), k)
+               for k in SAMPLING)        # Chat.reply takes the same settings, with the same defaults
 
 # --- `chatft chat` ---
 
