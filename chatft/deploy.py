@@ -193,6 +193,16 @@ def greedy_steps(
 # %% ../nbs/08_deploy.ipynb #54ed63d8
 def _whole(text:str)->str: return text.rstrip("\ufffd")   # a token ending inside a character: its whole characters
 
+def _parts_at(steps:Steps, said:str)->int:
+    "The first step where `said` leaves the reference (`len(steps.ids)` when it never does)."
+    for k, t in enumerate(steps.text):
+        if not said.startswith(_whole(t)): return k
+        runner, after = _whole(steps.runner[k]), steps.text[k+1:k+2]
+        # the runner-up's text goes on from the top token's (" a" / " an"): it was taken when the reference's next is not
+        if len(runner) > len(_whole(t)) and said.startswith(runner) and after and not said.startswith(_whole(after[0])):
+            return k
+    return len(steps.ids)
+
 def parting(
     steps:Steps,              # the reference's reply, from `greedy_steps`
     reply:str,                # the other side's greedy reply to the same prompt (at most as many tokens)
@@ -202,7 +212,7 @@ def parting(
     n = len(steps.ids)
     if reply == steps.reply: return dict(agreed=n, of=n, margin=None, verdict="same", why="identical")
     said = reply + _END
-    k = next((k for k, t in enumerate(steps.text) if not said.startswith(_whole(t))), n)
+    k = _parts_at(steps, said)
     if k == n: return dict(agreed=n, of=n, margin=None, verdict="differs", why="it goes on past the reference's end")
     m, runner_up = steps.margin[k], said.startswith(_whole(steps.runner[k]))
     if m > near_tie: why = f"the reference is sure there ({m:.2f} nats > {near_tie})"

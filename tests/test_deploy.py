@@ -334,3 +334,11 @@ def test_gguf_of_the_base_model_fails(prompts, reference16, steps16, tmp_path):
     assert check.same_prompt.all() and not check.ok.all(), check.to_string()
     failed = check[~check.ok]
     assert (failed.margin > 2*NEAR_TIE).all() and failed.why.str.contains("sure").all(), check.to_string()
+
+def test_parting_sees_a_runner_up_that_extends_the_top_token():
+    "' an' after ' a' (the runner-up's text goes on from the top token's): taking it is a near tie at that step."
+    from chatft.deploy import Steps, parting
+    s = Steps([1], [10, 11], [" a", " a cat"], [12, 13], [" an", " a dog"], [0.01, 3.0])
+    assert parting(s, " an apple")["verdict"] == "near tie"
+    assert (parting(s, " an apple")["agreed"], parting(s, " a dog")["agreed"]) == (0, 1)
+    assert parting(s, " a dog")["verdict"] == "differs" and parting(s, " a cat")["verdict"] == "same"
