@@ -11,7 +11,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 import orjson
-from .core import ChatftError, Report, Conversation, read_jsonl, write_jsonl
+from .core import (ChatftError, Report, Conversation, read_jsonl, write_jsonl, command_parser,
+                         add_options, step_path, work_dir)
+from .models import load_tokenizer
+from .export import read_export
+from .synth import synthetic_conversations
 
 # %% auto #0
 __all__ = ['API_KEY_PATTERNS', 'ENTROPY_THRESHOLD', 'DETECTORS', 'ERROR_REPLY', 'NEAR_DUPLICATE_THRESHOLD', 'Found', 'luhn_ok',
@@ -825,7 +829,6 @@ def clean_file(
 # %% ../nbs/02_clean.ipynb #091bb248
 def clean_cli(argv:list)->int:
     "`chatft clean IN.jsonl -o OUT.jsonl [options]`"
-    from chatft.core import command_parser, add_options
     p = command_parser("clean", "Filter, de-duplicate and redact private data (redaction is on by default).")
     add_options(p, clean_file, "inp", "out", "report", "dry_run", "overwrite", positional=("inp",),
                 flags=dict(out=("-o", "--output")), inp=dict(metavar="input"), out=dict(required=False))
@@ -836,7 +839,6 @@ def clean_cli(argv:list)->int:
     if not a.out and not a.dry_run: p.error("give -o OUT.jsonl, or --dry-run to only see what would happen")
     tok = None
     if a.tokenizer:
-        from chatft.models import load_tokenizer
         tok = load_tokenizer(a.tokenizer)
     rep = clean_file(a.inp, a.out, report=a.report, dry_run=a.dry_run, overwrite=a.overwrite, min_turns=a.min_turns, min_tokens=a.min_tokens,
                      max_tokens=a.max_tokens, since=a.since, until=a.until, models=a.models, include=a.include, exclude=a.exclude,
@@ -855,9 +857,6 @@ def course_conversations(
     verbose:bool=True,    # print which data is used
 )->tuple:
     "`(conversations, where from)`: the work folder's, else `export` read (and cleaned) into it, else synthetic."
-    from chatft.export import read_export
-    from chatft.core import step_path, work_dir
-    from chatft.synth import synthetic_conversations
     steps = ["export", "clean"] if cleaned else ["export"]
     have = [s for s in steps if step_path(s, work).exists()]
     if have and (have[-1] == "clean" or not cleaned or export is None):
@@ -880,7 +879,6 @@ def course_conversations(
 
 def _clean_into(convs:list, work)->list:
     "`convs` cleaned with the defaults, written to the work folder with the report beside them."
-    from chatft.core import step_path
     kept, report = clean(convs)
     report.save(report_path(write_jsonl(kept, step_path("clean", work))))
     return kept
@@ -893,7 +891,6 @@ def read_cleaned(
     **kw,                   # more `read_export` settings (images, system, progress)
 )->tuple:
     "`(conversations, [reports])`: `export` read, then cleaned with `clean`'s defaults (redaction on)."
-    from chatft.export import read_export
     convs, r = read_export(export, **kw)
     if not cleaned: return convs, [r]
     kept, r2 = clean(convs, tokenizer=tokenizer)

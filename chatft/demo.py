@@ -8,7 +8,7 @@ Docs: https://chatft.github.io/chatft/demo.html.md"""
 from __future__ import annotations
 import sys, time, tempfile, argparse
 from pathlib import Path
-from .core import ChatftError, Run, quiet      # first: chatft quiets what a learner cannot act on
+from .core import ChatftError, Run, quiet, command_parser, add_options
 from .export import read_export
 from transformers import TrainerCallback
 from .clean import clean
@@ -16,6 +16,7 @@ from .dataset import prepare
 from .models import DEMO_MODEL, load_tokenizer
 from .train import detect_hardware, plan_training, train, remove_folder, why_stopped
 from .evaluate import Evaluation, Examples, evaluate_run
+from .synth import synthetic_export
 
 # %% auto #0
 __all__ = ['DEMO_MARK', 'read_conversations', 'conversations_to_dataset', 'print_evaluation', 'fresh_demo_folder',
@@ -31,7 +32,6 @@ def read_conversations(
     if export is not None:
         convs, r = read_export(export)
         return convs, [r]
-    from chatft.synth import synthetic_export
     with tempfile.TemporaryDirectory() as d:
         convs, r = read_export(synthetic_export(d, n=n, seed=seed))
     return convs, [r]
@@ -116,7 +116,6 @@ def _heldout_line(reports:list, ev:Evaluation)->str:
 def _demo_args(argv):
     "`chatft demo`'s options: the parameters of `_demo`, the function it calls."
     import inspect
-    from chatft.core import command_parser, add_options
     p = command_parser("demo", "Read, clean, template and prepare an export, train the "
                        "demo model for a few minutes on the CPU, then evaluate base and tuned on held-out conversations.")
     return add_options(p, _demo, *inspect.signature(_demo).parameters, positional=("export",), flags=dict(output="-o")).parse_args(argv)

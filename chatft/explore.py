@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 import numpy as np, pandas as pd
-from .core import ChatftError, Conversation, read_jsonl, in_notebook
+from .core import ChatftError, Conversation, read_jsonl, in_notebook, command_parser, add_options
+from .models import load_tokenizer, DEMO_MODEL
 
 # %% auto #0
 __all__ = ['token_lengths', 'code_chars', 'detect_language', 'conversation_text', 'message_table', 'conversation_table',
@@ -27,7 +28,6 @@ def token_lengths(
 )->list:
     "The number of tokens in each text."
     if tokenizer is None:
-        from chatft.models import load_tokenizer, DEMO_MODEL
         tokenizer = load_tokenizer(DEMO_MODEL)
     if not texts: return []
     if hasattr(tokenizer, "encode"):
@@ -467,8 +467,6 @@ def browse(
 # %% ../nbs/01_explore.ipynb #59abbdb3
 def explore_cli(argv:list)->int:
     "`chatft explore IN.jsonl [--plots DIR] [--tokenizer MODEL]`"
-    from chatft.core import command_parser, add_options
-    from chatft.models import load_tokenizer
     p = command_parser("explore", "Summarise a chatft JSONL file and save plots.")
     p.add_argument("input", help="a chatft JSONL file (from `chatft export` or `chatft clean`)")
     add_options(p, save_plots, "folder", "overwrite", flags=dict(folder="--plots"), folder=dict(required=False, metavar="DIR"))

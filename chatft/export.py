@@ -10,6 +10,7 @@ import orjson, os, re, sys, zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from .core import command_parser, add_options
 
 # %% auto #0
 __all__ = ['TEXT_NOTES', 'GEMINI_GAP', 'FORMATS', 'FORMATS_HELP', 'CHUNK', 'export_hint', 'upload_export', 'Skip', 'thread_ids',
@@ -860,7 +861,6 @@ def raw_records(
 # %% ../nbs/00_export.ipynb #21881b8d
 def export_cli(argv:list|None=None)->int:
     "`chatft export INPUT -o OUT.jsonl`: read an export and write chatft JSONL."
-    from chatft.core import command_parser, add_options
     p = command_parser("export", "Read a chat export into chatft JSONL. " + FORMATS_HELP)
     add_options(p, read_export, "path", "images", "system", positional=("path",),
                 path=dict(metavar="input"), images=dict(choices=["placeholder", "drop"]))
