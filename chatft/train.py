@@ -13,13 +13,12 @@ from .export import ChatftError, Report, in_notebook, bars_off
 from .models import DEMO_MODEL, TINY_MODEL, preset, model_path, load_tokenizer, load_model
 
 # %% auto #0
-__all__ = ['HARDWARE', 'PACK_FILL', 'EVAL_SHARE', 'TIMES_EVALUATED', 'BEST_FILE', 'quiet', 'Hardware', 'detect_hardware',
-           'bf16_speedup', 'cpu_bf16', 'ModelShape', 'model_shape', 'lora_params', 'estimate_memory_gb', 'TrainPlan',
-           'plan_training', 'measure_speed', 'measure_eval_speed', 'load_for_training', 'trainable_summary',
-           'plot_losses', 'LossPlot', 'TimeBudget', 'EndEval', 'KeepBest', 'why_stopped', 'Progress', 'heldout_loss',
-           'answer', 'pack_splits', 'collator_for', 'split_loss', 'last_checkpoint', 'remove_folder', 'check_output',
-           'training_args', 'train', 'model_card', 'save_data', 'save_run', 'load_run', 'load_data', 'course_run',
-           'train_cli']
+__all__ = ['HARDWARE', 'EVAL_SHARE', 'BEST_FILE', 'quiet', 'Hardware', 'detect_hardware', 'bf16_speedup', 'cpu_bf16',
+           'ModelShape', 'model_shape', 'lora_params', 'estimate_memory_gb', 'TrainPlan', 'plan_training',
+           'measure_speed', 'measure_eval_speed', 'load_for_training', 'trainable_summary', 'plot_losses', 'LossPlot',
+           'TimeBudget', 'EndEval', 'KeepBest', 'why_stopped', 'Progress', 'heldout_loss', 'answer', 'pack_splits',
+           'collator_for', 'split_loss', 'last_checkpoint', 'remove_folder', 'check_output', 'training_args', 'train',
+           'model_card', 'save_data', 'save_run', 'load_run', 'load_data', 'course_run', 'train_cli']
 
 # %% ../nbs/05_train.ipynb #f42a5375
 def quiet():
@@ -148,15 +147,19 @@ def _count_params(folder)->ModelShape:
     cfg = AutoConfig.from_pretrained(folder)
     with torch.device("meta"): m = AutoModelForCausalLM.from_config(cfg)
     n = sum(p.numel() for p in m.parameters())
-    return ModelShape(n/1e9, cfg.hidden_size, cfg.num_hidden_layers, cfg.vocab_size, getattr(cfg, "max_position_embeddings", 32768) or 32768)
+    positions = getattr(cfg, "max_position_embeddings", 32768) or 32768
+    return ModelShape(n/1e9, cfg.hidden_size, cfg.num_hidden_layers, cfg.vocab_size, positions)
+
+def _shape_of(params_b:float, layers:int=28, vocab:int=128256)->ModelShape:
+    "A decoder's likely shape from its size alone (the hidden size close to the real ones of 0.1B-8B decoders)."
+    return ModelShape(params_b, int(round(1400*params_b**0.4/128)*128), layers, vocab)
 
 def model_shape(name:str)->ModelShape:
     "The `ModelShape` of `name`: from its config when it is local, else from its preset."
     if name in (TINY_MODEL, DEMO_MODEL) or Path(name).expanduser().is_dir(): return _count_params(model_path(name))
     p = preset(name)
     if p is None: return _count_params(model_path(name))
-    hidden = int(round(1400*p.params_b**0.4/128)*128)   # close to the real sizes of 0.1B-8B decoders
-    return ModelShape(p.params_b, hidden, 28 if p.params_b > 0.4 else 30, 151936 if "qwen" in name.lower() else 128256)
+    return _shape_of(p.params_b, 28 if p.params_b > 0.4 else 30, 151936 if "qwen" in name.lower() else 128256)
 
 # %% ../nbs/05_train.ipynb #ded1fbd6
 _BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
@@ -278,8 +281,25 @@ def _percentile(xs:list, q:float)->float:
     xs = sorted(xs)
     return xs[min(len(xs)-1, int(math.ceil(q*len(xs)))-1)] if xs else 0
 
+# %% ../nbs/05_train.ipynb #r0maxe
+def _max_length(
+    lengths:list,       # the training examples' lengths in tokens (none: no data given)
+    hw:Hardware,        # the machine planned for
+    shape:ModelShape,   # the model (its longest position)
+)->tuple[int,str]:
+    "(max_length, why): the longest example rounded up to 128 tokens (at least 256), within the machine's cap."
+    if not lengths: return (2048 if hw.kind=="cuda" else 512), "default (no data given)"
+    cap = min(2048 if hw.kind=="cuda" else 1024, shape.max_positions)
+    p95, longest = _percentile(lengths, 0.95), max(lengths)
+    why = f"packs the longest of {len(lengths)} examples ({longest} tokens; 95% have <= {p95})"
+    return int(min(max(256, math.ceil(longest/128)*128), cap)), why + (f", capped at {cap}" if longest > cap else "")
+
 # %% ../nbs/05_train.ipynb #23582cd8
-def _precision(hw:Hardware, method:str="lora")->tuple[str,str]:
+def _precision(
+    hw:Hardware,          # the machine planned for
+    method:str="lora",    # "qlora": a CPU computes 4-bit weights in float32
+)->tuple[str,str]:
+    "(number type, why): bfloat16 where the machine is fast at it, else fp16 on a GPU and fp32 on a CPU."
     if hw.kind != "cuda":
         if hw.bf16 and method != "qlora":
             return "bf16", "this CPU multiplies bfloat16 faster than float32 (measured): bf16 autocast, float32 weights"
@@ -287,115 +307,174 @@ def _precision(hw:Hardware, method:str="lora")->tuple[str,str]:
     if hw.bf16: return "bf16", f"capability {hw.capability[0]}.{hw.capability[1]} has bfloat16"
     return "fp16", f"{hw.name} (capability {hw.capability[0]}.{hw.capability[1]}) has no bfloat16"
 
+def _check_bf16(precision:str, hw:Hardware):
+    "Stop when bfloat16 is asked of a machine that has none."
+    if precision == "bf16" and not hw.bf16:
+        raise ChatftError(f"{hw.name} has no bfloat16 (a GPU needs compute capability 8.0+; a CPU, fast AVX512-BF16 "
+                          "or AMX): use precision='fp16' (a T4) or 'fp32' (a CPU).")
+
+# %% ../nbs/05_train.ipynb #r2aske
+def _asked_or(
+    asked:dict,   # the settings given by name (`plan_training`'s `**asked`)
+    key:str,      # the setting to decide
+    rule,         # a function returning (value, reason)
+    *args,        # the rule's arguments
+)->tuple:
+    "(value, reason): the value asked for `key` and 'as asked', else what `rule(*args)` chooses and why."
+    return (asked[key], "as asked") if key in asked else rule(*args)
+
+# %% ../nbs/05_train.ipynb #r3mete
+def _method(
+    shape:ModelShape,   # the model's size
+    hw:Hardware,        # the machine planned for
+    precision:str,      # the number type the plan trains in
+)->tuple[str,str]:
+    "(method, why): 'qlora' when the weights as loaded take over 30% of the memory, else 'lora'."
+    loaded = precision if hw.kind == "cuda" else "fp32"   # a CPU keeps float32 weights (bf16 there is autocast)
+    w16 = shape.params_b*1e9*_BYTES[loaded]/2**30         # the weights alone, as loaded
+    if w16 > 0.3*hw.memory_gb:
+        return "qlora", f"{loaded} weights ({w16:.1f} GB) take over 30% of {hw.memory_gb:.0f} GB: load them in 4-bit NF4"
+    return "lora", f"{loaded} weights ({w16:.1f} GB) fit in {hw.memory_gb:.0f} GB with room for activations"
+
+# %% ../nbs/05_train.ipynb #ac02ca5a
+def _usable_gb(hw:Hardware)->float:
+    "The memory a plan may fill: 80% of a GPU's, 60% of a CPU's RAM."
+    return hw.memory_gb*(0.8 if hw.kind=="cuda" else 0.6)
+
+def _choose_batch(shape, method, precision, max_length, hw, ckpt, r, budget)->tuple:
+    "The largest micro-batch (and checkpointing setting) that fits `budget` GB; checkpointing off when it fits in half."
+    options = [(b, c) for c in ([False, True] if ckpt is None else [ckpt]) for b in ([4,2,1] if hw.kind=="cuda" else [1])]
+    for b, c in sorted(options, key=lambda o: (-o[0]*(2 if not o[1] else 1), o[1])):
+        m = estimate_memory_gb(shape, method, precision, b, max_length, c, r)
+        if m <= budget*(0.5 if hw.kind=="cuda" and not c else 1): return b, c, m   # on a GPU, no checkpointing only with room
+    return None
+
+# %% ../nbs/05_train.ipynb #r5fite
+def _fit_batch(shape, method, precision, max_length, hw, r,
+               asked:dict,   # `micro_batch` and `gradient_checkpointing`, when given by name
+)->tuple|None:
+    "(micro-batch, checkpointing, GB): the asked micro-batch if it fits, else `_choose_batch`'s; None when none fits."
+    ckpt = asked.get("gradient_checkpointing")
+    if "micro_batch" not in asked: return _choose_batch(shape, method, precision, max_length, hw, ckpt, r, _usable_gb(hw))
+    mb, ckpt = asked["micro_batch"], True if ckpt is None else ckpt
+    mem = estimate_memory_gb(shape, method, precision, mb, max_length, ckpt, r)
+    return (mb, ckpt, mem) if mem <= _usable_gb(hw) else None
+
+def _no_fit(model_name, shape, method, precision, max_length, hw, r)->ChatftError:
+    "The error for a plan that does not fit: how much it needs, how much there is, what to try."
+    budget = _usable_gb(hw)
+    need = estimate_memory_gb(shape, "qlora", precision, 1, min(max_length, 512), True, r)
+    hint = ("it does not fit even in 4 bits with 512 tokens: pick a smaller model (see chatft.models.PRESETS)" if need > budget
+            else "try method='qlora', micro_batch=1, gradient_checkpointing=True or a smaller max_length")
+    mem = estimate_memory_gb(shape, method, precision, 1, max_length, True, r)
+    return ChatftError(f"{model_name} ({shape.params_b:.1f}B, {method}, {precision}, max_length {max_length}) needs about "
+                       f"{mem:.1f} GB but {hw} has about {budget:.1f} GB usable: {hint}.")
+
+# %% ../nbs/05_train.ipynb #r6acce
+def _checkpointing(ckpt:bool, hw:Hardware)->str:
+    "Why gradient checkpointing is on or off."
+    if ckpt: return "recompute activations to fit"
+    return "not needed: fits without" if hw.kind=="cuda" else "a CPU has the memory; faster without"
+
+def _grad_accum(hw:Hardware, micro_batch:int, max_length:int)->tuple[int,str]:
+    "(micro-batches per optimizer step, why): ~16,384 tokens a step on a GPU, one packed sequence on a CPU."
+    target = 16384 if hw.kind=="cuda" else max_length
+    ga = max(1, round(target/(micro_batch*max_length*hw.devices)))
+    return ga, ("largest micro-batch that fits; ~16,384 tokens per optimizer step" if hw.kind == "cuda" else
+                "one packed sequence per optimizer step: on a CPU, more and smaller steps learn more per second")
+
 def _tokens_per_second(hw:Hardware, shape:ModelShape, method:str, checkpointing:bool)->float:
     "Rough training throughput before measuring: forward+backward is ~6-8 FLOPs a parameter a token."
     flops = (8 if checkpointing else 6)*shape.params_b*1e9
     mfu = (0.35 if hw.kind=="cuda" else 0.9)*(0.6 if method=="qlora" else 1.0)
     return hw.devices*hw.tflops*1e12*mfu/flops
 
-# %% ../nbs/05_train.ipynb #ac02ca5a
-def _choose_batch(shape, method, precision, max_length, hw, ckpt, r, budget)->tuple:
-    "The largest micro-batch (and checkpointing setting) that fits `budget` GB; checkpointing off when it fits in half."
-    options = [(b, c) for c in ([False, True] if ckpt is None else [ckpt]) for b in ([4,2,1] if hw.kind=="cuda" else [1])]
-    for b, c in sorted(options, key=lambda o: (-o[0]*(2 if not o[1] else 1), o[1])):
-        m = estimate_memory_gb(shape, method, precision, b, max_length, c, r)
-        if m <= budget*(0.5 if hw.kind=="cuda" and not c else 1): return b, c, m   # on a GPU, skip checkpointing only with room to spare
-    return None
-
-# %% ../nbs/05_train.ipynb #68fe120d
-def _lr_for(steps:int)->float:
-    "LoRA's usual 2e-4 suits runs of ~1000 steps; shorter runs take a higher rate, up to 1e-3."
-    return float(min(1e-3, max(2e-4, 2e-4*math.sqrt(1000/max(steps, 1)))))
-
+# %% ../nbs/05_train.ipynb #r7epoe
 def _epochs_for(examples:int)->tuple[float, str]:
     "OpenAI's default for fine-tuning (3 epochs; more for under 100 examples' worth, fewer over 25,000), capped at 5."
-    if examples and examples*3 < 100: n = min(5, 100 // examples)
+    if not examples: return 3.0, "OpenAI's default (no data given)"
+    if examples*3 < 100: n = min(5, 100 // examples)
     elif examples*3 > 25_000: n = max(1, 25_000 // examples)
     else: n = 3
     return float(n), (f"{n} for {examples:,} examples: OpenAI's fine-tuning default (3; 100 examples' worth for small "
                       "data, at most 25,000), capped at the guide's 5: more passes memorise")
 
-PACK_FILL = 0.95   # packed rows are ~95% full (the ShareGPT sample at 256 tokens: 93%)
+# %% ../nbs/05_train.ipynb #r8lore
+def _lora_alpha(r:int)->tuple[int,str]:
+    "(lora_alpha, why): twice the rank."
+    return 2*r, "alpha = 2 x r, so the adapter's scale (alpha/r) is the same for any r"
 
-def _steps(tokens:int, plan:TrainPlan, fill:float=PACK_FILL)->int:
+_NO_DROPOUT = ("; no dropout: dropout on the adapter's inputs made a step 22% slower on a CPU (measured) and "
+               "regularizes little in a run of an epoch or two")
+
+# %% ../nbs/05_train.ipynb #r9lre
+_PACK_FILL = 0.95   # packed rows are ~95% full (the ShareGPT sample at 256 tokens: 93%)
+
+def _steps(tokens:int, plan:TrainPlan, fill:float=_PACK_FILL)->int:
     "Optimizer steps that `tokens` make for `plan` (packed rows ~`fill` full)."
     return max(1, math.ceil(tokens/(fill*plan.tokens_per_step)))
 
+def _lr(steps:int)->tuple[float,str]:
+    "(learning rate, why): LoRA's usual 2e-4 for ~1000 steps; shorter runs take a higher rate, up to 1e-3."
+    return float(min(1e-3, max(2e-4, 2e-4*math.sqrt(1000/max(steps, 1))))), (
+        f"for {steps} optimizer steps: LoRA's usual 2e-4 x sqrt(1000/steps), between 2e-4 and 1e-3 (short runs take bigger steps)")
+
+def _warmup(steps:int)->tuple|None:
+    "(warmup_ratio, why) for a run too short to warm up; None: the default 5% stands."
+    if steps < 20: return 0.0, "under 20 steps: no warm-up (its first step would have a rate of 0)"
+
+# %% ../nbs/05_train.ipynb #68fe120d
+def _plan_sizes(model_name:str, hw:Hardware, shape:ModelShape, data, asked:dict)->TrainPlan:
+    "A plan with the choices that must fit the machine (precision, method, length, epochs, LoRA, batch) and their reasons."
+    lengths, trained = _lengths(data)
+    why = {}
+    precision, _ = _asked_or(asked, "precision", _precision, hw)     # what the weights weigh decides the method...
+    method, why["method"] = _asked_or(asked, "method", _method, shape, hw, precision)
+    precision, why["precision"] = _asked_or(asked, "precision", _precision, hw, method)   # ...which a CPU's type follows
+    _check_bf16(precision, hw)
+    epochs, why["epochs"] = _asked_or(asked, "epochs", _epochs_for, len(lengths))
+    max_length, why["max_length"] = _asked_or(asked, "max_length", _max_length, lengths, hw, shape)
+    r = asked.get("lora_r", 16)
+    alpha, why["lora"] = _asked_or(asked, "lora_alpha", _lora_alpha, r)
+    if "lora_dropout" not in asked: why["lora"] += _NO_DROPOUT
+    fit = _fit_batch(shape, method, precision, max_length, hw, r, asked)
+    if fit is None: raise _no_fit(model_name, shape, method, precision, max_length, hw, r)
+    mb, ckpt, mem = fit
+    why["checkpointing"] = _checkpointing(ckpt, hw)
+    ga, why["batch"] = _grad_accum(hw, mb, max_length)
+    return TrainPlan(model=model_name, hardware=str(hw), device=hw.kind, devices=hw.devices, method=method,
+                     precision=precision, lora_alpha=alpha, epochs=epochs, max_length=max_length, micro_batch=mb,
+                     grad_accum=ga, gradient_checkpointing=ckpt, params_b=shape.params_b, train_tokens=trained,
+                     total_tokens=sum(lengths), memory_gb=mem, memory_available_gb=hw.memory_gb,
+                     tokens_per_second=_tokens_per_second(hw, shape, method, ckpt), reasons=why)
+
+def _plan_schedule(plan:TrainPlan, data, asked:dict):
+    "The schedule, once the speed is known: steps within the time budget, evaluations, warm-up and learning rate."
+    tests = _test_lengths(data)
+    _fit_budget(plan, "max_steps" in asked and plan.max_steps > 0, overhead=EVAL_SHARE if tests else 0.0)
+    _schedule_evaluation(plan, tests, asked=asked)
+    steps = _planned_steps(plan)
+    if "warmup_ratio" not in asked and (w := _warmup(steps)): plan.warmup_ratio, plan.reasons["warmup"] = w
+    plan.lr, plan.reasons["lr"] = _asked_or(asked, "lr", _lr, steps)
+
 def plan_training(
-    model_name:str,                # Hub id, `TINY_MODEL`, or a local folder
-    data=None,                     # prepared DatasetDict/Dataset (input_ids, labels), or a list of example lengths
+    model_name:str,                  # Hub id, `TINY_MODEL`, or a local folder
+    data=None,                       # prepared DatasetDict/Dataset (input_ids, labels), or a list of example lengths
     hardware:Hardware|str|None=None, # a `Hardware`, a key of `HARDWARE`, or None to detect this machine
-    params_b:float|None=None,      # parameters in billions, for a model with no preset and no local config
-    measure:bool|None=None,        # time a few training steps here (default: when planning for this machine)
-    **overrides,                   # any `TrainPlan` field: method, precision, lr, micro_batch, max_length, ...
+    params_b:float|None=None,        # parameters in billions, for a model with no preset and no local config
+    measure:bool|None=None,          # time a few training steps here (default: when planning for this machine)
+    **asked,                         # any `TrainPlan` field: method, precision, lr, micro_batch, max_length, ...
 )->TrainPlan:
-    "Choose precision, LoRA/QLoRA, batch, sequence length, steps and rate for `model_name` on `hardware`; fail early when it cannot fit."
+    "Choose precision, LoRA/QLoRA, batch, length, steps and rate for `model_name` on `hardware`; fail early when it cannot fit."
     if measure is None: measure = not isinstance(hardware, str)
     hw = HARDWARE[hardware] if isinstance(hardware, str) else (hardware or detect_hardware())
-    bad = set(overrides) - {f.name for f in fields(TrainPlan)}
-    if bad: raise ChatftError(f"plan_training: unknown setting(s) {sorted(bad)}; the settings are the fields of TrainPlan.")
-    shape = model_shape(model_name) if params_b is None else ModelShape(params_b, int(round(1400*params_b**0.4/128)*128), 28, 128256)
-    o, why = dict(overrides), {}
-    precision, why["precision"] = (o.pop("precision"), "as asked") if "precision" in o else _precision(hw)
-    if precision == "bf16" and not hw.bf16:
-        raise ChatftError(f"{hw.name} has no bfloat16 (a GPU needs compute capability 8.0+; a CPU, fast AVX512-BF16 or AMX): "
-                          "use precision='fp16' (a T4) or 'fp32' (a CPU).")
-    lengths, trained = _lengths(data)
-    if "epochs" not in o: o["epochs"], why["epochs"] = _epochs_for(len(lengths)) if lengths else (3.0, "OpenAI's default (no data given)")
-    else: why["epochs"] = "as asked"
-    cap = min(2048 if hw.kind=="cuda" else 1024, shape.max_positions)
-    if "max_length" in o: max_length, why["max_length"] = o.pop("max_length"), "as asked"
-    elif lengths:
-        p95, longest = _percentile(lengths, 0.95), max(lengths)
-        max_length = int(min(max(256, math.ceil(longest/128)*128), cap))
-        why["max_length"] = f"packs the longest of {len(lengths)} examples ({longest} tokens; 95% have <= {p95})" + (f", capped at {cap}" if longest > cap else "")
-    else: max_length, why["max_length"] = (2048 if hw.kind=="cuda" else 512), "default (no data given)"
-    r = o.get("lora_r", 16)
-    alpha = o.pop("lora_alpha", None)
-    if alpha is None: alpha, why["lora"] = 2*r, "alpha = 2 x r, so the adapter's scale (alpha/r) is the same for any r"
-    else: why["lora"] = "as asked"
-    if "lora_dropout" not in o: why["lora"] += ("; no dropout: dropout on the adapter's inputs made a step 22% slower on a CPU "
-                                                "(measured) and regularizes little in a run of an epoch or two")
-    budget = hw.memory_gb*(0.8 if hw.kind=="cuda" else 0.6)
-    loaded = precision if hw.kind == "cuda" else "fp32"   # a CPU keeps float32 weights (bf16 there is autocast)
-    w16 = shape.params_b*1e9*_BYTES[loaded]/2**30      # the weights alone, as loaded
-    if "method" in o: method, why["method"] = o.pop("method"), "as asked"
-    elif w16 > 0.3*hw.memory_gb:
-        method, why["method"] = "qlora", f"{loaded} weights ({w16:.1f} GB) take over 30% of {hw.memory_gb:.0f} GB: load them in 4-bit NF4"
-    else: method, why["method"] = "lora", f"{loaded} weights ({w16:.1f} GB) fit in {hw.memory_gb:.0f} GB with room for activations"
-    if method == "qlora" and hw.kind == "cpu" and "precision" not in overrides: precision, why["precision"] = _precision(hw, method)
-    ckpt = o.pop("gradient_checkpointing", None)
-    if "micro_batch" in o:
-        mb = o.pop("micro_batch"); c = True if ckpt is None else ckpt
-        fit = (mb, c, estimate_memory_gb(shape, method, precision, mb, max_length, c, r))
-        if fit[2] > budget: fit = None
-    else: fit = _choose_batch(shape, method, precision, max_length, hw, ckpt, r, budget)
-    if fit is None:
-        need = estimate_memory_gb(shape, "qlora", precision, 1, min(max_length, 512), True, r)
-        hint = ("it does not fit even in 4 bits with 512 tokens: pick a smaller model (see chatft.models.PRESETS)" if need > budget
-                else "try method='qlora', micro_batch=1, gradient_checkpointing=True or a smaller max_length")
-        raise ChatftError(f"{model_name} ({shape.params_b:.1f}B, {method}, {precision}, max_length {max_length}) needs about "
-                          f"{estimate_memory_gb(shape, method, precision, 1, max_length, True, r):.1f} GB but {hw} has about {budget:.1f} GB usable: {hint}.")
-    mb, ckpt, mem = fit
-    why["checkpointing"] = "recompute activations to fit" if ckpt else ("not needed: fits without" if hw.kind=="cuda" else "a CPU has the memory; faster without")
-    target = 16384 if hw.kind=="cuda" else max_length
-    ga = o.pop("grad_accum", max(1, round(target/(mb*max_length*hw.devices))))
-    why["batch"] = ("largest micro-batch that fits; ~16,384 tokens per optimizer step" if hw.kind == "cuda" else
-                    "one packed sequence per optimizer step: on a CPU, more and smaller steps learn more per second")
-    plan = TrainPlan(model=model_name, hardware=str(hw), device=hw.kind, devices=o.pop("devices", hw.devices), method=method,
-                     precision=precision, lora_alpha=alpha, max_length=max_length, micro_batch=mb, grad_accum=ga, gradient_checkpointing=ckpt,
-                     params_b=shape.params_b, train_tokens=trained, total_tokens=sum(lengths), memory_gb=mem,
-                     memory_available_gb=hw.memory_gb, tokens_per_second=_tokens_per_second(hw, shape, method, ckpt), reasons=why)
-    lr = o.pop("lr", None)
-    for k,v in o.items(): setattr(plan, k, v)
+    if bad := set(asked) - {f.name for f in fields(TrainPlan)}:
+        raise ChatftError(f"plan_training: unknown setting(s) {sorted(bad)}; the settings are the fields of TrainPlan.")
+    shape = model_shape(model_name) if params_b is None else _shape_of(params_b)
+    plan = _plan_sizes(model_name, hw, shape, data, asked)
+    for k, v in asked.items(): setattr(plan, k, v)
     if measure: _measure_into(plan)
-    tests = _test_lengths(data)
-    _fit_budget(plan, "max_steps" in overrides and plan.max_steps > 0, overhead=EVAL_SHARE if tests else 0.0)
-    _schedule_evaluation(plan, tests, asked=overrides)
-    if "warmup_ratio" not in overrides and _planned_steps(plan) < 20:
-        plan.warmup_ratio, why["warmup"] = 0.0, "under 20 steps: no warm-up (its first step would have a rate of 0)"
-    plan.lr, why["lr"] = (lr, "as asked") if lr is not None else (_lr_for(_planned_steps(plan)), f"for {_planned_steps(plan)} optimizer steps: "
-                          "LoRA's usual 2e-4 x sqrt(1000/steps), between 2e-4 and 1e-3 (short runs take bigger steps)")
+    _plan_schedule(plan, data, asked)
     return plan
 
 # %% ../nbs/05_train.ipynb #f9b3c4d5
@@ -469,7 +548,7 @@ def _fit_budget(plan:TrainPlan, steps_asked:bool, fill:float=0.97, overhead:floa
     """With a time budget, end the schedule where `fill` of the budget ends at the measured speed, evaluations (`overhead`
     of the training time) included (`TimeBudget` stops a slower run on the clock, in the last few percent of the schedule,
     where the rate is near zero); set the time estimate. A budget only ever shortens the plan: it is not a target."""
-    per_step = PACK_FILL*plan.tokens_per_step/plan.tokens_per_second*(1 + overhead)
+    per_step = _PACK_FILL*plan.tokens_per_step/plan.tokens_per_second*(1 + overhead)
     if plan.minutes and not steps_asked:
         fit = max(1, int(fill*plan.minutes*60/per_step))
         if fit < _planned_steps(plan):
@@ -480,7 +559,7 @@ def _fit_budget(plan:TrainPlan, steps_asked:bool, fill:float=0.97, overhead:floa
 
 # %% ../nbs/05_train.ipynb #d67c524b
 EVAL_SHARE = 0.08      # most of the training time spent scoring held-out rows
-TIMES_EVALUATED = 10   # evaluations a run aims for: enough to see the held-out curve turn
+_TIMES_EVALUATED = 10   # evaluations a run aims for: enough to see the held-out curve turn
 
 def _test_lengths(data)->list:
     "Lengths of the held-out examples of a prepared `DatasetDict` (none for a single split or a list of lengths)."
@@ -488,14 +567,14 @@ def _test_lengths(data)->list:
     return [len(x) for x in data["test"]["input_ids"]]
 
 def _schedule_evaluation(plan:TrainPlan, test_lengths:list, asked:dict=None):
-    "Set `eval_steps` and `eval_rows`: about `TIMES_EVALUATED` evaluations, on a fixed subset, for at most `EVAL_SHARE` of the time."
+    "Set `eval_steps` and `eval_rows`: about `_TIMES_EVALUATED` evaluations, on a fixed subset, for at most `EVAL_SHARE` of the time."
     asked = asked or {}
     if not test_lengths:
         plan.reasons["stopping"] = "no held-out data given: nothing to stop on, the last step is kept"; return
-    rows_all, steps = max(1, math.ceil(sum(test_lengths)/(PACK_FILL*plan.max_length))), _planned_steps(plan)
-    step_s = PACK_FILL*plan.tokens_per_step/plan.tokens_per_second
+    rows_all, steps = max(1, math.ceil(sum(test_lengths)/(_PACK_FILL*plan.max_length))), _planned_steps(plan)
+    step_s = _PACK_FILL*plan.tokens_per_step/plan.tokens_per_second
     row_s = plan.max_length/(plan.eval_tokens_per_second or 3*plan.tokens_per_second)/plan.devices
-    every = asked.get("eval_steps") or max(1, steps // TIMES_EVALUATED)
+    every = asked.get("eval_steps") or max(1, steps // _TIMES_EVALUATED)
     rows = asked.get("eval_rows") or min(rows_all, max(1, int(EVAL_SHARE*every*step_s/row_s)))
     if "eval_steps" not in asked: every = max(every, math.ceil(rows*row_s/(EVAL_SHARE*step_s)))
     plan.eval_steps, plan.eval_rows = every, (0 if rows >= rows_all else rows)
