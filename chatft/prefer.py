@@ -10,19 +10,22 @@ import argparse, json, math, shutil, time
 from collections import Counter
 from pathlib import Path
 import orjson
-from .export import Skip, chatgpt_turns, export_in, feedback_records, raw_records, read_chatgpt_conversation, read_export, record_kind, thread_ids
-from .core import ChatftError, Conversation, Report, write_jsonl, Run
-from .clean import is_error_reply, redact_conversations
+from .export import (Skip, chatgpt_turns, export_in, feedback_records, raw_records,
+                           read_chatgpt_conversation, read_export, record_kind, thread_ids)
+from .core import (ChatftError, Conversation, Report, write_jsonl, Run, command_parser, add_options,
+                         quiet)
+from .clean import is_error_reply, redact_conversations, _norm
 from .template import TEMPLATE_KWARGS
+from .dataset import SharedText, load_prepared
 
 # %% auto #0
-__all__ = ['RATINGS', 'DPO_SETTINGS', 'rating_value', 'read_feedback', 'branch_ids', 'unfinished', 'first_turn',
-           'answer_branches', 'order_pair', 'pair_problem', 'tree_pairs', 'meta_pairs', 'rating_pairs', 'redact_pairs',
-           'export_pairs', 'preference_split', 'completion_logp', 'preference_accuracy', 'dpo_plan', 'load_sft_adapter',
-           'dpo_config', 'pair_length', 'fit_pairs', 'plot_preferences', 'train_dpo', 'prefer_cli']
+__all__ = ['rating_value', 'read_feedback', 'branch_ids', 'unfinished', 'first_turn', 'answer_branches', 'order_pair',
+           'pair_problem', 'tree_pairs', 'meta_pairs', 'rating_pairs', 'redact_pairs', 'export_pairs',
+           'preference_split', 'completion_logp', 'preference_accuracy', 'dpo_plan', 'dpo_config', 'pair_length',
+           'fit_pairs', 'plot_preferences', 'train_dpo', 'prefer_cli']
 
 # %% ../nbs/05b_prefer.ipynb #800a8d46
-RATINGS = {"thumbsup": 1, "up": 1, "positive": 1, "like": 1, "good": 1, "1": 1, "true": 1,
+_RATINGS = {"thumbsup": 1, "up": 1, "positive": 1, "like": 1, "good": 1, "1": 1, "true": 1,
            "thumbsdown": -1, "down": -1, "negative": -1, "dislike": -1, "bad": -1, "-1": -1, "false": -1}
 
 def rating_value(record:dict)->int|None:
@@ -31,7 +34,7 @@ def rating_value(record:dict)->int|None:
     if r is None and isinstance(record.get('content'), str):      # older records may keep it in the content
         try: r = json.loads(record['content']).get('rating')
         except (ValueError, AttributeError): r = None
-    return RATINGS.get(str(r).strip().lower().replace("_", "").replace("-", "")) if r is not None else None
+    return _RATINGS.get(str(r).strip().lower().replace("_", "").replace("-", "")) if r is not None else None
 
 # %% ../nbs/05b_prefer.ipynb #61f62cd2
 def read_feedback(
@@ -98,7 +101,8 @@ def answer_branches(
             elif role != "assistant": notes["abandoned branch with nothing visible"] += 1
             elif t is None or turns[t][0] != "assistant" or spans[t][0] <= q:
                 notes["abandoned answer that is not beside an answer (not used)"] += 1
-            else: out.setdefault(t, []).append((got[1], got[2]) if got else ("", [other]))   # an empty answer: skipped later
+            # an empty answer: skipped later
+            else: out.setdefault(t, []).append((got[1], got[2]) if got else ("", [other]))
     if report is not None: report.notes.update({k: report.notes.get(k, 0) + v for k, v in notes.items()})
     return turns, out
 
@@ -106,7 +110,8 @@ def answer_branches(
 def _same(a:str, b:str)->bool: return " ".join(a.split()) == " ".join(b.split())
 
 def order_pair(kept_rating:int|None, other_rating:int|None)->tuple:
-    "`(kept is chosen?, source)` from the ratings of the kept answer and an abandoned one; `(None, reason)` when they agree."
+    """`(kept is chosen?, source)` from the ratings of the kept answer and an abandoned one; `(None, reason)`
+    when they agree."""
     if kept_rating is not None and kept_rating == other_rating: return None, "both answers rated the same"
     if other_rating == 1 or kept_rating == -1: return False, "feedback"
     if kept_rating == 1 or other_rating == -1: return True, "feedback"
@@ -128,7 +133,8 @@ def _rating(ids:list, ratings:dict):
 def _pair(pid:str, conv:Conversation, turn:int, source:str, prompt:list, chosen:str, rejected:str)->dict:
     "A pair as a dict: where it comes from, and the prompt, chosen and rejected answers as message lists."
     return dict(id=pid, conversation=conv.id, turn=turn, source=source, time=conv.update_time or conv.create_time,
-                prompt=prompt, chosen=[dict(role="assistant", content=chosen)], rejected=[dict(role="assistant", content=rejected)])
+                prompt=prompt, chosen=[dict(role="assistant", content=chosen)],
+                rejected=[dict(role="assistant", content=rejected)])
 
 def tree_pairs(
     raw:dict,                 # one ChatGPT conversation object
@@ -194,7 +200,8 @@ def rating_pairs(
         if problem := pair_problem(r['chosen'], r['rejected'], False): report.skip(pid, problem); continue
         report.keep()
         conv = Conversation(id=pid, messages=[], update_time=r.get('time'))
-        pairs.append(_pair(pid, conv, 1, "A/B rating", [dict(role="user", content=r['prompt'])], r['chosen'], r['rejected']))
+        pairs.append(_pair(pid, conv, 1, "A/B rating", [dict(role="user", content=r['prompt'])], r['chosen'],
+                           r['rejected']))
     return pairs
 
 # %% ../nbs/05b_prefer.ipynb #54dd557a
@@ -202,7 +209,8 @@ def redact_pairs(
     pairs:list,               # pairs from `tree_pairs`, `meta_pairs` or `rating_pairs`
     report:Report|None=None,  # redaction counts and masked examples go to its notes, as in `chatft.clean`
 )->list:
-    "Pairs with private data in prompts and answers replaced by typed placeholders (`chatft.clean.redact_conversations`)."
+    """Pairs with private data in prompts and answers replaced by typed placeholders
+    (`chatft.clean.redact_conversations`)."""
     convs = [Conversation(id=p['id'], messages=p['prompt'] + p['chosen'] + p['rejected']) for p in pairs]
     red, _ = redact_conversations(convs, report=report)
     out = []
@@ -271,20 +279,21 @@ def export_pairs(
 def _answers(p:dict)->list: return [m['content'] for m in p['chosen'] + p['rejected']]
 
 def _seen_pairs(pairs:list, held:set)->dict:
-    "`{conversation: why}` for held-out conversations whose answers repeat a training pair's text (`chatft.dataset`'s rule)."
-    from chatft.dataset import SharedText
-    from chatft.clean import _norm
+    """`{conversation: why}` for held-out conversations whose answers repeat a training pair's text
+    (`chatft.dataset`'s rule)."""
     found, pending = {}, set(held)
     seen = [p for p in pairs if p['conversation'] not in held]
     while seen and pending:
         exact = {_norm(t): p['conversation'] for p in seen for t in _answers(p)}
-        index = SharedText({k: "\n".join([m['content'] for m in p['prompt']] + _answers(p)) for k, p in enumerate(seen)})
+        texts = {k: "\n".join([m['content'] for m in p['prompt']] + _answers(p)) for k, p in enumerate(seen)}
+        index = SharedText(texts)
         new = {}
         for p in (p for p in pairs if p['conversation'] in pending):
             for t in _answers(p):
                 if p['conversation'] in new: break
                 if (c := exact.get(_norm(t))) is not None: new[p['conversation']] = f"an answer word for word as in {c}"
-                elif (n := index.longest(t))[0]: new[p['conversation']] = f"an answer shares {n[0]} characters with {seen[n[1]]['conversation']}"
+                elif (n := index.longest(t))[0]:
+                    new[p['conversation']] = f"an answer shares {n[0]} characters with {seen[n[1]]['conversation']}"
         found |= new
         pending -= set(new)
         seen = [p for p in pairs if p['conversation'] in new]
@@ -295,8 +304,9 @@ def preference_split(
     test_size:float=0.2,      # fraction of conversations held out: the most recent ones
     report:Report|None=None,  # counts the held-out conversations moved to training
 )->"DatasetDict":
-    """A `DatasetDict(train, test)` in TRL's conversational preference format; a conversation's pairs stay on one side, and a
-    held-out conversation whose answers repeat a training pair's text (word for word, or 50 shared characters) goes to training."""
+    """A `DatasetDict(train, test)` in TRL's conversational preference format; a conversation's pairs stay on
+    one side, and a held-out conversation whose answers repeat a training pair's text (word for word, or 50
+    shared characters) goes to training."""
     from datasets import Dataset, DatasetDict
     last = {}
     for p in pairs: last[p['conversation']] = max(last.get(p['conversation'], 0), p.get('time') or 0)
@@ -305,7 +315,8 @@ def preference_split(
     held = set(order[len(order) - n_test:])
     moved = _seen_pairs(pairs, held)
     held -= set(moved)
-    if report is not None: report.notes["held-out conversations moved to training (answers seen in training)"] = len(moved)
+    if report is not None:
+        report.notes["held-out conversations moved to training (answers seen in training)"] = len(moved)
     cols = ("id", "source", "prompt", "chosen", "rejected")
     rows = lambda keep: {k: [p[k] for p in pairs if (p['conversation'] in held) == keep] for k in cols}
     return DatasetDict(train=Dataset.from_dict(rows(False)), test=Dataset.from_dict(rows(True)))
@@ -317,7 +328,8 @@ def _common(a:list, b:list)->int:
     return n
 
 def completion_logp(model, tokenizer, prompt:list, completion:list)->tuple:
-    "`(sum of log-probabilities, tokens)` the model gives the completion after the prompt, both rendered with the chat template."
+    """`(sum of log-probabilities, tokens)` the model gives the completion after the prompt, both rendered with
+    the chat template."""
     import torch
     kw = dict(tokenize=True, return_dict=False, **TEMPLATE_KWARGS)
     p = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, **kw)
@@ -344,7 +356,8 @@ def preference_accuracy(
                 margin=sum(margins) / n if n else float("nan"))
 
 # %% ../nbs/05b_prefer.ipynb #ebc9fde4
-DPO_SETTINGS = dict(lr=5e-5, lr_scheduler="constant", warmup_ratio=0.0, epochs=2.0, max_steps=-1, grad_accum=1, lora_dropout=0.0)
+_DPO_SETTINGS = dict(lr=5e-5, lr_scheduler="constant", warmup_ratio=0.0, epochs=2.0, max_steps=-1,
+                     grad_accum=1, lora_dropout=0.0)
 
 def dpo_plan(
     run,                      # the SFT run folder (from `chatft train`)
@@ -356,10 +369,12 @@ def dpo_plan(
     plan = TrainPlan.load(Run(run).check())
     bad = set(overrides) - set(plan.to_dict())
     if bad: raise ChatftError(f"dpo_plan: unknown setting(s) {sorted(bad)}; the settings are the fields of TrainPlan.")
-    for k, v in {**DPO_SETTINGS, **overrides}.items(): setattr(plan, k, v)
+    for k, v in {**_DPO_SETTINGS, **overrides}.items(): setattr(plan, k, v)
     if "lm_head" in plan.target_modules:
-        raise ChatftError(f"{run}: its adapter trains lm_head, which TRL's DPOTrainer cannot train (it reads lm_head.weight directly). "
-                          "Train the SFT run without lm_head in target_modules (the default, 'all-linear', leaves it out).")
+        raise ChatftError(f"{run}: its adapter trains lm_head, which TRL's DPOTrainer cannot train (it reads "
+                          "lm_head.weight directly). "
+                          "Train the SFT run without lm_head in target_modules (the default, 'all-linear', "
+                          "leaves it out).")
     per_epoch = math.ceil((n_train or 1) / (plan.micro_batch * plan.grad_accum))
     steps = plan.max_steps if plan.max_steps > 0 else math.ceil(per_epoch * plan.epochs)
     plan.eval_steps = plan.logging_steps = max(1, steps // 3)
@@ -368,7 +383,7 @@ def dpo_plan(
     return plan
 
 # %% ../nbs/05b_prefer.ipynb #b079343c
-def load_sft_adapter(
+def _load_sft_adapter(
     run,                      # the SFT run folder
     plan:TrainPlan,           # its plan (`dpo_plan`): precision, 4-bit or not, LoRA shape
 ):
@@ -378,7 +393,8 @@ def load_sft_adapter(
     model = load_for_training(plan, verbose=False)
     got = set_peft_model_state_dict(model, load_peft_weights(str(run)))
     if got.unexpected_keys:
-        raise ChatftError(f"{run}: the adapter does not match its {Run.PLAN} ({len(got.unexpected_keys)} unexpected weights, "
+        raise ChatftError(f"{run}: the adapter does not match its {Run.PLAN} ({len(got.unexpected_keys)} "
+                          "unexpected weights, "
                           f"e.g. {got.unexpected_keys[0]}). Train the run again with `chatft train`.")
     return model
 
@@ -411,7 +427,8 @@ def fit_pairs(
     max_length:int,           # the plan's longest sequence
     report:Report|None=None,  # pairs too long are skipped here with their length
 ):
-    "The splits without the pairs whose prompt and answer do not fit in `max_length` tokens (TRL would cut the answer off)."
+    """The splits without the pairs whose prompt and answer do not fit in `max_length` tokens (TRL would cut the
+    answer off)."""
     report = report if report is not None else Report("fit")
     out = {}
     for split, ds in dsd.items():
@@ -424,12 +441,14 @@ def fit_pairs(
 
 # %% ../nbs/05b_prefer.ipynb #674874bb
 def plot_preferences(history:list, path=None):
-    "Reward margin and accuracy on the held-out pairs over training, from a `DPOTrainer`'s `log_history`; saved to `path`."
+    """Reward margin and accuracy on the held-out pairs over training, from a `DPOTrainer`'s `log_history`;
+    saved to `path`."""
     import matplotlib.pyplot as plt
     ev = [h for h in history if "eval_rewards/margins" in h]
     fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3))
-    a.plot([h["step"] for h in ev], [h["eval_rewards/margins"] for h in ev], "o-"); a.set_title("held-out reward margin")
-    b.plot([h["step"] for h in ev], [h["eval_rewards/accuracies"] for h in ev], "o-"); b.set_title("held-out reward accuracy")
+    steps = [h["step"] for h in ev]
+    a.plot(steps, [h["eval_rewards/margins"] for h in ev], "o-"); a.set_title("held-out reward margin")
+    b.plot(steps, [h["eval_rewards/accuracies"] for h in ev], "o-"); b.set_title("held-out reward accuracy")
     b.set_ylim(-0.05, 1.05)
     for ax in (a, b): ax.set_xlabel("step"); ax.grid(alpha=.3)
     fig.tight_layout()
@@ -439,9 +458,35 @@ def plot_preferences(history:list, path=None):
 
 # %% ../nbs/05b_prefer.ipynb #68492b5a
 def _run_reports(run:Path)->list:
-    "The SFT run's data reports (so the new run says how its data was made, and chat finds train_on and the system mode)."
+    """The SFT run's data reports (so the new run says how its data was made, and chat finds train_on and the
+    system mode)."""
     return [Report(d['step'], d.get('kept', 0), d.get('skipped', []), d.get('notes', {}))
             for d in Run(run).read_json(Run.REPORTS, [])]
+
+def _fitting_pairs(dsd, tok, plan:TrainPlan)->tuple:
+    "(the pairs that fit in the plan's max_length, the report of those left out); none fitting is an error."
+    fit = Report("fit")
+    dsd = fit_pairs(dsd, tok, plan.max_length, fit)
+    if not len(dsd["train"]):
+        raise ChatftError(f"No preference pair to train on ({fit.total} found, none fits in {plan.max_length} tokens): "
+                          "raise max_length (--max-length).")
+    return dsd, fit
+
+def _dpo_trainer(model, tok, dsd, cfg, reference:str):
+    "TRL's `DPOTrainer` on the pairs (rendered with chatft's template arguments), its reference as `reference` says."
+    from trl import DPOTrainer
+    data = {k: v.map(lambda x: {"chat_template_kwargs": TEMPLATE_KWARGS}) for k, v in dsd.items()}
+    trainer = DPOTrainer(model=model, args=cfg, train_dataset=data["train"], processing_class=tok,
+                         eval_dataset=data["test"] if len(dsd["test"]) else None)
+    if reference == "base" and "ref" in model.peft_config: model.delete_adapter("ref")
+    return trainer
+
+def _trained_policy(trainer):
+    """The trained model as the saved adapter loads: unwrapped from training's 16-bit autocast, without the
+    reference copy."""
+    model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
+    if "ref" in model.peft_config: model.delete_adapter("ref")
+    return model
 
 def train_dpo(
     run,                      # the SFT run folder (`chatft train`)
@@ -449,38 +494,27 @@ def train_dpo(
     output_dir,               # the new run folder
     plan:TrainPlan|None=None, # default: `dpo_plan(run)`
     beta:float=0.1,           # DPO's beta
-    reference:str="sft",      # "sft": the run's adapter, frozen (a copy of the adapter only); "base": adapter switched off
+    reference:str="sft",      # "sft": the run's adapter, frozen (a copy of it only); "base": the adapter switched off
     report:Report|None=None,  # the pairs' report, saved with the run
     overwrite:bool=False,     # replace what `output_dir` holds
     **args,                   # more `DPOConfig` fields
 ):
-    "Train the run's adapter further with DPO on `dsd`; returns the trainer. Writes a run folder that loads like any other."
+    """Train the run's adapter further with DPO on `dsd`; returns the trainer. Writes a run folder that loads
+    like any other."""
     from transformers import AutoTokenizer, set_seed
-    from trl import DPOTrainer
     from chatft.train import check_output
     run, out = Path(run), check_output(output_dir, False, overwrite)
     if reference not in ("sft", "base"): raise ChatftError(f"reference={reference!r}: choose 'sft' or 'base'.")
     tok = AutoTokenizer.from_pretrained(run)
     plan = plan or dpo_plan(run, len(dsd["train"]))
-    fit = Report("fit")
-    dsd = fit_pairs(dsd, tok, plan.max_length, fit)
-    if not len(dsd["train"]):
-        raise ChatftError(f"No preference pair to train on ({fit.total} found, none fits in {plan.max_length} tokens): "
-                          "raise max_length (--max-length).")
+    dsd, fit = _fitting_pairs(dsd, tok, plan)
     set_seed(plan.seed)
-    plan.save(out/Run.PLAN)                                     # the folder is a run from now on (as `chatft.train.train` does)
-    model = load_sft_adapter(run, plan)
+    plan.save(out/Run.PLAN)                          # the folder is a run from now on (as `chatft.train.train` does)
+    model = _load_sft_adapter(run, plan)
     before = preference_accuracy(model, tok, dsd["test"])
-    cfg = dpo_config(plan, out, beta, eval=len(dsd["test"]) > 0, **args)
-    data = {k: v.map(lambda x: {"chat_template_kwargs": TEMPLATE_KWARGS}) for k, v in dsd.items()}
-    trainer = DPOTrainer(model=model, args=cfg, train_dataset=data["train"], processing_class=tok,
-                         eval_dataset=data["test"] if len(dsd["test"]) else None)
-    if reference == "base" and "ref" in model.peft_config: model.delete_adapter("ref")
+    trainer = _dpo_trainer(model, tok, dsd, dpo_config(plan, out, beta, eval=len(dsd["test"]) > 0, **args), reference)
     trainer.train()
-    # accelerate wrapped forward in the 16-bit autocast of training: unwrapped, `after` is measured as the saved adapter loads
-    model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
-    if "ref" in model.peft_config: model.delete_adapter("ref")
-    after = preference_accuracy(model, tok, dsd["test"])
+    after = preference_accuracy(_trained_policy(trainer), tok, dsd["test"])
     reports = [*_run_reports(run), *([report] if report else []), fit]
     _save(trainer, plan, run, out, tok, reports, before, after, beta, reference, dsd)
     return trainer
@@ -490,11 +524,12 @@ def _last(trainer, key):
     return got[-1] if got else "n/a"
 
 def _save(trainer, plan, run, out, tok, reports, before, after, beta, reference, dsd):
-    "The run folder: `chatft.train.save_run` (adapter, plan, data, card), the pairs, the SFT run's system prompt, the plot."
-    from chatft.dataset import load_prepared
+    """The run folder: `chatft.train.save_run` (adapter, plan, data, card), the pairs, the SFT run's system
+    prompt, the plot."""
     from chatft.train import save_run
     evals = [h["eval_loss"] for h in trainer.state.log_history if "eval_loss" in h]
-    m = {"held-out loss": "n/a (DPO)", "held-out perplexity": "n/a (DPO)", "held-out DPO loss": evals[-1] if evals else "n/a",
+    m = {"held-out loss": "n/a (DPO)", "held-out perplexity": "n/a (DPO)",
+         "held-out DPO loss": evals[-1] if evals else "n/a",
          "held-out pairs": before["n"], "preference accuracy before": before["accuracy"],
          "preference accuracy after": after["accuracy"],
          "per-token margin before": before["margin"], "per-token margin after": after["margin"],
@@ -516,8 +551,7 @@ def _ratings_file(a)->Path|None:
 
 def prefer_cli(argv:list|None=None)->int:
     "`chatft prefer EXPORT -o pairs.jsonl` writes preference pairs; `chatft prefer EXPORT --run RUN -o RUN2` trains DPO on a run."
-    from chatft.core import command_parser, add_options, Run
-    from chatft.train import TrainPlan    # the exported class: docments reads its field comments from the module's source
+    from chatft.train import (TrainPlan)    # the exported class: docments reads its field comments from the module's source
     p = command_parser("prefer", "Preference pairs from your regenerated answers, thumbs and "
                        "A/B ratings; with --run, DPO on top of a run, written as a new run folder.")
     add_options(p, export_pairs, "path", "ratings", "redact", positional=("path",), path=dict(metavar="export"))
@@ -541,7 +575,6 @@ def prefer_cli(argv:list|None=None)->int:
     return _train_cli(a, pairs, report)
 
 def _train_cli(a, pairs, report)->int:
-    from chatft.core import quiet
     quiet()
     dsd = preference_split(pairs, a.test_size, report)
     over = dict(epochs=a.epochs, max_steps=a.max_steps, lr=a.lr, max_length=a.max_length)

@@ -9,17 +9,20 @@ from __future__ import annotations
 import os, sys, json, math, time, shutil, platform, argparse, html as _html
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
-from .core import ChatftError, Report, Run, in_notebook, bars_off, quiet
+import numpy as np
+from .core import (ChatftError, Report, Run, in_notebook, bars_off, quiet, work_dir, command_parser,
+                         add_options)
 from .models import DEMO_MODEL, TINY_MODEL, preset, model_path, load_tokenizer, load_model
-from .dataset import MAX_LENGTH
+from .dataset import MAX_LENGTH, PackedCollator, pack, save_prepared, prepare, load_prepared
+from .clean import read_cleaned, course_conversations
 
 # %% auto #0
-__all__ = ['HARDWARE', 'PACK_FILL', 'EVAL_SHARE', 'TIMES_EVALUATED', 'BEST_FILE', 'Hardware', 'detect_hardware', 'bf16_speedup',
-           'cpu_bf16', 'ModelShape', 'model_shape', 'lora_params', 'estimate_memory_gb', 'TrainPlan', 'plan_training',
-           'measure_speed', 'measure_eval_speed', 'load_for_training', 'trainable_summary', 'plot_losses', 'LossPlot',
-           'TimeBudget', 'EndEval', 'KeepBest', 'why_stopped', 'Progress', 'heldout_loss', 'answer', 'pack_splits',
-           'collator_for', 'split_loss', 'last_checkpoint', 'remove_folder', 'check_output', 'training_args', 'train',
-           'model_card', 'save_data', 'save_run', 'load_run', 'load_data', 'course_run', 'train_cli']
+__all__ = ['HARDWARE', 'EVAL_SHARE', 'BEST_FILE', 'Hardware', 'detect_hardware', 'bf16_speedup', 'cpu_bf16', 'ModelShape',
+           'model_shape', 'lora_params', 'estimate_memory_gb', 'TrainPlan', 'plan_training', 'measure_speed',
+           'measure_eval_speed', 'load_for_training', 'trainable_summary', 'plot_losses', 'KeepBest', 'why_stopped',
+           'heldout_loss', 'answer', 'pack_splits', 'collator_for', 'split_loss', 'last_checkpoint', 'remove_folder',
+           'check_output', 'training_args', 'train', 'model_card', 'save_data', 'save_run', 'load_run', 'load_data',
+           'course_run', 'train_cli']
 
 # %% ../nbs/05_train.ipynb #86fde2cc
 @dataclass
@@ -67,7 +70,8 @@ def detect_hardware()->Hardware:
     changed (CI checks a T4's plan without a T4 this way; `train` refuses a CUDA plan where there is no CUDA)."""
     import torch
     if profile := os.environ.get("CHATFT_HARDWARE"):
-        if profile not in HARDWARE: raise ChatftError(f"CHATFT_HARDWARE={profile}: not a key of chatft.train.HARDWARE ({', '.join(HARDWARE)}).")
+        if profile not in HARDWARE: raise ChatftError(f"CHATFT_HARDWARE={profile}: not a key of "
+                                                      f"chatft.train.HARDWARE ({', '.join(HARDWARE)}).")
         return HARDWARE[profile]
     if torch.cuda.is_available():
         p = torch.cuda.get_device_properties(0)
@@ -89,12 +93,14 @@ def _bf16_step_seconds(bf16:bool, x, w1, w2)->float:
     return time.perf_counter() - t
 
 def bf16_speedup(tokens:int=512, hidden:int=576, repeats:int=5)->float:
-    "How many times faster a bfloat16-autocast training step of linear layers runs than float32 here (0.0: no bfloat16)."
+    """How many times faster a bfloat16-autocast training step of linear layers runs than float32 here (0.0: no
+    bfloat16)."""
     import torch
     if not torch.backends.cpu.get_cpu_capability().upper().startswith("AVX512"): return 0.0
     g = torch.Generator().manual_seed(0)
     x = torch.randn(tokens, hidden, generator=g, requires_grad=True)
-    w1, w2 = torch.randn(4*hidden, hidden, generator=g)/hidden**.5, torch.randn(hidden, 4*hidden, generator=g)/hidden**.5
+    w1, w2 = torch.randn(4*hidden, hidden, generator=g)/hidden**.5, torch.randn(hidden, 4*hidden,
+                                                                                generator=g)/hidden**.5
     try:
         times = {True: [], False: []}
         for _ in range(repeats+1):
@@ -133,15 +139,19 @@ def _count_params(folder)->ModelShape:
     cfg = AutoConfig.from_pretrained(folder)
     with torch.device("meta"): m = AutoModelForCausalLM.from_config(cfg)
     n = sum(p.numel() for p in m.parameters())
-    return ModelShape(n/1e9, cfg.hidden_size, cfg.num_hidden_layers, cfg.vocab_size, getattr(cfg, "max_position_embeddings", 32768) or 32768)
+    positions = getattr(cfg, "max_position_embeddings", 32768) or 32768
+    return ModelShape(n/1e9, cfg.hidden_size, cfg.num_hidden_layers, cfg.vocab_size, positions)
+
+def _shape_of(params_b:float, layers:int=28, vocab:int=128256)->ModelShape:
+    "A decoder's likely shape from its size alone (the hidden size close to the real ones of 0.1B-8B decoders)."
+    return ModelShape(params_b, int(round(1400*params_b**0.4/128)*128), layers, vocab)
 
 def model_shape(name:str)->ModelShape:
     "The `ModelShape` of `name`: from its config when it is local, else from its preset."
     if name in (TINY_MODEL, DEMO_MODEL) or Path(name).expanduser().is_dir(): return _count_params(model_path(name))
     p = preset(name)
     if p is None: return _count_params(model_path(name))
-    hidden = int(round(1400*p.params_b**0.4/128)*128)   # close to the real sizes of 0.1B-8B decoders
-    return ModelShape(p.params_b, hidden, 28 if p.params_b > 0.4 else 30, 151936 if "qwen" in name.lower() else 128256)
+    return _shape_of(p.params_b, 28 if p.params_b > 0.4 else 30, 151936 if "qwen" in name.lower() else 128256)
 
 # %% ../nbs/05_train.ipynb #ded1fbd6
 _BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
@@ -159,7 +169,8 @@ def estimate_memory_gb(shape:ModelShape, method:str="lora", precision:str="fp16"
     adapter = lora_params(shape, r)*16
     tokens = micro_batch*max_length
     per_layer = 34*shape.hidden*_BYTES[precision]/2
-    acts = tokens*(shape.layers*2*shape.hidden*_BYTES[precision] + per_layer if checkpointing else shape.layers*per_layer)
+    kept = shape.layers*2*shape.hidden*_BYTES[precision] + per_layer if checkpointing else shape.layers*per_layer
+    acts = tokens*kept
     logits = tokens*shape.vocab*(_BYTES[precision] + 8)
     overhead = 0.6e9 if precision != "fp32" else 0.3e9
     return (weights + adapter + acts + logits + overhead)/2**30
@@ -230,17 +241,20 @@ class TrainPlan:
         est = f"{self.est_minutes:.1f} min" + (f" (budget {self.minutes:g} min)" if self.minutes else "")
         return [("model", f"{self.model} ({self.params_b:.2f}B)", ""), ("hardware", self.hardware, ""),
                 ("method", self.method, r.get("method","")), ("precision", self.precision, r.get("precision","")),
-                ("LoRA", f"r={self.lora_r}, alpha={self.lora_alpha}, dropout={self.lora_dropout}, on {self.target_modules}", r.get("lora","")),
+                ("LoRA", f"r={self.lora_r}, alpha={self.lora_alpha}, dropout={self.lora_dropout}, on "
+                         f"{self.target_modules}", r.get("lora","")),
                 ("learning rate", f"{self.lr:g} ({self.lr_scheduler}, warmup {self.warmup_ratio:g})",
                  "; ".join(r[k] for k in ("lr", "warmup") if k in r)),
                 ("max_length", self.max_length, r.get("max_length","")),
-                ("batch", f"{self.micro_batch} x {self.grad_accum} accumulation x {self.devices} device(s) = {self.tokens_per_step:,} tokens/step", r.get("batch","")),
+                ("batch", f"{self.micro_batch} x {self.grad_accum} accumulation x {self.devices} device(s) = "
+                          f"{self.tokens_per_step:,} tokens/step", r.get("batch","")),
                 ("gradient checkpointing", self.gradient_checkpointing, r.get("checkpointing","")),
                 ("epochs", f"{self.epochs:g}" + (f", cut to max_steps={self.max_steps}" if self.max_steps > 0 else ""),
                  "; ".join(r[k] for k in ("epochs", "steps") if k in r)),
                 ("stopping", self.stopping(), r.get("stopping", "")),
                 ("data", f"{self.total_tokens:,} tokens/epoch, {self.train_tokens:,} trained on", ""),
-                ("memory", f"~{self.memory_gb:.1f} GB of {self.memory_available_gb:.0f} GB per device", "rough estimate"),
+                ("memory", f"~{self.memory_gb:.1f} GB of {self.memory_available_gb:.0f} GB per device",
+                 "rough estimate"),
                 ("time", f"~{est} at ~{self.tokens_per_second:,.0f} tokens/s", r.get("time", "rough estimate"))]
 
     def __str__(self):
@@ -248,7 +262,8 @@ class TrainPlan:
         return "Training plan\n" + "\n".join(f"  {k:<{w}}  {v}" + (f"   ({why})" if why else "") for k,v,why in rows)
     def _repr_html_(self):
         e = lambda s: _html.escape(str(s))
-        trs = "".join(f"<tr><td><b>{e(k)}</b></td><td>{e(v)}</td><td><i>{e(why)}</i></td></tr>" for k,v,why in self.rows())
+        trs = "".join(f"<tr><td><b>{e(k)}</b></td><td>{e(v)}</td><td><i>{e(why)}</i></td></tr>"
+                      for k,v,why in self.rows())
         return f"<b>Training plan</b><table>{trs}</table>"
 
 # %% ../nbs/05_train.ipynb #850ab4c7
@@ -262,17 +277,117 @@ def _lengths(data)->tuple[list,int]:
     return lengths, trained
 
 def _percentile(xs:list, q:float)->float:
-    xs = sorted(xs)
-    return xs[min(len(xs)-1, int(math.ceil(q*len(xs)))-1)] if xs else 0
+    "The `q` quantile of `xs` (the smallest value with at least that share at or below it); 0 for none."
+    return np.percentile(xs, q*100, method="inverted_cdf").item() if len(xs) else 0
+
+# %% ../nbs/05_train.ipynb #r0maxe
+def _max_length(
+    lengths:list,       # the training examples' lengths in tokens (none: no data given)
+    hw:Hardware,        # the machine planned for
+    shape:ModelShape,   # the model (its longest position)
+)->tuple[int,str]:
+    "(max_length, why): the longest example rounded up to 128 tokens (at least 256), within the machine's cap."
+    if not lengths: return (2048 if hw.kind=="cuda" else 512), "default (no data given)"
+    cap = min(2048 if hw.kind=="cuda" else 1024, shape.max_positions)
+    p95, longest = _percentile(lengths, 0.95), max(lengths)
+    why = f"packs the longest of {len(lengths)} examples ({longest} tokens; 95% have <= {p95})"
+    return int(min(max(256, math.ceil(longest/128)*128), cap)), why + (f", capped at {cap}" if longest > cap else "")
 
 # %% ../nbs/05_train.ipynb #23582cd8
-def _precision(hw:Hardware, method:str="lora")->tuple[str,str]:
+def _precision(
+    hw:Hardware,          # the machine planned for
+    method:str="lora",    # "qlora": a CPU computes 4-bit weights in float32
+)->tuple[str,str]:
+    "(number type, why): bfloat16 where the machine is fast at it, else fp16 on a GPU and fp32 on a CPU."
     if hw.kind != "cuda":
         if hw.bf16 and method != "qlora":
             return "bf16", "this CPU multiplies bfloat16 faster than float32 (measured): bf16 autocast, float32 weights"
-        return "fp32", "4-bit weights compute in float32 on a CPU" if hw.bf16 else "this CPU has no fast bfloat16 (measured)"
+        if hw.bf16: return "fp32", "4-bit weights compute in float32 on a CPU"
+        return "fp32", "this CPU has no fast bfloat16 (measured)"
     if hw.bf16: return "bf16", f"capability {hw.capability[0]}.{hw.capability[1]} has bfloat16"
     return "fp16", f"{hw.name} (capability {hw.capability[0]}.{hw.capability[1]}) has no bfloat16"
+
+def _check_bf16(precision:str, hw:Hardware):
+    "Stop when bfloat16 is asked of a machine that has none."
+    if precision == "bf16" and not hw.bf16:
+        raise ChatftError(f"{hw.name} has no bfloat16 (a GPU needs compute capability 8.0+; a CPU, fast AVX512-BF16 "
+                          "or AMX): use precision='fp16' (a T4) or 'fp32' (a CPU).")
+
+# %% ../nbs/05_train.ipynb #r2aske
+def _asked_or(
+    asked:dict,   # the settings given by name (`plan_training`'s `**asked`)
+    key:str,      # the setting to decide
+    rule,         # a function returning (value, reason)
+    *args,        # the rule's arguments
+)->tuple:
+    "(value, reason): the value asked for `key` and 'as asked', else what `rule(*args)` chooses and why."
+    return (asked[key], "as asked") if key in asked else rule(*args)
+
+# %% ../nbs/05_train.ipynb #r3mete
+def _method(
+    shape:ModelShape,   # the model's size
+    hw:Hardware,        # the machine planned for
+    precision:str,      # the number type the plan trains in
+)->tuple[str,str]:
+    "(method, why): 'qlora' when the weights as loaded take over 30% of the memory, else 'lora'."
+    loaded = precision if hw.kind == "cuda" else "fp32"   # a CPU keeps float32 weights (bf16 there is autocast)
+    w16 = shape.params_b*1e9*_BYTES[loaded]/2**30         # the weights alone, as loaded
+    if w16 > 0.3*hw.memory_gb:
+        return "qlora", (f"{loaded} weights ({w16:.1f} GB) take over 30% of {hw.memory_gb:.0f} GB: "
+                         "load them in 4-bit NF4")
+    return "lora", f"{loaded} weights ({w16:.1f} GB) fit in {hw.memory_gb:.0f} GB with room for activations"
+
+# %% ../nbs/05_train.ipynb #ac02ca5a
+def _usable_gb(hw:Hardware)->float:
+    "The memory a plan may fill: 80% of a GPU's, 60% of a CPU's RAM."
+    return hw.memory_gb*(0.8 if hw.kind=="cuda" else 0.6)
+
+def _choose_batch(shape, method, precision, max_length, hw, ckpt, r, budget)->tuple:
+    "The largest micro-batch (and checkpointing setting) that fits `budget` GB; checkpointing off when it fits in half."
+    sizes, ckpts = [4, 2, 1] if hw.kind=="cuda" else [1], [False, True] if ckpt is None else [ckpt]
+    options = [(b, c) for c in ckpts for b in sizes]
+    for b, c in sorted(options, key=lambda o: (-o[0]*(2 if not o[1] else 1), o[1])):
+        m = estimate_memory_gb(shape, method, precision, b, max_length, c, r)
+        # on a GPU, no checkpointing only with room
+        if m <= budget*(0.5 if hw.kind=="cuda" and not c else 1): return b, c, m
+    return None
+
+# %% ../nbs/05_train.ipynb #r5fite
+def _fit_batch(shape, method, precision, max_length, hw, r,
+               asked:dict,   # `micro_batch` and `gradient_checkpointing`, when given by name
+)->tuple|None:
+    "(micro-batch, checkpointing, GB): the asked micro-batch if it fits, else `_choose_batch`'s; None when none fits."
+    ckpt = asked.get("gradient_checkpointing")
+    if "micro_batch" not in asked: return _choose_batch(shape, method, precision, max_length, hw, ckpt, r,
+                                                        _usable_gb(hw))
+    mb, ckpt = asked["micro_batch"], True if ckpt is None else ckpt
+    mem = estimate_memory_gb(shape, method, precision, mb, max_length, ckpt, r)
+    return (mb, ckpt, mem) if mem <= _usable_gb(hw) else None
+
+def _no_fit(model_name, shape, method, precision, max_length, hw, r)->ChatftError:
+    "The error for a plan that does not fit: how much it needs, how much there is, what to try."
+    budget = _usable_gb(hw)
+    need = estimate_memory_gb(shape, "qlora", precision, 1, min(max_length, 512), True, r)
+    hint = ("it does not fit even in 4 bits with 512 tokens: pick a smaller model (see "
+            "chatft.models.PRESETS)" if need > budget
+            else "try method='qlora', micro_batch=1, gradient_checkpointing=True or a smaller max_length")
+    mem = estimate_memory_gb(shape, method, precision, 1, max_length, True, r)
+    return ChatftError(f"{model_name} ({shape.params_b:.1f}B, {method}, {precision}, max_length "
+                       f"{max_length}) needs about "
+                       f"{mem:.1f} GB but {hw} has about {budget:.1f} GB usable: {hint}.")
+
+# %% ../nbs/05_train.ipynb #r6acce
+def _checkpointing(ckpt:bool, hw:Hardware)->str:
+    "Why gradient checkpointing is on or off."
+    if ckpt: return "recompute activations to fit"
+    return "not needed: fits without" if hw.kind=="cuda" else "a CPU has the memory; faster without"
+
+def _grad_accum(hw:Hardware, micro_batch:int, max_length:int)->tuple[int,str]:
+    "(micro-batches per optimizer step, why): ~16,384 tokens a step on a GPU, one packed sequence on a CPU."
+    target = 16384 if hw.kind=="cuda" else max_length
+    ga = max(1, round(target/(micro_batch*max_length*hw.devices)))
+    return ga, ("largest micro-batch that fits; ~16,384 tokens per optimizer step" if hw.kind == "cuda" else
+                "one packed sequence per optimizer step: on a CPU, more and smaller steps learn more per second")
 
 def _tokens_per_second(hw:Hardware, shape:ModelShape, method:str, checkpointing:bool)->float:
     "Rough training throughput before measuring: forward+backward is ~6-8 FLOPs a parameter a token."
@@ -280,119 +395,107 @@ def _tokens_per_second(hw:Hardware, shape:ModelShape, method:str, checkpointing:
     mfu = (0.35 if hw.kind=="cuda" else 0.9)*(0.6 if method=="qlora" else 1.0)
     return hw.devices*hw.tflops*1e12*mfu/flops
 
-# %% ../nbs/05_train.ipynb #ac02ca5a
-def _choose_batch(shape, method, precision, max_length, hw, ckpt, r, budget)->tuple:
-    "The largest micro-batch (and checkpointing setting) that fits `budget` GB; checkpointing off when it fits in half."
-    options = [(b, c) for c in ([False, True] if ckpt is None else [ckpt]) for b in ([4,2,1] if hw.kind=="cuda" else [1])]
-    for b, c in sorted(options, key=lambda o: (-o[0]*(2 if not o[1] else 1), o[1])):
-        m = estimate_memory_gb(shape, method, precision, b, max_length, c, r)
-        if m <= budget*(0.5 if hw.kind=="cuda" and not c else 1): return b, c, m   # on a GPU, skip checkpointing only with room to spare
-    return None
-
-# %% ../nbs/05_train.ipynb #68fe120d
-def _lr_for(steps:int)->float:
-    "LoRA's usual 2e-4 suits runs of ~1000 steps; shorter runs take a higher rate, up to 1e-3."
-    return float(min(1e-3, max(2e-4, 2e-4*math.sqrt(1000/max(steps, 1)))))
-
+# %% ../nbs/05_train.ipynb #r7epoe
 def _epochs_for(examples:int)->tuple[float, str]:
     "OpenAI's default for fine-tuning (3 epochs; more for under 100 examples' worth, fewer over 25,000), capped at 5."
-    if examples and examples*3 < 100: n = min(5, 100 // examples)
+    if not examples: return 3.0, "OpenAI's default (no data given)"
+    if examples*3 < 100: n = min(5, 100 // examples)
     elif examples*3 > 25_000: n = max(1, 25_000 // examples)
     else: n = 3
     return float(n), (f"{n} for {examples:,} examples: OpenAI's fine-tuning default (3; 100 examples' worth for small "
                       "data, at most 25,000), capped at the guide's 5: more passes memorise")
 
-PACK_FILL = 0.95   # packed rows are ~95% full (the ShareGPT sample at 256 tokens: 93%)
+# %% ../nbs/05_train.ipynb #r8lore
+def _lora_alpha(r:int)->tuple[int,str]:
+    "(lora_alpha, why): twice the rank."
+    return 2*r, "alpha = 2 x r, so the adapter's scale (alpha/r) is the same for any r"
 
-def _steps(tokens:int, plan:TrainPlan, fill:float=PACK_FILL)->int:
+_NO_DROPOUT = ("; no dropout: dropout on the adapter's inputs made a step 22% slower on a CPU (measured) and "
+               "regularizes little in a run of an epoch or two")
+
+# %% ../nbs/05_train.ipynb #r9lre
+_PACK_FILL = 0.95   # packed rows are ~95% full (the ShareGPT sample at 256 tokens: 93%)
+
+def _steps(tokens:int, plan:TrainPlan, fill:float=_PACK_FILL)->int:
     "Optimizer steps that `tokens` make for `plan` (packed rows ~`fill` full)."
     return max(1, math.ceil(tokens/(fill*plan.tokens_per_step)))
 
+def _lr(steps:int)->tuple[float,str]:
+    "(learning rate, why): LoRA's usual 2e-4 for ~1000 steps; shorter runs take a higher rate, up to 1e-3."
+    return float(min(1e-3, max(2e-4, 2e-4*math.sqrt(1000/max(steps, 1))))), (
+        f"for {steps} optimizer steps: LoRA's usual 2e-4 x sqrt(1000/steps), between 2e-4 and 1e-3 (short "
+        "runs take bigger steps)")
+
+def _warmup(steps:int)->tuple|None:
+    "(warmup_ratio, why) for a run too short to warm up; None: the default 5% stands."
+    if steps < 20: return 0.0, "under 20 steps: no warm-up (its first step would have a rate of 0)"
+
+# %% ../nbs/05_train.ipynb #68fe120d
+def _plan_sizes(model_name:str, hw:Hardware, shape:ModelShape, data, asked:dict)->TrainPlan:
+    """A plan with the choices that must fit the machine (precision, method, length, epochs, LoRA, batch) and
+    their reasons."""
+    lengths, trained = _lengths(data)
+    why = {}
+    precision, _ = _asked_or(asked, "precision", _precision, hw)     # what the weights weigh decides the method...
+    method, why["method"] = _asked_or(asked, "method", _method, shape, hw, precision)
+    # ...which a CPU's type follows
+    precision, why["precision"] = _asked_or(asked, "precision", _precision, hw, method)
+    _check_bf16(precision, hw)
+    epochs, why["epochs"] = _asked_or(asked, "epochs", _epochs_for, len(lengths))
+    max_length, why["max_length"] = _asked_or(asked, "max_length", _max_length, lengths, hw, shape)
+    r = asked.get("lora_r", 16)
+    alpha, why["lora"] = _asked_or(asked, "lora_alpha", _lora_alpha, r)
+    if "lora_dropout" not in asked: why["lora"] += _NO_DROPOUT
+    fit = _fit_batch(shape, method, precision, max_length, hw, r, asked)
+    if fit is None: raise _no_fit(model_name, shape, method, precision, max_length, hw, r)
+    mb, ckpt, mem = fit
+    why["checkpointing"] = _checkpointing(ckpt, hw)
+    ga, why["batch"] = _grad_accum(hw, mb, max_length)
+    return TrainPlan(model=model_name, hardware=str(hw), device=hw.kind, devices=hw.devices, method=method,
+                     precision=precision, lora_alpha=alpha, epochs=epochs, max_length=max_length, micro_batch=mb,
+                     grad_accum=ga, gradient_checkpointing=ckpt, params_b=shape.params_b, train_tokens=trained,
+                     total_tokens=sum(lengths), memory_gb=mem, memory_available_gb=hw.memory_gb,
+                     tokens_per_second=_tokens_per_second(hw, shape, method, ckpt), reasons=why)
+
+def _plan_schedule(plan:TrainPlan, data, asked:dict):
+    "The schedule, once the speed is known: steps within the time budget, evaluations, warm-up and learning rate."
+    tests = _test_lengths(data)
+    _fit_budget(plan, "max_steps" in asked and plan.max_steps > 0, overhead=EVAL_SHARE if tests else 0.0)
+    _schedule_evaluation(plan, tests, asked=asked)
+    steps = _planned_steps(plan)
+    if "warmup_ratio" not in asked and (w := _warmup(steps)): plan.warmup_ratio, plan.reasons["warmup"] = w
+    plan.lr, plan.reasons["lr"] = _asked_or(asked, "lr", _lr, steps)
+
 def plan_training(
-    model_name:str,                # Hub id, `TINY_MODEL`, or a local folder
-    data=None,                     # prepared DatasetDict/Dataset (input_ids, labels), or a list of example lengths
+    model_name:str,                  # Hub id, `TINY_MODEL`, or a local folder
+    data=None,                       # prepared DatasetDict/Dataset (input_ids, labels), or a list of example lengths
     hardware:Hardware|str|None=None, # a `Hardware`, a key of `HARDWARE`, or None to detect this machine
-    params_b:float|None=None,      # parameters in billions, for a model with no preset and no local config
-    measure:bool|None=None,        # time a few training steps here (default: when planning for this machine)
-    **overrides,                   # any `TrainPlan` field: method, precision, lr, micro_batch, max_length, ...
+    params_b:float|None=None,        # parameters in billions, for a model with no preset and no local config
+    measure:bool|None=None,          # time a few training steps here (default: when planning for this machine)
+    **asked,                         # any `TrainPlan` field: method, precision, lr, micro_batch, max_length, ...
 )->TrainPlan:
-    "Choose precision, LoRA/QLoRA, batch, sequence length, steps and rate for `model_name` on `hardware`; fail early when it cannot fit."
+    """Choose precision, LoRA/QLoRA, batch, length, steps and rate for `model_name` on `hardware`; fail early
+    when it cannot fit."""
     if measure is None: measure = not isinstance(hardware, str)
     hw = HARDWARE[hardware] if isinstance(hardware, str) else (hardware or detect_hardware())
-    bad = set(overrides) - {f.name for f in fields(TrainPlan)}
-    if bad: raise ChatftError(f"plan_training: unknown setting(s) {sorted(bad)}; the settings are the fields of TrainPlan.")
-    shape = model_shape(model_name) if params_b is None else ModelShape(params_b, int(round(1400*params_b**0.4/128)*128), 28, 128256)
-    o, why = dict(overrides), {}
-    precision, why["precision"] = (o.pop("precision"), "as asked") if "precision" in o else _precision(hw)
-    if precision == "bf16" and not hw.bf16:
-        raise ChatftError(f"{hw.name} has no bfloat16 (a GPU needs compute capability 8.0+; a CPU, fast AVX512-BF16 or AMX): "
-                          "use precision='fp16' (a T4) or 'fp32' (a CPU).")
-    lengths, trained = _lengths(data)
-    if "epochs" not in o: o["epochs"], why["epochs"] = _epochs_for(len(lengths)) if lengths else (3.0, "OpenAI's default (no data given)")
-    else: why["epochs"] = "as asked"
-    cap = min(2048 if hw.kind=="cuda" else 1024, shape.max_positions)
-    if "max_length" in o: max_length, why["max_length"] = o.pop("max_length"), "as asked"
-    elif lengths:
-        p95, longest = _percentile(lengths, 0.95), max(lengths)
-        max_length = int(min(max(256, math.ceil(longest/128)*128), cap))
-        why["max_length"] = f"packs the longest of {len(lengths)} examples ({longest} tokens; 95% have <= {p95})" + (f", capped at {cap}" if longest > cap else "")
-    else: max_length, why["max_length"] = (2048 if hw.kind=="cuda" else 512), "default (no data given)"
-    r = o.get("lora_r", 16)
-    alpha = o.pop("lora_alpha", None)
-    if alpha is None: alpha, why["lora"] = 2*r, "alpha = 2 x r, so the adapter's scale (alpha/r) is the same for any r"
-    else: why["lora"] = "as asked"
-    if "lora_dropout" not in o: why["lora"] += ("; no dropout: dropout on the adapter's inputs made a step 22% slower on a CPU "
-                                                "(measured) and regularizes little in a run of an epoch or two")
-    budget = hw.memory_gb*(0.8 if hw.kind=="cuda" else 0.6)
-    loaded = precision if hw.kind == "cuda" else "fp32"   # a CPU keeps float32 weights (bf16 there is autocast)
-    w16 = shape.params_b*1e9*_BYTES[loaded]/2**30      # the weights alone, as loaded
-    if "method" in o: method, why["method"] = o.pop("method"), "as asked"
-    elif w16 > 0.3*hw.memory_gb:
-        method, why["method"] = "qlora", f"{loaded} weights ({w16:.1f} GB) take over 30% of {hw.memory_gb:.0f} GB: load them in 4-bit NF4"
-    else: method, why["method"] = "lora", f"{loaded} weights ({w16:.1f} GB) fit in {hw.memory_gb:.0f} GB with room for activations"
-    if method == "qlora" and hw.kind == "cpu" and "precision" not in overrides: precision, why["precision"] = _precision(hw, method)
-    ckpt = o.pop("gradient_checkpointing", None)
-    if "micro_batch" in o:
-        mb = o.pop("micro_batch"); c = True if ckpt is None else ckpt
-        fit = (mb, c, estimate_memory_gb(shape, method, precision, mb, max_length, c, r))
-        if fit[2] > budget: fit = None
-    else: fit = _choose_batch(shape, method, precision, max_length, hw, ckpt, r, budget)
-    if fit is None:
-        need = estimate_memory_gb(shape, "qlora", precision, 1, min(max_length, 512), True, r)
-        hint = ("it does not fit even in 4 bits with 512 tokens: pick a smaller model (see chatft.models.PRESETS)" if need > budget
-                else "try method='qlora', micro_batch=1, gradient_checkpointing=True or a smaller max_length")
-        raise ChatftError(f"{model_name} ({shape.params_b:.1f}B, {method}, {precision}, max_length {max_length}) needs about "
-                          f"{estimate_memory_gb(shape, method, precision, 1, max_length, True, r):.1f} GB but {hw} has about {budget:.1f} GB usable: {hint}.")
-    mb, ckpt, mem = fit
-    why["checkpointing"] = "recompute activations to fit" if ckpt else ("not needed: fits without" if hw.kind=="cuda" else "a CPU has the memory; faster without")
-    target = 16384 if hw.kind=="cuda" else max_length
-    ga = o.pop("grad_accum", max(1, round(target/(mb*max_length*hw.devices))))
-    why["batch"] = ("largest micro-batch that fits; ~16,384 tokens per optimizer step" if hw.kind == "cuda" else
-                    "one packed sequence per optimizer step: on a CPU, more and smaller steps learn more per second")
-    plan = TrainPlan(model=model_name, hardware=str(hw), device=hw.kind, devices=o.pop("devices", hw.devices), method=method,
-                     precision=precision, lora_alpha=alpha, max_length=max_length, micro_batch=mb, grad_accum=ga, gradient_checkpointing=ckpt,
-                     params_b=shape.params_b, train_tokens=trained, total_tokens=sum(lengths), memory_gb=mem,
-                     memory_available_gb=hw.memory_gb, tokens_per_second=_tokens_per_second(hw, shape, method, ckpt), reasons=why)
-    lr = o.pop("lr", None)
-    for k,v in o.items(): setattr(plan, k, v)
+    if bad := set(asked) - {f.name for f in fields(TrainPlan)}:
+        raise ChatftError(f"plan_training: unknown setting(s) {sorted(bad)}; the settings are the fields of TrainPlan.")
+    shape = model_shape(model_name) if params_b is None else _shape_of(params_b)
+    plan = _plan_sizes(model_name, hw, shape, data, asked)
+    for k, v in asked.items(): setattr(plan, k, v)
     if measure: _measure_into(plan)
-    tests = _test_lengths(data)
-    _fit_budget(plan, "max_steps" in overrides and plan.max_steps > 0, overhead=EVAL_SHARE if tests else 0.0)
-    _schedule_evaluation(plan, tests, asked=overrides)
-    if "warmup_ratio" not in overrides and _planned_steps(plan) < 20:
-        plan.warmup_ratio, why["warmup"] = 0.0, "under 20 steps: no warm-up (its first step would have a rate of 0)"
-    plan.lr, why["lr"] = (lr, "as asked") if lr is not None else (_lr_for(_planned_steps(plan)), f"for {_planned_steps(plan)} optimizer steps: "
-                          "LoRA's usual 2e-4 x sqrt(1000/steps), between 2e-4 and 1e-3 (short runs take bigger steps)")
+    _plan_schedule(plan, data, asked)
     return plan
 
 # %% ../nbs/05_train.ipynb #f9b3c4d5
 def _timing_batch(plan:TrainPlan, model)->dict:
     "One batch of the plan's shape (packed rows of two examples each), on the model's device."
-    from chatft.dataset import PackedCollator
     n = plan.max_length
-    row = dict(input_ids=[10 + (7*i) % 1000 for i in range(n)], labels=[10 + (7*i) % 1000 for i in range(n)], seq_lengths=[n//2, n-n//2])
+    row = dict(input_ids=[10 + (7*i) % 1000 for i in range(n)], labels=[10 + (7*i) % 1000 for i in range(n)],
+               seq_lengths=[n//2, n-n//2])
     dev = next(model.parameters()).device
-    return {k: v.to(dev) for k,v in PackedCollator(0, plan.attn_implementation, _mask_dtype(plan))([row]*plan.micro_batch).items()}
+    batch = PackedCollator(0, plan.attn_implementation, _mask_dtype(plan))([row]*plan.micro_batch)
+    return {k: v.to(dev) for k,v in batch.items()}
 
 def _median_seconds(fn, steps:int, cuda:bool)->float:
     "The median time of `steps` calls of `fn`, after one warm-up call."
@@ -416,7 +519,8 @@ def measure_speed(
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=0.0)
     batch = _timing_batch(plan, model)
     def step():
-        with torch.autocast(batch["input_ids"].device.type, dtype=_dtype(plan.precision), enabled=plan.precision != "fp32"):
+        with torch.autocast(batch["input_ids"].device.type, dtype=_dtype(plan.precision),
+                            enabled=plan.precision != "fp32"):
             loss = model(**batch).loss
         loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
     return plan.micro_batch*plan.max_length/_median_seconds(step, steps, batch["input_ids"].is_cuda)
@@ -426,13 +530,15 @@ def measure_eval_speed(
     steps:int=4,         # timed passes, after one warm-up
     model=None,          # an already loaded `load_for_training(plan)` model (default: load it)
 )->float:
-    "Tokens per second of scoring held-out rows for `plan` here: a forward pass without gradients, as `Trainer.evaluate` runs."
+    """Tokens per second of scoring held-out rows for `plan` here: a forward pass without gradients, as
+    `Trainer.evaluate` runs."""
     import torch
     model = model or load_for_training(plan, verbose=False)
     model.eval()
     batch = _timing_batch(plan, model)
     def score():
-        with torch.no_grad(), torch.autocast(batch["input_ids"].device.type, dtype=_dtype(plan.precision), enabled=plan.precision != "fp32"):
+        with torch.no_grad(), torch.autocast(batch["input_ids"].device.type, dtype=_dtype(plan.precision),
+                                             enabled=plan.precision != "fp32"):
             model(**batch).loss.item()
     try: return plan.micro_batch*plan.max_length/_median_seconds(score, steps, batch["input_ids"].is_cuda)
     finally: model.train()
@@ -450,24 +556,27 @@ def _measure_into(plan:TrainPlan):
 
 def _planned_steps(plan:TrainPlan)->int:
     "The optimizer steps the plan will run."
-    return plan.max_steps if plan.max_steps > 0 else _steps(int(plan.total_tokens*plan.epochs), plan) if plan.total_tokens else 1000
+    if plan.max_steps > 0: return plan.max_steps
+    return _steps(int(plan.total_tokens*plan.epochs), plan) if plan.total_tokens else 1000
 
 def _fit_budget(plan:TrainPlan, steps_asked:bool, fill:float=0.97, overhead:float=0.0):
-    """With a time budget, end the schedule where `fill` of the budget ends at the measured speed, evaluations (`overhead`
-    of the training time) included (`TimeBudget` stops a slower run on the clock, in the last few percent of the schedule,
-    where the rate is near zero); set the time estimate. A budget only ever shortens the plan: it is not a target."""
-    per_step = PACK_FILL*plan.tokens_per_step/plan.tokens_per_second*(1 + overhead)
+    """With a time budget, end the schedule where `fill` of the budget ends at the measured speed, evaluations
+    (`overhead` of the training time) included (`_TimeBudget` stops a slower run on the clock, in the last
+    few percent of the schedule, where the rate is near zero); set the time estimate. A budget only ever
+    shortens the plan: it is not a target."""
+    per_step = _PACK_FILL*plan.tokens_per_step/plan.tokens_per_second*(1 + overhead)
     if plan.minutes and not steps_asked:
         fit = max(1, int(fill*plan.minutes*60/per_step))
         if fit < _planned_steps(plan):
             plan.max_steps = fit
-            plan.reasons["steps"] = f"{fit} steps of ~{per_step:.2f} s fill {fill:.0%} of the {plan.minutes:g}-minute budget"
+            plan.reasons["steps"] = (f"{fit} steps of ~{per_step:.2f} s fill {fill:.0%} of the "
+                                     f"{plan.minutes:g}-minute budget")
     plan.est_minutes = _planned_steps(plan)*per_step/60
     if plan.minutes: plan.est_minutes = min(plan.est_minutes, plan.minutes)
 
 # %% ../nbs/05_train.ipynb #d67c524b
 EVAL_SHARE = 0.08      # most of the training time spent scoring held-out rows
-TIMES_EVALUATED = 10   # evaluations a run aims for: enough to see the held-out curve turn
+_TIMES_EVALUATED = 10   # evaluations a run aims for: enough to see the held-out curve turn
 
 def _test_lengths(data)->list:
     "Lengths of the held-out examples of a prepared `DatasetDict` (none for a single split or a list of lengths)."
@@ -475,19 +584,21 @@ def _test_lengths(data)->list:
     return [len(x) for x in data["test"]["input_ids"]]
 
 def _schedule_evaluation(plan:TrainPlan, test_lengths:list, asked:dict=None):
-    "Set `eval_steps` and `eval_rows`: about `TIMES_EVALUATED` evaluations, on a fixed subset, for at most `EVAL_SHARE` of the time."
+    """Set `eval_steps` and `eval_rows`: about `_TIMES_EVALUATED` evaluations, on a fixed subset, for at most
+    `EVAL_SHARE` of the time."""
     asked = asked or {}
     if not test_lengths:
         plan.reasons["stopping"] = "no held-out data given: nothing to stop on, the last step is kept"; return
-    rows_all, steps = max(1, math.ceil(sum(test_lengths)/(PACK_FILL*plan.max_length))), _planned_steps(plan)
-    step_s = PACK_FILL*plan.tokens_per_step/plan.tokens_per_second
+    rows_all, steps = max(1, math.ceil(sum(test_lengths)/(_PACK_FILL*plan.max_length))), _planned_steps(plan)
+    step_s = _PACK_FILL*plan.tokens_per_step/plan.tokens_per_second
     row_s = plan.max_length/(plan.eval_tokens_per_second or 3*plan.tokens_per_second)/plan.devices
-    every = asked.get("eval_steps") or max(1, steps // TIMES_EVALUATED)
+    every = asked.get("eval_steps") or max(1, steps // _TIMES_EVALUATED)
     rows = asked.get("eval_rows") or min(rows_all, max(1, int(EVAL_SHARE*every*step_s/row_s)))
     if "eval_steps" not in asked: every = max(every, math.ceil(rows*row_s/(EVAL_SHARE*step_s)))
     plan.eval_steps, plan.eval_rows = every, (0 if rows >= rows_all else rows)
     how = "measured" if plan.eval_tokens_per_second else "estimated"
-    plan.reasons["stopping"] = (f"{min(rows, rows_all)} of {rows_all} held-out rows every {every} of {steps} steps cost "
+    plan.reasons["stopping"] = (f"{min(rows, rows_all)} of {rows_all} held-out rows every {every} of {steps} "
+                                "steps cost "
                                 f"~{rows*row_s/(every*step_s):.0%} of the training time ({how})")
 
 # %% ../nbs/05_train.ipynb #adeeb6dc
@@ -496,7 +607,8 @@ def _dtype(precision:str):
     return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
 
 def _load_dtype(plan:TrainPlan):
-    "The dtype to load the weights in: the plan's on a GPU; float32 on a CPU (bf16 there is autocast over float32 weights)."
+    """The dtype to load the weights in: the plan's on a GPU; float32 on a CPU (bf16 there is autocast over
+    float32 weights)."""
     import torch
     return _dtype(plan.precision) if plan.device == "cuda" else torch.float32
 
@@ -515,10 +627,13 @@ def load_for_training(plan:TrainPlan, verbose:bool=True):
     kw = dict(dtype=_load_dtype(plan), attn_implementation=plan.attn_implementation, device_map=_device_map(plan))
     if plan.method == "qlora":
         from transformers import BitsAndBytesConfig
-        kw["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                                       bnb_4bit_compute_dtype=_load_dtype(plan), bnb_4bit_quant_storage=_load_dtype(plan))
+        kw["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                                       bnb_4bit_use_double_quant=True,
+                                                       bnb_4bit_compute_dtype=_load_dtype(plan),
+                                                       bnb_4bit_quant_storage=_load_dtype(plan))
     model = load_model(plan.model, **kw)
-    if plan.method == "qlora": model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=plan.gradient_checkpointing)
+    if plan.method == "qlora":
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=plan.gradient_checkpointing)
     cfg = LoraConfig(r=plan.lora_r, lora_alpha=plan.lora_alpha, lora_dropout=plan.lora_dropout,
                      target_modules=plan.target_modules, task_type="CAUSAL_LM")
     model = get_peft_model(model, cfg)
@@ -537,7 +652,8 @@ def _is_main()->bool: return int(os.environ.get("RANK", 0)) == 0
 from transformers import TrainerCallback
 
 def plot_losses(history:list, path=None, title:str="loss"):
-    "A matplotlib figure of training and held-out loss from a Trainer's `log_history`, the best step starred; saved to `path` if given."
+    """A matplotlib figure of training and held-out loss from a Trainer's `log_history`, the best step starred;
+    saved to `path` if given."""
     import matplotlib; import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6, 3.2))
     tr = [(h["step"], h["loss"]) for h in history if "loss" in h]
@@ -555,8 +671,9 @@ def plot_losses(history:list, path=None, title:str="loss"):
     plt.close(fig)
     return fig
 
-class LossPlot(TrainerCallback):
-    "Redraw the loss curves in a notebook as they are logged (at most every `every` seconds); save `loss.png` in `folder`."
+class _LossPlot(TrainerCallback):
+    """Redraw the loss curves in a notebook as they are logged (at most every `every` seconds); save `loss.png`
+    in `folder`."""
     def __init__(self, folder, live:bool|None=None, every:float=10.0):
         self.folder, self.live, self.handle, self.every, self.last = Path(folder), live, None, every, -math.inf
     def _draw(self, state, final=False):
@@ -575,7 +692,7 @@ class LossPlot(TrainerCallback):
     def on_train_end(self, args, state, control, **kw): self._draw(state, final=True)
 
 # %% ../nbs/05_train.ipynb #b771b0df
-class TimeBudget(TrainerCallback):
+class _TimeBudget(TrainerCallback):
     "Stop training after `minutes` (all processes stop at the same step)."
     def __init__(self, minutes:float|None): self.minutes, self.start = minutes, None
     def on_train_begin(self, args, state, control, **kw): self.start = time.monotonic()
@@ -589,8 +706,8 @@ class TimeBudget(TrainerCallback):
             dist.all_reduce(t, op=dist.ReduceOp.MAX); stop = bool(t.item())
         if stop: control.should_training_stop = True; state.stopped_by_budget = True
 
-class EndEval(TrainerCallback):
-    """Evaluate once where training ends (its last step, or where `TimeBudget` stopped it), or, with `on=False`, only
+class _EndEval(TrainerCallback):
+    """Evaluate once where training ends (its last step, or where `_TimeBudget` stopped it), or, with `on=False`, only
     at the regular `eval_steps`: transformers evaluates at the last step by itself, so a separate `evaluate()` after
     `train()` would score the same weights twice."""
     def __init__(self, on:bool=True): self.on = on
@@ -618,7 +735,8 @@ def _save_best(weights:dict, folder:Path):
     save_file({k: v.contiguous().cpu() for k, v in weights.items()}, folder/BEST_FILE)
 
 class KeepBest(TrainerCallback):
-    "Keep the adapter from the evaluation with the lowest held-out loss; stop after `patience` evaluations without a new one."
+    """Keep the adapter from the evaluation with the lowest held-out loss; stop after `patience` evaluations
+    without a new one."""
     def __init__(self,
                  patience:int=3,         # evaluations without a new best before stopping (0: never stop early)
                  folder=None):           # the run folder: the best adapter is also saved in `checkpoints/best`
@@ -650,25 +768,30 @@ class KeepBest(TrainerCallback):
 def why_stopped(state, plan:TrainPlan)->str:
     "Why a run ended and which step it kept, in words, from the Trainer's state after `train`."
     if getattr(state, "stopped_early", None): why = f"stopped early at step {state.global_step}: {state.stopped_early}"
-    elif getattr(state, "stopped_by_budget", False): why = f"stopped at step {state.global_step}: the {plan.minutes:g}-minute budget ran out"
+    elif getattr(state, "stopped_by_budget", False):
+        why = f"stopped at step {state.global_step}: the {plan.minutes:g}-minute budget ran out"
     elif plan.max_steps > 0: why = f"ran the plan's {plan.max_steps} steps"
     else: why = f"ran the plan's {plan.epochs:g} epochs ({state.global_step} steps)"
     if state.best_global_step is None: return why + "; kept the last step (no held-out loss was measured)"
     kept = "the last one" if state.best_global_step == state.global_step else "restored"
-    return why + (f"; kept the adapter of step {state.best_global_step} ({kept}): held-out loss {state.best_metric:.4f} on the rows "
+    return why + (f"; kept the adapter of step {state.best_global_step} ({kept}): held-out loss "
+                  f"{state.best_metric:.4f} on the rows "
                   "scored while training")
 
 # %% ../nbs/05_train.ipynb #4b92467f
-class Progress(TrainerCallback):
-    "A tqdm bar for training (steps, or seconds with a budget) with the latest losses; where `bars_off()`, one line at the end."
+class _Progress(TrainerCallback):
+    """A tqdm bar for training (steps, or seconds with a budget) with the latest losses; where `bars_off()`, one
+    line at the end."""
     def __init__(self, minutes:float|None=None): self.minutes, self.bar, self.post = minutes, None, {}
     def on_train_begin(self, args, state, control, **kw):
         from tqdm.auto import tqdm
         if not state.is_world_process_zero: return
         self.start = time.monotonic()
         if bars_off(): return
-        if self.minutes: self.bar = tqdm(total=int(self.minutes*60), desc="training", unit="s", dynamic_ncols=True, bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} s {postfix}")
-        else: self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="training", unit="step", dynamic_ncols=True)
+        if self.minutes: self.bar = tqdm(total=int(self.minutes*60), desc="training", unit="s",
+                                         dynamic_ncols=True, bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} s {postfix}")
+        else: self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="training", unit="step",
+                              dynamic_ncols=True)
     def on_step_end(self, args, state, control, **kw):
         if self.bar is None: return
         self.post["step"] = state.global_step
@@ -683,7 +806,8 @@ class Progress(TrainerCallback):
         if self.bar is not None: self.bar.close(); self.bar = None
         elif bars_off() and state.is_world_process_zero:
             last = ", ".join(f"{k} {v}" for k, v in self.post.items())
-            print(f"training: done, {state.global_step} steps in {time.monotonic()-self.start:.0f} s" + (f" (last {last})" if last else ""))
+            print(f"training: done, {state.global_step} steps in {time.monotonic()-self.start:.0f} "
+                  "s" + (f" (last {last})" if last else ""))
 
 # %% ../nbs/05_train.ipynb #bbae283b
 def heldout_loss(model, ds, collator, batch_size:int=4)->float:
@@ -698,7 +822,8 @@ def heldout_loss(model, ds, collator, batch_size:int=4)->float:
             labels = b.pop("labels")
             logits = model(**b).logits[:, :-1].float()
             tgt = labels[:, 1:]
-            total += torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1), ignore_index=-100, reduction="sum").item()
+            total += torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1),
+                                                       ignore_index=-100, reduction="sum").item()
             count += (tgt != -100).sum().item()
     return total/max(count, 1)
 
@@ -721,8 +846,8 @@ def pack_splits(
     report:Report|None=None,      # counts the examples kept and skipped (too long)
     splits:tuple=("train", "test"),
 )->dict:
-    "The splits packed to `plan.max_length` by `chatft.dataset.pack`; longer examples are skipped (and counted in `report`)."
-    from chatft.dataset import pack
+    """The splits packed to `plan.max_length` by `chatft.dataset.pack`; longer examples are skipped (and counted
+    in `report`)."""
     out = {}
     for k in splits:
         if k not in dsd or not len(dsd[k]): continue
@@ -737,7 +862,6 @@ def pack_splits(
 
 def collator_for(plan:TrainPlan, tokenizer):
     "The `PackedCollator` that batches packed rows for `plan` (attention implementation and dtype)."
-    from chatft.dataset import PackedCollator
     return PackedCollator(tokenizer.pad_token_id, attn_implementation=plan.attn_implementation, dtype=_mask_dtype(plan))
 
 def split_loss(model, dsd, plan:TrainPlan, tokenizer, split:str="test")->float:
@@ -755,7 +879,8 @@ def remove_folder(path)->None:
     p = Path(path).expanduser().resolve()
     here = Path.cwd().resolve()
     if p == here or p in here.parents or p == Path.home().resolve():
-        raise ChatftError(f"Refusing to delete {p}: it is the current folder, holds it, or is your home. Use a folder of its own.")
+        raise ChatftError(f"Refusing to delete {p}: it is the current folder, holds it, or is your home. Use "
+                          "a folder of its own.")
     if p.is_dir(): shutil.rmtree(p)
     elif p.exists(): p.unlink()
 
@@ -771,10 +896,13 @@ def check_output(
 )->Path:
     "`output_dir`, once training into it deletes nothing you made; else a `ChatftError` saying what to do."
     out = Path(output_dir).expanduser()
-    if out.exists() and not out.is_dir() and not overwrite: raise ChatftError(f"{out} is a file: give a folder for the run.")
+    if out.exists() and not out.is_dir() and not overwrite: raise ChatftError(f"{out} is a file: give a "
+                                                                              "folder for the run.")
     if resume:
-        if Run(out).state == "finished": raise ChatftError(f"{out} holds a finished run: there is nothing to resume.")
-        if last_checkpoint(out) is None: raise ChatftError(f"{out}: no checkpoint to resume from (looked in {out/'checkpoints'}).")
+        if Run(out).state == "finished": raise ChatftError(f"{out} holds a finished run: there is "
+                                                           "nothing to resume.")
+        if last_checkpoint(out) is None: raise ChatftError(f"{out}: no checkpoint to resume from (looked in "
+                                                           f"{out/'checkpoints'}).")
         return out
     if not out.exists() or not any(out.iterdir()): return out
     if overwrite:
@@ -801,14 +929,44 @@ def training_args(plan:TrainPlan, output_dir, eval:bool=True, **kw):
              eval_strategy="steps" if eval else "no", eval_steps=plan.eval_steps,
              save_strategy="steps", save_steps=plan.save_steps, save_total_limit=2,
              seed=plan.seed, data_seed=plan.seed, fp16=plan.precision=="fp16", bf16=plan.precision=="bf16",
-             activation_checkpointing=plan.gradient_checkpointing, activation_checkpointing_kwargs={"use_reentrant": False},
+             activation_checkpointing=plan.gradient_checkpointing,
+             activation_checkpointing_kwargs={"use_reentrant": False},
              remove_unused_columns=False, report_to=[], dataloader_num_workers=0, use_cpu=plan.device!="cuda",
-             ddp_backend="gloo" if plan.device!="cuda" and int(os.environ.get("WORLD_SIZE", 1)) > 1 else None, include_num_input_tokens_seen="all",
+             ddp_backend="gloo" if plan.device!="cuda" and int(os.environ.get("WORLD_SIZE", 1)) > 1 else None,
+             include_num_input_tokens_seen="all",
              ddp_find_unused_parameters=False, use_liger_kernel=_liger(plan))
     a.update(kw)
     return TrainingArguments(**a)
 
 # %% ../nbs/05_train.ipynb #0f43231b
+def _check_device(plan:TrainPlan):
+    "Stop before anything is written when the plan needs a CUDA GPU this machine does not have."
+    import torch
+    if plan.device == "cuda" and not torch.cuda.is_available():
+        env = " and with CHATFT_HARDWARE unset" if os.environ.get("CHATFT_HARDWARE") else ""
+        raise ChatftError(f"This run is planned for a CUDA GPU ({plan.hardware}) but this machine has none: "
+                          "plan it here "
+                          f"(plan_training without hardware=...{env}) or train on a GPU.")
+
+def _packed(dsd, plan:TrainPlan, report:Report)->tuple:
+    "(packed train split, packed held-out rows scored while training, or None)."
+    data = pack_splits(dsd, plan, report)
+    if not data.get("train"):
+        raise ChatftError("No training example fits: prepare the data with a max_length no larger than the plan's.")
+    held = data.get("test")
+    if held is not None and plan.eval_rows and len(held) > plan.eval_rows: held = held.select(range(plan.eval_rows))
+    return data["train"], held
+
+def _reports(report)->list:
+    "`report` (one report, a list, or None) as a list."
+    return list(report) if isinstance(report, (list, tuple)) else [report] if report is not None else []
+
+def _terminal_progress(trainer, plan:TrainPlan):
+    "One compact progress bar instead of the Trainer's bar and log lines (a terminal only)."
+    from transformers.trainer_callback import ProgressCallback, PrinterCallback
+    for cb in (ProgressCallback, PrinterCallback): trainer.remove_callback(cb)
+    trainer.add_callback(_Progress(plan.minutes))
+
 def train(
     plan:TrainPlan,             # from `plan_training`
     dsd,                        # DatasetDict(train, test) from `chatft.dataset.prepare` (input_ids, labels)
@@ -820,19 +978,15 @@ def train(
     live:bool|None=None,        # draw the loss curves live (default: in a notebook)
     merge:bool=False,           # also save the adapter merged into a full model in `merged/`
     callbacks:list=(),          # more TrainerCallbacks
-    progress_bar:bool=True,     # in a terminal, one compact progress bar (loss in its postfix) instead of the Trainer's log lines
+    progress_bar:bool=True,     # in a terminal, one compact progress bar (with the loss) instead of the Trainer's lines
     final_eval:bool=True,       # evaluate on the held-out rows where training ends (else only every `plan.eval_steps`)
     **args,                     # more TrainingArguments
 ):
-    """Train the plan's LoRA adapter on `dsd` with transformers' Trainer, stopping early and keeping the best step (`KeepBest`);
-    returns the Trainer (`why_stopped(trainer.state, plan)` says how it ended). Writes the run folder."""
-    import torch
+    """Train the plan's LoRA adapter on `dsd` with transformers' Trainer, stopping early and keeping the best
+    step (`KeepBest`); returns the Trainer (`why_stopped(trainer.state, plan)` says how it ended). Writes the
+    run folder."""
     from transformers import Trainer, set_seed
-    from transformers.trainer_callback import ProgressCallback, PrinterCallback
-    if plan.device == "cuda" and not torch.cuda.is_available():
-        env = " and with CHATFT_HARDWARE unset" if os.environ.get("CHATFT_HARDWARE") else ""
-        raise ChatftError(f"This run is planned for a CUDA GPU ({plan.hardware}) but this machine has none: plan it here "
-                          f"(plan_training without hardware=...{env}) or train on a GPU.")
+    _check_device(plan)
     out = check_output(output_dir, resume, overwrite)
     ck = last_checkpoint(out) if resume else None
     set_seed(plan.seed)
@@ -841,20 +995,17 @@ def train(
     if tokenizer.pad_token_id is None: tokenizer.pad_token = tokenizer.eos_token
     model = load_for_training(plan, verbose=not resume)
     pack_report = Report("pack")
-    data = pack_splits(dsd, plan, pack_report)
-    if not data.get("train"): raise ChatftError("No training example fits: prepare the data with a max_length no larger than the plan's.")
-    reports = [*(report if isinstance(report, (list, tuple)) else [report] if report is not None else []), pack_report]
-    held = data.get("test")
-    if held is not None and plan.eval_rows and len(held) > plan.eval_rows: held = held.select(range(plan.eval_rows))   # a fixed subset
-    trainer = Trainer(model=model, args=training_args(plan, out, eval=held is not None, **args), train_dataset=data["train"],
+    train_rows, held = _packed(dsd, plan, pack_report)
+    callbacks = [_LossPlot(out, live), _TimeBudget(plan.minutes), _EndEval(final_eval),
+                 KeepBest(plan.patience, out), *callbacks]
+    trainer = Trainer(model=model, args=training_args(plan, out, eval=held is not None, **args),
+                      train_dataset=train_rows,
                       eval_dataset=held, data_collator=collator_for(plan, tokenizer), processing_class=tokenizer,
-                      callbacks=[LossPlot(out, live), TimeBudget(plan.minutes), EndEval(final_eval), KeepBest(plan.patience, out),
-                                 *callbacks])
-    if progress_bar and not in_notebook():
-        for cb in (ProgressCallback, PrinterCallback): trainer.remove_callback(cb)
-        trainer.add_callback(Progress(plan.minutes))
+                      callbacks=callbacks)
+    if progress_bar and not in_notebook(): _terminal_progress(trainer, plan)
     trainer.train(resume_from_checkpoint=str(ck) if ck else None)
-    if trainer.is_world_process_zero(): save_run(trainer, plan, out, tokenizer, reports, merge=merge, data=dsd)
+    if trainer.is_world_process_zero():
+        save_run(trainer, plan, out, tokenizer, [*_reports(report), pack_report], merge=merge, data=dsd)
     return trainer
 
 # %% ../nbs/05_train.ipynb #f0fec1e6
@@ -901,8 +1052,8 @@ def save_data(
     dsd,                        # the DatasetDict(train, test) the run was trained on
     report=None,                # the data report(s): the prepare step's is saved beside the data
 )->Path:
-    "Keep the prepared splits in `run/data` (replacing the run's earlier copy), where evaluation finds the held-out split."
-    from chatft.dataset import save_prepared
+    """Keep the prepared splits in `run/data` (replacing the run's earlier copy), where evaluation finds the
+    held-out split."""
     return save_prepared(dsd, Path(run)/"data", _prepare_report(report), overwrite=True)
 
 # %% ../nbs/05_train.ipynb #fa4d3e3b
@@ -916,8 +1067,8 @@ def save_run(
     metrics:dict|None=None,     # more numbers for metrics.json and the model card
     data=None,                  # the DatasetDict(train, test) trained on, kept in `data/` (`save_data`)
 )->Path:
-    """Write the adapter, tokenizer, plan, system prompt (`Run.SYSTEM`: what the run trained with, for chat and serve), data and
-    its report(s), log, loss curve and model card to `output_dir`."""
+    """Write the adapter, tokenizer, plan, system prompt (`Run.SYSTEM`: what the run trained with, for chat and
+    serve), data and its report(s), log, loss curve and model card to `output_dir`."""
     out = Run(output_dir)
     if out.path.exists() and any(out.path.iterdir()) and not out.state:
         raise ChatftError(f"{out} is not empty and is not a chatft run: save the run into a new folder.")
@@ -973,21 +1124,13 @@ def load_data(
     "(DatasetDict(train, test), [reports]) from a prepared folder, or read, cleaned and prepared by the earlier steps."
     path = Path(path).expanduser()
     if (path/"dataset_dict.json").exists(): return _load_prepared(path)
-    from chatft.export import read_export
-    from chatft.clean import clean as clean_conversations
-    from chatft.dataset import prepare
-    convs, r = read_export(path)
-    reports = [r]
-    if clean:
-        convs, r = clean_conversations(convs, tokenizer=tokenizer)
-        reports.append(r)
+    convs, reports = read_cleaned(path, tokenizer, cleaned=clean)
     dsd, r = prepare(convs, tokenizer, max_length=max_length, test_size=test_size, split="time", seed=seed)
     reports.append(r)
     if verbose: print("\n".join(str(r) for r in reports))
     return dsd, reports
 
 def _load_prepared(path:Path)->tuple:
-    from chatft.dataset import load_prepared
     r = Report("prepare")
     r.notes["from"] = str(path)
     if (path/"report.json").exists(): r.notes.update(json.loads((path/"report.json").read_text()).get("notes", {}))
@@ -1002,16 +1145,14 @@ def course_run(
     work=None,              # the work folder (default: `work_dir()`)
 )->Path:
     "The course's run folder `work/run`: the one an earlier notebook trained, else one trained now on your data."
-    from chatft.core import work_dir
     run = Run(work_dir(work)/"run")
     if run.state == "finished" and run.data:
         trained = TrainPlan.load(run).model
         other = f" (not {model}: delete {run} to train that one)" if trained != model else ""
         print(f"Using the run an earlier notebook trained in {run}, on {trained}{other}.")
         return run.path
-    from chatft.clean import course_conversations
-    from chatft.dataset import prepare
-    if cap := os.environ.get("CHATFT_COURSE_MINUTES"): minutes = min(minutes, float(cap))   # the tests keep these runs short
+    # the tests keep these runs short
+    if cap := os.environ.get("CHATFT_COURSE_MINUTES"): minutes = min(minutes, float(cap))
     convs, _ = course_conversations(export, work=work)
     tok = load_tokenizer(model)
     dsd, report = prepare(convs, tok, max_length=max_length)
@@ -1023,8 +1164,7 @@ def course_run(
 # %% ../nbs/05_train.ipynb #7c4dc5ba
 def train_cli(argv:list|None=None)->int:
     "`chatft train DATA --model NAME -o RUN_DIR`: plan, train with LoRA/QLoRA and write a run folder."
-    from chatft.core import command_parser, add_options
-    from chatft.train import TrainPlan    # the exported class: docments reads its field comments from the module's source
+    from chatft.train import (TrainPlan)    # the exported class: docments reads its field comments from the module's source
     p = command_parser("train", "Fine-tune a model with LoRA/QLoRA on prepared data (or a raw export) and write a run folder.")
     add_options(p, load_data, "path", "seed", "clean", positional=("path",), path=dict(metavar="data"))
     add_options(p, load_tokenizer, "name", flags=dict(name="--model"), name=dict(metavar="MODEL"))

@@ -11,7 +11,8 @@ from chatft.core import Conversation, write_jsonl
 from chatft.models import TINY_MODEL, load_tokenizer
 from chatft.dataset import prepare, pack, PackedCollator
 from chatft.train import (plan_training, train, load_run, answer, heldout_loss, last_checkpoint, load_for_training, cpu_bf16,
-                          measure_speed, PACK_FILL, EVAL_SHARE)
+                          measure_speed, EVAL_SHARE, HARDWARE, Hardware)
+from chatft.train import _PACK_FILL as PACK_FILL
 
 CHATFT = str(Path(sys.executable).parent/"chatft")
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
@@ -50,6 +51,30 @@ def tiny_plan(dsd, **kw):
              lr_scheduler="constant", warmup_ratio=0.0, max_steps=40, grad_accum=1, seed=0,
              eval_steps=20, save_steps=20, logging_steps=1)
     return plan_training(TINY_MODEL, dsd, **{**o, **kw})
+
+def plan_data(name:str):
+    "The data of `tests/fixtures/plans.json`'s cases, by name: lists of example lengths, or a DatasetDict with a test split."
+    from datasets import Dataset, DatasetDict
+    def split(n, length):
+        return Dataset.from_dict(dict(input_ids=[[1]*(length + (i*37) % 200) for i in range(n)],
+                                      labels=[[-100]*10 + [1]*(length - 10 + (i*37) % 200) for i in range(n)]))
+    return {"none": None, "mid600": [300 + (i*37) % 900 for i in range(600)], "huge": [3000 + i for i in range(30_000)],
+            "dsd": DatasetDict(train=split(200, 300), test=split(20, 300))}[name]
+
+PLAN_HARDWARE = {**HARDWARE, "cpu_bf16": Hardware("cpu", "CPU bf16", 1, 16.0, None, 0.1, cpu_bf16=True),
+                 "small_gpu": Hardware("cuda", "small", 1, 4.0, (7, 5), 20.0)}
+
+def test_plans_as_before():
+    """`plan_training` gives the plans (every field and reason) or errors it gave before its rules were split out
+    (issue 22; the same over 2,493 cases then): one case for each rule, asked settings, a time budget, two that do not fit."""
+    from chatft.core import ChatftError
+    for case in json.loads((Path(__file__).parent/"fixtures"/"plans.json").read_text()):
+        args = (case["model"], plan_data(case["data"]))
+        kw = dict(hardware=PLAN_HARDWARE[case["hardware"]], params_b=case["params_b"], measure=False, **case["asked"])
+        if "error" in case:
+            with pytest.raises(ChatftError) as e: plan_training(*args, **kw)
+            assert str(e.value) == case["error"]
+        else: assert json.loads(json.dumps(plan_training(*args, **kw).to_dict())) == case["plan"], case
 
 def trained_token_probs(model, ds, end:int)->tuple:
     """Teacher-forced probabilities of the trained next tokens of every example in `ds`, one example at a time:
