@@ -163,6 +163,11 @@ def _demo(
     stage(5, 5, "Base and tuned, side by side (chatft.evaluate, on held-out conversations)")
     ev = evaluate_run(out, model=trainer.model, n=n, max_new_tokens=max_new_tokens, probe=probe)
     print_evaluation(ev)
+    _closing_lines(out, trainer, ev, reports, t0)
+    return 0
+
+def _closing_lines(out:Path, trainer, ev:Evaluation, reports:list, t0:float):
+    "The demo's last lines: the split, steps and time, where the run and its evaluation are; a hint if the loss did not drop."
     print(f"  {_heldout_line(reports, ev)}")
     tokens = int(getattr(trainer.state, "num_input_tokens_seen", 0) or 0)
     print(f"\n  {trainer.state.global_step} steps, {tokens:,} tokens, {(time.time()-t0)/60:.1f} min in all.")
@@ -171,7 +176,6 @@ def _demo(
           "(again, with more prompts: chatft eval RUN)")
     loss = ev.summary.loc["held-out loss"]
     if loss.tuned >= loss.base: print("  the held-out loss did not go down: give it more time with --minutes.")
-    return 0
 
 def demo_cli(argv:list|None=None)->int:
     "`chatft demo [EXPORT]`: the whole pipeline on the synthetic export (or yours), then base and tuned evaluated side by side."

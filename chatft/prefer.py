@@ -582,7 +582,7 @@ def _train_cli(a, pairs, report)->int:
     plan = dpo_plan(a.run, len(dsd["train"]), **over)
     t0 = time.time()
     trainer = train_dpo(a.run, dsd, a.output, plan=plan, beta=a.beta, reference=a.reference, report=report, overwrite=a.overwrite)
-    m = json.loads((Path(a.output)/"metrics.json").read_text())
+    m = Run(a.output).read_json(Run.METRICS)
     print(f"\ntrained {trainer.state.global_step} DPO steps in {(time.time() - t0) / 60:.1f} min; held-out preference accuracy "
           f"{m['preference accuracy before']:.0%} -> {m['preference accuracy after']:.0%} on {m['held-out pairs']} pairs")
     print(f"run folder: {Path(a.output).resolve()}")

@@ -17,12 +17,12 @@ from .dataset import MAX_LENGTH, PackedCollator, pack, save_prepared, prepare, l
 from .clean import read_cleaned, course_conversations
 
 # %% auto #0
-__all__ = ['HARDWARE', 'EVAL_SHARE', 'BEST_FILE', 'Hardware', 'detect_hardware', 'bf16_speedup', 'cpu_bf16', 'ModelShape',
-           'model_shape', 'lora_params', 'estimate_memory_gb', 'TrainPlan', 'plan_training', 'measure_speed',
-           'measure_eval_speed', 'load_for_training', 'trainable_summary', 'plot_losses', 'KeepBest', 'why_stopped',
-           'heldout_loss', 'answer', 'pack_splits', 'collator_for', 'split_loss', 'last_checkpoint', 'remove_folder',
-           'check_output', 'training_args', 'train', 'model_card', 'save_data', 'save_run', 'load_run', 'load_data',
-           'course_run', 'train_cli']
+__all__ = ['HARDWARE', 'EVAL_SHARE', 'Hardware', 'detect_hardware', 'bf16_speedup', 'cpu_bf16', 'ModelShape', 'model_shape',
+           'lora_params', 'estimate_memory_gb', 'TrainPlan', 'plan_training', 'measure_speed', 'measure_eval_speed',
+           'load_for_training', 'trainable_summary', 'plot_losses', 'KeepBest', 'why_stopped', 'heldout_loss', 'answer',
+           'pack_splits', 'collator_for', 'split_loss', 'last_checkpoint', 'remove_folder', 'check_output',
+           'training_args', 'train', 'model_card', 'save_data', 'save_run', 'load_run', 'load_data', 'course_run',
+           'train_cli']
 
 # %% ../nbs/05_train.ipynb #86fde2cc
 @dataclass
@@ -727,12 +727,11 @@ def _load_weights(model, weights:dict):
         for k, p in model.named_parameters():
             if k in weights: p.copy_(weights[k])
 
-BEST_FILE = Run.BEST   # the best adapter so far, kept for a resumed run
 
 def _save_best(weights:dict, folder:Path):
     from safetensors.torch import save_file
-    (folder/BEST_FILE).parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous().cpu() for k, v in weights.items()}, folder/BEST_FILE)
+    (folder/Run.BEST).parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous().cpu() for k, v in weights.items()}, folder/Run.BEST)
 
 class KeepBest(TrainerCallback):
     """Keep the adapter from the evaluation with the lowest held-out loss; stop after `patience` evaluations
@@ -757,9 +756,9 @@ class KeepBest(TrainerCallback):
     def on_train_end(self, args, state, control, model=None, **kw):
         if model is None or state.best_global_step in (None, state.global_step): return
         best = self.best
-        if best is None and self.folder and (self.folder/BEST_FILE).exists():         # resumed: the copy saved before
+        if best is None and self.folder and (self.folder/Run.BEST).exists():         # resumed: the copy saved before
             from safetensors.torch import load_file
-            best = load_file(self.folder/BEST_FILE)
+            best = load_file(self.folder/Run.BEST)
         if best is None: return
         _load_weights(model, best)
         state.restored_step = state.best_global_step
@@ -990,7 +989,7 @@ def train(
     out = check_output(output_dir, resume, overwrite)
     ck = last_checkpoint(out) if resume else None
     set_seed(plan.seed)
-    if _is_main(): plan.save(out/"plan.json")
+    if _is_main(): plan.save(out/Run.PLAN)
     tokenizer = tokenizer or load_tokenizer(plan.model)
     if tokenizer.pad_token_id is None: tokenizer.pad_token = tokenizer.eos_token
     model = load_for_training(plan, verbose=not resume)
