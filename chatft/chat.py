@@ -366,6 +366,7 @@ def _stream(self:ChatPanel, who:str, pieces)->str:
     if not self.widgets: print()
     return text
 
+# %% ../nbs/07_chat.ipynb #1d1b5a7c
 @patch
 def send(self:ChatPanel, message:str)->str:
     "Send `message`; stream the reply (after the base model's when comparing); returns the reply."
@@ -384,6 +385,7 @@ def reset(self:ChatPanel):
     self.history, self.shown = [], []
     if self.widgets: self.log.value = ""
 
+# %% ../nbs/07_chat.ipynb #c70acca5
 @patch
 def _ipython_display_(self:ChatPanel):
     from IPython.display import display

@@ -16,14 +16,13 @@ from .train import TrainPlan, load_run
 from .chat import Chat, Sampling, best_device, inference_dtype, practice_run, cut_at_stop
 
 # %% auto #0
-__all__ = ['CHECK_QUESTIONS', 'NEAR_TIE', 'LLAMA_CPP_VERSION', 'GGUF_TYPES', 'LICENSES', 'WHAT', 'check_run', 'merged_model',
-           'stop_config', 'serving_facts', 'merge', 'heldout_openings', 'heldout_prompts', 'merged_chat',
-           'greedy_replies', 'Steps', 'greedy_steps', 'parting', 'reply_agreement', 'converter_dir',
-           'extract_converter', 'fetch_converter', 'find_converter', 'convert_to_gguf', 'gguf', 'template_pieces',
-           'assemble', 'ollama_template', 'modelfile', 'write_modelfile', 'load_gguf', 'gguf_tokens', 'gguf_replies',
-           'same_tokens', 'gguf_prompt', 'rounded_chat', 'margin_drift', 'gguf_agreement', 'base_license',
-           'data_counts', 'eval_summary', 'card_data', 'hub_card', 'leaks', 'upload_folder', 'space_folder', 'upload',
-           'push', 'merge_cli', 'gguf_cli', 'push_cli']
+__all__ = ['CHECK_QUESTIONS', 'NEAR_TIE', 'LLAMA_CPP_VERSION', 'GGUF_TYPES', 'check_run', 'merged_model', 'stop_config',
+           'serving_facts', 'merge', 'heldout_openings', 'heldout_prompts', 'merged_chat', 'greedy_replies', 'Steps',
+           'greedy_steps', 'parting', 'reply_agreement', 'converter_dir', 'extract_converter', 'fetch_converter',
+           'find_converter', 'convert_to_gguf', 'gguf', 'template_pieces', 'assemble', 'ollama_template', 'modelfile',
+           'write_modelfile', 'load_gguf', 'gguf_replies', 'same_tokens', 'gguf_prompt', 'rounded_chat', 'margin_drift',
+           'gguf_agreement', 'base_license', 'data_counts', 'eval_summary', 'card_data', 'hub_card', 'leaks',
+           'upload_folder', 'space_folder', 'upload', 'push', 'merge_cli', 'gguf_cli', 'push_cli']
 
 # %% ../nbs/08_deploy.ipynb #76c7d6d7
 def check_run(run)->Path:
@@ -168,6 +167,7 @@ class Steps:
         return pd.DataFrame(dict(token=list(map(piece, self.text, before)),
                                  runner_up=list(map(piece, self.runner, before)), margin=self.margin))
 
+# %% ../nbs/08_deploy.ipynb #bac08990
 def greedy_steps(
     chat:Chat,                # the reference
     messages,                 # a conversation ending with the user's message (or one message as a string)
@@ -442,7 +442,7 @@ def load_gguf(
     return Llama(model_path=str(path), n_ctx=n_ctx, seed=seed, verbose=False, chat_format="chat_template.default",
                  n_threads=os.cpu_count(), logits_all=logits_all)
 
-def gguf_tokens(llm, text:str)->list:
+def _gguf_tokens(llm, text:str)->list:
     "The token ids llama.cpp gives `text` (special tokens as tokens, no BOS added)."
     return llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
 
@@ -471,7 +471,7 @@ def same_tokens(llm, tokenizer, texts:list):
     import pandas as pd
     rows = []
     for t in texts:
-        hf, ll = tokenizer(t, add_special_tokens=False)["input_ids"], gguf_tokens(llm, t)
+        hf, ll = tokenizer(t, add_special_tokens=False)["input_ids"], _gguf_tokens(llm, t)
         rows.append(dict(text=t[:50], hf=len(hf), llama_cpp=len(ll), same=hf == ll))
     return pd.DataFrame(rows)
 
@@ -538,7 +538,7 @@ def gguf_agreement(
     return df
 
 # %% ../nbs/08_deploy.ipynb #68bb3d04
-LICENSES = {"HuggingFaceTB/SmolLM2": "apache-2.0", "Qwen/Qwen2.5-3B": "other", "Qwen/Qwen2.5": "apache-2.0",
+_LICENSES = {"HuggingFaceTB/SmolLM2": "apache-2.0", "Qwen/Qwen2.5-3B": "other", "Qwen/Qwen2.5": "apache-2.0",
             "meta-llama/Llama-3.2": "llama3.2", "meta-llama/Llama-3.1": "llama3.1", "mistralai/Mistral": "apache-2.0"}
 
 def base_license(model:str)->str:
@@ -548,7 +548,7 @@ def base_license(model:str)->str:
         card = Path(model_path(model))/"README.md"
         if card.exists() and (found := ModelCard.load(card).data.license): return found
     except Exception: pass
-    return next((v for k,v in LICENSES.items() if model.startswith(k)), "other")
+    return next((v for k,v in _LICENSES.items() if model.startswith(k)), "other")
 
 # %% ../nbs/08_deploy.ipynb #a14a9b5c
 def data_counts(run)->dict:
@@ -678,7 +678,7 @@ def leaks(text:str, run)->list:
     return [x for x in ids + texts if x in text]
 
 # %% ../nbs/08_deploy.ipynb #eeaf1dc8
-WHAT = ("adapter", "merged", "gguf")
+_WHAT = ("adapter", "merged", "gguf")
 _ADAPTER_FILES = (Run.ADAPTER, Run.WEIGHTS, Run.PLAN, "tokenizer.json", "tokenizer_config.json",
                   "special_tokens_map.json", "chat_template.jinja", "tokenizer.model", "vocab.json", "merges.txt",
                   "added_tokens.json")
@@ -713,7 +713,7 @@ def upload_folder(
 )->Path:
     "A folder with what `push` uploads: the adapter, the merged model or a GGUF, and the model card as README.md."
     run = check_run(run)
-    if what not in WHAT: raise ChatftError(f"what={what!r}: upload one of {', '.join(WHAT)}.")
+    if what not in _WHAT: raise ChatftError(f"what={what!r}: upload one of {', '.join(_WHAT)}.")
     out, files = _fresh(out, overwrite), None
     if what == "adapter": _copy_adapter(run, out, system)
     elif what == "merged":
@@ -854,7 +854,7 @@ def push_cli(argv:list|None=None)->int:
     add_options(p, push, "run", "repo_id", positional=("run", "repo_id"))
     p.add_argument("--public", action="store_true", help="create the repository public (default: private)")
     add_options(p, push, "what", "type", "system", "space", "dry_run", "out", flags=dict(out=("-o", "--output")),
-                what=dict(choices=WHAT), type=dict(choices=GGUF_TYPES))
+                what=dict(choices=_WHAT), type=dict(choices=GGUF_TYPES))
     a = p.parse_args(argv)
     done = push(a.run, a.repo_id, not a.public, a.what, a.type, a.system, a.space, a.out, a.dry_run)
     for k,v in done.items(): print(f"chatft push: {k}: {v}" + (" (dry run: not uploaded)" if a.dry_run else ""))

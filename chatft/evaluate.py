@@ -17,12 +17,12 @@ from .dataset import SharedText, STRETCH_CHARS
 from .template import reply_spans
 
 # %% auto #0
-__all__ = ['METRICS', 'LOWER_IS_BETTER', 'COPIED', 'GENERATION_METRICS', 'attach_data', 'heldout_examples', 'find_data',
-           'seen_replies', 'check_data', 'likelihood', 'base_of', 'generate_replies', 'overlap', 'repetition',
-           'length_ratio', 'same_language', 'from_context', 'score_table', 'summarize', 'Examples', 'show_examples',
-           'plot_metrics', 'plot_lengths', 'longest_common', 'regurgitation_probe', 'pii_scan', 'pii_warnings',
-           'general_questions', 'general_check', 'disagreements', 'Evaluation', 'save_evaluation', 'evaluate',
-           'evaluate_run', 'win_rate', 'read_ratings', 'ABPanel', 'eval_cli']
+__all__ = ['METRICS', 'attach_data', 'heldout_examples', 'find_data', 'seen_replies', 'check_data', 'likelihood', 'base_of',
+           'generate_replies', 'overlap', 'repetition', 'length_ratio', 'same_language', 'from_context', 'score_table',
+           'summarize', 'Examples', 'show_examples', 'plot_metrics', 'plot_lengths', 'longest_common',
+           'regurgitation_probe', 'pii_scan', 'pii_warnings', 'general_questions', 'general_check', 'disagreements',
+           'Evaluation', 'save_evaluation', 'evaluate', 'evaluate_run', 'win_rate', 'read_ratings', 'ABPanel',
+           'eval_cli']
 
 # %% ../nbs/06_evaluate.ipynb #bdf2285b
 def attach_data(
@@ -157,6 +157,7 @@ def _left_pad(prompts:list, pad_id:int):
         ids[i, L-len(p):] = torch.tensor(p); att[i, L-len(p):] = 1
     return ids, att
 
+# %% ../nbs/06_evaluate.ipynb #bbbbaf66
 def generate_replies(
     model,                     # a causal LM (base or tuned)
     tokenizer,                 # its tokenizer
@@ -257,6 +258,7 @@ def _scores(prompt:str, real:str, g:dict, context:str)->dict:
                 **repetition(g["text"]), same_language=same_language(prompt, g["text"]),
                 from_context=from_context(g["text"], context), tokens=g["tokens"])
 
+# %% ../nbs/06_evaluate.ipynb #264c6d83
 def score_table(examples:list, base:list, tuned:list):
     "A DataFrame, one row per example: prompt, real, base, tuned, each metric for both, and `delta_chrf`."
     import pandas as pd
@@ -272,7 +274,7 @@ def score_table(examples:list, base:list, tuned:list):
     return df
 
 # %% ../nbs/06_evaluate.ipynb #1b6bfef4
-LOWER_IS_BETTER = {"loss", "perplexity", "longest_repeat"}
+_LOWER_IS_BETTER = {"loss", "perplexity", "longest_repeat"}
 
 def summarize(table, lik_base:dict|None=None, lik_tuned:dict|None=None):
     "A DataFrame `metric -> base, tuned, difference` (tuned minus base)."
@@ -327,14 +329,15 @@ def _short(s:str, n:int=110)->str:
     s = " ".join(str(s).split())
     return s if len(s) <= n else s[:n-1] + "…"
 
-COPIED = 0.5   # a reply with at least this share of its word 4-grams in the conversation before it copies it
+# %% ../nbs/06_evaluate.ipynb #7d939f91
+_COPIED = 0.5   # a reply with at least this share of its word 4-grams in the conversation before it copies it
 
 def show_examples(table, k:int=3, best:bool=True)->Examples:
     ("The `k` examples where tuning gained (`best`) or lost the most chrF++; a gain made by copying the "
      "context is no best.")
     rows, left = table, ""
     if best and "tuned_from_context" in table:
-        copies = table.tuned_from_context >= COPIED
+        copies = table.tuned_from_context >= _COPIED
         rows = table[~copies]
         if copies.any(): left = f"; left out: {int(copies.sum())} whose tuned reply copies the conversation before it"
     rows = rows.sort_values("delta_chrf", ascending=not best).head(k)
@@ -382,6 +385,7 @@ def _shingles(text:str, k:int=4)->set:
     w = _words(text)
     return {tuple(w[i:i+k]) for i in range(max(1, len(w)-k+1))}
 
+# %% ../nbs/06_evaluate.ipynb #5ccf2a39
 def regurgitation_probe(
     model,                    # the tuned model
     tokenizer,                # its tokenizer
@@ -444,13 +448,13 @@ def general_check(model, tokenizer, base=None, questions:list|None=None, max_new
     return df
 
 # %% ../nbs/06_evaluate.ipynb #25896850
-GENERATION_METRICS = ["chrF++ (corpus)", "BLEU (corpus)", "chrf (mean)", "bleu (mean)", "rouge_l (mean)"]
+_GENERATION_METRICS = ["chrF++ (corpus)", "BLEU (corpus)", "chrf (mean)", "bleu (mean)", "rouge_l (mean)"]
 
 def disagreements(summary, n:int)->list:
     "Plain words where the numbers point different ways: likelihood against generation, corpus against mean, copying."
     s, out = summary, []
     d = lambda m: s.loc[m, "difference"] if m in s.index else 0.0
-    down = [m.replace(" (", " ").rstrip(")") for m in GENERATION_METRICS if d(m) < 0]     # "chrF++ corpus", ...
+    down = [m.replace(" (", " ").rstrip(")") for m in _GENERATION_METRICS if d(m) < 0]     # "chrF++ corpus", ...
     if d("held-out loss") < 0 and down:
         out.append(f"why the held-out loss fell while {', '.join(down)} fell: the loss scores each word of "
                    "your real reply given "
@@ -470,6 +474,7 @@ def disagreements(summary, n:int)->list:
                    "part of the gain is copying")
     return out
 
+# %% ../nbs/06_evaluate.ipynb #9dbaa907
 @dataclass
 class Evaluation:
     "The result of `evaluate_run`: summary, per-example table, probe, private-data counts and settings."
@@ -574,6 +579,7 @@ def _unseen(dsd, tokenizer, n:int)->tuple:
                           "holds out only unseen conversations.")
     return every, leaked, ex, test
 
+# %% ../nbs/06_evaluate.ipynb #e3488f1f
 def evaluate(
     model,                     # the tuned model (a PEFT model, or a merged one with `base=`)
     tokenizer,                 # the run's tokenizer
@@ -606,6 +612,7 @@ def evaluate(
                     seen_in_training=len(leaked), stretch=STRETCH_CHARS)
     return Evaluation(summarize(table, lik_b, lik_t), table, pr, dict(pii_scan(texts)), gen, settings, leaked)
 
+# %% ../nbs/06_evaluate.ipynb #283b62d5
 def evaluate_run(
     run,                       # a run folder from `chatft train` / `chatft demo`
     data=None,                 # a prepared folder (default: `run/data`, or the folder the run was trained from)
@@ -705,7 +712,7 @@ def eval_cli(argv:list|None=None)->int:
     "`chatft eval RUN [--data DIR] [--n N] [--max-new-tokens K] [-o DIR]`: base vs tuned on the held-out split."
     from chatft.core import command_parser, add_options, quiet, Run
     p = command_parser("eval", "Compare the tuned model of a run with its base model "
-                       "on the held-out conversations; print the table and save eval.json, eval.md and plots.")
+                       f"on the held-out conversations; print the table and save {Run.EVAL}, eval.md and plots.")
     add_options(p, evaluate_run, "run", "data", "out", positional=("run",), flags=dict(out=("-o", "--output")))
     add_options(p, evaluate, "n", "max_new_tokens", "batch_size", "do_sample", "probe", "general",
                 flags=dict(do_sample="--sample"))
@@ -715,5 +722,5 @@ def eval_cli(argv:list|None=None)->int:
     ev = evaluate_run(run, a.data, a.out, n=a.n, max_new_tokens=a.max_new_tokens, batch_size=a.batch_size,
                       do_sample=a.do_sample, probe=a.probe, general=a.general)
     print(ev)
-    print(f"\nsaved eval.json, eval.md and plots to {Path(a.out or run)}")
+    print(f"\nsaved {Run.EVAL}, eval.md and plots to {Path(a.out or run)}")
     return 0
