@@ -108,7 +108,8 @@ class _Cancel:
 class Chat:
     "A model and its tokenizer, answering conversations with the template it was trained with."
     def __init__(self, model, tokenizer,
-                 system:str|None=None,          # the system prompt ('' or None: none of ours; the template may add its own)
+                 system:str|None=None,          # the system prompt ('' or None: none of ours; the template may
+                                                #   add its own)
                  train_on:str="assistant",      # "me": the model plays you, as it was trained
                  chat_template:str|None=None,   # the template used in training, if not the tokenizer's
                  context:int|None=None,         # most tokens in prompt + reply (default: the model's)
@@ -276,11 +277,13 @@ def _load_run_model(run:Path, device:str, merged:bool):
     kw = dict(dtype=inference_dtype(plan and plan.precision, device))
     if plan and plan.method == "qlora" and device == "cuda":
         from transformers import BitsAndBytesConfig
-        kw["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=kw["dtype"])
+        kw["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                                       bnb_4bit_compute_dtype=kw["dtype"])
     try: model, tok, plan = load_run(run, merged=merged, **kw)
     except ChatftError: raise
     except Exception as e:
-        raise ChatftError(f"{run}: the run folder is broken ({error_line(e)}). Train it again, or load another run.") from None
+        raise ChatftError(f"{run}: the run folder is broken ({error_line(e)}). Train it again, or load another "
+                          "run.") from None
     return (model if "quantization_config" in kw else model.to(device)), tok, plan
 
 def _load_named_model(name:str, device:str, tokenizer_from:str|None=None):
@@ -292,7 +295,8 @@ def _load_named_model(name:str, device:str, tokenizer_from:str|None=None):
 
 # %% ../nbs/07_chat.ipynb #c6f94807
 def load_chat(
-    run_or_model=DEMO_MODEL,     # a run folder from `train` (or its `merged/`), a model folder (`chatft merge`'s too), or a Hub id
+    run_or_model=DEMO_MODEL,     # a run folder from `train` (or its `merged/`), a model folder
+                                 #   (`chatft merge`'s too), or a Hub id
     system:str|None=None,        # None: the system prompt the run was trained with; '': none; text: yours
     device:str|None=None,        # default: `best_device()`
     merged:bool=False,           # merge the adapter into the weights (a little faster; no base to compare with)
@@ -315,7 +319,8 @@ def load_chat(
     else: facts, (model, tok) = dict(train_on="assistant", system=None), _load_named_model(name, device)
     model.eval()
     system = facts["system"] if system is None else system
-    return Chat(model, tok, system=system, train_on=facts["train_on"], context=context, stop=stop, name=path.name or name)
+    return Chat(model, tok, system=system, train_on=facts["train_on"], context=context, stop=stop,
+                name=path.name or name)
 
 # %% ../nbs/07_chat.ipynb #3f7b5155
 def _bubble(who:str, text:str)->str:
@@ -401,7 +406,8 @@ def chat_panel(chat:Chat, compare:bool=False, **sampling)->ChatPanel:
 # %% ../nbs/07_chat.ipynb #f4709727
 class _More(argparse.Action):
     "An option given again adds one more value to the tuple (`--stop A --stop B`)."
-    def __call__(self, parser, namespace, value, option=None): setattr(namespace, self.dest, (*getattr(namespace, self.dest), value))
+    def __call__(self, parser, namespace, value, option=None):
+        setattr(namespace, self.dest, (*getattr(namespace, self.dest), value))
 
 # %% ../nbs/07_chat.ipynb #8763c231
 HELP = ("/reset clears the conversation, /system TEXT sets the system prompt, /base compares with the base model, "
@@ -570,11 +576,13 @@ def chat_cli(argv:list|None=None)->int:
     sampling = {k: getattr(a, k) for k in SAMPLING}
     chat = load_chat(a.run or work_dir()/"run", system=a.system, stop=tuple(a.stop))
     if a.message is not None:
-        _stream_to(lambda s: (sys.stdout.write(s), sys.stdout.flush()), "", chat.reply(a.message, stream=True, **sampling))
+        _stream_to(lambda s: (sys.stdout.write(s), sys.stdout.flush()), "",
+                   chat.reply(a.message, stream=True, **sampling))
         return 0
     if a.ui:
         app = launch_app(chat_app(chat, **sampling), host=a.host, port=a.port, share=a.share)
-        print(f"chatft chat: the web app is at {app.local_url}" + (f" and {app.share_url}" if a.share else "") + " (Ctrl-C stops it)")
+        print(f"chatft chat: the web app is at {app.local_url}" + (f" and {app.share_url}" if a.share else "")
+              + " (Ctrl-C stops it)")
         app.block_thread()
         return 0
     try: import readline   # line editing and history at the prompt

@@ -10,7 +10,8 @@ import math, random, bisect, sys, argparse
 from pathlib import Path
 from .core import ChatftError, Conversation, Report, read_jsonl, bars_off, on_colab, on_kaggle, hub_token
 from .clean import near_duplicates, NEAR_DUPLICATE_THRESHOLD, _norm
-from .template import render_example, prepare_messages, trained_indices, check_contract, show_mask, template_quirks, _tokenize
+from .template import (render_example, prepare_messages, trained_indices, check_contract, show_mask,
+                             template_quirks, _tokenize)
 
 # %% auto #0
 __all__ = ['MAX_LENGTH', 'STRETCH_CHARS', 'windows', 'SharedText', 'seen_in_training', 'split_conversations', 'served_system',
@@ -69,7 +70,8 @@ def _extend(t:str, s:str, q:int, p:int, b:int)->tuple:
     return n, i
 
 # %% ../nbs/04_dataset.ipynb #ae3f04ab
-STRETCH_CHARS = 50   # characters a held-out reply may share with training text before it counts as seen (measured below)
+STRETCH_CHARS = 50   # characters a held-out reply may share with training text before it counts as seen
+                     # (measured below)
 
 class SharedText:
     """Finds the longest stretch a text shares with any of `texts` (lower-cased, spaces collapsed), when it has at least
@@ -155,7 +157,7 @@ def split_conversations(
     test_size:float=0.1,        # fraction held out (at least one when there are two or more)
     split:str="time",           # "time": the most recent are held out; "random"
     seed:int=0,                 # for the random split
-    threshold:float=NEAR_DUPLICATE_THRESHOLD,   # similarity from which a test conversation nearly repeats a training one
+    threshold:float=NEAR_DUPLICATE_THRESHOLD,   # similarity at which a test conversation repeats a training one
     train_on:str="assistant",   # whose replies are trained: their text must not have been seen in training
     rounds:int=5,               # times the next most recent conversations are tried in place of those moved
 )->tuple[list, list, dict]:
@@ -483,14 +485,16 @@ def push_to_hub(dsd, repo_id:str, private:bool=True, token:str|None=None):
 
 # %% ../nbs/04_dataset.ipynb #83e280d6
 def prepare_cli(argv:list|None=None)->int:
-    "`chatft prepare IN.jsonl --model NAME -o DIR`: render, mask, split and save, printing a mask preview and the report."
+    ("`chatft prepare IN.jsonl --model NAME -o DIR`: render, mask, split and save, printing a mask preview and "
+     "the report.")
     from chatft.models import load_tokenizer
     from chatft.core import command_parser, add_options
     p = command_parser("prepare", "Render conversations with a model's chat template, mask the loss, split and save.")
     p.add_argument("input", help="chatft JSONL (from `chatft export` / `chatft clean`)")
     add_options(p, load_tokenizer, "name", flags=dict(name="--model"), name=dict(metavar="MODEL"))
     add_options(p, save_prepared, "path", "overwrite", flags=dict(path=("-o", "--output")), path=dict(metavar="DIR"))
-    add_options(p, prepare, "max_length", "train_on", "system", "split", "test_size", "chat_template", "num_proc", "seed",
+    add_options(p, prepare, "max_length", "train_on", "system", "split", "test_size", "chat_template", "num_proc",
+                "seed",
                 train_on=dict(choices=["assistant", "me", "last"]), split=dict(choices=["time", "random"]))
     a = p.parse_args(argv)
     _check_folder(Path(a.path), a.overwrite)             # before the slow part

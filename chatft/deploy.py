@@ -198,7 +198,8 @@ def _parts_at(steps:Steps, said:str)->int:
     for k, t in enumerate(steps.text):
         if not said.startswith(_whole(t)): return k
         runner, after = _whole(steps.runner[k]), steps.text[k+1:k+2]
-        # the runner-up's text goes on from the top token's (" a" / " an"): it was taken when the reference's next is not
+        # the runner-up's text goes on from the top token's (" a" / " an"): it was taken when the reference's next
+        # is not
         if len(runner) > len(_whole(t)) and said.startswith(runner) and after and not said.startswith(_whole(after[0])):
             return k
     return len(steps.ids)
@@ -395,7 +396,8 @@ def ollama_template(pieces:dict)->str:
     return (f'{{{{ if .System }}}}{_go(pieces["system"][0])}{{{{ .System }}}}{_go(pieces["system"][1])}'
             f'{{{{ else }}}}{_go(pieces["default"])}{{{{ end }}}}'
             f'{{{{ range .Messages }}}}{{{{ if eq .Role "user" }}}}{role("user")}'
-            f'{{{{ else if eq .Role "assistant" }}}}{role("assistant")}{{{{ end }}}}{{{{ end }}}}{_go(pieces["generation"])}')
+            f'{{{{ else if eq .Role "assistant" }}}}{role("assistant")}{{{{ end }}}}{{{{ end }}}}'
+            f'{_go(pieces["generation"])}')
 
 def _quoted(text:str)->str: return '"""' + text.replace('"""', '\\"\\"\\"') + '"""'
 

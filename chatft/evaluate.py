@@ -314,10 +314,12 @@ class Examples:
     __repr__ = __str__
     def _repr_html_(self):
         rows = "".join(f"<tr><td>{_cell(r.prompt, 200)}</td><td>{_cell(r.real)}</td><td>{_cell(r.base)}<br><i>chrF++ "
-                       f"{r.base_chrf:.0f}{_copied(r, 'base')}</i></td><td>{_cell(r.tuned)}<br><i>chrF++ {r.tuned_chrf:.0f}"
+                       f"{r.base_chrf:.0f}{_copied(r, 'base')}</i></td><td>{_cell(r.tuned)}<br><i>chrF++ "
+                       f"{r.tuned_chrf:.0f}"
                        f"{_copied(r, 'tuned')}</i></td></tr>"
                        for _, r in self.rows.iterrows())
-        return (f"<b>{_html.escape(self.title)}</b><table><tr><th>prompt</th><th>real</th><th>base</th><th>tuned</th></tr>"
+        return (f"<b>{_html.escape(self.title)}</b><table>"
+                "<tr><th>prompt</th><th>real</th><th>base</th><th>tuned</th></tr>"
                 f"{rows}</table>")
 
 def _copied(r, who:str)->str:
@@ -535,7 +537,8 @@ def _markdown(ev:Evaluation)->str:
     s = ev.settings
     out = (f"On {len(ev.table)} held-out replies ({s.get('heldout_conversations', '?')} conversations the "
            "model never trained on), "
-           f"{'greedy' if not s.get('do_sample') else 'sampled'}, at most {s.get('max_new_tokens')} new tokens.\n\n{head}{rows}\n\n"
+           f"{'greedy' if not s.get('do_sample') else 'sampled'}, at most {s.get('max_new_tokens')} new tokens."
+           f"\n\n{head}{rows}\n\n"
            + "\n".join(f"- {n}"
                        for n in ev.notes()) + "\n\n![metrics](eval_metrics.png)\n![lengths](eval_lengths.png)\n")
     if len(ev.table):
@@ -546,7 +549,8 @@ def _markdown(ev:Evaluation)->str:
 _CARD_START, _CARD_END = "<!-- chatft-eval:start -->", "<!-- chatft-eval:end -->"
 
 def save_evaluation(ev:Evaluation, out, run=None)->Path:
-    "Write the evaluation (`Run.EVAL`), eval.md and the two PNGs to `out`; put the Evaluation section in `run`'s model card."
+    ("Write the evaluation (`Run.EVAL`), eval.md and the two PNGs to `out`; put the Evaluation section in `run`'s "
+     "model card.")
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     data = dict(settings=ev.settings, summary=json.loads(ev.summary.to_json(orient="index")), notes=ev.notes(),
                 pii=dict(ev.pii), seen_in_training=ev.seen, examples=_records(ev.table),
@@ -559,7 +563,8 @@ def save_evaluation(ev:Evaluation, out, run=None)->Path:
     card = Path(run or out)/"README.md"
     if card.exists():
         text = card.read_text()
-        if _CARD_START in text: text = text[:text.index(_CARD_START)] + text[text.index(_CARD_END)+len(_CARD_END):].lstrip("\n")
+        if _CARD_START in text:
+            text = text[:text.index(_CARD_START)] + text[text.index(_CARD_END)+len(_CARD_END):].lstrip("\n")
         card.write_text(text.rstrip("\n") + f"\n\n{_CARD_START}\n## Evaluation\n\n{md}{_CARD_END}\n")
     return out
 
@@ -683,7 +688,8 @@ class ABPanel:
             return
         a, b = (self.row.tuned, self.row.base) if self.a_is == "tuned" else (self.row.base, self.row.tuned)
         self.html.value = (f"<p><b>Prompt {self.i+1} of {len(self.order)}</b><br>{_cell(self.row.prompt, 1000)}</p>"
-                           f"<table><tr><th>A</th><th>B</th></tr><tr><td style='vertical-align:top'>{_cell(a, 2000)}</td>"
+                           "<table><tr><th>A</th><th>B</th></tr>"
+                           f"<tr><td style='vertical-align:top'>{_cell(a, 2000)}</td>"
                            f"<td style='vertical-align:top'>{_cell(b, 2000)}</td></tr></table>")
 
     def rate(self, choice:str):

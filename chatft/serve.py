@@ -124,7 +124,8 @@ def _unsupported(body:dict):
                            k, "unsupported_parameter")
 
 def _settings(body:dict, limits:Limits)->dict:
-    "The `Sampling` settings in `body` under OpenAI's names, each checked against its range (`Ask`'s default if missing)."
+    ("The `Sampling` settings in `body` under OpenAI's names, each checked against its range (`Ask`'s default if "
+     "missing).")
     key = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
     out = dict(max_tokens=_number({key: body.get(key)}, key, limits.default_tokens, 1, limits.max_tokens, int))
     defaults = {f.name: f.default for f in fields(Ask)}
@@ -589,7 +590,8 @@ def _parser()->argparse.ArgumentParser:
     add_options(p, _uvicorn_server, "host", "port")
     add_options(p, serve_app, "api_key")
     add_options(p, Engine.__init__, "max_batch")
-    p.add_argument("--engine", dest="backend", choices=["chatft", "vllm"], default="chatft",   # not serve_app's `engine`
+    p.add_argument("--engine", dest="backend", choices=["chatft", "vllm"], default="chatft",
+                   # `--engine` here is not serve_app's `engine`
                    help="chatft (any machine) or vllm (a CUDA GPU)")
     add_options(p, load_chat, "system")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's; 1 is "
