@@ -10,12 +10,15 @@ import os, sys, json, time, inspect, argparse, threading, contextlib, html as _h
 from pathlib import Path
 from dataclasses import dataclass, fields, asdict
 from typing import ClassVar
-from .core import ChatftError, work_dir, quiet, error_line, folder_facts, Run
+from .core import (ChatftError, work_dir, quiet, error_line, folder_facts, Run, in_notebook,
+                         command_parser, add_options)
 from .models import DEMO_MODEL, load_model, load_tokenizer
 from .template import inference_prompt, end_of_turn_token
 from .train import TrainPlan, load_run
 from fastcore.basics import patch
 from fastcore.meta import delegates
+from .synth import synthetic_conversations
+from .dataset import prepare
 
 # %% auto #0
 __all__ = ['SAMPLING', 'HELP', 'practice_run', 'best_device', 'inference_dtype', 'trim_history', 'StopCut', 'cut_at_stop', 'Chat',
@@ -31,8 +34,6 @@ def practice_run(
     max_length:int=256,           # tokens per packed sequence
 )->Path:
     "A small run folder trained by `chatft.train` on synthetic conversations, for when no real run exists yet."
-    from chatft.synth import synthetic_conversations
-    from chatft.dataset import prepare
     from chatft.train import plan_training, train
     quiet()
     tok = load_tokenizer(model)
@@ -108,7 +109,8 @@ class _Cancel:
 class Chat:
     "A model and its tokenizer, answering conversations with the template it was trained with."
     def __init__(self, model, tokenizer,
-                 system:str|None=None,          # the system prompt ('' or None: none of ours; the template may add its own)
+                 system:str|None=None,          # the system prompt ('' or None: none of ours; the template may
+                                                #   add its own)
                  train_on:str="assistant",      # "me": the model plays you, as it was trained
                  chat_template:str|None=None,   # the template used in training, if not the tokenizer's
                  context:int|None=None,         # most tokens in prompt + reply (default: the model's)
@@ -276,11 +278,13 @@ def _load_run_model(run:Path, device:str, merged:bool):
     kw = dict(dtype=inference_dtype(plan and plan.precision, device))
     if plan and plan.method == "qlora" and device == "cuda":
         from transformers import BitsAndBytesConfig
-        kw["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=kw["dtype"])
+        kw["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                                       bnb_4bit_compute_dtype=kw["dtype"])
     try: model, tok, plan = load_run(run, merged=merged, **kw)
     except ChatftError: raise
     except Exception as e:
-        raise ChatftError(f"{run}: the run folder is broken ({error_line(e)}). Train it again, or load another run.") from None
+        raise ChatftError(f"{run}: the run folder is broken ({error_line(e)}). Train it again, or load another "
+                          "run.") from None
     return (model if "quantization_config" in kw else model.to(device)), tok, plan
 
 def _load_named_model(name:str, device:str, tokenizer_from:str|None=None):
@@ -292,7 +296,8 @@ def _load_named_model(name:str, device:str, tokenizer_from:str|None=None):
 
 # %% ../nbs/07_chat.ipynb #c6f94807
 def load_chat(
-    run_or_model=DEMO_MODEL,     # a run folder from `train` (or its `merged/`), a model folder (`chatft merge`'s too), or a Hub id
+    run_or_model=DEMO_MODEL,     # a run folder from `train` (or its `merged/`), a model folder
+                                 #   (`chatft merge`'s too), or a Hub id
     system:str|None=None,        # None: the system prompt the run was trained with; '': none; text: yours
     device:str|None=None,        # default: `best_device()`
     merged:bool=False,           # merge the adapter into the weights (a little faster; no base to compare with)
@@ -315,7 +320,8 @@ def load_chat(
     else: facts, (model, tok) = dict(train_on="assistant", system=None), _load_named_model(name, device)
     model.eval()
     system = facts["system"] if system is None else system
-    return Chat(model, tok, system=system, train_on=facts["train_on"], context=context, stop=stop, name=path.name or name)
+    return Chat(model, tok, system=system, train_on=facts["train_on"], context=context, stop=stop,
+                name=path.name or name)
 
 # %% ../nbs/07_chat.ipynb #3f7b5155
 def _bubble(who:str, text:str)->str:
@@ -327,7 +333,6 @@ def _bubble(who:str, text:str)->str:
 class ChatPanel:
     "A chat in the notebook: ipywidgets with streamed replies and a 'compare with base' toggle, or plain printing."
     def __init__(self, chat:Chat, compare:bool=False, widgets:bool|None=None, **sampling):
-        from chatft.core import in_notebook
         self.chat, self.compare, self.sampling, self.history, self.shown = chat, compare, sampling, [], []
         self.widgets = in_notebook() if widgets is None else widgets
         if self.widgets: self._build()
@@ -366,6 +371,7 @@ def _stream(self:ChatPanel, who:str, pieces)->str:
     if not self.widgets: print()
     return text
 
+# %% ../nbs/07_chat.ipynb #1d1b5a7c
 @patch
 def send(self:ChatPanel, message:str)->str:
     "Send `message`; stream the reply (after the base model's when comparing); returns the reply."
@@ -384,6 +390,7 @@ def reset(self:ChatPanel):
     self.history, self.shown = [], []
     if self.widgets: self.log.value = ""
 
+# %% ../nbs/07_chat.ipynb #c70acca5
 @patch
 def _ipython_display_(self:ChatPanel):
     from IPython.display import display
@@ -399,7 +406,8 @@ def chat_panel(chat:Chat, compare:bool=False, **sampling)->ChatPanel:
 # %% ../nbs/07_chat.ipynb #f4709727
 class _More(argparse.Action):
     "An option given again adds one more value to the tuple (`--stop A --stop B`)."
-    def __call__(self, parser, namespace, value, option=None): setattr(namespace, self.dest, (*getattr(namespace, self.dest), value))
+    def __call__(self, parser, namespace, value, option=None):
+        setattr(namespace, self.dest, (*getattr(namespace, self.dest), value))
 
 # %% ../nbs/07_chat.ipynb #8763c231
 HELP = ("/reset clears the conversation, /system TEXT sets the system prompt, /base compares with the base model, "
@@ -554,7 +562,6 @@ def launch_app(
 # %% ../nbs/07_chat.ipynb #27d17b6d
 def chat_cli(argv:list|None=None)->int:
     "`chatft chat RUN`: talk to a run's model in the terminal; `-m` answers one message; `--ui` starts the web app."
-    from chatft.core import command_parser, add_options
     p = command_parser("chat", "Talk to a fine-tuned model (or any model), streamed, "
                        "with the chat template and system prompt it was trained with.")
     p.add_argument("run", nargs="?", default=None, help="a run folder (default: work/run), its merged/ folder, "
@@ -568,11 +575,13 @@ def chat_cli(argv:list|None=None)->int:
     sampling = {k: getattr(a, k) for k in SAMPLING}
     chat = load_chat(a.run or work_dir()/"run", system=a.system, stop=tuple(a.stop))
     if a.message is not None:
-        _stream_to(lambda s: (sys.stdout.write(s), sys.stdout.flush()), "", chat.reply(a.message, stream=True, **sampling))
+        _stream_to(lambda s: (sys.stdout.write(s), sys.stdout.flush()), "",
+                   chat.reply(a.message, stream=True, **sampling))
         return 0
     if a.ui:
         app = launch_app(chat_app(chat, **sampling), host=a.host, port=a.port, share=a.share)
-        print(f"chatft chat: the web app is at {app.local_url}" + (f" and {app.share_url}" if a.share else "") + " (Ctrl-C stops it)")
+        print(f"chatft chat: the web app is at {app.local_url}" + (f" and {app.share_url}" if a.share else "")
+              + " (Ctrl-C stops it)")
         app.block_thread()
         return 0
     try: import readline   # line editing and history at the prompt

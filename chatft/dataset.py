@@ -8,15 +8,17 @@ Docs: https://chatft.github.io/chatft/dataset.html.md"""
 from __future__ import annotations
 import math, random, bisect, sys, argparse
 from pathlib import Path
-from .core import ChatftError, Conversation, Report, read_jsonl, bars_off, on_colab, on_kaggle, hub_token
+from .core import (ChatftError, Conversation, Report, read_jsonl, bars_off, on_colab, on_kaggle,
+                         hub_token, command_parser, add_options)
 from .clean import near_duplicates, NEAR_DUPLICATE_THRESHOLD, _norm
-from .template import render_example, prepare_messages, trained_indices, check_contract, show_mask, template_quirks, _tokenize
+from .template import (render_example, prepare_messages, trained_indices, check_contract, show_mask,
+                             template_quirks, _tokenize)
+from .models import load_tokenizer
 
 # %% auto #0
-__all__ = ['MAX_LENGTH', 'STRETCH_CHARS', 'PREPARED_FILES', 'windows', 'SharedText', 'trained_replies', 'seen_in_training',
-           'split_conversations', 'served_system', 'tokenize_conversations', 'prepare', 'pack_lengths', 'pack',
-           'PackedCollator', 'PaddedCollator', 'useful_fraction', 'save_prepared', 'load_prepared', 'push_to_hub',
-           'prepare_cli']
+__all__ = ['MAX_LENGTH', 'STRETCH_CHARS', 'windows', 'SharedText', 'seen_in_training', 'split_conversations', 'served_system',
+           'tokenize_conversations', 'prepare', 'pack_lengths', 'pack', 'PackedCollator', 'PaddedCollator',
+           'useful_fraction', 'save_prepared', 'load_prepared', 'push_to_hub', 'prepare_cli']
 
 # %% ../nbs/04_dataset.ipynb #4c78f4b9
 MAX_LENGTH = 2048   # tokens in one example unless you choose: `prepare`, the plan and the command lines share it
@@ -59,8 +61,19 @@ def windows(
         a = next((s for s in starts if s >= b), len(msgs))
     return out, problems
 
+# %% ../nbs/04_dataset.ipynb #be4a904f
+def _extend(t:str, s:str, q:int, p:int, b:int)->tuple:
+    "`(length, start in t)` of the common stretch of `t` and `s` through `t[q:q+b] == s[p:p+b]` (0 when they differ)."
+    if t[q:q+b] != s[p:p+b]: return 0, q                              # two blocks with the same hash
+    i, j = q, p
+    while i > 0 and j > 0 and t[i-1] == s[j-1]: i -= 1; j -= 1
+    n = q - i + b
+    while i + n < len(t) and j + n < len(s) and t[i+n] == s[j+n]: n += 1
+    return n, i
+
 # %% ../nbs/04_dataset.ipynb #ae3f04ab
-STRETCH_CHARS = 50   # characters a held-out reply may share with training text before it counts as seen (measured below)
+STRETCH_CHARS = 50   # characters a held-out reply may share with training text before it counts as seen
+                     # (measured below)
 
 class SharedText:
     """Finds the longest stretch a text shares with any of `texts` (lower-cased, spaces collapsed), when it has at least
@@ -92,17 +105,8 @@ class SharedText:
                 if n > best[0]: best = (n, self.keys[k])
         return best if best[0] >= self.chars else (0, None)
 
-def _extend(t:str, s:str, q:int, p:int, b:int)->tuple:
-    "`(length, start in t)` of the common stretch of `t` and `s` through `t[q:q+b] == s[p:p+b]` (0 when they differ)."
-    if t[q:q+b] != s[p:p+b]: return 0, q                              # two blocks with the same hash
-    i, j = q, p
-    while i > 0 and j > 0 and t[i-1] == s[j-1]: i -= 1; j -= 1
-    n = q - i + b
-    while i + n < len(t) and j + n < len(s) and t[i+n] == s[j+n]: n += 1
-    return n, i
-
 # %% ../nbs/04_dataset.ipynb #24e4fe80
-def trained_replies(c:Conversation, train_on:str="assistant")->list:
+def _trained_replies(c:Conversation, train_on:str="assistant")->list:
     ("The messages of `c` that training learns to write: the assistant's, yours for 'me', the last assistant "
      "reply for 'last'.")
     texts = [m['content'] for m in c.messages if m['role'] == ("user" if train_on == "me" else "assistant")]
@@ -115,7 +119,7 @@ def _all_text(c:Conversation)->str: return "\n".join(([c.system] if c.system els
 def _first_seen(c:Conversation, replies:dict, index:SharedText, train_on:str)->str|None:
     "Why `c`'s trained text was seen in training (a reply word for word, or the longest shared stretch), or None."
     best = (0, None)
-    for r in trained_replies(c, train_on):
+    for r in _trained_replies(c, train_on):
         if (k := replies.get(_norm(r))) is not None: return f"a reply word for word as in {k}"
         best = max(best, index.longest(r), key=lambda x: x[0])
     return f"a reply shares {best[0]} characters with {best[1]}" if best[0] else None
@@ -129,7 +133,7 @@ def seen_in_training(
     "`{id: why}` for each held-out conversation whose trained text was seen in training (moved ones count as training)."
     found, pending, seen = {}, list(test), list(train)
     while seen and pending:
-        replies = {_norm(r): c.id for c in seen for r in trained_replies(c, train_on)}
+        replies = {_norm(r): c.id for c in seen for r in _trained_replies(c, train_on)}
         index = SharedText({c.id: _all_text(c) for c in seen}, chars)
         new = {c.id: why for c in pending if (why := _first_seen(c, replies, index, train_on))}
         found.update(new)
@@ -155,7 +159,7 @@ def split_conversations(
     test_size:float=0.1,        # fraction held out (at least one when there are two or more)
     split:str="time",           # "time": the most recent are held out; "random"
     seed:int=0,                 # for the random split
-    threshold:float=NEAR_DUPLICATE_THRESHOLD,   # similarity from which a test conversation nearly repeats a training one
+    threshold:float=NEAR_DUPLICATE_THRESHOLD,   # similarity at which a test conversation repeats a training one
     train_on:str="assistant",   # whose replies are trained: their text must not have been seen in training
     rounds:int=5,               # times the next most recent conversations are tried in place of those moved
 )->tuple[list, list, dict]:
@@ -197,6 +201,7 @@ def _render_batch(batch:dict, tokenizer, max_length, system, train_on, chat_temp
         for reason, i, n in problems: add(-1, [], [], f"{reason} (message {i}{f', {n} tokens' if n else ''})")
     return out
 
+# %% ../nbs/04_dataset.ipynb #51a4222f
 def served_system(
     convs:list,                 # the conversations a run trains on
     system:str|None=None,       # as given to `prepare`: None (custom instructions), "" (none) or a persona
@@ -422,20 +427,21 @@ def useful_fraction(
     return df.set_index('batching')
 
 # %% ../nbs/04_dataset.ipynb #9173b09c
-PREPARED_FILES = {"dataset_dict.json", "train", "test", "train.jsonl", "test.jsonl", "report.json"}
+_PREPARED_FILES = {"dataset_dict.json", "train", "test", "train.jsonl", "test.jsonl", "report.json"}
 
 def _check_folder(path:Path, overwrite:bool):
     "Write only into a new or empty folder, or over a prepared dataset when `overwrite`; never over anything else."
     if path.exists() and not path.is_dir(): raise ChatftError(f"{path} is a file: give a folder name for the "
                                                               "prepared dataset.")
     there = sorted(p.name for p in path.iterdir()) if path.is_dir() else []
-    if others := [n for n in there if n not in PREPARED_FILES]:
+    if others := [n for n in there if n not in _PREPARED_FILES]:
         raise ChatftError(f"{path} holds files chatft did not write ({', '.join(others[:3])}): "
                           "choose a new or empty folder for the prepared dataset.")
     if there and not overwrite:
         raise ChatftError(f"{path} already holds a prepared dataset: pass --overwrite (overwrite=True) to replace it, "
                           "or choose another folder.")
 
+# %% ../nbs/04_dataset.ipynb #8cfec291
 def save_prepared(
     dsd,                      # the `DatasetDict` from `prepare`
     path,                     # a new or empty folder (or a prepared dataset, with `overwrite`)
@@ -457,6 +463,7 @@ def save_prepared(
     tmp.rename(path)
     return path
 
+# %% ../nbs/04_dataset.ipynb #7e2f8514
 def _load_split(folder:Path):
     "One saved split; an empty one (no data file: `datasets` cannot load it back) as an empty Dataset with its columns."
     import json
@@ -473,20 +480,21 @@ def load_prepared(path):
                                                                   "Make one with `chatft prepare`.")
     return DatasetDict({s: _load_split(path/s) for s in json.loads((path/"dataset_dict.json").read_text())["splits"]})
 
+# %% ../nbs/04_dataset.ipynb #16f6d701
 def push_to_hub(dsd, repo_id:str, private:bool=True, token:str|None=None):
     "Upload to the Hugging Face Hub, private unless you say otherwise (your chats are yours)."
     return dsd.push_to_hub(repo_id, private=private, token=token or hub_token())
 
 # %% ../nbs/04_dataset.ipynb #83e280d6
 def prepare_cli(argv:list|None=None)->int:
-    "`chatft prepare IN.jsonl --model NAME -o DIR`: render, mask, split and save, printing a mask preview and the report."
-    from chatft.models import load_tokenizer
-    from chatft.core import command_parser, add_options
+    ("`chatft prepare IN.jsonl --model NAME -o DIR`: render, mask, split and save, printing a mask preview and "
+     "the report.")
     p = command_parser("prepare", "Render conversations with a model's chat template, mask the loss, split and save.")
     p.add_argument("input", help="chatft JSONL (from `chatft export` / `chatft clean`)")
     add_options(p, load_tokenizer, "name", flags=dict(name="--model"), name=dict(metavar="MODEL"))
     add_options(p, save_prepared, "path", "overwrite", flags=dict(path=("-o", "--output")), path=dict(metavar="DIR"))
-    add_options(p, prepare, "max_length", "train_on", "system", "split", "test_size", "chat_template", "num_proc", "seed",
+    add_options(p, prepare, "max_length", "train_on", "system", "split", "test_size", "chat_template", "num_proc",
+                "seed",
                 train_on=dict(choices=["assistant", "me", "last"]), split=dict(choices=["time", "random"]))
     a = p.parse_args(argv)
     _check_folder(Path(a.path), a.overwrite)             # before the slow part

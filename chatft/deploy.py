@@ -9,21 +9,23 @@ from __future__ import annotations
 import os, sys, json, shutil, tarfile, argparse, subprocess, tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from .core import ChatftError, Run, work_dir, quiet, folder_facts, hub_token, error_line
-from .models import DEMO_MODEL, cache_dir, model_path, load_tokenizer
+from .core import (ChatftError, Run, work_dir, quiet, folder_facts, hub_token, error_line,
+                         command_parser, add_options)
+from .models import DEMO_MODEL, cache_dir, model_path, load_tokenizer, load_model
 from .template import render, with_system, swap_roles, end_of_turn_token
 from .train import TrainPlan, load_run
 from .chat import Chat, Sampling, best_device, inference_dtype, practice_run, cut_at_stop
+from .evaluate import heldout_examples, find_data
+from .dataset import load_prepared
 
 # %% auto #0
-__all__ = ['CHECK_QUESTIONS', 'NEAR_TIE', 'LLAMA_CPP_VERSION', 'GGUF_TYPES', 'LICENSES', 'WHAT', 'check_run', 'merged_model',
-           'stop_config', 'serving_facts', 'merge', 'heldout_openings', 'heldout_prompts', 'merged_chat',
-           'greedy_replies', 'Steps', 'greedy_steps', 'parting', 'reply_agreement', 'converter_dir',
-           'extract_converter', 'fetch_converter', 'find_converter', 'convert_to_gguf', 'gguf', 'template_pieces',
-           'assemble', 'ollama_template', 'modelfile', 'write_modelfile', 'load_gguf', 'gguf_tokens', 'gguf_replies',
-           'same_tokens', 'gguf_prompt', 'rounded_chat', 'margin_drift', 'gguf_agreement', 'base_license',
-           'data_counts', 'eval_summary', 'card_data', 'hub_card', 'leaks', 'upload_folder', 'space_folder', 'upload',
-           'push', 'merge_cli', 'gguf_cli', 'push_cli']
+__all__ = ['CHECK_QUESTIONS', 'NEAR_TIE', 'LLAMA_CPP_VERSION', 'GGUF_TYPES', 'check_run', 'merged_model', 'stop_config',
+           'serving_facts', 'merge', 'heldout_openings', 'heldout_prompts', 'merged_chat', 'greedy_replies', 'Steps',
+           'greedy_steps', 'parting', 'reply_agreement', 'converter_dir', 'extract_converter', 'fetch_converter',
+           'find_converter', 'convert_to_gguf', 'gguf', 'template_pieces', 'assemble', 'ollama_template', 'modelfile',
+           'write_modelfile', 'load_gguf', 'gguf_replies', 'same_tokens', 'gguf_prompt', 'rounded_chat', 'margin_drift',
+           'gguf_agreement', 'base_license', 'data_counts', 'eval_summary', 'card_data', 'hub_card', 'leaks',
+           'upload_folder', 'space_folder', 'upload', 'push', 'merge_cli', 'gguf_cli', 'push_cli']
 
 # %% ../nbs/08_deploy.ipynb #76c7d6d7
 def check_run(run)->Path:
@@ -34,7 +36,6 @@ def check_run(run)->Path:
 def _dequantized_base(plan:TrainPlan, dtype, device:str):
     "The base model in 4-bit NF4 as QLoRA trained it (`chatft.train.load_for_training`'s settings), dequantized."
     from transformers import BitsAndBytesConfig
-    from chatft.models import load_model
     q = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                            bnb_4bit_compute_dtype=dtype, bnb_4bit_quant_storage=dtype)
     return load_model(plan.model, quantization_config=q, dtype=dtype, device_map=device).dequantize()
@@ -114,8 +115,6 @@ CHECK_QUESTIONS = ["What is the capital of France?", "Write one sentence about t
 
 def heldout_openings(run)->list:
     "The first user message of each held-out conversation of the run (`run/data`'s test split), if it has one."
-    from chatft.evaluate import heldout_examples, find_data
-    from chatft.dataset import load_prepared
     try: test = load_prepared(find_data(run))["test"]
     except Exception: return []
     seen = [e["prompt"] for e in heldout_examples(test, load_tokenizer(run), first_only=True)]
@@ -168,6 +167,7 @@ class Steps:
         return pd.DataFrame(dict(token=list(map(piece, self.text, before)),
                                  runner_up=list(map(piece, self.runner, before)), margin=self.margin))
 
+# %% ../nbs/08_deploy.ipynb #bac08990
 def greedy_steps(
     chat:Chat,                # the reference
     messages,                 # a conversation ending with the user's message (or one message as a string)
@@ -198,7 +198,8 @@ def _parts_at(steps:Steps, said:str)->int:
     for k, t in enumerate(steps.text):
         if not said.startswith(_whole(t)): return k
         runner, after = _whole(steps.runner[k]), steps.text[k+1:k+2]
-        # the runner-up's text goes on from the top token's (" a" / " an"): it was taken when the reference's next is not
+        # the runner-up's text goes on from the top token's (" a" / " an"): it was taken when the reference's next
+        # is not
         if len(runner) > len(_whole(t)) and said.startswith(runner) and after and not said.startswith(_whole(after[0])):
             return k
     return len(steps.ids)
@@ -395,7 +396,8 @@ def ollama_template(pieces:dict)->str:
     return (f'{{{{ if .System }}}}{_go(pieces["system"][0])}{{{{ .System }}}}{_go(pieces["system"][1])}'
             f'{{{{ else }}}}{_go(pieces["default"])}{{{{ end }}}}'
             f'{{{{ range .Messages }}}}{{{{ if eq .Role "user" }}}}{role("user")}'
-            f'{{{{ else if eq .Role "assistant" }}}}{role("assistant")}{{{{ end }}}}{{{{ end }}}}{_go(pieces["generation"])}')
+            f'{{{{ else if eq .Role "assistant" }}}}{role("assistant")}{{{{ end }}}}{{{{ end }}}}'
+            f'{_go(pieces["generation"])}')
 
 def _quoted(text:str)->str: return '"""' + text.replace('"""', '\\"\\"\\"') + '"""'
 
@@ -442,7 +444,7 @@ def load_gguf(
     return Llama(model_path=str(path), n_ctx=n_ctx, seed=seed, verbose=False, chat_format="chat_template.default",
                  n_threads=os.cpu_count(), logits_all=logits_all)
 
-def gguf_tokens(llm, text:str)->list:
+def _gguf_tokens(llm, text:str)->list:
     "The token ids llama.cpp gives `text` (special tokens as tokens, no BOS added)."
     return llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
 
@@ -471,7 +473,7 @@ def same_tokens(llm, tokenizer, texts:list):
     import pandas as pd
     rows = []
     for t in texts:
-        hf, ll = tokenizer(t, add_special_tokens=False)["input_ids"], gguf_tokens(llm, t)
+        hf, ll = tokenizer(t, add_special_tokens=False)["input_ids"], _gguf_tokens(llm, t)
         rows.append(dict(text=t[:50], hf=len(hf), llama_cpp=len(ll), same=hf == ll))
     return pd.DataFrame(rows)
 
@@ -538,7 +540,7 @@ def gguf_agreement(
     return df
 
 # %% ../nbs/08_deploy.ipynb #68bb3d04
-LICENSES = {"HuggingFaceTB/SmolLM2": "apache-2.0", "Qwen/Qwen2.5-3B": "other", "Qwen/Qwen2.5": "apache-2.0",
+_LICENSES = {"HuggingFaceTB/SmolLM2": "apache-2.0", "Qwen/Qwen2.5-3B": "other", "Qwen/Qwen2.5": "apache-2.0",
             "meta-llama/Llama-3.2": "llama3.2", "meta-llama/Llama-3.1": "llama3.1", "mistralai/Mistral": "apache-2.0"}
 
 def base_license(model:str)->str:
@@ -548,7 +550,7 @@ def base_license(model:str)->str:
         card = Path(model_path(model))/"README.md"
         if card.exists() and (found := ModelCard.load(card).data.license): return found
     except Exception: pass
-    return next((v for k,v in LICENSES.items() if model.startswith(k)), "other")
+    return next((v for k,v in _LICENSES.items() if model.startswith(k)), "other")
 
 # %% ../nbs/08_deploy.ipynb #a14a9b5c
 def data_counts(run)->dict:
@@ -678,7 +680,7 @@ def leaks(text:str, run)->list:
     return [x for x in ids + texts if x in text]
 
 # %% ../nbs/08_deploy.ipynb #eeaf1dc8
-WHAT = ("adapter", "merged", "gguf")
+_WHAT = ("adapter", "merged", "gguf")
 _ADAPTER_FILES = (Run.ADAPTER, Run.WEIGHTS, Run.PLAN, "tokenizer.json", "tokenizer_config.json",
                   "special_tokens_map.json", "chat_template.jinja", "tokenizer.model", "vocab.json", "merges.txt",
                   "added_tokens.json")
@@ -713,7 +715,7 @@ def upload_folder(
 )->Path:
     "A folder with what `push` uploads: the adapter, the merged model or a GGUF, and the model card as README.md."
     run = check_run(run)
-    if what not in WHAT: raise ChatftError(f"what={what!r}: upload one of {', '.join(WHAT)}.")
+    if what not in _WHAT: raise ChatftError(f"what={what!r}: upload one of {', '.join(_WHAT)}.")
     out, files = _fresh(out, overwrite), None
     if what == "adapter": _copy_adapter(run, out, system)
     elif what == "merged":
@@ -822,7 +824,6 @@ def push(
 # %% ../nbs/08_deploy.ipynb #cf4ce91f
 def merge_cli(argv:list|None=None)->int:
     "`chatft merge RUN -o DIR`: the run's adapter merged into the base weights, a standalone model folder."
-    from chatft.core import command_parser, add_options
     p = command_parser("merge", "Merge a run's LoRA adapter into the base weights: a "
                        "folder that plain transformers loads, with the tokenizer, chat template and stop.")
     add_options(p, merge, "run", "out", "device", "overwrite", positional=("run",), flags=dict(out=("-o", "--output")))
@@ -834,7 +835,6 @@ def merge_cli(argv:list|None=None)->int:
 
 def gguf_cli(argv:list|None=None)->int:
     "`chatft gguf RUN -o FILE.gguf [--type f16|q8_0]`: the run as a GGUF file with an Ollama Modelfile."
-    from chatft.core import command_parser, add_options
     p = command_parser("gguf", "Convert a run to one GGUF file (llama.cpp, Ollama, "
                        "LM Studio) with llama.cpp's own converter, and write an Ollama Modelfile beside it.")
     add_options(p, gguf, "run", "out", "type", "overwrite", positional=("run",), flags=dict(out=("-o", "--output")),
@@ -848,13 +848,12 @@ def gguf_cli(argv:list|None=None)->int:
 # %% ../nbs/08_deploy.ipynb #b6529c96
 def push_cli(argv:list|None=None)->int:
     "`chatft push RUN REPO_ID [--public]`: upload the run to the Hub with a model card, private by default."
-    from chatft.core import command_parser, add_options
     p = command_parser("push", "Upload a run (adapter, merged model or GGUF) to the "
                        "Hugging Face Hub with a model card; the repository is private unless --public.")
     add_options(p, push, "run", "repo_id", positional=("run", "repo_id"))
     p.add_argument("--public", action="store_true", help="create the repository public (default: private)")
     add_options(p, push, "what", "type", "system", "space", "dry_run", "out", flags=dict(out=("-o", "--output")),
-                what=dict(choices=WHAT), type=dict(choices=GGUF_TYPES))
+                what=dict(choices=_WHAT), type=dict(choices=GGUF_TYPES))
     a = p.parse_args(argv)
     done = push(a.run, a.repo_id, not a.public, a.what, a.type, a.system, a.space, a.out, a.dry_run)
     for k,v in done.items(): print(f"chatft push: {k}: {v}" + (" (dry run: not uploaded)" if a.dry_run else ""))

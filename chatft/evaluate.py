@@ -10,19 +10,20 @@ import os, sys, json, math, time, random, argparse, difflib, re, html as _html
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from .core import ChatftError, Report, work_dir, in_notebook, bars_off, Run, quiet
+from .core import (ChatftError, Report, work_dir, in_notebook, bars_off, Run, quiet, command_parser,
+                         add_options)
 from .models import DEMO_MODEL, load_model, load_tokenizer
-from .clean import _norm
-from .dataset import SharedText, STRETCH_CHARS
-from .template import reply_spans
+from .clean import _norm, find_pii
+from .dataset import SharedText, STRETCH_CHARS, PaddedCollator, load_prepared
+from .template import reply_spans, end_of_turn_token, inference_prompt
 
 # %% auto #0
-__all__ = ['METRICS', 'LOWER_IS_BETTER', 'COPIED', 'GENERATION_METRICS', 'attach_data', 'heldout_examples', 'find_data',
-           'seen_replies', 'check_data', 'likelihood', 'base_of', 'generate_replies', 'overlap', 'repetition',
-           'length_ratio', 'same_language', 'from_context', 'score_table', 'summarize', 'Examples', 'show_examples',
-           'plot_metrics', 'plot_lengths', 'longest_common', 'regurgitation_probe', 'pii_scan', 'pii_warnings',
-           'general_questions', 'general_check', 'disagreements', 'Evaluation', 'save_evaluation', 'evaluate',
-           'evaluate_run', 'win_rate', 'read_ratings', 'ABPanel', 'eval_cli']
+__all__ = ['METRICS', 'attach_data', 'heldout_examples', 'find_data', 'seen_replies', 'check_data', 'likelihood', 'base_of',
+           'generate_replies', 'overlap', 'repetition', 'length_ratio', 'same_language', 'from_context', 'score_table',
+           'summarize', 'Examples', 'show_examples', 'plot_metrics', 'plot_lengths', 'longest_common',
+           'regurgitation_probe', 'pii_scan', 'pii_warnings', 'general_questions', 'general_check', 'disagreements',
+           'Evaluation', 'save_evaluation', 'evaluate', 'evaluate_run', 'win_rate', 'read_ratings', 'ABPanel',
+           'eval_cli']
 
 # %% ../nbs/06_evaluate.ipynb #bdf2285b
 def attach_data(
@@ -106,7 +107,6 @@ def seen_replies(
 
 # %% ../nbs/06_evaluate.ipynb #94a661fe
 def _eot_id(tokenizer)->int|None:
-    from chatft.template import end_of_turn_token
     t = end_of_turn_token(tokenizer)
     return tokenizer.convert_tokens_to_ids(t) if t else tokenizer.eos_token_id
 
@@ -128,7 +128,6 @@ def check_data(ds, tokenizer, where:str="the data"):
 def likelihood(model, ds, tokenizer, batch_size:int=4)->dict:
     "`loss` and `perplexity` per trained token of `model` on the prepared split `ds`, and the `tokens` counted."
     from chatft.train import heldout_loss
-    from chatft.dataset import PaddedCollator
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     loss = heldout_loss(model, ds.select_columns(["input_ids", "labels"]), PaddedCollator(pad), batch_size)
     tokens = sum(sum(l != -100 for l in ls[1:]) for ls in ds["labels"])
@@ -157,6 +156,7 @@ def _left_pad(prompts:list, pad_id:int):
         ids[i, L-len(p):] = torch.tensor(p); att[i, L-len(p):] = 1
     return ids, att
 
+# %% ../nbs/06_evaluate.ipynb #bbbbaf66
 def generate_replies(
     model,                     # a causal LM (base or tuned)
     tokenizer,                 # its tokenizer
@@ -257,6 +257,7 @@ def _scores(prompt:str, real:str, g:dict, context:str)->dict:
                 **repetition(g["text"]), same_language=same_language(prompt, g["text"]),
                 from_context=from_context(g["text"], context), tokens=g["tokens"])
 
+# %% ../nbs/06_evaluate.ipynb #264c6d83
 def score_table(examples:list, base:list, tuned:list):
     "A DataFrame, one row per example: prompt, real, base, tuned, each metric for both, and `delta_chrf`."
     import pandas as pd
@@ -272,7 +273,7 @@ def score_table(examples:list, base:list, tuned:list):
     return df
 
 # %% ../nbs/06_evaluate.ipynb #1b6bfef4
-LOWER_IS_BETTER = {"loss", "perplexity", "longest_repeat"}
+_LOWER_IS_BETTER = {"loss", "perplexity", "longest_repeat"}
 
 def summarize(table, lik_base:dict|None=None, lik_tuned:dict|None=None):
     "A DataFrame `metric -> base, tuned, difference` (tuned minus base)."
@@ -312,10 +313,12 @@ class Examples:
     __repr__ = __str__
     def _repr_html_(self):
         rows = "".join(f"<tr><td>{_cell(r.prompt, 200)}</td><td>{_cell(r.real)}</td><td>{_cell(r.base)}<br><i>chrF++ "
-                       f"{r.base_chrf:.0f}{_copied(r, 'base')}</i></td><td>{_cell(r.tuned)}<br><i>chrF++ {r.tuned_chrf:.0f}"
+                       f"{r.base_chrf:.0f}{_copied(r, 'base')}</i></td><td>{_cell(r.tuned)}<br><i>chrF++ "
+                       f"{r.tuned_chrf:.0f}"
                        f"{_copied(r, 'tuned')}</i></td></tr>"
                        for _, r in self.rows.iterrows())
-        return (f"<b>{_html.escape(self.title)}</b><table><tr><th>prompt</th><th>real</th><th>base</th><th>tuned</th></tr>"
+        return (f"<b>{_html.escape(self.title)}</b><table>"
+                "<tr><th>prompt</th><th>real</th><th>base</th><th>tuned</th></tr>"
                 f"{rows}</table>")
 
 def _copied(r, who:str)->str:
@@ -327,14 +330,15 @@ def _short(s:str, n:int=110)->str:
     s = " ".join(str(s).split())
     return s if len(s) <= n else s[:n-1] + "…"
 
-COPIED = 0.5   # a reply with at least this share of its word 4-grams in the conversation before it copies it
+# %% ../nbs/06_evaluate.ipynb #7d939f91
+_COPIED = 0.5   # a reply with at least this share of its word 4-grams in the conversation before it copies it
 
 def show_examples(table, k:int=3, best:bool=True)->Examples:
     ("The `k` examples where tuning gained (`best`) or lost the most chrF++; a gain made by copying the "
      "context is no best.")
     rows, left = table, ""
     if best and "tuned_from_context" in table:
-        copies = table.tuned_from_context >= COPIED
+        copies = table.tuned_from_context >= _COPIED
         rows = table[~copies]
         if copies.any(): left = f"; left out: {int(copies.sum())} whose tuned reply copies the conversation before it"
     rows = rows.sort_values("delta_chrf", ascending=not best).head(k)
@@ -382,6 +386,7 @@ def _shingles(text:str, k:int=4)->set:
     w = _words(text)
     return {tuple(w[i:i+k]) for i in range(max(1, len(w)-k+1))}
 
+# %% ../nbs/06_evaluate.ipynb #5ccf2a39
 def regurgitation_probe(
     model,                    # the tuned model
     tokenizer,                # its tokenizer
@@ -409,7 +414,6 @@ def regurgitation_probe(
 # %% ../nbs/06_evaluate.ipynb #7ea8d5ff
 def pii_scan(texts:list)->Counter:
     "How many pieces of private data of each type `chatft.clean.find_pii` finds in `texts` (values are never kept)."
-    from chatft.clean import find_pii
     return Counter(f.type for t in texts for f in find_pii(t))
 
 def pii_warnings(counts:Counter)->list:
@@ -431,7 +435,6 @@ def _right(reply:str, answers:list)->bool:
 def general_check(model, tokenizer, base=None, questions:list|None=None, max_new_tokens:int=32):
     "A DataFrame: each question, both replies, whether each is right, and `lost` (base right, tuned wrong)."
     import pandas as pd
-    from chatft.template import inference_prompt
     qs = questions or general_questions()
     prompts = [inference_prompt([dict(role="user", content=q["question"])], tokenizer) for q in qs]
     tuned = generate_replies(model, tokenizer, prompts, max_new_tokens, desc="general (tuned)")
@@ -444,13 +447,13 @@ def general_check(model, tokenizer, base=None, questions:list|None=None, max_new
     return df
 
 # %% ../nbs/06_evaluate.ipynb #25896850
-GENERATION_METRICS = ["chrF++ (corpus)", "BLEU (corpus)", "chrf (mean)", "bleu (mean)", "rouge_l (mean)"]
+_GENERATION_METRICS = ["chrF++ (corpus)", "BLEU (corpus)", "chrf (mean)", "bleu (mean)", "rouge_l (mean)"]
 
 def disagreements(summary, n:int)->list:
     "Plain words where the numbers point different ways: likelihood against generation, corpus against mean, copying."
     s, out = summary, []
     d = lambda m: s.loc[m, "difference"] if m in s.index else 0.0
-    down = [m.replace(" (", " ").rstrip(")") for m in GENERATION_METRICS if d(m) < 0]     # "chrF++ corpus", ...
+    down = [m.replace(" (", " ").rstrip(")") for m in _GENERATION_METRICS if d(m) < 0]     # "chrF++ corpus", ...
     if d("held-out loss") < 0 and down:
         out.append(f"why the held-out loss fell while {', '.join(down)} fell: the loss scores each word of "
                    "your real reply given "
@@ -470,6 +473,7 @@ def disagreements(summary, n:int)->list:
                    "part of the gain is copying")
     return out
 
+# %% ../nbs/06_evaluate.ipynb #9dbaa907
 @dataclass
 class Evaluation:
     "The result of `evaluate_run`: summary, per-example table, probe, private-data counts and settings."
@@ -530,7 +534,8 @@ def _markdown(ev:Evaluation)->str:
     s = ev.settings
     out = (f"On {len(ev.table)} held-out replies ({s.get('heldout_conversations', '?')} conversations the "
            "model never trained on), "
-           f"{'greedy' if not s.get('do_sample') else 'sampled'}, at most {s.get('max_new_tokens')} new tokens.\n\n{head}{rows}\n\n"
+           f"{'greedy' if not s.get('do_sample') else 'sampled'}, at most {s.get('max_new_tokens')} new tokens."
+           f"\n\n{head}{rows}\n\n"
            + "\n".join(f"- {n}"
                        for n in ev.notes()) + "\n\n![metrics](eval_metrics.png)\n![lengths](eval_lengths.png)\n")
     if len(ev.table):
@@ -541,7 +546,8 @@ def _markdown(ev:Evaluation)->str:
 _CARD_START, _CARD_END = "<!-- chatft-eval:start -->", "<!-- chatft-eval:end -->"
 
 def save_evaluation(ev:Evaluation, out, run=None)->Path:
-    "Write the evaluation (`Run.EVAL`), eval.md and the two PNGs to `out`; put the Evaluation section in `run`'s model card."
+    ("Write the evaluation (`Run.EVAL`), eval.md and the two PNGs to `out`; put the Evaluation section in `run`'s "
+     "model card.")
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     data = dict(settings=ev.settings, summary=json.loads(ev.summary.to_json(orient="index")), notes=ev.notes(),
                 pii=dict(ev.pii), seen_in_training=ev.seen, examples=_records(ev.table),
@@ -554,7 +560,8 @@ def save_evaluation(ev:Evaluation, out, run=None)->Path:
     card = Path(run or out)/"README.md"
     if card.exists():
         text = card.read_text()
-        if _CARD_START in text: text = text[:text.index(_CARD_START)] + text[text.index(_CARD_END)+len(_CARD_END):].lstrip("\n")
+        if _CARD_START in text:
+            text = text[:text.index(_CARD_START)] + text[text.index(_CARD_END)+len(_CARD_END):].lstrip("\n")
         card.write_text(text.rstrip("\n") + f"\n\n{_CARD_START}\n## Evaluation\n\n{md}{_CARD_END}\n")
     return out
 
@@ -574,6 +581,7 @@ def _unseen(dsd, tokenizer, n:int)->tuple:
                           "holds out only unseen conversations.")
     return every, leaked, ex, test
 
+# %% ../nbs/06_evaluate.ipynb #e3488f1f
 def evaluate(
     model,                     # the tuned model (a PEFT model, or a merged one with `base=`)
     tokenizer,                 # the run's tokenizer
@@ -606,6 +614,7 @@ def evaluate(
                     seen_in_training=len(leaked), stretch=STRETCH_CHARS)
     return Evaluation(summarize(table, lik_b, lik_t), table, pr, dict(pii_scan(texts)), gen, settings, leaked)
 
+# %% ../nbs/06_evaluate.ipynb #283b62d5
 def evaluate_run(
     run,                       # a run folder from `chatft train` / `chatft demo`
     data=None,                 # a prepared folder (default: `run/data`, or the folder the run was trained from)
@@ -615,7 +624,6 @@ def evaluate_run(
 )->Evaluation:
     "Load the run and its held-out split, evaluate base vs tuned, and save the results with the run."
     from chatft.train import load_run, TrainPlan
-    from chatft.dataset import load_prepared
     folder = find_data(run, data)
     dsd, tokenizer = load_prepared(folder), load_tokenizer(run)
     check_data(dsd["test"], tokenizer, str(folder))      # before loading any model
@@ -676,7 +684,8 @@ class ABPanel:
             return
         a, b = (self.row.tuned, self.row.base) if self.a_is == "tuned" else (self.row.base, self.row.tuned)
         self.html.value = (f"<p><b>Prompt {self.i+1} of {len(self.order)}</b><br>{_cell(self.row.prompt, 1000)}</p>"
-                           f"<table><tr><th>A</th><th>B</th></tr><tr><td style='vertical-align:top'>{_cell(a, 2000)}</td>"
+                           "<table><tr><th>A</th><th>B</th></tr>"
+                           f"<tr><td style='vertical-align:top'>{_cell(a, 2000)}</td>"
                            f"<td style='vertical-align:top'>{_cell(b, 2000)}</td></tr></table>")
 
     def rate(self, choice:str):
@@ -703,9 +712,8 @@ class ABPanel:
 # %% ../nbs/06_evaluate.ipynb #c5933b4c
 def eval_cli(argv:list|None=None)->int:
     "`chatft eval RUN [--data DIR] [--n N] [--max-new-tokens K] [-o DIR]`: base vs tuned on the held-out split."
-    from chatft.core import command_parser, add_options, quiet, Run
     p = command_parser("eval", "Compare the tuned model of a run with its base model "
-                       "on the held-out conversations; print the table and save eval.json, eval.md and plots.")
+                       f"on the held-out conversations; print the table and save {Run.EVAL}, eval.md and plots.")
     add_options(p, evaluate_run, "run", "data", "out", positional=("run",), flags=dict(out=("-o", "--output")))
     add_options(p, evaluate, "n", "max_new_tokens", "batch_size", "do_sample", "probe", "general",
                 flags=dict(do_sample="--sample"))
@@ -715,5 +723,5 @@ def eval_cli(argv:list|None=None)->int:
     ev = evaluate_run(run, a.data, a.out, n=a.n, max_new_tokens=a.max_new_tokens, batch_size=a.batch_size,
                       do_sample=a.do_sample, probe=a.probe, general=a.general)
     print(ev)
-    print(f"\nsaved eval.json, eval.md and plots to {Path(a.out or run)}")
+    print(f"\nsaved {Run.EVAL}, eval.md and plots to {Path(a.out or run)}")
     return 0

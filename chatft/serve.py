@@ -10,17 +10,16 @@ import os, sys, json, time, uuid, hmac, queue, random, signal, asyncio, argparse
 from dataclasses import dataclass, field, fields
 from dataclasses import make_dataclass
 from pathlib import Path
-from .core import ChatftError, Run, work_dir
+from .core import ChatftError, Run, work_dir, command_parser, add_options
 from .chat import Chat, StopCut, load_chat, practice_run
 from .chat import Sampling
 from fastcore.basics import patch
 from starlette.requests import Request   # FastAPI finds route parameters' types by name in this module
 
 # %% auto #0
-__all__ = ['UNSUPPORTED', 'Limits', 'ApiError', 'message_text', 'read_messages', 'Ask', 'parse_request', 'warpers', 'pick_token',
-           'Job', 'advance', 'pad_left', 'stack_rows', 'keep_rows', 'Engine', 'read_body', 'check_key', 'completion',
-           'chunk', 'stream_events', 'collect', 'chat_completions', 'serve_app', 'free_port', 'uvicorn_server',
-           'Server', 'vllm_template', 'vllm_command', 'check_vllm', 'check_port', 'serve_cli']
+__all__ = ['Limits', 'ApiError', 'message_text', 'read_messages', 'Ask', 'parse_request', 'warpers', 'pick_token', 'Job',
+           'advance', 'pad_left', 'stack_rows', 'keep_rows', 'Engine', 'check_key', 'completion', 'chunk', 'serve_app',
+           'free_port', 'Server', 'vllm_template', 'vllm_command', 'check_vllm', 'check_port', 'serve_cli']
 
 # %% ../nbs/08b_serve.ipynb #837db01d
 @dataclass
@@ -112,20 +111,21 @@ class Ask(_served("Settings", temperature=1.0)):     # OpenAI's default temperat
     model:str|None=None
 
 # %% ../nbs/08b_serve.ipynb #31d0f388
-UNSUPPORTED = dict(tools=None, tool_choice=None, functions=None, function_call=None, logprobs=False,
+_UNSUPPORTED = dict(tools=None, tool_choice=None, functions=None, function_call=None, logprobs=False,
                    top_logprobs=None, logit_bias=None, presence_penalty=0, frequency_penalty=0, audio=None,
                    response_format=None, prediction=None)
 
 def _unsupported(body:dict):
     "A 400 for a field this server cannot honour, unless it has its neutral value."
-    for k, neutral in UNSUPPORTED.items():
+    for k, neutral in _UNSUPPORTED.items():
         v = body.get(k, neutral)
         if v not in (neutral, None) and not (k == "response_format" and v == {"type": "text"}):
             raise ApiError(400, f"`{k}` is not supported by this server (chatft serve answers with text only).",
                            k, "unsupported_parameter")
 
 def _settings(body:dict, limits:Limits)->dict:
-    "The `Sampling` settings in `body` under OpenAI's names, each checked against its range (`Ask`'s default if missing)."
+    ("The `Sampling` settings in `body` under OpenAI's names, each checked against its range (`Ask`'s default if "
+     "missing).")
     key = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
     out = dict(max_tokens=_number({key: body.get(key)}, key, limits.default_tokens, 1, limits.max_tokens, int))
     defaults = {f.name: f.default for f in fields(Ask)}
@@ -207,6 +207,7 @@ def pad_left(x, length:int, dim:int):
     shape[dim] = n
     return torch.cat([x.new_zeros(shape), x], dim=dim)
 
+# %% ../nbs/08b_serve.ipynb #8317279e
 def stack_rows(cache, mask, new_cache, new_len:int):
     "`cache` (with its mask) and a one-row `new_cache` of `new_len` tokens, as one batch and its mask."
     import torch
@@ -369,7 +370,7 @@ def reply(self:Engine, messages, **kw)->str:
         text += e["text"]
 
 # %% ../nbs/08b_serve.ipynb #70b75eb5
-async def read_body(request, limit:int)->dict:
+async def _read_body(request, limit:int)->dict:
     "The JSON body of `request`, at most `limit` bytes."
     too_big = ApiError(413, f"The request body is larger than this server takes ({limit:,} bytes).", None,
                        "request_too_large")
@@ -413,7 +414,7 @@ def _events(loop):
         except RuntimeError: pass      # the loop is gone: the server is stopping
     return q, send
 
-async def stream_events(job:Job, q, id:str, model:str, include_usage:bool):
+async def _stream_events(job:Job, q, id:str, model:str, include_usage:bool):
     "The server-sent events of a streamed reply."
     try:
         yield chunk(id, model, dict(role="assistant", content=""))
@@ -431,7 +432,7 @@ async def stream_events(job:Job, q, id:str, model:str, include_usage:bool):
                 return
     finally: job.cancelled.set()
 
-async def collect(job:Job, q, request=None)->tuple:
+async def _collect(job:Job, q, request=None)->tuple:
     "(text, finish reason, usage) of a reply that is not streamed; the job is cancelled if the client leaves."
     text, checked = "", time.monotonic()
     try:
@@ -448,20 +449,20 @@ async def collect(job:Job, q, request=None)->tuple:
     finally: job.cancelled.set()
 
 # %% ../nbs/08b_serve.ipynb #23ca0c38
-async def chat_completions(request, engine:Engine, model:str, limits:Limits, api_key:str|None):
+async def _chat_completions(request, engine:Engine, model:str, limits:Limits, api_key:str|None):
     "Answer one `POST /v1/chat/completions`."
     from fastapi.responses import JSONResponse, StreamingResponse
     check_key(request, api_key)
-    ask = parse_request(await read_body(request, limits.max_body_bytes), limits)
+    ask = parse_request(await _read_body(request, limits.max_body_bytes), limits)
     q, send = _events(asyncio.get_running_loop())
     try: job = engine.submit(engine.job(ask, send))
     except ChatftError as e: raise ApiError(400, str(e), "messages", "context_length_exceeded") from None
     id = "chatcmpl-" + uuid.uuid4().hex[:24]
     if ask.stream:
-        events = stream_events(job, q, id, model, ask.include_usage)
+        events = _stream_events(job, q, id, model, ask.include_usage)
         return StreamingResponse(events, media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-    return JSONResponse(completion(id, model, *(await collect(job, q, request))))
+    return JSONResponse(completion(id, model, *(await _collect(job, q, request))))
 
 # %% ../nbs/08b_serve.ipynb #201c28da
 def _error_handlers(app):
@@ -500,7 +501,7 @@ def serve_app(
         check_key(request, api_key)
         return dict(object="list", data=[dict(id=model, object="model", created=0, owned_by="chatft")])
     @app.post("/v1/chat/completions")
-    async def completions(request:Request): return await chat_completions(request, engine, model, limits, api_key)
+    async def completions(request:Request): return await _chat_completions(request, engine, model, limits, api_key)
     return app
 
 # %% ../nbs/08b_serve.ipynb #bab7602e
@@ -511,7 +512,8 @@ def free_port(host:str="127.0.0.1")->int:
         s.bind((host, 0))
         return s.getsockname()[1]
 
-def uvicorn_server(
+# %% ../nbs/08b_serve.ipynb #c1b9e317
+def _uvicorn_server(
     app,                    # from `serve_app`
     host:str="127.0.0.1",   # the address to bind ("127.0.0.1": this machine only; "0.0.0.0": your network)
     port:int=8000,          # the port to listen on
@@ -525,10 +527,10 @@ def uvicorn_server(
     return Graceful(uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=3))
 
 class Server:
-    "`uvicorn_server(app)` in a background thread: `.url`, `.stop()`."
+    "`_uvicorn_server(app)` in a background thread: `.url`, `.stop()`."
     def __init__(self, app, host:str="127.0.0.1", port:int|None=None):
         self.host, self.port = host, port or free_port(host)
-        self.server = uvicorn_server(app, host, self.port)
+        self.server = _uvicorn_server(app, host, self.port)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         while not self.server.started and self.thread.is_alive(): time.sleep(0.05)
@@ -578,17 +580,17 @@ def check_vllm():
 
 # %% ../nbs/08b_serve.ipynb #64cc4c0c
 def _parser()->argparse.ArgumentParser:
-    "`chatft serve`'s options: from `uvicorn_server`, `serve_app`, `Engine`, `load_chat` and the fields of `Limits`."
-    from chatft.core import command_parser, add_options
-    from chatft.serve import Limits    # the exported class: docments reads its field comments from the module's source
+    "`chatft serve`'s options: from `_uvicorn_server`, `serve_app`, `Engine`, `load_chat` and the fields of `Limits`."
+    from chatft.serve import (Limits)    # the exported class: docments reads its field comments from the module's source
     p = command_parser("serve", "An OpenAI-compatible server for a run "
                        "(POST /v1/chat/completions, GET /v1/models, GET /health).")
     p.add_argument("run", nargs="?", default=None,
                    help="a run folder (default: work/run), a model folder or a Hub id")
-    add_options(p, uvicorn_server, "host", "port")
+    add_options(p, _uvicorn_server, "host", "port")
     add_options(p, serve_app, "api_key")
     add_options(p, Engine.__init__, "max_batch")
-    p.add_argument("--engine", dest="backend", choices=["chatft", "vllm"], default="chatft",   # not serve_app's `engine`
+    p.add_argument("--engine", dest="backend", choices=["chatft", "vllm"], default="chatft",
+                   # `--engine` here is not serve_app's `engine`
                    help="chatft (any machine) or vllm (a CUDA GPU)")
     add_options(p, load_chat, "system")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's; 1 is "
@@ -626,7 +628,7 @@ def serve_cli(argv:list|None=None)->int:
     app = serve_app(Engine(chat, a.max_batch), a.api_key, limits)
     print(f"chatft serve: {chat.name} at http://{a.host}:{a.port}/v1 (max batch {a.max_batch}"
           f"{', API key required' if a.api_key else ''}); Ctrl-C or SIGTERM stops it", flush=True)
-    try: uvicorn_server(app, a.host, a.port).run()
+    try: _uvicorn_server(app, a.host, a.port).run()
     except SystemExit as e:
         if e.code: raise
     print("chatft serve: stopped", flush=True)
