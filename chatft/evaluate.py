@@ -273,8 +273,6 @@ def score_table(examples:list, base:list, tuned:list):
     return df
 
 # %% ../nbs/06_evaluate.ipynb #1b6bfef4
-_LOWER_IS_BETTER = {"loss", "perplexity", "longest_repeat"}
-
 def summarize(table, lik_base:dict|None=None, lik_tuned:dict|None=None):
     "A DataFrame `metric -> base, tuned, difference` (tuned minus base)."
     import pandas as pd, sacrebleu
