@@ -12,8 +12,8 @@ from pathlib import Path
 from .core import ChatftError
 
 # %% auto #0
-__all__ = ['PRESETS', 'DEMO_MODEL', 'TINY_MODEL', 'ModelPreset', 'presets_table', 'preset', 'cache_dir', 'model_path',
-           'load_tokenizer', 'load_model']
+__all__ = ['PRESETS', 'DEMO_MODEL', 'TINY_MODEL', 'STAND_INS', 'ModelPreset', 'presets_table', 'preset', 'cache_dir',
+           'model_path', 'load_tokenizer', 'load_model']
 
 # %% ../nbs/models.ipynb #07591a27
 @dataclass
@@ -130,6 +130,8 @@ def _build_tiny(dest:Path, hidden:int=64, layers:int=2, seed:int=0)->Path:
         model.save_pretrained(tmp); tok.save_pretrained(tmp)
     return _build_once(dest, build)
 
+STAND_INS = {TINY_MODEL: ("tiny-random-smollm2", _build_tiny)}   # offline stand-ins: name -> (cache folder, builder)
+
 # %% ../nbs/models.ipynb #38fc5886
 def _hub_snapshot(name:str)->Path|None:
     "A local snapshot of Hub repo `name` (downloading it if the Hub is reachable), else `None`."
@@ -139,11 +141,11 @@ def _hub_snapshot(name:str)->Path|None:
 
 # %% ../nbs/models.ipynb #8344c9ff
 def model_path(
-    name:str=DEMO_MODEL,   # a Hub id, `TINY_MODEL`, or a local folder
+    name:str=DEMO_MODEL,   # a Hub id, a stand-in of `STAND_INS` (`TINY_MODEL`...), or a local folder
 )->Path:
     "A local folder that `from_pretrained` loads for `name`: a folder as is, the Hub, or chatft's offline copies."
     if Path(name).expanduser().is_dir(): return Path(name).expanduser()
-    if name == TINY_MODEL: return _build_tiny(cache_dir()/"tiny-random-smollm2")
+    if name in STAND_INS: folder, build = STAND_INS[name]; return build(cache_dir()/folder)
     if name == DEMO_MODEL:
         cached = cache_dir()/"SmolLM2-135M-Instruct"
         if (cached/"config.json").exists(): return cached
