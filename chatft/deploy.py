@@ -19,12 +19,13 @@ from .evaluate import heldout_examples, find_data
 from .dataset import load_prepared
 
 # %% auto #0
-__all__ = ['CHECK_QUESTIONS', 'NEAR_TIE', 'LLAMA_CPP_VERSION', 'GGUF_TYPES', 'check_run', 'merged_model', 'stop_config',
-           'serving_facts', 'merge', 'heldout_openings', 'heldout_prompts', 'merged_chat', 'greedy_replies', 'Steps',
-           'greedy_steps', 'parting', 'reply_agreement', 'converter_dir', 'extract_converter', 'fetch_converter',
-           'find_converter', 'convert_to_gguf', 'gguf', 'template_pieces', 'assemble', 'ollama_template', 'modelfile',
-           'write_modelfile', 'load_gguf', 'gguf_replies', 'same_tokens', 'gguf_prompt', 'rounded_chat', 'margin_drift',
-           'gguf_agreement', 'base_license', 'data_counts', 'eval_summary', 'card_data', 'hub_card', 'leaks',
+__all__ = ['CHECK_QUESTIONS', 'NEAR_TIE', 'LLAMA_CPP_VERSION', 'GGUF_TYPES', 'K_QUANTS', 'QUANT_TYPES', 'check_run',
+           'merged_model', 'stop_config', 'serving_facts', 'merge', 'heldout_openings', 'heldout_prompts',
+           'merged_chat', 'greedy_replies', 'Steps', 'greedy_steps', 'parting', 'reply_agreement', 'converter_dir',
+           'extract_converter', 'fetch_converter', 'find_converter', 'convert_to_gguf', 'quantize_gguf', 'f16_beside',
+           'gguf', 'template_pieces', 'assemble', 'ollama_template', 'modelfile', 'write_modelfile', 'load_gguf',
+           'gguf_replies', 'same_tokens', 'gguf_prompt', 'rounded_chat', 'margin_drift', 'gguf_agreement',
+           'quant_table', 'base_license', 'data_counts', 'eval_summary', 'card_data', 'hub_card', 'leaks',
            'upload_folder', 'space_folder', 'upload', 'push', 'merge_cli', 'gguf_cli', 'push_cli']
 
 # %% ../nbs/08_deploy.ipynb #76c7d6d7
@@ -332,26 +333,88 @@ def convert_to_gguf(
     if done.returncode: raise ChatftError(f"llama.cpp's converter failed on {folder}: {_last_line(done.stderr)}")
     return out
 
+# %% ../nbs/08_deploy.ipynb #4282f730
+K_QUANTS = dict(q6_k="LLAMA_FTYPE_MOSTLY_Q6_K", q5_k_m="LLAMA_FTYPE_MOSTLY_Q5_K_M", q4_k_m="LLAMA_FTYPE_MOSTLY_Q4_K_M")
+QUANT_TYPES = ("f16", "q8_0", *K_QUANTS, "bf16", "f32")   # what `gguf` writes: the converter's types and the k-quants
+
+def _collect_log(lines:list):
+    "A llama.cpp log callback that appends each line to `lines` instead of printing it."
+    import llama_cpp
+    @llama_cpp.llama_log_callback
+    def collect(level, text, user_data): lines.append(text.decode("utf-8", "replace"))
+    return collect
+
+def _llama_quantize(src:Path, out:Path, ftype:int, threads:int)->tuple:
+    "Run llama.cpp's quantizer with its log collected: (return code, log text)."
+    import ctypes, llama_cpp
+    from llama_cpp import _logger
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype, params.nthread = ftype, threads
+    lines = []
+    callback = _collect_log(lines)
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+    try: rc = llama_cpp.llama_model_quantize(str(src).encode(), str(out).encode(), ctypes.byref(params))
+    finally: llama_cpp.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
+    return rc, "".join(lines)
+
+# %% ../nbs/08_deploy.ipynb #85dad53f
+def _check_type(type:str, choices=QUANT_TYPES):
+    if type not in choices: raise ChatftError(f"GGUF type {type!r} is not one of {', '.join(choices)}.")
+
+def quantize_gguf(
+    src,                      # an f16 (or bf16, f32) GGUF file
+    out,                      # the .gguf file to write (replaced if it exists)
+    type:str="q4_k_m",        # one of `K_QUANTS`
+    threads:int|None=None,    # default: all cores
+)->Path:
+    "`src` quantized to the k-quant `type` by llama.cpp's own quantizer (llama-cpp-python's binding), written atomically."
+    _check_type(type, tuple(K_QUANTS))
+    src, out = Path(src).expanduser(), Path(out).expanduser()
+    if not src.is_file(): raise ChatftError(f"{src}: no such GGUF file to quantize.")
+    try: import llama_cpp
+    except ImportError: raise ChatftError(f"quantizing to {type} needs llama-cpp-python: "
+                                          f"`pip install llama-cpp-python=={LLAMA_CPP_VERSION}`.") from None
+    part = out.with_name(f".{out.name}.part")
+    rc, log = _llama_quantize(src, part, getattr(llama_cpp, K_QUANTS[type]), threads or os.cpu_count())
+    if rc:
+        part.unlink(missing_ok=True)
+        raise ChatftError(f"llama.cpp could not quantize {src} to {type}: {_last_line(log)}")
+    return part.replace(out)
+
 # %% ../nbs/08_deploy.ipynb #5e53c245
+def f16_beside(out, type:str)->Path:
+    "Where `gguf(..., keep_f16=True)` keeps the f16 file: `out`'s name with `type` replaced by f16 (or -f16 added)."
+    out = Path(out)
+    stem = out.stem[:-len(type)].rstrip("-_.") if out.stem.lower().endswith(type) else out.stem
+    return out.with_name(f"{stem}-f16.gguf")
+
 def gguf(
     run,                     # a run folder from `chatft train`
     out,                     # the .gguf file to write
-    type:str="f16",          # "f16" or "q8_0" (or another of `GGUF_TYPES`)
+    type:str="f16",          # "f16", "q8_0", a k-quant ("q6_k", "q5_k_m", "q4_k_m") or another of `QUANT_TYPES`
     overwrite:bool=False,    # replace `out` if it exists
     modelfile:bool=True,     # also write an Ollama `Modelfile` beside it
     system:bool=True,        # put the run's system prompt in the Modelfile
+    keep_f16:bool=False,     # a k-quant: also keep the f16 file it was made from (at `f16_beside(out, type)`)
 )->Path:
-    "The run as one GGUF file for llama.cpp, Ollama and LM Studio: merged, converted by llama.cpp's own converter."
+    "The run as one GGUF file for llama.cpp, Ollama and LM Studio: merged, converted (and quantized) by llama.cpp."
     run, out = check_run(run), Path(out).expanduser()
     if out.suffix != ".gguf": raise ChatftError(f"{out}: a GGUF file name ends in .gguf.")
-    if out.exists() and not overwrite:
-        raise ChatftError(f"{out} already exists: choose another name, or replace it (--overwrite).")
-    if type not in GGUF_TYPES: raise ChatftError(f"GGUF type {type!r} is not one of {', '.join(GGUF_TYPES)}.")
+    _check_type(type)
+    keep = f16_beside(out, type) if keep_f16 and type in K_QUANTS else None
+    for f in filter(None, (out, keep)):
+        if f.exists() and not overwrite:
+            raise ChatftError(f"{f} already exists: choose another name, or replace it (--overwrite).")
     converter = find_converter()
-    with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as tmp:
-        folder = merge(run, Path(tmp)/"merged", device="cpu")
-        convert_to_gguf(folder, out, type, converter)
-        if modelfile: write_modelfile(folder, out, system)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".chatft-") as tmp:
+        folder, tmp = merge(run, Path(tmp)/"merged", device="cpu"), Path(tmp)
+        made = convert_to_gguf(folder, tmp/("f16.gguf" if type in K_QUANTS else out.name),
+                               "f16" if type in K_QUANTS else type, converter)
+        if type in K_QUANTS: made = quantize_gguf(made, tmp/out.name, type)
+        if modelfile: write_modelfile(folder, made, system).replace(out.with_suffix(".Modelfile"))
+        if keep: (tmp/"f16.gguf").replace(keep)
+        made.replace(out)
     return out
 
 # %% ../nbs/08_deploy.ipynb #6b800b6c
@@ -538,6 +601,26 @@ def gguf_agreement(
     df.insert(1, "same_prompt", same)
     df.loc[~df.same_prompt, ["verdict", "why", "ok"]] = ["differs", "the GGUF's template gives another prompt", False]
     return df
+
+# %% ../nbs/08_deploy.ipynb #fbd5aad8
+def quant_table(
+    files:dict,               # {GGUF type: .gguf file}
+    reference:Chat,           # transformers on the same weights (`rounded_chat` of the merged folder)
+    prompts:list,             # conversations ending with the user's message (`heldout_prompts`)
+    max_tokens:int=32,        # longest reply
+    steps:list|None=None,     # `reference`'s `greedy_steps` for `prompts`, if already made
+):
+    "Per type: size, token match rate of llama.cpp's greedy replies with `reference`'s, and how many agree by `parting`."
+    import pandas as pd
+    steps, rows = steps or [greedy_steps(reference, p, max_tokens) for p in prompts], []
+    for type, f in files.items():
+        llm = load_gguf(f)
+        check = gguf_agreement(llm, reference, prompts, max_tokens, steps=steps)
+        llm.close()
+        rows.append(dict(type=type, size_mb=round(Path(f).stat().st_size/2**20, 1),
+                         token_match=round(check.agreed.sum()/max(check.of.sum(), 1), 3),
+                         agree=f"{check.ok.sum()}/{len(check)}", same_prompt=bool(check.same_prompt.all())))
+    return pd.DataFrame(rows)
 
 # %% ../nbs/08_deploy.ipynb #68bb3d04
 _LICENSES = {"HuggingFaceTB/SmolLM2": "apache-2.0", "Qwen/Qwen2.5-3B": "other", "Qwen/Qwen2.5": "apache-2.0",
@@ -834,15 +917,20 @@ def merge_cli(argv:list|None=None)->int:
     return 0
 
 def gguf_cli(argv:list|None=None)->int:
-    "`chatft gguf RUN -o FILE.gguf [--type f16|q8_0]`: the run as a GGUF file with an Ollama Modelfile."
-    p = command_parser("gguf", "Convert a run to one GGUF file (llama.cpp, Ollama, "
-                       "LM Studio) with llama.cpp's own converter, and write an Ollama Modelfile beside it.")
-    add_options(p, gguf, "run", "out", "type", "overwrite", positional=("run",), flags=dict(out=("-o", "--output")),
-                type=dict(choices=GGUF_TYPES))
+    "`chatft gguf RUN -o FILE.gguf [--type f16|q8_0|q6_k|q5_k_m|q4_k_m]`: the run as a GGUF file and a Modelfile."
+    p = command_parser("gguf", "Convert a run to one GGUF file (llama.cpp, Ollama, LM Studio) with llama.cpp's own "
+                       "converter (a k-quant: quantized from f16 by llama.cpp's quantizer), and write an Ollama "
+                       "Modelfile beside it.")
+    add_options(p, gguf, "run", "out", "type", "overwrite", "keep_f16", positional=("run",),
+                flags=dict(out=("-o", "--output")), type=dict(choices=QUANT_TYPES))
     a = p.parse_args(argv)
-    out = gguf(a.run, a.out, a.type, a.overwrite)
-    print(f"chatft gguf: {out} ({out.stat().st_size/2**20:.0f} MB, {a.type}); "
-          f"for Ollama: `ollama create NAME -f {out.with_suffix('.Modelfile')}`")
+    out = gguf(a.run, a.out, a.type, a.overwrite, keep_f16=a.keep_f16)
+    mb = lambda f: f"{f.stat().st_size/2**20:.0f} MB"
+    print(f"chatft gguf: {out} ({mb(out)}, {a.type}): the model, for llama.cpp and LM Studio")
+    print(f"chatft gguf: {out.with_suffix('.Modelfile')}: for Ollama, `ollama create NAME -f {out.with_suffix('.Modelfile')}`")
+    if a.keep_f16 and a.type in K_QUANTS:
+        f16 = f16_beside(out, a.type)
+        print(f"chatft gguf: {f16} ({mb(f16)}, f16): the file it was quantized from (--keep-f16)")
     return 0
 
 # %% ../nbs/08_deploy.ipynb #b6529c96
