@@ -19,14 +19,16 @@ from .evaluate import heldout_examples, find_data
 from .dataset import load_prepared
 
 # %% auto #0
-__all__ = ['CHECK_QUESTIONS', 'NEAR_TIE', 'LLAMA_CPP_VERSION', 'GGUF_TYPES', 'K_QUANTS', 'QUANT_TYPES', 'check_run',
-           'merged_model', 'stop_config', 'serving_facts', 'merge', 'heldout_openings', 'heldout_prompts',
-           'merged_chat', 'greedy_replies', 'Steps', 'greedy_steps', 'parting', 'reply_agreement', 'converter_dir',
-           'extract_converter', 'fetch_converter', 'find_converter', 'convert_to_gguf', 'quantize_gguf', 'f16_beside',
-           'gguf', 'template_pieces', 'assemble', 'ollama_template', 'modelfile', 'write_modelfile', 'load_gguf',
-           'gguf_replies', 'same_tokens', 'gguf_prompt', 'rounded_chat', 'margin_drift', 'gguf_agreement',
-           'quant_table', 'base_license', 'data_counts', 'eval_summary', 'card_data', 'hub_card', 'leaks',
-           'upload_folder', 'space_folder', 'upload', 'push', 'merge_cli', 'gguf_cli', 'push_cli']
+__all__ = ['CHECK_QUESTIONS', 'NEAR_TIE', 'LLAMA_CPP_VERSION', 'GGUF_TYPES', 'K_QUANTS', 'QUANT_TYPES', 'ENDPOINT_GPUS',
+           'TGI_IMAGE', 'check_run', 'merged_model', 'stop_config', 'serving_facts', 'merge', 'heldout_openings',
+           'heldout_prompts', 'merged_chat', 'greedy_replies', 'Steps', 'greedy_steps', 'parting', 'reply_agreement',
+           'converter_dir', 'extract_converter', 'fetch_converter', 'find_converter', 'convert_to_gguf',
+           'quantize_gguf', 'f16_beside', 'gguf', 'template_pieces', 'assemble', 'ollama_template', 'modelfile',
+           'write_modelfile', 'load_gguf', 'gguf_replies', 'same_tokens', 'gguf_prompt', 'rounded_chat', 'margin_drift',
+           'gguf_agreement', 'quant_table', 'base_license', 'data_counts', 'eval_summary', 'card_data', 'hub_card',
+           'leaks', 'upload_folder', 'space_folder', 'upload', 'push', 'serving_memory', 'smallest_gpu',
+           'endpoint_name', 'endpoint_request', 'endpoint_price', 'model_size', 'how_to_call', 'create_endpoint',
+           'merge_cli', 'gguf_cli', 'push_cli']
 
 # %% ../nbs/08_deploy.ipynb #76c7d6d7
 def check_run(run)->Path:
@@ -886,6 +888,7 @@ def push(
     space:bool=False,         # also push a Gradio Space `<repo_id>-chat` that chats with the model
     out=None,                 # where to build the folders (default: a temporary folder, removed after)
     dry_run:bool=False,       # build the folders in `out` and stop before the upload
+    endpoint:bool=False,      # also create an Inference Endpoint serving it (needs what="merged"; `endpoint_request`)
 )->dict:
     "Upload the run to the Hub with a model card (and optionally a chat Space); the URLs, or the folders on a dry run."
     run = check_run(run)
@@ -893,16 +896,107 @@ def push(
     if space and what == "gguf":
         raise ChatftError("a Space needs the adapter or the merged model: push with what='adapter' or 'merged'.")
     if dry_run and out is None: raise ChatftError("a dry run keeps the folders: say where (out=..., -o DIR).")
+    if endpoint and what != "merged":
+        raise ChatftError("an Inference Endpoint serves the merged model: push with what='merged' (--what merged).")
     base = Path(out).expanduser() if out else Path(tempfile.mkdtemp())
     try:
         folders = dict(model=upload_folder(run, base/"model", what, repo_id, type, system, overwrite=True))
         if space: folders["space"] = space_folder(repo_id, base/"space", overwrite=True)
-        if dry_run: return folders
+        request = endpoint_request(repo_id, **model_size(folders["model"])) if endpoint else None
+        if dry_run: return folders | (dict(endpoint_request=json.dumps(request)) if endpoint else {})
         urls = dict(model=_send(folders["model"], repo_id, private, "model"))
         if space: urls["space"] = _send(folders["space"], f"{repo_id}-chat", private, "space")
-        return urls
+        return urls | (create_endpoint(request) if endpoint else {})
     finally:
         if out is None: shutil.rmtree(base, ignore_errors=True)
+
+# %% ../nbs/08_deploy.ipynb #3ff054f5
+# Inference Endpoints' single-GPU AWS instances: (instance_type, GPU memory in GB, list price in $ an hour) from
+# https://huggingface.co/docs/inference-endpoints/support/pricing (prices change: the page is the reference)
+ENDPOINT_GPUS = (("nvidia-t4", 14, 0.5), ("nvidia-l4", 24, 0.8), ("nvidia-a10g", 24, 1.0), ("nvidia-l40s", 48, 1.8),
+                 ("nvidia-a100", 80, 2.5))
+_BYTES = dict(float32=4, float16=2, bfloat16=2)
+
+def serving_memory(
+    n_params:int,            # the model's parameter count
+    dtype:str="bfloat16",    # the type its weights are served in
+)->float:
+    "GB of GPU memory to serve the model: its weights, 20% more for activations, 2 GB for the KV cache and CUDA."
+    return n_params*_BYTES[dtype]/1e9*1.2 + 2
+
+def smallest_gpu(n_params:int, dtype:str="bfloat16")->tuple:
+    "The first of `ENDPOINT_GPUS` (cheapest first) with `serving_memory` to spare: (instance_type, GB, $ an hour)."
+    need = serving_memory(n_params, dtype)
+    if fits := [g for g in ENDPOINT_GPUS if g[1] >= need]: return fits[0]
+    raise ChatftError(f"a model of {n_params/1e9:.1f}B parameters needs about {need:.0f} GB of GPU memory to serve in "
+                      f"{dtype}: more than one {ENDPOINT_GPUS[-1][0]} ({ENDPOINT_GPUS[-1][1]} GB); push a GGUF or a "
+                      "smaller model instead.")
+
+# %% ../nbs/08_deploy.ipynb #4d5d285c
+TGI_IMAGE = "ghcr.io/huggingface/text-generation-inference:3.3.6"
+
+def endpoint_name(repo_id:str)->str:
+    "An endpoint name from a repository's: lower case letters, digits and hyphens, at most 32 characters."
+    import re
+    return re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "-", repo_id.split("/")[-1].lower()))[:32].strip("-") or "chatft"
+
+def endpoint_request(
+    repo_id:str,              # the model repository (the merged model: `push(..., what="merged")`)
+    n_params:int,             # its parameter count (`model_size`)
+    dtype:str="bfloat16",     # the type it is served in (float16 on a T4, which has no bfloat16)
+    context:int=4096,         # its context length in tokens: the longest prompt plus reply the server accepts
+    name:str|None=None,       # the endpoint's name (default: `endpoint_name(repo_id)`)
+    idle_minutes:int=15,      # minutes without requests before it scales to zero
+)->dict:
+    "The keyword arguments of `huggingface_hub.create_inference_endpoint`: TGI, the smallest GPU, private, scale to zero."
+    gpu = smallest_gpu(n_params, dtype)[0]
+    served = "float16" if gpu == "nvidia-t4" and dtype == "bfloat16" else dtype
+    total = min(context, 4096)
+    return dict(name=name or endpoint_name(repo_id), repository=repo_id, framework="pytorch", task="text-generation",
+                accelerator="gpu", vendor="aws", region="us-east-1", instance_type=gpu, instance_size="x1",
+                type="authenticated", min_replica=0, max_replica=1, scale_to_zero_timeout=idle_minutes,
+                custom_image=dict(url=TGI_IMAGE, healthRoute="/health", port=80),
+                env=dict(MODEL_ID="/repository", DTYPE=served, MAX_TOTAL_TOKENS=str(total),
+                         MAX_INPUT_TOKENS=str(total//2)))
+
+def endpoint_price(request:dict)->str:
+    "What the endpoint of `request` costs, in words."
+    gpu = next(g for g in ENDPOINT_GPUS if g[0] == request["instance_type"])
+    return (f"{gpu[0]} {request['instance_size']} ({gpu[1]} GB): about ${gpu[2]:.2f} an hour while it runs, billed by "
+            f"the minute; nothing after {request['scale_to_zero_timeout']} idle minutes (scaled to zero)")
+
+# %% ../nbs/08_deploy.ipynb #7e0deb1d
+def _tensor_count(path:Path)->int:
+    "Parameters in one safetensors file, from its JSON header."
+    import math
+    with open(path, "rb") as f: header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+    return sum(math.prod(t["shape"]) for k, t in header.items() if k != "__metadata__")
+
+def model_size(folder)->dict:
+    "A merged folder's parameter count and context length, for `endpoint_request`."
+    folder = Path(folder)
+    cfg = json.loads((folder/"config.json").read_text())
+    context = cfg.get("max_position_embeddings") or cfg.get("n_positions") or 4096
+    return dict(n_params=sum(map(_tensor_count, folder.glob("*.safetensors"))), context=context)
+
+# %% ../nbs/08_deploy.ipynb #224b5eb7
+def how_to_call(url:str)->str:
+    "Python that chats with an endpoint at `url` through the `openai` client (TGI serves the OpenAI API under /v1/)."
+    return f"""from openai import OpenAI
+client = OpenAI(base_url="{url.rstrip('/')}/v1/", api_key=os.environ["HF_TOKEN"])   # a token with access to it
+reply = client.chat.completions.create(model="tgi", messages=[{{"role": "user", "content": "Hello!"}}], max_tokens=200)
+print(reply.choices[0].message.content)"""
+
+def create_endpoint(request:dict)->dict:
+    "Create the Inference Endpoint of `request` (`endpoint_request`); its name, URL, price and how to call it."
+    from huggingface_hub import HfApi
+    try: ep = HfApi(token=hub_token()).create_inference_endpoint(**request)
+    except Exception as e:
+        raise ChatftError(f"could not create the Inference Endpoint {request['name']} for {request['repository']} "
+                          f"({error_line(e)}): check your connection, your token (HF_TOKEN or `hf auth login`) and "
+                          "that your Hugging Face account has a payment method.") from None
+    url = ep.url or f"https://endpoints.huggingface.co/{ep.namespace}/endpoints/{ep.name} (the URL is shown once it runs)"
+    return dict(endpoint=url, price=endpoint_price(request), call=how_to_call(ep.url or "<the endpoint URL>"))
 
 # %% ../nbs/08_deploy.ipynb #cf4ce91f
 def merge_cli(argv:list|None=None)->int:
@@ -940,10 +1034,11 @@ def push_cli(argv:list|None=None)->int:
                        "Hugging Face Hub with a model card; the repository is private unless --public.")
     add_options(p, push, "run", "repo_id", positional=("run", "repo_id"))
     p.add_argument("--public", action="store_true", help="create the repository public (default: private)")
-    add_options(p, push, "what", "type", "system", "space", "dry_run", "out", flags=dict(out=("-o", "--output")),
+    add_options(p, push, "what", "type", "system", "space", "endpoint", "dry_run", "out", flags=dict(out=("-o", "--output")),
                 what=dict(choices=_WHAT), type=dict(choices=GGUF_TYPES))
     a = p.parse_args(argv)
-    done = push(a.run, a.repo_id, not a.public, a.what, a.type, a.system, a.space, a.out, a.dry_run)
+    if a.endpoint and a.what == "adapter": a.what = "merged"      # what an endpoint serves
+    done = push(a.run, a.repo_id, not a.public, a.what, a.type, a.system, a.space, a.out, a.dry_run, a.endpoint)
     for k,v in done.items(): print(f"chatft push: {k}: {v}" + (" (dry run: not uploaded)" if a.dry_run else ""))
     return 0
 

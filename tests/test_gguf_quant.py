@@ -8,15 +8,12 @@ from pathlib import Path
 import pytest
 
 from chatft.core import ChatftError
-from chatft.models import TINY_MODEL
-from chatft.chat import practice_run
 from chatft.deploy import (quantize_gguf, f16_beside, gguf, load_gguf, merge, rounded_chat, heldout_prompts,
                            quant_table, gguf_cli, QUANT_TYPES)
 from test_deploy import need_converter, need_llama_cpp
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    return practice_run(tmp_path_factory.mktemp("quant")/"run", TINY_MODEL, steps=1, n=8, max_length=128)
+def tiny_run(tiny_practice_run): return tiny_practice_run
 
 @pytest.fixture(scope="module")
 def q4(tiny_run, tmp_path_factory):
