@@ -512,7 +512,7 @@ def format_row(
     chat_template:str|None=None,  # for "autotrain": a template instead of the tokenizer's
 )->dict:
     "One conversation as a row of `format`."
-    from .template import render
+    from chatft.template import render
     if format == "trl": return dict(messages=[dict(role=m["role"], content=m["content"]) for m in messages])
     if format == "sharegpt":
         return dict(conversations=[dict(value=m["content"], **{"from": _SHAREGPT_FROM[m["role"]]}) for m in messages])
