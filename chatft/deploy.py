@@ -883,12 +883,12 @@ def push(
     repo_id:str,              # the Hub repository, "owner/name"
     private:bool=True,        # create the repository private (the default: it is trained on your conversations)
     what:str="adapter",       # "adapter", "merged" or "gguf"
-    type:str="q8_0",          # the GGUF type, for `what="gguf"`
+    type:str="q8_0",          # the GGUF type, for `what="gguf"` (one of `QUANT_TYPES`)
     system:bool=False,        # include the run's system prompt
     space:bool=False,         # also push a Gradio Space `<repo_id>-chat` that chats with the model
     out=None,                 # where to build the folders (default: a temporary folder, removed after)
     dry_run:bool=False,       # build the folders in `out` and stop before the upload
-    endpoint:bool=False,      # also create an Inference Endpoint serving it (needs what="merged"; `endpoint_request`)
+    endpoint:bool=False,      # also start an Inference Endpoint on it (what="merged", which --endpoint picks)
 )->dict:
     "Upload the run to the Hub with a model card (and optionally a chat Space); the URLs, or the folders on a dry run."
     run = check_run(run)
@@ -1035,7 +1035,7 @@ def push_cli(argv:list|None=None)->int:
     add_options(p, push, "run", "repo_id", positional=("run", "repo_id"))
     p.add_argument("--public", action="store_true", help="create the repository public (default: private)")
     add_options(p, push, "what", "type", "system", "space", "endpoint", "dry_run", "out", flags=dict(out=("-o", "--output")),
-                what=dict(choices=_WHAT), type=dict(choices=GGUF_TYPES))
+                what=dict(choices=_WHAT), type=dict(choices=QUANT_TYPES))
     a = p.parse_args(argv)
     if a.endpoint and a.what == "adapter": a.what = "merged"      # what an endpoint serves
     done = push(a.run, a.repo_id, not a.public, a.what, a.type, a.system, a.space, a.out, a.dry_run, a.endpoint)
