@@ -1,11 +1,14 @@
-"""Generation speed of llama.cpp (GGUF q8_0 and f16, through llama-cpp-python) vs transformers (float32) on this CPU.
+"""Each GGUF type (f16, q8_0, q6_k, q5_k_m, q4_k_m, through llama-cpp-python) on this CPU: size, greedy agreement with
+transformers, and generation speed, in one table.
 
-The same model (the demo model, or --model FOLDER), the same chat prompts, one request at a time, greedy, exactly
---tokens new tokens each (the end-of-turn token is suppressed on both sides so every reply has the same length).
-Prints tokens/s side by side with ratios to transformers. Needs llama.cpp's converter in chatft's cache
-(`chatft.deploy.fetch_converter()`) and llama-cpp-python installed.
+The same model (the demo model, or --model FOLDER). f16 and q8_0 come from llama.cpp's converter, the k-quants from
+llama.cpp's quantizer on the f16 (`chatft.deploy.quantize_gguf`). Token match rate: `chatft.deploy.quant_table` on
+`chatft.deploy.CHECK_QUESTIONS` (greedy, --check-tokens each; transformers on the f16-rounded weights is the
+reference). Speed: the same chat prompts, one request at a time, greedy, exactly --tokens new tokens each (the
+end-of-turn token is suppressed on both sides so every reply has the same length), with transformers float32 as a
+baseline. Needs llama.cpp's converter in chatft's cache (`chatft.deploy.fetch_converter()`) and llama-cpp-python.
 
-    python benchmarks/bench_gguf.py [--tokens 64] [--prompts 4] [--threads 2]
+    python benchmarks/bench_gguf.py [--tokens 64] [--prompts 4] [--threads 2] [--check-tokens 32]
 """
 import os, sys, time, argparse, tempfile
 from pathlib import Path
@@ -48,21 +51,30 @@ def main(argv=None):
     p.add_argument("--tokens", type=int, default=64, help="new tokens per reply")
     p.add_argument("--prompts", type=int, default=4)
     p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--check-tokens", type=int, default=32, help="tokens per greedy reply in the agreement check")
     a = p.parse_args(argv)
     from chatft.models import model_path, DEMO_MODEL
-    from chatft.deploy import convert_to_gguf, find_converter
+    from chatft.deploy import (convert_to_gguf, find_converter, quantize_gguf, quant_table, rounded_chat,
+                               CHECK_QUESTIONS, K_QUANTS)
     folder = Path(a.model or model_path(DEMO_MODEL))
     convs = prompts(a.prompts)
     tmp = Path(tempfile.mkdtemp())
     files = {t: convert_to_gguf(folder, tmp/f"model-{t}.gguf", t, find_converter(fetch=False)) for t in ("f16", "q8_0")}
-    rows = [("transformers float32", bench_transformers(folder, convs, a.tokens, a.threads), folder/"model.safetensors")]
-    rows += [(f"llama.cpp {t}", bench_llama(f, convs, a.tokens, a.threads), f) for t, f in files.items()]
-    base = rows[0][1]["tokens"]/rows[0][1]["seconds"]
-    print(f"{folder.name}: {len(convs)} prompts x {a.tokens} new tokens, greedy, one request at a time, "
-          f"{a.threads} threads, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    print(f"{'engine':<22} {'size MB':>8} {'tokens':>7} {'seconds':>8} {'tokens/s':>9} {'vs transformers':>16}")
-    for name, r, f in rows:
-        tps = r["tokens"]/r["seconds"]
-        print(f"{name:<22} {f.stat().st_size/2**20:>8.0f} {r['tokens']:>7} {r['seconds']:>8.2f} {tps:>9.1f} {tps/base:>15.2f}x")
+    files |= {t: quantize_gguf(files["f16"], tmp/f"model-{t}.gguf", t) for t in K_QUANTS}
+    checks = [[dict(role="user", content=q)] for q in CHECK_QUESTIONS]
+    table = quant_table(files, rounded_chat(folder), checks, a.check_tokens).set_index("type")
+    base = bench_transformers(folder, convs, a.tokens, a.threads)
+    speed = {t: bench_llama(f, convs, a.tokens, a.threads) for t, f in files.items()}
+    tps = lambda r: r["tokens"]/r["seconds"]
+    print(f"{folder.name}: match rate on {len(checks)} prompts x {a.check_tokens} greedy tokens; speed on {len(convs)} "
+          f"prompts x {a.tokens} new tokens, one request at a time, {a.threads} threads, load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"{'type':<22} {'size MB':>8} {'token match':>12} {'agree':>6} {'tokens/s':>9} {'vs transformers':>16}")
+    size = (folder/"model.safetensors").stat().st_size/2**20
+    print(f"{'transformers float32':<22} {size:>8.0f} {'reference':>12} {'':>6} {tps(base):>9.1f} {1:>15.2f}x")
+    for t in ("f16", "q8_0", "q6_k", "q5_k_m", "q4_k_m"):
+        r = table.loc[t]
+        print(f"{'llama.cpp ' + t:<22} {r.size_mb:>8.0f} {r.token_match:>12.3f} {r.agree:>6} {tps(speed[t]):>9.1f} "
+              f"{tps(speed[t])/tps(base):>15.2f}x")
 
 if __name__ == "__main__": main()

@@ -16,9 +16,10 @@ from .template import (render_example, prepare_messages, trained_indices, check_
 from .models import load_tokenizer
 
 # %% auto #0
-__all__ = ['MAX_LENGTH', 'STRETCH_CHARS', 'windows', 'SharedText', 'seen_in_training', 'split_conversations', 'served_system',
-           'tokenize_conversations', 'prepare', 'pack_lengths', 'pack', 'PackedCollator', 'PaddedCollator',
-           'useful_fraction', 'save_prepared', 'load_prepared', 'push_to_hub', 'prepare_cli']
+__all__ = ['MAX_LENGTH', 'STRETCH_CHARS', 'FORMATS', 'windows', 'SharedText', 'seen_in_training', 'split_conversations',
+           'served_system', 'tokenize_conversations', 'prepare', 'pack_lengths', 'pack', 'PackedCollator',
+           'PaddedCollator', 'useful_fraction', 'save_prepared', 'load_prepared', 'push_to_hub',
+           'split_conversations_of', 'format_row', 'write_formats', 'prepare_cli']
 
 # %% ../nbs/04_dataset.ipynb #4c78f4b9
 MAX_LENGTH = 2048   # tokens in one example unless you choose: `prepare`, the plan and the command lines share it
@@ -427,7 +428,8 @@ def useful_fraction(
     return df.set_index('batching')
 
 # %% ../nbs/04_dataset.ipynb #9173b09c
-_PREPARED_FILES = {"dataset_dict.json", "train", "test", "train.jsonl", "test.jsonl", "report.json"}
+_PREPARED_FILES = {"dataset_dict.json", "train", "test", "train.jsonl", "test.jsonl", "report.json",
+                   "trl", "sharegpt", "autotrain"}   # the last three: `write_formats`
 
 def _check_folder(path:Path, overwrite:bool):
     "Write only into a new or empty folder, or over a prepared dataset when `overwrite`; never over anything else."
@@ -485,6 +487,70 @@ def push_to_hub(dsd, repo_id:str, private:bool=True, token:str|None=None):
     "Upload to the Hugging Face Hub, private unless you say otherwise (your chats are yours)."
     return dsd.push_to_hub(repo_id, private=private, token=token or hub_token())
 
+# %% ../nbs/04_dataset.ipynb #35fd9d79
+FORMATS = dict(trl="`{\"messages\": [...]}` for TRL's SFTTrainer, Axolotl's chat_template type, LLaMA-Factory",
+               sharegpt="`{\"conversations\": [{\"from\", \"value\"}]}` for Axolotl's and LLaMA-Factory's sharegpt",
+               autotrain="one rendered `text` column (CSV and JSONL) for AutoTrain's LLM fine-tuning")
+_SHAREGPT_FROM = dict(system="system", user="human", assistant="gpt")
+
+def split_conversations_of(
+    dsd,             # the `DatasetDict` from `prepare`
+    convs:list,      # the conversations it was prepared from
+)->dict:
+    "`{split: [Conversation, ...]}`: the conversations whose examples are in each split of `dsd`, in `convs`' order."
+    return {name: [c for c in convs if c.id in set(ds["id"])] for name, ds in dsd.items()}
+
+def _messages(c:Conversation, system:str|None, train_on:str)->list:
+    "The messages `prepare` trained on for `c`: its system prompt as chosen, roles swapped for 'me'."
+    return prepare_messages(c.messages, _system_for(dict(system=c.system), system), train_on)
+
+# %% ../nbs/04_dataset.ipynb #077c30cc
+def format_row(
+    messages:list,                # from `_messages`: `[{"role", "content"}, ...]`, system first if any
+    format:str,                   # one of `FORMATS`
+    tokenizer=None,               # for "autotrain": the tokenizer whose chat template renders the text
+    chat_template:str|None=None,  # for "autotrain": a template instead of the tokenizer's
+)->dict:
+    "One conversation as a row of `format`."
+    from chatft.template import render
+    if format == "trl": return dict(messages=[dict(role=m["role"], content=m["content"]) for m in messages])
+    if format == "sharegpt":
+        return dict(conversations=[dict(value=m["content"], **{"from": _SHAREGPT_FROM[m["role"]]}) for m in messages])
+    if format == "autotrain": return dict(text=render(messages, tokenizer, chat_template=chat_template))
+    raise ChatftError(f"format {format!r}: choose one of {', '.join(FORMATS)}.")
+
+# %% ../nbs/04_dataset.ipynb #2edd8d67
+def _write_jsonl(rows:list, path:Path)->Path:
+    import orjson
+    with open(path, "wb") as f:
+        for row in rows: f.write(orjson.dumps(row) + b"\n")
+    return path
+
+def write_formats(
+    dsd,                          # the `DatasetDict` from `prepare`
+    convs:list,                   # the conversations it was prepared from
+    path,                         # the prepared dataset's folder (`save_prepared`): each format goes in a subfolder
+    formats=tuple(FORMATS),       # which of `FORMATS`
+    tokenizer=None,               # for "autotrain": the tokenizer whose chat template renders the text
+    system:str|None=None,         # as given to `prepare`
+    train_on:str="assistant",     # as given to `prepare`
+    chat_template:str|None=None,  # as given to `prepare`
+)->list:
+    "Write the prepared splits' conversations in each of `formats` under `path`; `[(file, what it is for), ...]`."
+    import pandas as pd
+    splits, written = split_conversations_of(dsd, convs), []
+    for f in formats:
+        if f not in FORMATS: raise ChatftError(f"format {f!r}: choose one of {', '.join(FORMATS)}.")
+        (Path(path)/f).mkdir(parents=True, exist_ok=True)
+        for name, cs in splits.items():
+            rows = [format_row(_messages(c, system, train_on), f, tokenizer, chat_template) for c in cs]
+            what = f"{f}, {name} split ({len(rows)} conversations): {FORMATS[f]}"
+            written.append((_write_jsonl(rows, Path(path)/f/f"{name}.jsonl"), what))
+            if f == "autotrain":
+                pd.DataFrame(rows, columns=["text"]).to_csv(Path(path)/f/f"{name}.csv", index=False)
+                written.append((Path(path)/f/f"{name}.csv", what))
+    return written
+
 # %% ../nbs/04_dataset.ipynb #83e280d6
 def prepare_cli(argv:list|None=None)->int:
     ("`chatft prepare IN.jsonl --model NAME -o DIR`: render, mask, split and save, printing a mask preview and "
@@ -496,6 +562,9 @@ def prepare_cli(argv:list|None=None)->int:
     add_options(p, prepare, "max_length", "train_on", "system", "split", "test_size", "chat_template", "num_proc",
                 "seed",
                 train_on=dict(choices=["assistant", "me", "last"]), split=dict(choices=["time", "random"]))
+    p.add_argument("--format", action="append", choices=list(FORMATS), default=[],
+                   help="also write the split conversations for another tool (repeatable): " + "; ".join(
+                       f"{k}: {v}" for k, v in FORMATS.items()).replace("`", "").replace("%", "%%"))
     a = p.parse_args(argv)
     _check_folder(Path(a.path), a.overwrite)             # before the slow part
     convs = read_jsonl(a.input)
@@ -509,4 +578,6 @@ def prepare_cli(argv:list|None=None)->int:
     print(useful_fraction(dsd['train'], a.max_length).to_string())
     out = save_prepared(dsd, a.path, rep, a.overwrite)
     print(f"\nsaved to {out} (datasets.load_from_disk('{out}'))")
+    for f, what in write_formats(dsd, convs, out, a.format, tok, a.system, a.train_on, a.chat_template):
+        print(f"wrote {f}: {what}")
     return 0

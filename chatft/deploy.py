@@ -19,13 +19,16 @@ from .evaluate import heldout_examples, find_data
 from .dataset import load_prepared
 
 # %% auto #0
-__all__ = ['CHECK_QUESTIONS', 'NEAR_TIE', 'LLAMA_CPP_VERSION', 'GGUF_TYPES', 'check_run', 'merged_model', 'stop_config',
-           'serving_facts', 'merge', 'heldout_openings', 'heldout_prompts', 'merged_chat', 'greedy_replies', 'Steps',
-           'greedy_steps', 'parting', 'reply_agreement', 'converter_dir', 'extract_converter', 'fetch_converter',
-           'find_converter', 'convert_to_gguf', 'gguf', 'template_pieces', 'assemble', 'ollama_template', 'modelfile',
+__all__ = ['CHECK_QUESTIONS', 'NEAR_TIE', 'LLAMA_CPP_VERSION', 'GGUF_TYPES', 'K_QUANTS', 'QUANT_TYPES', 'ENDPOINT_GPUS',
+           'TGI_IMAGE', 'check_run', 'merged_model', 'stop_config', 'serving_facts', 'merge', 'heldout_openings',
+           'heldout_prompts', 'merged_chat', 'greedy_replies', 'Steps', 'greedy_steps', 'parting', 'reply_agreement',
+           'converter_dir', 'extract_converter', 'fetch_converter', 'find_converter', 'convert_to_gguf',
+           'quantize_gguf', 'f16_beside', 'gguf', 'template_pieces', 'assemble', 'ollama_template', 'modelfile',
            'write_modelfile', 'load_gguf', 'gguf_replies', 'same_tokens', 'gguf_prompt', 'rounded_chat', 'margin_drift',
-           'gguf_agreement', 'base_license', 'data_counts', 'eval_summary', 'card_data', 'hub_card', 'leaks',
-           'upload_folder', 'space_folder', 'upload', 'push', 'merge_cli', 'gguf_cli', 'push_cli']
+           'gguf_agreement', 'quant_table', 'base_license', 'data_counts', 'eval_summary', 'card_data', 'hub_card',
+           'leaks', 'upload_folder', 'space_folder', 'upload', 'push', 'serving_memory', 'smallest_gpu',
+           'endpoint_name', 'endpoint_request', 'endpoint_price', 'model_size', 'how_to_call', 'create_endpoint',
+           'merge_cli', 'gguf_cli', 'push_cli']
 
 # %% ../nbs/08_deploy.ipynb #76c7d6d7
 def check_run(run)->Path:
@@ -332,26 +335,88 @@ def convert_to_gguf(
     if done.returncode: raise ChatftError(f"llama.cpp's converter failed on {folder}: {_last_line(done.stderr)}")
     return out
 
+# %% ../nbs/08_deploy.ipynb #4282f730
+K_QUANTS = dict(q6_k="LLAMA_FTYPE_MOSTLY_Q6_K", q5_k_m="LLAMA_FTYPE_MOSTLY_Q5_K_M", q4_k_m="LLAMA_FTYPE_MOSTLY_Q4_K_M")
+QUANT_TYPES = ("f16", "q8_0", *K_QUANTS, "bf16", "f32")   # what `gguf` writes: the converter's types and the k-quants
+
+def _collect_log(lines:list):
+    "A llama.cpp log callback that appends each line to `lines` instead of printing it."
+    import llama_cpp
+    @llama_cpp.llama_log_callback
+    def collect(level, text, user_data): lines.append(text.decode("utf-8", "replace"))
+    return collect
+
+def _llama_quantize(src:Path, out:Path, ftype:int, threads:int)->tuple:
+    "Run llama.cpp's quantizer with its log collected: (return code, log text)."
+    import ctypes, llama_cpp
+    from llama_cpp import _logger
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype, params.nthread = ftype, threads
+    lines = []
+    callback = _collect_log(lines)
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+    try: rc = llama_cpp.llama_model_quantize(str(src).encode(), str(out).encode(), ctypes.byref(params))
+    finally: llama_cpp.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
+    return rc, "".join(lines)
+
+# %% ../nbs/08_deploy.ipynb #85dad53f
+def _check_type(type:str, choices=QUANT_TYPES):
+    if type not in choices: raise ChatftError(f"GGUF type {type!r} is not one of {', '.join(choices)}.")
+
+def quantize_gguf(
+    src,                      # an f16 (or bf16, f32) GGUF file
+    out,                      # the .gguf file to write (replaced if it exists)
+    type:str="q4_k_m",        # one of `K_QUANTS`
+    threads:int|None=None,    # default: all cores
+)->Path:
+    "`src` quantized to the k-quant `type` by llama.cpp's own quantizer (llama-cpp-python's binding), written atomically."
+    _check_type(type, tuple(K_QUANTS))
+    src, out = Path(src).expanduser(), Path(out).expanduser()
+    if not src.is_file(): raise ChatftError(f"{src}: no such GGUF file to quantize.")
+    try: import llama_cpp
+    except ImportError: raise ChatftError(f"quantizing to {type} needs llama-cpp-python: "
+                                          f"`pip install llama-cpp-python=={LLAMA_CPP_VERSION}`.") from None
+    part = out.with_name(f".{out.name}.part")
+    rc, log = _llama_quantize(src, part, getattr(llama_cpp, K_QUANTS[type]), threads or os.cpu_count())
+    if rc:
+        part.unlink(missing_ok=True)
+        raise ChatftError(f"llama.cpp could not quantize {src} to {type}: {_last_line(log)}")
+    return part.replace(out)
+
 # %% ../nbs/08_deploy.ipynb #5e53c245
+def f16_beside(out, type:str)->Path:
+    "Where `gguf(..., keep_f16=True)` keeps the f16 file: `out`'s name with `type` replaced by f16 (or -f16 added)."
+    out = Path(out)
+    stem = out.stem[:-len(type)].rstrip("-_.") if out.stem.lower().endswith(type) else out.stem
+    return out.with_name(f"{stem}-f16.gguf")
+
 def gguf(
     run,                     # a run folder from `chatft train`
     out,                     # the .gguf file to write
-    type:str="f16",          # "f16" or "q8_0" (or another of `GGUF_TYPES`)
+    type:str="f16",          # "f16", "q8_0", a k-quant ("q6_k", "q5_k_m", "q4_k_m") or another of `QUANT_TYPES`
     overwrite:bool=False,    # replace `out` if it exists
     modelfile:bool=True,     # also write an Ollama `Modelfile` beside it
     system:bool=True,        # put the run's system prompt in the Modelfile
+    keep_f16:bool=False,     # a k-quant: also keep the f16 file it was made from (at `f16_beside(out, type)`)
 )->Path:
-    "The run as one GGUF file for llama.cpp, Ollama and LM Studio: merged, converted by llama.cpp's own converter."
+    "The run as one GGUF file for llama.cpp, Ollama and LM Studio: merged, converted (and quantized) by llama.cpp."
     run, out = check_run(run), Path(out).expanduser()
     if out.suffix != ".gguf": raise ChatftError(f"{out}: a GGUF file name ends in .gguf.")
-    if out.exists() and not overwrite:
-        raise ChatftError(f"{out} already exists: choose another name, or replace it (--overwrite).")
-    if type not in GGUF_TYPES: raise ChatftError(f"GGUF type {type!r} is not one of {', '.join(GGUF_TYPES)}.")
+    _check_type(type)
+    keep = f16_beside(out, type) if keep_f16 and type in K_QUANTS else None
+    for f in filter(None, (out, keep)):
+        if f.exists() and not overwrite:
+            raise ChatftError(f"{f} already exists: choose another name, or replace it (--overwrite).")
     converter = find_converter()
-    with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as tmp:
-        folder = merge(run, Path(tmp)/"merged", device="cpu")
-        convert_to_gguf(folder, out, type, converter)
-        if modelfile: write_modelfile(folder, out, system)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".chatft-") as tmp:
+        folder, tmp = merge(run, Path(tmp)/"merged", device="cpu"), Path(tmp)
+        made = convert_to_gguf(folder, tmp/("f16.gguf" if type in K_QUANTS else out.name),
+                               "f16" if type in K_QUANTS else type, converter)
+        if type in K_QUANTS: made = quantize_gguf(made, tmp/out.name, type)
+        if modelfile: write_modelfile(folder, made, system).replace(out.with_suffix(".Modelfile"))
+        if keep: (tmp/"f16.gguf").replace(keep)
+        made.replace(out)
     return out
 
 # %% ../nbs/08_deploy.ipynb #6b800b6c
@@ -538,6 +603,26 @@ def gguf_agreement(
     df.insert(1, "same_prompt", same)
     df.loc[~df.same_prompt, ["verdict", "why", "ok"]] = ["differs", "the GGUF's template gives another prompt", False]
     return df
+
+# %% ../nbs/08_deploy.ipynb #fbd5aad8
+def quant_table(
+    files:dict,               # {GGUF type: .gguf file}
+    reference:Chat,           # transformers on the same weights (`rounded_chat` of the merged folder)
+    prompts:list,             # conversations ending with the user's message (`heldout_prompts`)
+    max_tokens:int=32,        # longest reply
+    steps:list|None=None,     # `reference`'s `greedy_steps` for `prompts`, if already made
+):
+    "Per type: size, token match rate of llama.cpp's greedy replies with `reference`'s, and how many agree by `parting`."
+    import pandas as pd
+    steps, rows = steps or [greedy_steps(reference, p, max_tokens) for p in prompts], []
+    for type, f in files.items():
+        llm = load_gguf(f)
+        check = gguf_agreement(llm, reference, prompts, max_tokens, steps=steps)
+        llm.close()
+        rows.append(dict(type=type, size_mb=round(Path(f).stat().st_size/2**20, 1),
+                         token_match=round(check.agreed.sum()/max(check.of.sum(), 1), 3),
+                         agree=f"{check.ok.sum()}/{len(check)}", same_prompt=bool(check.same_prompt.all())))
+    return pd.DataFrame(rows)
 
 # %% ../nbs/08_deploy.ipynb #68bb3d04
 _LICENSES = {"HuggingFaceTB/SmolLM2": "apache-2.0", "Qwen/Qwen2.5-3B": "other", "Qwen/Qwen2.5": "apache-2.0",
@@ -798,11 +883,12 @@ def push(
     repo_id:str,              # the Hub repository, "owner/name"
     private:bool=True,        # create the repository private (the default: it is trained on your conversations)
     what:str="adapter",       # "adapter", "merged" or "gguf"
-    type:str="q8_0",          # the GGUF type, for `what="gguf"`
+    type:str="q8_0",          # the GGUF type, for `what="gguf"` (one of `QUANT_TYPES`)
     system:bool=False,        # include the run's system prompt
     space:bool=False,         # also push a Gradio Space `<repo_id>-chat` that chats with the model
     out=None,                 # where to build the folders (default: a temporary folder, removed after)
     dry_run:bool=False,       # build the folders in `out` and stop before the upload
+    endpoint:bool=False,      # also start an Inference Endpoint on it (what="merged", which --endpoint picks)
 )->dict:
     "Upload the run to the Hub with a model card (and optionally a chat Space); the URLs, or the folders on a dry run."
     run = check_run(run)
@@ -810,16 +896,107 @@ def push(
     if space and what == "gguf":
         raise ChatftError("a Space needs the adapter or the merged model: push with what='adapter' or 'merged'.")
     if dry_run and out is None: raise ChatftError("a dry run keeps the folders: say where (out=..., -o DIR).")
+    if endpoint and what != "merged":
+        raise ChatftError("an Inference Endpoint serves the merged model: push with what='merged' (--what merged).")
     base = Path(out).expanduser() if out else Path(tempfile.mkdtemp())
     try:
         folders = dict(model=upload_folder(run, base/"model", what, repo_id, type, system, overwrite=True))
         if space: folders["space"] = space_folder(repo_id, base/"space", overwrite=True)
-        if dry_run: return folders
+        request = endpoint_request(repo_id, **model_size(folders["model"])) if endpoint else None
+        if dry_run: return folders | (dict(endpoint_request=json.dumps(request)) if endpoint else {})
         urls = dict(model=_send(folders["model"], repo_id, private, "model"))
         if space: urls["space"] = _send(folders["space"], f"{repo_id}-chat", private, "space")
-        return urls
+        return urls | (create_endpoint(request) if endpoint else {})
     finally:
         if out is None: shutil.rmtree(base, ignore_errors=True)
+
+# %% ../nbs/08_deploy.ipynb #3ff054f5
+# Inference Endpoints' single-GPU AWS instances: (instance_type, GPU memory in GB, list price in $ an hour) from
+# https://huggingface.co/docs/inference-endpoints/support/pricing (prices change: the page is the reference)
+ENDPOINT_GPUS = (("nvidia-t4", 14, 0.5), ("nvidia-l4", 24, 0.8), ("nvidia-a10g", 24, 1.0), ("nvidia-l40s", 48, 1.8),
+                 ("nvidia-a100", 80, 2.5))
+_BYTES = dict(float32=4, float16=2, bfloat16=2)
+
+def serving_memory(
+    n_params:int,            # the model's parameter count
+    dtype:str="bfloat16",    # the type its weights are served in
+)->float:
+    "GB of GPU memory to serve the model: its weights, 20% more for activations, 2 GB for the KV cache and CUDA."
+    return n_params*_BYTES[dtype]/1e9*1.2 + 2
+
+def smallest_gpu(n_params:int, dtype:str="bfloat16")->tuple:
+    "The first of `ENDPOINT_GPUS` (cheapest first) with `serving_memory` to spare: (instance_type, GB, $ an hour)."
+    need = serving_memory(n_params, dtype)
+    if fits := [g for g in ENDPOINT_GPUS if g[1] >= need]: return fits[0]
+    raise ChatftError(f"a model of {n_params/1e9:.1f}B parameters needs about {need:.0f} GB of GPU memory to serve in "
+                      f"{dtype}: more than one {ENDPOINT_GPUS[-1][0]} ({ENDPOINT_GPUS[-1][1]} GB); push a GGUF or a "
+                      "smaller model instead.")
+
+# %% ../nbs/08_deploy.ipynb #4d5d285c
+TGI_IMAGE = "ghcr.io/huggingface/text-generation-inference:3.3.6"
+
+def endpoint_name(repo_id:str)->str:
+    "An endpoint name from a repository's: lower case letters, digits and hyphens, at most 32 characters."
+    import re
+    return re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "-", repo_id.split("/")[-1].lower()))[:32].strip("-") or "chatft"
+
+def endpoint_request(
+    repo_id:str,              # the model repository (the merged model: `push(..., what="merged")`)
+    n_params:int,             # its parameter count (`model_size`)
+    dtype:str="bfloat16",     # the type it is served in (float16 on a T4, which has no bfloat16)
+    context:int=4096,         # its context length in tokens: the longest prompt plus reply the server accepts
+    name:str|None=None,       # the endpoint's name (default: `endpoint_name(repo_id)`)
+    idle_minutes:int=15,      # minutes without requests before it scales to zero
+)->dict:
+    "The keyword arguments of `huggingface_hub.create_inference_endpoint`: TGI, the smallest GPU, private, scale to zero."
+    gpu = smallest_gpu(n_params, dtype)[0]
+    served = "float16" if gpu == "nvidia-t4" and dtype == "bfloat16" else dtype
+    total = min(context, 4096)
+    return dict(name=name or endpoint_name(repo_id), repository=repo_id, framework="pytorch", task="text-generation",
+                accelerator="gpu", vendor="aws", region="us-east-1", instance_type=gpu, instance_size="x1",
+                type="authenticated", min_replica=0, max_replica=1, scale_to_zero_timeout=idle_minutes,
+                custom_image=dict(url=TGI_IMAGE, healthRoute="/health", port=80),
+                env=dict(MODEL_ID="/repository", DTYPE=served, MAX_TOTAL_TOKENS=str(total),
+                         MAX_INPUT_TOKENS=str(total//2)))
+
+def endpoint_price(request:dict)->str:
+    "What the endpoint of `request` costs, in words."
+    gpu = next(g for g in ENDPOINT_GPUS if g[0] == request["instance_type"])
+    return (f"{gpu[0]} {request['instance_size']} ({gpu[1]} GB): about ${gpu[2]:.2f} an hour while it runs, billed by "
+            f"the minute; nothing after {request['scale_to_zero_timeout']} idle minutes (scaled to zero)")
+
+# %% ../nbs/08_deploy.ipynb #7e0deb1d
+def _tensor_count(path:Path)->int:
+    "Parameters in one safetensors file, from its JSON header."
+    import math
+    with open(path, "rb") as f: header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+    return sum(math.prod(t["shape"]) for k, t in header.items() if k != "__metadata__")
+
+def model_size(folder)->dict:
+    "A merged folder's parameter count and context length, for `endpoint_request`."
+    folder = Path(folder)
+    cfg = json.loads((folder/"config.json").read_text())
+    context = cfg.get("max_position_embeddings") or cfg.get("n_positions") or 4096
+    return dict(n_params=sum(map(_tensor_count, folder.glob("*.safetensors"))), context=context)
+
+# %% ../nbs/08_deploy.ipynb #224b5eb7
+def how_to_call(url:str)->str:
+    "Python that chats with an endpoint at `url` through the `openai` client (TGI serves the OpenAI API under /v1/)."
+    return f"""from openai import OpenAI
+client = OpenAI(base_url="{url.rstrip('/')}/v1/", api_key=os.environ["HF_TOKEN"])   # a token with access to it
+reply = client.chat.completions.create(model="tgi", messages=[{{"role": "user", "content": "Hello!"}}], max_tokens=200)
+print(reply.choices[0].message.content)"""
+
+def create_endpoint(request:dict)->dict:
+    "Create the Inference Endpoint of `request` (`endpoint_request`); its name, URL, price and how to call it."
+    from huggingface_hub import HfApi
+    try: ep = HfApi(token=hub_token()).create_inference_endpoint(**request)
+    except Exception as e:
+        raise ChatftError(f"could not create the Inference Endpoint {request['name']} for {request['repository']} "
+                          f"({error_line(e)}): check your connection, your token (HF_TOKEN or `hf auth login`) and "
+                          "that your Hugging Face account has a payment method.") from None
+    url = ep.url or f"https://endpoints.huggingface.co/{ep.namespace}/endpoints/{ep.name} (the URL is shown once it runs)"
+    return dict(endpoint=url, price=endpoint_price(request), call=how_to_call(ep.url or "<the endpoint URL>"))
 
 # %% ../nbs/08_deploy.ipynb #cf4ce91f
 def merge_cli(argv:list|None=None)->int:
@@ -834,15 +1011,20 @@ def merge_cli(argv:list|None=None)->int:
     return 0
 
 def gguf_cli(argv:list|None=None)->int:
-    "`chatft gguf RUN -o FILE.gguf [--type f16|q8_0]`: the run as a GGUF file with an Ollama Modelfile."
-    p = command_parser("gguf", "Convert a run to one GGUF file (llama.cpp, Ollama, "
-                       "LM Studio) with llama.cpp's own converter, and write an Ollama Modelfile beside it.")
-    add_options(p, gguf, "run", "out", "type", "overwrite", positional=("run",), flags=dict(out=("-o", "--output")),
-                type=dict(choices=GGUF_TYPES))
+    "`chatft gguf RUN -o FILE.gguf [--type f16|q8_0|q6_k|q5_k_m|q4_k_m]`: the run as a GGUF file and a Modelfile."
+    p = command_parser("gguf", "Convert a run to one GGUF file (llama.cpp, Ollama, LM Studio) with llama.cpp's own "
+                       "converter (a k-quant: quantized from f16 by llama.cpp's quantizer), and write an Ollama "
+                       "Modelfile beside it.")
+    add_options(p, gguf, "run", "out", "type", "overwrite", "keep_f16", positional=("run",),
+                flags=dict(out=("-o", "--output")), type=dict(choices=QUANT_TYPES))
     a = p.parse_args(argv)
-    out = gguf(a.run, a.out, a.type, a.overwrite)
-    print(f"chatft gguf: {out} ({out.stat().st_size/2**20:.0f} MB, {a.type}); "
-          f"for Ollama: `ollama create NAME -f {out.with_suffix('.Modelfile')}`")
+    out = gguf(a.run, a.out, a.type, a.overwrite, keep_f16=a.keep_f16)
+    mb = lambda f: f"{f.stat().st_size/2**20:.0f} MB"
+    print(f"chatft gguf: {out} ({mb(out)}, {a.type}): the model, for llama.cpp and LM Studio")
+    print(f"chatft gguf: {out.with_suffix('.Modelfile')}: for Ollama, `ollama create NAME -f {out.with_suffix('.Modelfile')}`")
+    if a.keep_f16 and a.type in K_QUANTS:
+        f16 = f16_beside(out, a.type)
+        print(f"chatft gguf: {f16} ({mb(f16)}, f16): the file it was quantized from (--keep-f16)")
     return 0
 
 # %% ../nbs/08_deploy.ipynb #b6529c96
@@ -852,10 +1034,11 @@ def push_cli(argv:list|None=None)->int:
                        "Hugging Face Hub with a model card; the repository is private unless --public.")
     add_options(p, push, "run", "repo_id", positional=("run", "repo_id"))
     p.add_argument("--public", action="store_true", help="create the repository public (default: private)")
-    add_options(p, push, "what", "type", "system", "space", "dry_run", "out", flags=dict(out=("-o", "--output")),
-                what=dict(choices=_WHAT), type=dict(choices=GGUF_TYPES))
+    add_options(p, push, "what", "type", "system", "space", "endpoint", "dry_run", "out", flags=dict(out=("-o", "--output")),
+                what=dict(choices=_WHAT), type=dict(choices=QUANT_TYPES))
     a = p.parse_args(argv)
-    done = push(a.run, a.repo_id, not a.public, a.what, a.type, a.system, a.space, a.out, a.dry_run)
+    if a.endpoint and a.what == "adapter": a.what = "merged"      # what an endpoint serves
+    done = push(a.run, a.repo_id, not a.public, a.what, a.type, a.system, a.space, a.out, a.dry_run, a.endpoint)
     for k,v in done.items(): print(f"chatft push: {k}: {v}" + (" (dry run: not uploaded)" if a.dry_run else ""))
     return 0
 

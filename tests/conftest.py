@@ -43,3 +43,10 @@ def samples() -> Path:
     "The folder of real exports written by others (../shared/samples); tests skip without it."
     if not SAMPLES.is_dir(): pytest.skip("../shared/samples is not here")
     return SAMPLES
+
+@pytest.fixture(scope="session")
+def tiny_practice_run(tmp_path_factory) -> Path:
+    "A run of the tiny random model (one step on 8 synthetic conversations): for tests that need any run folder."
+    from chatft.chat import practice_run
+    from chatft.models import TINY_MODEL
+    return practice_run(tmp_path_factory.mktemp("tiny")/"run", TINY_MODEL, steps=1, n=8, max_length=128)
