@@ -982,7 +982,8 @@ def model_size(folder)->dict:
 # %% ../nbs/08_deploy.ipynb #224b5eb7
 def how_to_call(url:str)->str:
     "Python that chats with an endpoint at `url` through the `openai` client (TGI serves the OpenAI API under /v1/)."
-    return f"""from openai import OpenAI
+    return f"""import os
+from openai import OpenAI
 client = OpenAI(base_url="{url.rstrip('/')}/v1/", api_key=os.environ["HF_TOKEN"])   # a token with access to it
 reply = client.chat.completions.create(model="tgi", messages=[{{"role": "user", "content": "Hello!"}}], max_tokens=200)
 print(reply.choices[0].message.content)"""
