@@ -21,8 +21,8 @@ __all__ = ['HARDWARE', 'EVAL_SHARE', 'Hardware', 'detect_hardware', 'bf16_speedu
            'lora_params', 'estimate_memory_gb', 'TrainPlan', 'plan_training', 'measure_speed', 'measure_eval_speed',
            'load_for_training', 'trainable_summary', 'plot_losses', 'KeepBest', 'why_stopped', 'heldout_loss', 'answer',
            'pack_splits', 'collator_for', 'split_loss', 'last_checkpoint', 'remove_folder', 'check_output',
-           'training_args', 'train', 'model_card', 'save_data', 'save_run', 'load_run', 'load_data', 'course_run',
-           'train_cli']
+           'training_args', 'train', 'model_card', 'save_data', 'with_data_template', 'save_run', 'load_run',
+           'load_data', 'course_run', 'train_cli']
 
 # %% ../nbs/05_train.ipynb #86fde2cc
 @dataclass
@@ -151,7 +151,10 @@ def model_shape(name:str)->ModelShape:
     if name in (TINY_MODEL, DEMO_MODEL) or Path(name).expanduser().is_dir(): return _count_params(model_path(name))
     p = preset(name)
     if p is None: return _count_params(model_path(name))
-    return _shape_of(p.params_b, 28 if p.params_b > 0.4 else 30, 151936 if "qwen" in name.lower() else 128256)
+    shape = _shape_of(p.params_b, 28 if p.params_b > 0.4 else 30, 151936 if "qwen" in name.lower() else 128256)
+    from chatft.models import context_length
+    shape.max_positions = context_length(name) or shape.max_positions    # a downloaded config's, if any
+    return shape
 
 # %% ../nbs/05_train.ipynb #ded1fbd6
 _BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
@@ -287,7 +290,7 @@ def _max_length(
     shape:ModelShape,   # the model (its longest position)
 )->tuple[int,str]:
     "(max_length, why): the longest example rounded up to 128 tokens (at least 256), within the machine's cap."
-    if not lengths: return (2048 if hw.kind=="cuda" else 512), "default (no data given)"
+    if not lengths: return min(2048 if hw.kind=="cuda" else 512, shape.max_positions), "default (no data given)"
     cap = min(2048 if hw.kind=="cuda" else 1024, shape.max_positions)
     p95, longest = _percentile(lengths, 0.95), max(lengths)
     why = f"packs the longest of {len(lengths)} examples ({longest} tokens; 95% have <= {p95})"
@@ -443,6 +446,9 @@ def _plan_sizes(model_name:str, hw:Hardware, shape:ModelShape, data, asked:dict)
     _check_bf16(precision, hw)
     epochs, why["epochs"] = _asked_or(asked, "epochs", _epochs_for, len(lengths))
     max_length, why["max_length"] = _asked_or(asked, "max_length", _max_length, lengths, hw, shape)
+    if max_length > shape.max_positions:
+        raise ChatftError(f"max_length={max_length} is more than {model_name} can read ({shape.max_positions} "
+                          f"positions): ask for max_length <= {shape.max_positions}.")
     r = asked.get("lora_r", 16)
     alpha, why["lora"] = _asked_or(asked, "lora_alpha", _lora_alpha, r)
     if "lora_dropout" not in asked: why["lora"] += _NO_DROPOUT
@@ -990,7 +996,7 @@ def train(
     ck = last_checkpoint(out) if resume else None
     set_seed(plan.seed)
     if _is_main(): plan.save(out/Run.PLAN)
-    tokenizer = tokenizer or load_tokenizer(plan.model)
+    tokenizer = with_data_template(tokenizer or load_tokenizer(plan.model), report)
     if tokenizer.pad_token_id is None: tokenizer.pad_token = tokenizer.eos_token
     model = load_for_training(plan, verbose=not resume)
     pack_report = Report("pack")
@@ -1054,6 +1060,23 @@ def save_data(
     """Keep the prepared splits in `run/data` (replacing the run's earlier copy), where evaluation finds the
     held-out split."""
     return save_prepared(dsd, Path(run)/"data", _prepare_report(report), overwrite=True)
+
+# %% ../nbs/05_train.ipynb #c858fafb
+def with_data_template(
+    tokenizer,                  # the tokenizer to train with
+    report=None,                # the data report(s): the prepare step's names the template it rendered with
+    template:str|None=None,     # the template asked for (`--template`): it must be the data's
+):
+    "`tokenizer` carrying the chat template the data was rendered with (a copy, when it had another)."
+    import copy
+    prepared = _prepare_report(report)
+    used = prepared.notes.get("chat template") if prepared else None
+    if not used or used == tokenizer.chat_template: return tokenizer
+    if template is not None:
+        raise ChatftError(f"--template {template}: the prepared data was rendered with another chat template. "
+                          "Prepare it again with this --template, or leave --template out to use the data's.")
+    tokenizer = copy.deepcopy(tokenizer); tokenizer.chat_template = used
+    return tokenizer
 
 # %% ../nbs/05_train.ipynb #fa4d3e3b
 def save_run(
@@ -1166,7 +1189,8 @@ def train_cli(argv:list|None=None)->int:
     from chatft.train import (TrainPlan)    # the exported class: docments reads its field comments from the module's source
     p = command_parser("train", "Fine-tune a model with LoRA/QLoRA on prepared data (or a raw export) and write a run folder.")
     add_options(p, load_data, "path", "seed", "clean", positional=("path",), path=dict(metavar="data"))
-    add_options(p, load_tokenizer, "name", flags=dict(name="--model"), name=dict(metavar="MODEL"))
+    add_options(p, load_tokenizer, "name", "template", flags=dict(name="--model"), name=dict(metavar="MODEL"),
+                template=dict(metavar="NAME|FILE"))
     add_options(p, check_output, "output_dir", "resume", "overwrite", flags=dict(output_dir=("-o", "--output")),
                 output_dir=dict(metavar="RUN_DIR"))
     add_options(p, TrainPlan, "max_steps", "epochs", "minutes", "lr", "lora_r", "lora_alpha", "max_length", "micro_batch",
@@ -1176,8 +1200,9 @@ def train_cli(argv:list|None=None)->int:
     a = p.parse_args(argv)
     quiet()
     out = check_output(a.output_dir, a.resume, a.overwrite)
-    tok = load_tokenizer(a.name)
+    tok = load_tokenizer(a.name, a.template)
     dsd, reports = load_data(a.path, tok, max_length=a.max_length or MAX_LENGTH, seed=a.seed, clean=a.clean, verbose=_is_main())
+    tok = with_data_template(tok, reports, a.template)
     over = {k:v for k,v in dict(max_steps=a.max_steps, epochs=a.epochs, minutes=a.minutes, lr=a.lr, lora_r=a.lora_r, lora_alpha=a.lora_alpha, max_length=a.max_length,
                                 micro_batch=a.micro_batch, grad_accum=a.grad_accum, save_steps=a.save_steps, eval_steps=a.eval_steps, seed=a.seed).items() if v is not None}
     if a.qlora: over["method"] = "qlora"
