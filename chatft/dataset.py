@@ -318,6 +318,8 @@ def prepare(
     rep.keep(len(done))
     rep.notes.update(_prepare_notes(dsd, convs, moved, split, system, train_on, tokenizer, chat_template))
     if moved: rep.notes["moved"] = moved
+    if new := getattr(tokenizer, "new_tokens", None):          # added for a template file: training trains their rows
+        rep.notes["new tokens"] = dict(zip(new, tokenizer.convert_tokens_to_ids(new)))
     if test_size > 0 and len(convs) > 1 and not test:
         rep.notes["warning"] = ("no conversation could be held out: every candidate repeats training text, so no score "
                                 "would mean anything. Clean with a lower near-duplicate threshold, or add "

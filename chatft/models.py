@@ -12,9 +12,9 @@ from pathlib import Path
 from .core import ChatftError
 
 # %% auto #0
-__all__ = ['PRESETS', 'DEMO_MODEL', 'TINY_MODEL', 'STAND_INS', 'TINY_GPT2', 'TINY_DIALOGPT', 'ModelPreset', 'presets_table',
-           'preset', 'cache_dir', 'model_path', 'template_names', 'template_text', 'family_template', 'context_length',
-           'load_tokenizer', 'load_model']
+__all__ = ['PRESETS', 'DEMO_MODEL', 'TINY_MODEL', 'STAND_INS', 'TINY_GPT2', 'TINY_DIALOGPT', 'SPECIAL_TOKEN_RE', 'ModelPreset',
+           'presets_table', 'preset', 'cache_dir', 'model_path', 'template_names', 'template_text', 'family_template',
+           'context_length', 'template_tokens', 'load_tokenizer', 'load_model']
 
 # %% ../nbs/models.ipynb #07591a27
 @dataclass
@@ -242,6 +242,25 @@ def context_length(
     cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
     return getattr(cfg, "max_position_embeddings", None)
 
+# %% ../nbs/models.ipynb #f57bb21c
+import re
+SPECIAL_TOKEN_RE = re.compile(r"<\|[^|<>\s]{1,40}\|>|<｜[^｜\s]{1,40}｜>|<(?:start|end)_of_turn>|</?think>|<\|?[a-z]+\|>|<[a-z]+\|>")
+
+def template_tokens(
+    text:str,           # a chat template
+    tokenizer,          # the tokenizer it renders for
+)->list:
+    "The special tokens (`<|...|>`, `<start_of_turn>`...) that `text` writes and `tokenizer`'s vocabulary lacks."
+    return sorted(set(SPECIAL_TOKEN_RE.findall(text)) - set(tokenizer.get_vocab()))
+
+def _add_template_tokens(tok):
+    "Add the tokens `tok.chat_template` writes and the vocabulary lacks, as special tokens; say so in the note."
+    tok.new_tokens = template_tokens(tok.chat_template, tok)
+    if not tok.new_tokens: return
+    tok.add_special_tokens({"additional_special_tokens": tok.new_tokens}, replace_extra_special_tokens=False)
+    tok.template_note += (f"; it writes {tok.new_tokens}, which the vocabulary lacks: added as special tokens, "
+                          "whose embedding rows training adds and trains")
+
 # %% ../nbs/models.ipynb #995e8e87
 def load_tokenizer(
     name:str=DEMO_MODEL,        # the model whose tokenizer to load: a Hub id, a folder or a run (see `model_path`)
@@ -261,6 +280,7 @@ def load_tokenizer(
     else: tok.template_note = f"chat template {template!r} (--template) instead of " + (
         "the model's own" if tok.chat_template else f"the one chatft would pick for {name}")
     tok.chat_template = template_text(template, tok)
+    if template not in template_names(): _add_template_tokens(tok)
     return tok
 
 # %% ../nbs/models.ipynb #050db7c1

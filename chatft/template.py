@@ -207,7 +207,7 @@ def template_quirks(tokenizer, chat_template:str|None=None)->TemplateQuirks:
     return q
 
 # %% ../nbs/03_template.ipynb #a7b52d6a
-_SPECIAL_RE = re.compile(r"<\|[^|<>\s]{1,40}\|>|<｜[^｜\s]{1,40}｜>|<(?:start|end)_of_turn>|</?think>|<\|?[a-z]+\|>|<[a-z]+\|>")
+from .models import SPECIAL_TOKEN_RE as _SPECIAL_RE
 
 def with_template_tokens(tokenizer, chat_template:str):
     "A copy of `tokenizer` with the special tokens written in `chat_template` added as single tokens."

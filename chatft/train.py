@@ -19,10 +19,10 @@ from .clean import read_cleaned, course_conversations
 # %% auto #0
 __all__ = ['HARDWARE', 'EVAL_SHARE', 'Hardware', 'detect_hardware', 'bf16_speedup', 'cpu_bf16', 'ModelShape', 'model_shape',
            'lora_params', 'estimate_memory_gb', 'TrainPlan', 'plan_training', 'measure_speed', 'measure_eval_speed',
-           'load_for_training', 'trainable_summary', 'plot_losses', 'KeepBest', 'why_stopped', 'heldout_loss', 'answer',
-           'pack_splits', 'collator_for', 'split_loss', 'last_checkpoint', 'remove_folder', 'check_output',
-           'training_args', 'train', 'model_card', 'save_data', 'with_data_template', 'save_run', 'load_run',
-           'load_data', 'course_run', 'train_cli']
+           'fit_vocab', 'load_for_training', 'trainable_summary', 'plot_losses', 'KeepBest', 'why_stopped',
+           'heldout_loss', 'answer', 'pack_splits', 'collator_for', 'split_loss', 'last_checkpoint', 'remove_folder',
+           'check_output', 'training_args', 'train', 'model_card', 'save_data', 'with_data_template', 'save_run',
+           'load_run', 'load_data', 'course_run', 'train_cli']
 
 # %% ../nbs/05_train.ipynb #86fde2cc
 @dataclass
@@ -607,6 +607,15 @@ def _schedule_evaluation(plan:TrainPlan, test_lengths:list, asked:dict=None):
                                 "steps cost "
                                 f"~{rows*row_s/(every*step_s):.0%} of the training time ({how})")
 
+# %% ../nbs/05_train.ipynb #cb961018
+def fit_vocab(
+    model,          # a causal LM
+    tokenizer,      # its tokenizer, perhaps with tokens a template added
+)->list:
+    "Grow `model`'s embeddings to hold every token of `tokenizer`; the ids of the tokens a template added (to train)."
+    if len(tokenizer) > model.get_input_embeddings().num_embeddings: model.resize_token_embeddings(len(tokenizer))
+    return tokenizer.convert_tokens_to_ids(list(getattr(tokenizer, "new_tokens", None) or []))
+
 # %% ../nbs/05_train.ipynb #adeeb6dc
 def _dtype(precision:str):
     import torch
@@ -626,7 +635,7 @@ def _device_map(plan:TrainPlan):
     if plan.device != "cuda": return None
     return {"": int(os.environ.get("LOCAL_RANK", 0))}
 
-def load_for_training(plan:TrainPlan, verbose:bool=True):
+def load_for_training(plan:TrainPlan, verbose:bool=True, tokenizer=None):
     "The plan's base model (16/32-bit, or 4-bit NF4 for QLoRA) with LoRA adapters on all linear layers."
     import torch
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
@@ -640,8 +649,9 @@ def load_for_training(plan:TrainPlan, verbose:bool=True):
     model = load_model(plan.model, **kw)
     if plan.method == "qlora":
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=plan.gradient_checkpointing)
+    new = fit_vocab(model, tokenizer) if tokenizer is not None else []     # tokens a template file added
     cfg = LoraConfig(r=plan.lora_r, lora_alpha=plan.lora_alpha, lora_dropout=plan.lora_dropout,
-                     target_modules=plan.target_modules, task_type="CAUSAL_LM")
+                     target_modules=plan.target_modules, task_type="CAUSAL_LM", trainable_token_indices=new or None)
     model = get_peft_model(model, cfg)
     if verbose and _is_main(): print(trainable_summary(model))
     return model
@@ -998,7 +1008,7 @@ def train(
     if _is_main(): plan.save(out/Run.PLAN)
     tokenizer = with_data_template(tokenizer or load_tokenizer(plan.model), report)
     if tokenizer.pad_token_id is None: tokenizer.pad_token = tokenizer.eos_token
-    model = load_for_training(plan, verbose=not resume)
+    model = load_for_training(plan, verbose=not resume, tokenizer=tokenizer)
     pack_report = Report("pack")
     train_rows, held = _packed(dsd, plan, pack_report)
     callbacks = [_LossPlot(out, live), _TimeBudget(plan.minutes), _EndEval(final_eval),
@@ -1070,13 +1080,23 @@ def with_data_template(
     "`tokenizer` carrying the chat template the data was rendered with (a copy, when it had another)."
     import copy
     prepared = _prepare_report(report)
-    used = prepared.notes.get("chat template") if prepared else None
-    if not used or used == tokenizer.chat_template: return tokenizer
-    if template is not None:
+    notes = prepared.notes if prepared else {}
+    used, new = notes.get("chat template"), notes.get("new tokens") or {}
+    if not used or (used == tokenizer.chat_template and all(t in tokenizer.get_vocab() for t in new)): return tokenizer
+    if template is not None and used != tokenizer.chat_template:
         raise ChatftError(f"--template {template}: the prepared data was rendered with another chat template. "
                           "Prepare it again with this --template, or leave --template out to use the data's.")
     tokenizer = copy.deepcopy(tokenizer); tokenizer.chat_template = used
+    if new: _add_new_tokens(tokenizer, new)
     return tokenizer
+
+def _add_new_tokens(tokenizer, new:dict):
+    "Add the tokens `prepare` noted (`{token: id}`) to `tokenizer`, at the same ids."
+    tokenizer.add_special_tokens({"additional_special_tokens": list(new)}, replace_extra_special_tokens=False)
+    tokenizer.new_tokens = list(new)
+    if (got := dict(zip(new, tokenizer.convert_tokens_to_ids(list(new))))) != new:
+        raise ChatftError(f"The prepared data's tokens {new} get other ids here ({got}): prepare the data again "
+                          "with this model.")
 
 # %% ../nbs/05_train.ipynb #fa4d3e3b
 def save_run(
@@ -1129,9 +1149,11 @@ def load_run(
     from peft import PeftModel
     run = Run(run_dir).check()
     plan = TrainPlan.load(run)
-    model = PeftModel.from_pretrained(load_model(plan.model, **kwargs), run.path)
+    tok, base = AutoTokenizer.from_pretrained(run.path), load_model(plan.model, **kwargs)
+    fit_vocab(base, tok)                        # rows for tokens its template added, trained in the adapter
+    model = PeftModel.from_pretrained(base, run.path)
     if merged: model = model.merge_and_unload()
-    return model, AutoTokenizer.from_pretrained(run.path), plan
+    return model, tok, plan
 
 # %% ../nbs/05_train.ipynb #d210ce85
 def load_data(

@@ -223,3 +223,49 @@ def test_gpt2_serve_answers_the_openai_client(gpt2_run):
         assert r.usage.prompt_tokens == len(chat.prompt("name three fruits", 8))
     finally:
         proc.kill(); proc.wait()
+
+# --- a template file that needs new special tokens ---
+
+NEW_TOKENS_TEMPLATE = ("{%- for m in messages -%}{%- if m['role'] == 'user' -%}{{ '<|user|>' + m['content'] + '<|end|>' }}"
+                       "{%- elif m['role'] == 'assistant' -%}{{ '<|assistant|>' + m['content'] + '<|end|>' }}"
+                       "{%- else -%}{{ '<|system|>' + m['content'] + '<|end|>' }}{%- endif -%}{%- endfor -%}"
+                       "{%- if add_generation_prompt -%}{{ '<|assistant|>' }}{%- endif -%}")
+
+def test_new_tokens_get_trained_rows_carried_through_merge_and_gguf(tmp_path):
+    """A template file whose special tokens GPT-2 lacks: they are added, the embedding grows by their rows, training
+    changes those rows only (GPT-2's lm_head stays tied to `wte`), and merge and the GGUF carry them."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+    from chatft.dataset import prepare_cli
+    from chatft.train import train_cli
+    from chatft.models import load_model
+    from chatft.deploy import merge, gguf, load_gguf, rounded_chat, heldout_prompts, gguf_agreement, same_tokens
+    tpl = tmp_path/"tokens.jinja"; tpl.write_text(NEW_TOKENS_TEMPLATE)
+    src = write_jsonl(synthetic_conversations(8, seed=0), tmp_path/"in.jsonl")
+    assert prepare_cli([str(src), "--model", TINY_GPT2, "--template", str(tpl), "-o", str(tmp_path/"d"),
+                        "--max-length", "256"]) == 0
+    notes = json.loads((tmp_path/"d"/"report.json").read_text())["notes"]
+    new = {"<|assistant|>": 50257, "<|end|>": 50258, "<|system|>": 50259, "<|user|>": 50260}
+    assert notes["new tokens"] == new and notes["end-of-turn token"] == "<|end|>"
+    # train without --template: the data's template and tokens are used
+    assert train_cli([str(tmp_path/"d"), "--model", TINY_GPT2, "-o", str(tmp_path/"run"), "--max-steps", "3",
+                      "--lr", "1e-2"]) == 0
+    sd = load_file(tmp_path/"run"/"adapter_model.safetensors")
+    delta = sd["base_model.model.transformer.wte.token_adapter.trainable_tokens_delta"]
+    init = sd["base_model.model.transformer.wte.token_adapter.base_layer.weight"][50257:]
+    assert delta.shape == (4, 64) and not torch.equal(delta, init)                      # the new rows were trained
+    merged = merge(tmp_path/"run", tmp_path/"merged", device="cpu")
+    m, base = AutoModelForCausalLM.from_pretrained(merged), load_model(TINY_GPT2)
+    W = m.get_input_embeddings().weight
+    assert W.shape == (50261, 64) and torch.equal(W[:50257], base.get_input_embeddings().weight)  # old rows untouched
+    assert torch.equal(W[50257:], delta) and torch.equal(m.lm_head.weight, W)                   # tied lm_head follows
+    from test_deploy import need_converter, need_llama_cpp
+    need_converter(); need_llama_cpp()
+    llm = load_gguf(gguf(tmp_path/"run", tmp_path/"m.gguf", "f16"))
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(merged)
+    table = same_tokens(llm, tok, ["<|user|>hi<|end|><|assistant|>", "plain <|end|> text"])
+    assert table.same.all(), table
+    check = gguf_agreement(llm, rounded_chat(merged), heldout_prompts(tmp_path/"run", 2), 12)
+    assert check.same_prompt.all() and check.ok.all(), check.to_string()
