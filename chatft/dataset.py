@@ -258,6 +258,13 @@ def tokenize_conversations(
     return ds.select([k for k, s in enumerate(skips) if not s]).remove_columns('skip')
 
 # %% ../nbs/04_dataset.ipynb #422b1dc8
+from .template import template_used
+
+def _template_source(tokenizer, chat_template)->str:
+    "Where the template came from: `chat_template=`, `load_tokenizer`'s pick (its note), or the model's own."
+    if chat_template is not None: return "chat_template= (given to prepare)"
+    return getattr(tokenizer, "template_note", None) or "the model's own"
+
 def _prepare_notes(dsd, convs, moved, split, system, train_on, tokenizer, chat_template)->dict:
     "What `prepare` made, for its `Report`: the split, counts of examples and tokens, the system prompt, the template."
     train, test = dsd['train'], dsd['test']
@@ -270,7 +277,18 @@ def _prepare_notes(dsd, convs, moved, split, system, train_on, tokenizer, chat_t
             "train_on": train_on,
             "system": "custom instructions" if system is None else ("none" if not system else "persona"),
             "system prompt": served_system(convs, system),
-            "template": str(template_quirks(tokenizer, chat_template))}
+            "template": str(template_quirks(tokenizer, chat_template)),
+            "template source": _template_source(tokenizer, chat_template),
+            "chat template": template_used(tokenizer, chat_template)}
+
+# %% ../nbs/04_dataset.ipynb #ef79bc7e
+def _fit_context(max_length:int, tokenizer, report:Report)->int:
+    "`max_length` within the model's positions (`tokenizer.model_max_length`), noted in `report` when cut."
+    n = getattr(tokenizer, "model_max_length", None)
+    if n and n < max_length:
+        report.notes["max_length"] = f"{n}, not {max_length}: the model reads at most {n} tokens"
+        return n
+    return max_length
 
 # %% ../nbs/04_dataset.ipynb #fdb52214
 def prepare(
@@ -290,6 +308,7 @@ def prepare(
     from datasets import DatasetDict
     if not convs: raise ChatftError("No conversations to prepare.")
     rep = Report("prepare")
+    max_length = _fit_context(max_length, tokenizer, rep)
     train, test, moved = split_conversations(convs, test_size, split, seed, train_on=train_on)
     kw = dict(tokenizer=tokenizer, max_length=max_length, system=system, train_on=train_on,
               chat_template=chat_template, num_proc=num_proc, report=rep)
@@ -300,6 +319,8 @@ def prepare(
     rep.keep(len(done))
     rep.notes.update(_prepare_notes(dsd, convs, moved, split, system, train_on, tokenizer, chat_template))
     if moved: rep.notes["moved"] = moved
+    if new := getattr(tokenizer, "new_tokens", None):          # added for a template file: training trains their rows
+        rep.notes["new tokens"] = dict(zip(new, tokenizer.convert_tokens_to_ids(new)))
     if test_size > 0 and len(convs) > 1 and not test:
         rep.notes["warning"] = ("no conversation could be held out: every candidate repeats training text, so no score "
                                 "would mean anything. Clean with a lower near-duplicate threshold, or add "
@@ -429,7 +450,7 @@ def useful_fraction(
 
 # %% ../nbs/04_dataset.ipynb #9173b09c
 _PREPARED_FILES = {"dataset_dict.json", "train", "test", "train.jsonl", "test.jsonl", "report.json",
-                   "trl", "sharegpt", "autotrain"}   # the last three: `write_formats`
+                   "chat_template.jinja", "trl", "sharegpt", "autotrain"}   # the last three: `write_formats`
 
 def _check_folder(path:Path, overwrite:bool):
     "Write only into a new or empty folder, or over a prepared dataset when `overwrite`; never over anything else."
@@ -461,6 +482,8 @@ def save_prepared(
         with open(tmp/f"{name}.jsonl", "wb") as f:
             for row in ds: f.write(orjson.dumps(row) + b"\n")
     if report is not None: report.save(tmp/"report.json")
+    if report is not None and report.notes.get("chat template"):       # the template travels with the data
+        (tmp/"chat_template.jinja").write_text(report.notes["chat template"])
     if path.exists(): shutil.rmtree(path)                 # empty, or a prepared dataset we were told to replace
     tmp.rename(path)
     return path
@@ -557,7 +580,8 @@ def prepare_cli(argv:list|None=None)->int:
      "the report.")
     p = command_parser("prepare", "Render conversations with a model's chat template, mask the loss, split and save.")
     p.add_argument("input", help="chatft JSONL (from `chatft export` / `chatft clean`)")
-    add_options(p, load_tokenizer, "name", flags=dict(name="--model"), name=dict(metavar="MODEL"))
+    add_options(p, load_tokenizer, "name", "template", flags=dict(name="--model"), name=dict(metavar="MODEL"),
+                template=dict(metavar="NAME|FILE"))
     add_options(p, save_prepared, "path", "overwrite", flags=dict(path=("-o", "--output")), path=dict(metavar="DIR"))
     add_options(p, prepare, "max_length", "train_on", "system", "split", "test_size", "chat_template", "num_proc",
                 "seed",
@@ -568,7 +592,8 @@ def prepare_cli(argv:list|None=None)->int:
     a = p.parse_args(argv)
     _check_folder(Path(a.path), a.overwrite)             # before the slow part
     convs = read_jsonl(a.input)
-    tok = load_tokenizer(a.name)
+    tok = load_tokenizer(a.name, a.template)
+    if tok.template_note: print(tok.template_note)
     dsd, rep = prepare(convs, tok, max_length=a.max_length, test_size=a.test_size, split=a.split, system=a.system,
                        train_on=a.train_on, seed=a.seed, num_proc=a.num_proc, chat_template=a.chat_template)
     ex = dsd['train'][0]

@@ -52,13 +52,15 @@ def merged_model(
     quiet()
     from peft import PeftModel
     from transformers import AutoTokenizer
+    from chatft.train import fit_vocab
     run, device = check_run(run), device or best_device()
     plan = TrainPlan.load(run)
     dtype = inference_dtype(plan.precision, device)
     if plan.method != "qlora": model, tok, plan = load_run(run, merged=True, dtype=dtype)
     else:
-        base = _dequantized_base(plan, dtype, device)
-        model, tok = PeftModel.from_pretrained(base, run).merge_and_unload(), AutoTokenizer.from_pretrained(run)
+        base, tok = _dequantized_base(plan, dtype, device), AutoTokenizer.from_pretrained(run)
+        fit_vocab(base, tok)                    # rows for tokens its template added
+        model = PeftModel.from_pretrained(base, run).merge_and_unload()
     return model.to(device).eval(), tok, plan
 
 # %% ../nbs/08_deploy.ipynb #1fb98a46

