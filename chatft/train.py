@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from .core import (ChatftError, Report, Run, in_notebook, bars_off, quiet, work_dir, command_parser,
                          add_options)
-from .models import DEMO_MODEL, TINY_MODEL, preset, model_path, load_tokenizer, load_model
+from .models import DEMO_MODEL, TINY_MODEL, preset, model_path, load_tokenizer, load_model, save_tokenizer
 from .dataset import MAX_LENGTH, PackedCollator, pack, save_prepared, prepare, load_prepared
 from .clean import read_cleaned, course_conversations
 
@@ -1072,7 +1072,7 @@ def save_run(
     if out.path.exists() and any(out.path.iterdir()) and not out.state:
         raise ChatftError(f"{out} is not empty and is not a chatft run: save the run into a new folder.")
     out.path.mkdir(parents=True, exist_ok=True)
-    trainer.model.save_pretrained(out.path); tokenizer.save_pretrained(out.path)
+    trainer.model.save_pretrained(out.path); save_tokenizer(tokenizer, out.path, plan.model)   # + SentencePiece model
     plan.save(out/Run.PLAN)
     prepared = _prepare_report(report)
     if system := (prepared.notes.get("system prompt") if prepared else None): (out/Run.SYSTEM).write_text(system)
