@@ -13,7 +13,7 @@ from .core import ChatftError
 
 # %% auto #0
 __all__ = ['PRESETS', 'DEMO_MODEL', 'TINY_MODEL', 'STAND_INS', 'SENTENCEPIECE', 'ModelPreset', 'presets_table', 'preset',
-           'cache_dir', 'model_path', 'keep_sentencepiece', 'save_tokenizer', 'load_tokenizer', 'load_model']
+           'cache_dir', 'model_path', 'load_tokenizer', 'load_model', 'keep_sentencepiece', 'save_tokenizer']
 
 # %% ../nbs/models.ipynb #07591a27
 @dataclass
@@ -28,6 +28,8 @@ class ModelPreset:
     bos_in_template:bool     # the template writes BOS itself
     gated:bool=False         # needs a licence accepted on the Hub and a token
     notes:str=""             # other quirks
+    positions:int|None=None  # context length (`max_position_embeddings`), where it limits training
+    vocab:int|None=None      # vocabulary size, where it is not the usual 128k (for memory estimates)
 
 # %% ../nbs/models.ipynb #5bfe4206
 PRESETS = [
@@ -50,6 +52,29 @@ PRESETS = [
                 notes="Template writes <|begin_of_text|> and the date block."),
     ModelPreset("mistralai/Mistral-7B-Instruct-v0.3", 7.25, "24gb", "qlora", "</s>", False, True,
                 notes="[INST] format; the system prompt is folded into the last user turn."),
+    # The guide's models: where a beginner is told to start, and the chat models it moves on to.
+    ModelPreset("gpt2", 0.124, "cpu", "lora", "<|endoftext|>", False, False, positions=1024, vocab=50257,
+                notes="A base model: no instruction tuning and no chat template, so chatft picks one and it learns "
+                      "to chat from your data alone. 1024 positions."),
+    ModelPreset("gpt2-medium", 0.355, "cpu", "lora", "<|endoftext|>", False, False, positions=1024, vocab=50257,
+                notes="As gpt2: no instruction tuning, no chat template (chatft picks one), 1024 positions."),
+    ModelPreset("microsoft/DialoGPT-medium", 0.355, "cpu", "lora", "<|endoftext|>", False, False, positions=1024,
+                vocab=50257, notes="GPT-2 trained on Reddit threads: turns joined by <|endoftext|>, no system role, "
+                                   "no chat template in the repo (chatft uses that convention). 1024 positions."),
+    ModelPreset("microsoft/DialoGPT-large", 0.774, "t4", "lora", "<|endoftext|>", False, False, positions=1024,
+                vocab=50257, notes="As DialoGPT-medium, larger: 1024 positions, no system role."),
+    ModelPreset("meta-llama/Llama-2-7b-chat-hf", 6.74, "t4", "qlora", "</s>", False, True, gated=True,
+                positions=4096, vocab=32000,
+                notes="Llama 2 licence (gated: accept it on the Hub and log in). 4096 positions. The template writes "
+                      "<<SYS>> inside the first [INST] and needs user/assistant turns alternating (chatft joins "
+                      "consecutive messages). QLoRA fits a 16 GB T4."),
+    ModelPreset("meta-llama/Llama-2-13b-chat-hf", 13.0, "24gb", "qlora", "</s>", False, True, gated=True,
+                positions=4096, vocab=32000, notes="As Llama-2-7b-chat. QLoRA wants a 24 GB GPU (a T4 only at short "
+                                         "sequences)."),
+    ModelPreset("mistralai/Mistral-7B-Instruct-v0.1", 7.24, "t4", "qlora", "</s>", False, True, positions=32768,
+                vocab=32000, notes="No system role: chatft writes the system prompt at the start of the first user "
+                                   "message. Needs user/assistant turns alternating. Sliding-window attention (4096). "
+                                   "QLoRA fits a 16 GB T4."),
 ]
 DEMO_MODEL = PRESETS[0].name
 TINY_MODEL = "chatft/tiny-random-smollm2"
@@ -205,6 +230,23 @@ def model_path(
                           "be reached (or the repo is gated: accept its licence and log in with `hf auth login`).")
     return snap
 
+# %% ../nbs/models.ipynb #995e8e87
+def load_tokenizer(
+    name:str=DEMO_MODEL,   # the model whose tokenizer to load: a Hub id, a folder or a run (see `model_path`)
+):
+    "The tokenizer of `name` (see `model_path`)."
+    from transformers import AutoTokenizer
+    return AutoTokenizer.from_pretrained(model_path(name))
+
+# %% ../nbs/models.ipynb #050db7c1
+def load_model(
+    name:str=DEMO_MODEL,   # a Hub id, `TINY_MODEL`, or a local folder
+    **kwargs,              # for `AutoModelForCausalLM.from_pretrained` (dtype, quantization_config, device_map...)
+):
+    "The causal LM `name`, loaded with transformers' normal `from_pretrained`."
+    from transformers import AutoModelForCausalLM
+    return AutoModelForCausalLM.from_pretrained(model_path(name), **kwargs)
+
 # %% ../nbs/models.ipynb #4c778199
 SENTENCEPIECE = "tokenizer.model"
 
@@ -232,20 +274,3 @@ def save_tokenizer(
         cfg.write_text(json.dumps(dict(json.loads(cfg.read_text()), legacy=True), indent=2, ensure_ascii=False) + "\n")
     if model: keep_sentencepiece(model, folder)
     return folder
-
-# %% ../nbs/models.ipynb #995e8e87
-def load_tokenizer(
-    name:str=DEMO_MODEL,   # the model whose tokenizer to load: a Hub id, a folder or a run (see `model_path`)
-):
-    "The tokenizer of `name` (see `model_path`)."
-    from transformers import AutoTokenizer
-    return AutoTokenizer.from_pretrained(model_path(name))
-
-# %% ../nbs/models.ipynb #050db7c1
-def load_model(
-    name:str=DEMO_MODEL,   # a Hub id, `TINY_MODEL`, or a local folder
-    **kwargs,              # for `AutoModelForCausalLM.from_pretrained` (dtype, quantization_config, device_map...)
-):
-    "The causal LM `name`, loaded with transformers' normal `from_pretrained`."
-    from transformers import AutoModelForCausalLM
-    return AutoModelForCausalLM.from_pretrained(model_path(name), **kwargs)

@@ -142,16 +142,17 @@ def _count_params(folder)->ModelShape:
     positions = getattr(cfg, "max_position_embeddings", 32768) or 32768
     return ModelShape(n/1e9, cfg.hidden_size, cfg.num_hidden_layers, cfg.vocab_size, positions)
 
-def _shape_of(params_b:float, layers:int=28, vocab:int=128256)->ModelShape:
+def _shape_of(params_b:float, layers:int=28, vocab:int=128256, positions:int=32768)->ModelShape:
     "A decoder's likely shape from its size alone (the hidden size close to the real ones of 0.1B-8B decoders)."
-    return ModelShape(params_b, int(round(1400*params_b**0.4/128)*128), layers, vocab)
+    return ModelShape(params_b, int(round(1400*params_b**0.4/128)*128), layers, vocab, positions)
 
 def model_shape(name:str)->ModelShape:
     "The `ModelShape` of `name`: from its config when it is local, else from its preset."
     if name in (TINY_MODEL, DEMO_MODEL) or Path(name).expanduser().is_dir(): return _count_params(model_path(name))
     p = preset(name)
     if p is None: return _count_params(model_path(name))
-    return _shape_of(p.params_b, 28 if p.params_b > 0.4 else 30, 151936 if "qwen" in name.lower() else 128256)
+    vocab = p.vocab or (151936 if "qwen" in name.lower() else 128256)
+    return _shape_of(p.params_b, 28 if p.params_b > 0.4 else 30, vocab, p.positions or 32768)
 
 # %% ../nbs/05_train.ipynb #ded1fbd6
 _BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}

@@ -140,8 +140,23 @@ def test_prepare_reports_the_fold():
     dsd, rep = prepare(convs, tok, max_length=256, system="You are terse.", test_size=0.2)
     note = rep.notes["template"]
     assert "does not accept a system message" in note and "first user message" in note
-    first = tok.decode(dsd["train"][0]["input_ids"])
-    assert first.startswith("<s>[INST] You are terse.\n\n")
+    head = _tokenize("<s>[INST] You are terse.\n\n", tok)[0]
+    assert all(list(ids[:len(head)]) == head for ids in dsd["train"]["input_ids"])
+
+def test_guide_presets():
+    "The guide's models beside today's: sizes, context, what fits where; the plan's context never exceeds theirs."
+    from chatft.models import preset, PRESETS, DEMO_MODEL
+    from chatft.train import model_shape
+    want = {"gpt2": (0.124, 1024, "cpu"), "gpt2-medium": (0.355, 1024, "cpu"),
+            "microsoft/DialoGPT-medium": (0.355, 1024, "cpu"), "microsoft/DialoGPT-large": (0.774, 1024, "t4"),
+            "meta-llama/Llama-2-7b-chat-hf": (6.74, 4096, "t4"), "meta-llama/Llama-2-13b-chat-hf": (13.0, 4096, "24gb"),
+            "mistralai/Mistral-7B-Instruct-v0.1": (7.24, 32768, "t4")}
+    for name, (b, positions, hw) in want.items():
+        p = preset(name)
+        assert (p.params_b, p.positions, p.hardware) == (b, positions, hw), name
+        assert model_shape(name).max_positions == positions
+    assert PRESETS[0].name == DEMO_MODEL and preset("meta-llama/Llama-2-7b-chat-hf").gated
+    assert "system" in preset("mistralai/Mistral-7B-Instruct-v0.1").notes
 
 # --- end to end on each stand-in ---
 
