@@ -12,9 +12,10 @@ from pathlib import Path
 from .core import ChatftError
 
 # %% auto #0
-__all__ = ['PRESETS', 'DEMO_MODEL', 'TINY_MODEL', 'STAND_INS', 'TINY_GPT2', 'TINY_DIALOGPT', 'SPECIAL_TOKEN_RE', 'ModelPreset',
-           'presets_table', 'preset', 'cache_dir', 'model_path', 'template_names', 'template_text', 'family_template',
-           'context_length', 'template_tokens', 'load_tokenizer', 'load_model']
+__all__ = ['PRESETS', 'DEMO_MODEL', 'TINY_MODEL', 'STAND_INS', 'TINY_GPT2', 'TINY_DIALOGPT', 'SPECIAL_TOKEN_RE', 'SENTENCEPIECE',
+           'ModelPreset', 'presets_table', 'preset', 'cache_dir', 'model_path', 'template_names', 'template_text',
+           'family_template', 'context_length', 'template_tokens', 'load_tokenizer', 'load_model', 'keep_sentencepiece',
+           'save_tokenizer']
 
 # %% ../nbs/models.ipynb #07591a27
 @dataclass
@@ -29,6 +30,8 @@ class ModelPreset:
     bos_in_template:bool     # the template writes BOS itself
     gated:bool=False         # needs a licence accepted on the Hub and a token
     notes:str=""             # other quirks
+    positions:int|None=None  # context length (`max_position_embeddings`), where it limits training
+    vocab:int|None=None      # vocabulary size, where it is not the usual 128k (for memory estimates)
 
 # %% ../nbs/models.ipynb #5bfe4206
 PRESETS = [
@@ -51,6 +54,29 @@ PRESETS = [
                 notes="Template writes <|begin_of_text|> and the date block."),
     ModelPreset("mistralai/Mistral-7B-Instruct-v0.3", 7.25, "24gb", "qlora", "</s>", False, True,
                 notes="[INST] format; the system prompt is folded into the last user turn."),
+    # The guide's models: where a beginner is told to start, and the chat models it moves on to.
+    ModelPreset("gpt2", 0.124, "cpu", "lora", "<|endoftext|>", False, False, positions=1024, vocab=50257,
+                notes="A base model: no instruction tuning and no chat template, so chatft picks one and it learns "
+                      "to chat from your data alone. 1024 positions."),
+    ModelPreset("gpt2-medium", 0.355, "cpu", "lora", "<|endoftext|>", False, False, positions=1024, vocab=50257,
+                notes="As gpt2: no instruction tuning, no chat template (chatft picks one), 1024 positions."),
+    ModelPreset("microsoft/DialoGPT-medium", 0.355, "cpu", "lora", "<|endoftext|>", False, False, positions=1024,
+                vocab=50257, notes="GPT-2 trained on Reddit threads: turns joined by <|endoftext|>, no system role, "
+                                   "no chat template in the repo (chatft uses that convention). 1024 positions."),
+    ModelPreset("microsoft/DialoGPT-large", 0.774, "t4", "lora", "<|endoftext|>", False, False, positions=1024,
+                vocab=50257, notes="As DialoGPT-medium, larger: 1024 positions, no system role."),
+    ModelPreset("meta-llama/Llama-2-7b-chat-hf", 6.74, "t4", "qlora", "</s>", False, True, gated=True,
+                positions=4096, vocab=32000,
+                notes="Llama 2 licence (gated: accept it on the Hub and log in). 4096 positions. The template writes "
+                      "<<SYS>> inside the first [INST] and needs user/assistant turns alternating (chatft joins "
+                      "consecutive messages). QLoRA fits a 16 GB T4."),
+    ModelPreset("meta-llama/Llama-2-13b-chat-hf", 13.0, "24gb", "qlora", "</s>", False, True, gated=True,
+                positions=4096, vocab=32000, notes="As Llama-2-7b-chat. QLoRA wants a 24 GB GPU (a T4 only at short "
+                                         "sequences)."),
+    ModelPreset("mistralai/Mistral-7B-Instruct-v0.1", 7.24, "t4", "qlora", "</s>", False, True, positions=32768,
+                vocab=32000, notes="No system role: chatft writes the system prompt at the start of the first user "
+                                   "message. Needs user/assistant turns alternating. Sliding-window attention (4096). "
+                                   "QLoRA fits a 16 GB T4."),
 ]
 DEMO_MODEL = PRESETS[0].name
 TINY_MODEL = "chatft/tiny-random-smollm2"
@@ -132,6 +158,55 @@ def _build_tiny(dest:Path, hidden:int=64, layers:int=2, seed:int=0)->Path:
     return _build_once(dest, build)
 
 STAND_INS = {TINY_MODEL: ("tiny-random-smollm2", _build_tiny)}   # offline stand-ins: name -> (cache folder, builder)
+
+# %% ../nbs/models.ipynb #faa1bc2a
+def _guide_tokenizer(template:str):
+    "Mistral v0.1's real tokenizer from chatft's cache, with the chat template `template` (a file in data/templates)."
+    from transformers import AutoTokenizer
+    src = cache_dir()/"tokenizers"/"mistral-v0.1"
+    if not (src/"tokenizer.model").exists():
+        raise ChatftError(f"Mistral v0.1's tokenizer is not in {src}: run `python dev/get_tokenizers.py` once.")
+    tok = AutoTokenizer.from_pretrained(src, legacy=True)   # as the Hub's: text after a special token starts with
+    tok.init_kwargs["legacy"] = True                         # a space ('<s>', '▁[', 'INST', ...), as in mistral-common
+    from importlib.resources import files
+    tok.chat_template = files("chatft").joinpath("data/templates", template).read_text()
+    return tok, src/"tokenizer.model"
+
+def _build_guide_model(dest:Path, name:str, config, template:str, seed:int=0)->Path:
+    "A random-weight model for `config` with Mistral v0.1's tokenizer and `template`, saved at `dest`."
+    def build(tmp):
+        import torch
+        from transformers import AutoModelForCausalLM
+        tok, sp_model = _guide_tokenizer(template)
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_config(config)
+        model.config.name_or_path = name
+        model.save_pretrained(tmp); save_tokenizer(tok, tmp)
+        shutil.copy2(sp_model, tmp/SENTENCEPIECE)      # llama.cpp's converter reads the SentencePiece model
+    return _build_once(dest, build)
+
+# Scaled down; weights drawn wider than transformers' default (0.02), so that the random model's next token is a
+# clear choice rather than a near tie among 32,000, and replies from two runtimes can be compared.
+_SMALL = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+              initializer_range=0.3)
+
+def _build_tiny_llama2(dest:Path)->Path:
+    "Llama-2-7b-chat-hf's configuration, scaled down, with its chat template."
+    from transformers import LlamaConfig
+    cfg = LlamaConfig(vocab_size=32000, max_position_embeddings=4096, rms_norm_eps=1e-5, rope_theta=10000.0,
+                      bos_token_id=1, eos_token_id=2, hidden_act="silu", tie_word_embeddings=False, **_SMALL)
+    return _build_guide_model(dest, "chatft/tiny-random-llama2", cfg, "llama-2-chat.jinja")
+
+def _build_tiny_mistral(dest:Path)->Path:
+    "Mistral-7B-v0.1's configuration (sliding window, grouped-query attention), scaled down, with v0.1's template."
+    from transformers import MistralConfig
+    cfg = MistralConfig(vocab_size=32000, max_position_embeddings=32768, sliding_window=4096, rope_theta=10000.0,
+                        rms_norm_eps=1e-5,
+                        bos_token_id=1, eos_token_id=2, hidden_act="silu", tie_word_embeddings=False, **_SMALL)
+    return _build_guide_model(dest, "chatft/tiny-random-mistral", cfg, "mistral-v0.1.jinja")
+
+STAND_INS["chatft/tiny-random-llama2"] = ("tiny-random-llama2", _build_tiny_llama2)
+STAND_INS["chatft/tiny-random-mistral"] = ("tiny-random-mistral", _build_tiny_mistral)
 
 # %% ../nbs/models.ipynb #49355014
 from functools import partial
@@ -291,3 +366,31 @@ def load_model(
     "The causal LM `name`, loaded with transformers' normal `from_pretrained`."
     from transformers import AutoModelForCausalLM
     return AutoModelForCausalLM.from_pretrained(model_path(name), **kwargs)
+
+# %% ../nbs/models.ipynb #4c778199
+SENTENCEPIECE = "tokenizer.model"
+
+def keep_sentencepiece(
+    model:str,      # the base model (a Hub id, a stand-in or a folder, as `model_path` takes)
+    folder,         # the folder written from it (a run, a merged model)
+)->bool:
+    "Copy `model`'s SentencePiece `tokenizer.model` into `folder` if it has one; whether it did."
+    src = model_path(model)/SENTENCEPIECE
+    if not src.exists() or (Path(folder)/SENTENCEPIECE).exists(): return src.exists()
+    shutil.copy2(src, Path(folder)/SENTENCEPIECE)
+    return True
+
+def save_tokenizer(
+    tokenizer,                # a Hugging Face tokenizer
+    folder,                   # where to save it
+    model:str|None=None,      # the base model, whose SentencePiece model to keep beside it (`keep_sentencepiece`)
+)->Path:
+    ("`tokenizer.save_pretrained(folder)` and what transformers 5 leaves out: the `legacy` flag of a Llama "
+     "tokenizer (without it, a reload writes '[' instead of '▁[' after `<s>`) and the SentencePiece model.")
+    import json
+    folder = Path(folder); tokenizer.save_pretrained(folder)
+    if getattr(tokenizer, "legacy", False):
+        cfg = folder/"tokenizer_config.json"
+        cfg.write_text(json.dumps(dict(json.loads(cfg.read_text()), legacy=True), indent=2, ensure_ascii=False) + "\n")
+    if model: keep_sentencepiece(model, folder)
+    return folder

@@ -12,9 +12,9 @@ from .core import ChatftError, Conversation, Report
 
 # %% auto #0
 __all__ = ['TEMPLATE_KWARGS', 'TRAIN_ON', 'with_system', 'render', 'template_used', 'swap_roles', 'trained_indices',
-           'trained_spans', 'mask_from_spans', 'assistant_mask', 'prepare_messages', 'render_example', 'TemplateQuirks',
-           'template_quirks', 'with_template_tokens', 'inference_prompt', 'MaskView', 'show_mask', 'mask_counts',
-           'reply_spans', 'end_of_turn_token', 'check_contract']
+           'trained_spans', 'mask_from_spans', 'assistant_mask', 'prepare_messages', 'template_rules', 'fit_template',
+           'render_example', 'TemplateQuirks', 'template_quirks', 'with_template_tokens', 'inference_prompt',
+           'MaskView', 'show_mask', 'mask_counts', 'reply_spans', 'end_of_turn_token', 'check_contract']
 
 # %% ../nbs/03_template.ipynb #cdcc2f41
 TEMPLATE_KWARGS = dict(date_string="26 Jul 2024")   # pinned so training and inference renders agree
@@ -159,6 +159,52 @@ def prepare_messages(
     idx = trained_indices(msgs, train_on)
     return msgs[:idx[-1]+1] if idx else msgs
 
+# %% ../nbs/03_template.ipynb #394d0852
+_RULES = {}   # (template text, bos, eos) -> what the template accepts; probed once per template
+
+def template_rules(
+    tokenizer,                    # tokenizer with the chat template
+    chat_template:str|None=None,  # template instead of the tokenizer's
+)->dict:
+    "What the template accepts: a system message (`system`), two messages of one role in a row (`repeat`), a reply first."
+    tpl = _template_file(chat_template) or getattr(tokenizer, 'chat_template', None)
+    key = (tpl, tokenizer.bos_token, tokenizer.eos_token)
+    if key not in _RULES:
+        def ok(*turns):
+            msgs = [dict(role=r, content=f"PROBE{k}") for k, r in enumerate(turns)]
+            try: out = render(msgs, tokenizer, chat_template=chat_template)
+            except ChatftError: return False
+            return all(m['content'] in out for m in msgs)
+        _RULES[key] = dict(system=ok('system', 'user'), repeat=ok('user', 'user', 'assistant'),
+                           reply_first=ok('assistant', 'user'))
+    return _RULES[key]
+
+# %% ../nbs/03_template.ipynb #6c0570c6
+def _join_runs(msgs:list)->list:
+    "Consecutive messages of one role joined into one (a blank line between them)."
+    out = []
+    for m in msgs:
+        if out and out[-1]['role'] == m['role']: out[-1] = dict(out[-1], content=out[-1]['content'] + "\n\n" + m['content'])
+        else: out.append(dict(m))
+    return out
+
+def fit_template(
+    messages:list,                # the messages to render, system message first if any
+    tokenizer,                    # tokenizer with the chat template
+    chat_template:str|None=None,  # template instead of the tokenizer's
+)->list:
+    "The messages as the template accepts them: see `template_rules`; unchanged where it accepts them as they are."
+    rules = template_rules(tokenizer, chat_template)
+    system = [m for m in messages[:1] if m['role'] == 'system']
+    msgs = [dict(m) for m in messages[len(system):]]
+    if not rules['repeat']: msgs = _join_runs(msgs)
+    if not rules['reply_first']:
+        while msgs and msgs[0]['role'] == 'assistant': msgs.pop(0)
+    if system and not rules['system'] and msgs and msgs[0]['role'] == 'user':
+        msgs[0] = dict(msgs[0], content=system[0]['content'] + "\n\n" + msgs[0]['content'])
+        system = []
+    return [dict(m) for m in system] + msgs
+
 # %% ../nbs/03_template.ipynb #57a7e382
 def render_example(
     messages:list,                # `[{"role", "content"}, ...]` (a `Conversation`'s messages)
@@ -167,8 +213,11 @@ def render_example(
     train_on:str="assistant",     # "assistant", "me" or "last"
     chat_template:str|None=None,  # template (text or .jinja path) instead of the tokenizer's
 )->dict:
-    "`input_ids` and `labels` (-100 where untrained) for one conversation."
-    msgs = prepare_messages(messages, system, train_on)
+    "`input_ids` and `labels` (-100 where untrained) for one conversation, fitted to the template (`fit_template`)."
+    msgs = fit_template(prepare_messages(messages, system, train_on), tokenizer, chat_template)
+    if not trained_indices(msgs, train_on):
+        raise ChatftError("Nothing to train once the conversation fits the template (a reply before any user "
+                          "message is dropped where the template needs the user first).")
     ids, mask = assistant_mask(msgs, tokenizer, train_on, chat_template)
     return dict(input_ids=ids, labels=[t if m else -100 for t,m in zip(ids, mask)])
 
@@ -182,20 +231,25 @@ class TemplateQuirks:
     default_system:str|None=None     # system prompt injected when none is given
     dates:list=field(default_factory=list)  # dates the template writes (e.g. Llama 3.x's 'Today Date')
     system_supported:bool=True       # the template accepts a system message
+    alternation:bool=False           # the template needs user/assistant alternation, starting with the user
     def __str__(self):
         out = []
         if self.default_system: out.append("injects a default system prompt when you give none: "
                                            f"{self.default_system.strip()!r}")
         if self.dates: out.append(f"writes dates into the prompt: {self.dates} (chatft pins them so training "
                                   "and inference agree)")
-        if not self.system_supported: out.append("does not accept a system message")
+        if not self.system_supported: out.append("does not accept a system message: chatft writes the system "
+                                                  "prompt at the start of the first user message")
+        if self.alternation: out.append("needs user/assistant turns alternating from the user: chatft joins "
+                                        "consecutive messages of one role and drops replies before the first user message")
         return "; ".join(out) or "writes nothing beyond your messages"
 
 def template_quirks(tokenizer, chat_template:str|None=None)->TemplateQuirks:
     "Find a default system prompt and dates that the template injects."
     user, mark = [dict(role='user', content='Hello')], 'SYSTEM-PROMPT-PROBE'
     bare = render(user, tokenizer, chat_template=chat_template)
-    q = TemplateQuirks(dates=_DATE_RE.findall(bare))
+    rules = template_rules(tokenizer, chat_template)
+    q = TemplateQuirks(dates=_DATE_RE.findall(bare), alternation=not (rules['repeat'] and rules['reply_first']))
     try: withsys = render(with_system(user, mark), tokenizer, chat_template=chat_template)
     except ChatftError: q.system_supported = False; return q
     if mark not in withsys: q.system_supported = False; return q
@@ -228,7 +282,8 @@ def inference_prompt(
     "Token ids of the prompt that asks the model for its next reply, rendered exactly as in training."
     msgs = [m for m in messages if m['role'] in ('user', 'assistant')]
     if train_on == "me": msgs = swap_roles(msgs)
-    text = render(with_system(msgs, system), tokenizer, add_generation_prompt=True, chat_template=chat_template)
+    msgs = fit_template(with_system(msgs, system), tokenizer, chat_template)
+    text = render(msgs, tokenizer, add_generation_prompt=True, chat_template=chat_template)
     return _tokenize(text, tokenizer)[0]
 
 # %% ../nbs/03_template.ipynb #fcfb86d1
@@ -297,8 +352,9 @@ def _fail(what:str, fix:str): raise ChatftError(f"{what} {fix}")
 
 def _check_template(tokenizer, chat_template, system)->dict:
     "Checks 2 and 4 on a probe conversation; returns the facts found."
-    msgs = with_system([dict(role='user', content='Hi'), dict(role='assistant', content='Hello.'),
-                        dict(role='user', content='Bye'), dict(role='assistant', content='Goodbye.')], system)
+    msgs = fit_template(with_system([dict(role='user', content='Hi'), dict(role='assistant', content='Hello.'),
+                                     dict(role='user', content='Bye'), dict(role='assistant', content='Goodbye.')],
+                                    system), tokenizer, chat_template)
     full = render(msgs, tokenizer, chat_template=chat_template)
     for i,m in enumerate(msgs):
         if m['role'] != 'assistant': continue

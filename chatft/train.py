@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from .core import (ChatftError, Report, Run, in_notebook, bars_off, quiet, work_dir, command_parser,
                          add_options)
-from .models import DEMO_MODEL, TINY_MODEL, preset, model_path, load_tokenizer, load_model
+from .models import DEMO_MODEL, TINY_MODEL, preset, model_path, load_tokenizer, load_model, save_tokenizer
 from .dataset import MAX_LENGTH, PackedCollator, pack, save_prepared, prepare, load_prepared
 from .clean import read_cleaned, course_conversations
 
@@ -142,19 +142,21 @@ def _count_params(folder)->ModelShape:
     positions = getattr(cfg, "max_position_embeddings", 32768) or 32768
     return ModelShape(n/1e9, cfg.hidden_size, cfg.num_hidden_layers, cfg.vocab_size, positions)
 
-def _shape_of(params_b:float, layers:int=28, vocab:int=128256)->ModelShape:
+def _shape_of(params_b:float, layers:int=28, vocab:int=128256, positions:int=32768)->ModelShape:
     "A decoder's likely shape from its size alone (the hidden size close to the real ones of 0.1B-8B decoders)."
-    return ModelShape(params_b, int(round(1400*params_b**0.4/128)*128), layers, vocab)
+    return ModelShape(params_b, int(round(1400*params_b**0.4/128)*128), layers, vocab, positions)
 
 def model_shape(name:str)->ModelShape:
     "The `ModelShape` of `name`: from its config when it is local, else from its preset."
     if name in (TINY_MODEL, DEMO_MODEL) or Path(name).expanduser().is_dir(): return _count_params(model_path(name))
     p = preset(name)
     if p is None: return _count_params(model_path(name))
-    shape = _shape_of(p.params_b, 28 if p.params_b > 0.4 else 30, 151936 if "qwen" in name.lower() else 128256)
+    vocab = p.vocab or (151936 if "qwen" in name.lower() else 128256)
+    shape = _shape_of(p.params_b, 28 if p.params_b > 0.4 else 30, vocab, p.positions or 32768)
     from chatft.models import context_length
     shape.max_positions = context_length(name) or shape.max_positions    # a downloaded config's, if any
     return shape
+
 
 # %% ../nbs/05_train.ipynb #ded1fbd6
 _BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
@@ -1115,7 +1117,7 @@ def save_run(
     if out.path.exists() and any(out.path.iterdir()) and not out.state:
         raise ChatftError(f"{out} is not empty and is not a chatft run: save the run into a new folder.")
     out.path.mkdir(parents=True, exist_ok=True)
-    trainer.model.save_pretrained(out.path); tokenizer.save_pretrained(out.path)
+    trainer.model.save_pretrained(out.path); save_tokenizer(tokenizer, out.path, plan.model)   # + SentencePiece model
     plan.save(out/Run.PLAN)
     prepared = _prepare_report(report)
     if system := (prepared.notes.get("system prompt") if prepared else None): (out/Run.SYSTEM).write_text(system)
