@@ -299,6 +299,11 @@ def family_template(
     vocab = tokenizer.get_vocab()
     if "dialogpt" in str(name).lower():
         return "dialogpt", "DialoGPT's own convention (turns joined by its end-of-text token)"
+    low = str(name).lower().replace("_", "-")
+    if "llama-2" in low and "[INST]" not in vocab:
+        return "llama-2-chat", "the [INST] format Meta trained Llama-2-chat with (a base Llama-2 learns its chat sibling's)"
+    if "mistral-7b" in low and "v0.1" in low:
+        return "mistral-v0.1", "the [INST] format of Mistral-7B-Instruct-v0.1 (the base model's chat sibling)"
     if "<|im_start|>" in vocab and "<|im_end|>" in vocab:
         return "chatml", "ChatML, whose <|im_start|> and <|im_end|> tokens the tokenizer already has"
     return "plain", (f"a User:/Assistant: transcript, each reply ending with its EOS token "

@@ -114,7 +114,9 @@ def test_family_pick_and_note(gpt2_tok, demo_tok):
     assert family_template("Qwen/Qwen2.5-0.5B", demo_tok)[0] == "chatml"   # has <|im_start|>/<|im_end|>
     assert demo_tok.template_note is None                                 # its own template, untouched
     assert load_tokenizer(DEMO_MODEL, "plain").template_note.startswith("chat template 'plain' (--template)")
-    assert sorted(template_names()) == ["chatml", "dialogpt", "plain"]
+    assert sorted(template_names()) == ["chatml", "dialogpt", "llama-2-chat", "mistral-v0.1", "plain"]
+    assert family_template("meta-llama/Llama-2-7b-hf", gpt2_tok)[0] == "llama-2-chat"     # a base Llama-2
+    assert family_template("mistralai/Mistral-7B-v0.1", gpt2_tok)[0] == "mistral-v0.1"
 
 def test_render_without_a_template_points_at_the_option(gpt2_tok):
     from transformers import AutoTokenizer
