@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from .core import (ChatftError, Run, work_dir, quiet, folder_facts, hub_token, error_line,
                          command_parser, add_options)
-from .models import DEMO_MODEL, cache_dir, model_path, load_tokenizer, load_model
-from .template import render, with_system, swap_roles, end_of_turn_token
+from .models import DEMO_MODEL, cache_dir, model_path, load_tokenizer, load_model, save_tokenizer
+from .template import render, with_system, swap_roles, end_of_turn_token, fit_template
 from .train import TrainPlan, load_run
 from .chat import Chat, Sampling, best_device, inference_dtype, practice_run, cut_at_stop
 from .evaluate import heldout_examples, find_data
@@ -108,7 +108,7 @@ def merge(
     model, tok, plan = merged_model(run, device)
     model.generation_config = stop_config(model, tok)
     model.save_pretrained(out)
-    tok.save_pretrained(out)
+    save_tokenizer(tok, out, plan.model)             # with a Llama tokenizer's SentencePiece model and `legacy` flag
     facts = serving_facts(run, tok, plan)
     if facts["system"]: (out/Run.SYSTEM).write_text(facts["system"])
     (out/Run.FACTS).write_text(json.dumps(facts, indent=2, ensure_ascii=False))
@@ -515,9 +515,11 @@ def _gguf_tokens(llm, text:str)->list:
     "The token ids llama.cpp gives `text` (special tokens as tokens, no BOS added)."
     return llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
 
-def _as_sent(prompt:list, system:str|None, train_on:str)->list:
-    "The messages a chat program is sent for `prompt`: roles swapped for a run that writes as you, system prompt first."
-    return with_system(swap_roles(prompt) if train_on == "me" else prompt, system)
+def _as_sent(prompt:list, system:str|None, train_on:str, tokenizer=None)->list:
+    ("The messages a chat program is sent for `prompt`: roles swapped for a run that writes as you, system prompt "
+     "first, fitted to the template as in training (`fit_template`) when `tokenizer` is given.")
+    msgs = with_system(swap_roles(prompt) if train_on == "me" else prompt, system)
+    return msgs if tokenizer is None else fit_template(msgs, tokenizer)
 
 def gguf_replies(
     llm,                       # from `load_gguf`
@@ -525,11 +527,12 @@ def gguf_replies(
     max_tokens:int=32,         # longest reply
     system:str|None=None,      # the run's system prompt (`chatft.json`'s `system`)
     train_on:str="assistant",  # "me": roles swapped, as the run was trained
+    tokenizer=None,            # the run's tokenizer: messages fitted to its template as in training (Mistral v0.1...)
 )->list:
     "llama.cpp's greedy chat reply to each conversation, rendered by the GGUF's own chat template."
     out = []
     for p in prompts:
-        r = llm.create_chat_completion(_as_sent(p, system, train_on), temperature=0.0, top_k=1, top_p=1.0, min_p=0.0,
+        r = llm.create_chat_completion(_as_sent(p, system, train_on, tokenizer), temperature=0.0, top_k=1, top_p=1.0, min_p=0.0,
                                        repeat_penalty=1.0, max_tokens=max_tokens, seed=0)
         out.append(r["choices"][0]["message"]["content"] or "")
     return out
@@ -550,6 +553,7 @@ def gguf_prompt(
     prompt:list,               # a conversation ending with the user's message
     system:str|None=None,      # the run's system prompt, as for `gguf_replies`
     train_on:str="assistant",  # "me": roles swapped, as the run was trained
+    tokenizer=None,            # the run's tokenizer, as for `gguf_replies`
 )->list:
     "The token ids llama.cpp's chat completion feeds the model for `prompt`: the GGUF's own template, rendered."
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -557,7 +561,7 @@ def gguf_prompt(
     if not template: raise ChatftError(f"{llm.model_path}: the GGUF has no chat template (`tokenizer.chat_template`).")
     word = lambda i: llm.detokenize([i], special=True).decode("utf-8", "replace") if i >= 0 else ""
     out = Jinja2ChatFormatter(template, eos_token=word(llm.token_eos()), bos_token=word(llm.token_bos()))(
-        messages=_as_sent(prompt, system, train_on))
+        messages=_as_sent(prompt, system, train_on, tokenizer))
     return llm.tokenize(out.prompt.encode("utf-8"), add_bos=not out.added_special, special=True)
 
 # %% ../nbs/08_deploy.ipynb #b154c09d
@@ -598,10 +602,13 @@ def gguf_agreement(
 ):
     ("`reply_agreement` of llama.cpp's greedy chat replies, and `same_prompt`: its template gives the "
      "reference's prompt.")
-    system, train_on = reference.system, reference.train_on
-    replies = gguf_replies(llm, prompts, max_tokens, system, train_on)
+    system, train_on, tok = reference.system, reference.train_on, reference.tokenizer
+    replies = gguf_replies(llm, prompts, max_tokens, system, train_on, tok)
+    # a SentencePiece reply's first piece is "▁word": transformers' decoder drops that space, llama.cpp keeps it
+    if not tok.decode(tok(" a", add_special_tokens=False)["input_ids"]).startswith(" "):
+        replies = [r.removeprefix(" ") for r in replies]
     df = reply_agreement(reference, prompts, replies, max_tokens, near_tie, steps)
-    same = [gguf_prompt(llm, p, system, train_on) == reference.prompt(p, max_tokens) for p in prompts]
+    same = [gguf_prompt(llm, p, system, train_on, tok) == reference.prompt(p, max_tokens) for p in prompts]
     df.insert(1, "same_prompt", same)
     df.loc[~df.same_prompt, ["verdict", "why", "ok"]] = ["differs", "the GGUF's template gives another prompt", False]
     return df

@@ -167,21 +167,20 @@ MULTI = [dict(role="user", content="hi"), dict(role="assistant", content="Hello!
 # '</s> [INST]' (the second turn) becomes '</s>', '▁', '▁[' there, and '</s>', '▁[' in transformers (and in
 # mistral-common, Mistral's reference). Single-turn prompts agree; later turns reach llama.cpp one token different.
 LLAMA_CPP_SPACE = {MISTRAL}
-# Two things about SentencePiece replies that deploy's `gguf_agreement` does not yet allow for (08_deploy, for the
-# lead), so this test compares llama.cpp's replies itself with deploy's `reply_agreement`: llama.cpp's reply text
-# starts with the space of the first piece ('▁Korean' -> ' Korean'), which transformers' decode drops; and a random
-# model may emit a lone byte piece (part of a UTF-8 character), which transformers decodes as '\ufffd' and llama.cpp
-# leaves out. The prompts here were chosen to draw no such piece from the stand-ins, and the test checks that.
+# A random model may emit a lone byte piece (part of a UTF-8 character), which transformers decodes as '\ufffd' and
+# llama.cpp leaves out: the prompts here were chosen to draw no such piece from the stand-ins, and the test checks
+# that. (`gguf_agreement` allows for the other SentencePiece difference: llama.cpp keeps the space of a reply's
+# first piece, '▁Korean' -> ' Korean', which transformers' decode drops.)
 
 @pytest.fixture(scope="module")
 def run(model, tmp_path_factory):
-    """`chatft.chat.practice_run`'s few steps, trained with no system prompt: llama.cpp's chat (in `gguf_agreement`)
-    sends a system message as is, and Mistral v0.1's template in the GGUF refuses one (see the report)."""
+    """`chatft.chat.practice_run`'s few steps, trained with a system prompt, which Mistral v0.1's template refuses:
+    training, chat, serve and the GGUF's checks all fold it into the first user message (`fit_template`)."""
     from chatft.dataset import prepare
     from chatft.synth import synthetic_conversations
     from chatft.train import plan_training, train
     folder, tok = tmp_path_factory.mktemp("guide")/"run", load_tokenizer(model)
-    dsd, report = prepare(synthetic_conversations(12, seed=0), tok, max_length=256, test_size=0.1, system="")
+    dsd, report = prepare(synthetic_conversations(12, seed=0), tok, max_length=256, test_size=0.1, system="Be brief.")
     plan = plan_training(model, dsd, max_steps=2, lr=1e-3, lr_scheduler="constant", warmup_ratio=0, lora_dropout=0.0,
                          eval_steps=10**6, save_steps=10**6, logging_steps=1, max_length=256)
     train(plan, dsd, folder, tokenizer=tok, report=report, overwrite=True, live=False, progress_bar=False,
@@ -203,7 +202,6 @@ def test_end_to_end(model, run, tmp_path):
     assert (run/"tokenizer.model").exists(), "llama.cpp's converter needs the SentencePiece model"
     ids = lambda t: t("<s>[INST] hi", add_special_tokens=False)["input_ids"]
     assert ids(load_tokenizer(run)) == ids(load_tokenizer(model))   # the run's tokenizer is the base's (`save_tokenizer`)
-    save_tokenizer(load_tokenizer(run), merged, model)   # TODO(lead): `merge` (08_deploy) should save with it, as train
     out = convert_to_gguf(merged, tmp_path/"model-f16.gguf", "f16", find_converter())
     llm, reference = load_gguf(out), rounded_chat(merged)
     texts = ["naïve café 東京 🙂", "[INST] hi [/INST]", "tabs\tand\nnew lines", "<s>[INST] hi [/INST]"]
@@ -211,8 +209,7 @@ def test_end_to_end(model, run, tmp_path):
     prompts = PROMPTS + ([] if model in LLAMA_CPP_SPACE else [MULTI])
     ours = [reference.reply(p, max_new_tokens=TOKENS) for p in prompts]
     assert not any("\ufffd" in r for r in ours), ours       # no lone byte piece (see above)
-    replies = [r.removeprefix(" ") for r in gguf_replies(llm, prompts, TOKENS, reference.system, reference.train_on)]
-    check = reply_agreement(reference, prompts, replies, TOKENS)
+    check = gguf_agreement(llm, reference, prompts, TOKENS)       # messages fitted to the template, as in training
     assert check.ok.all(), check.to_string()
     multi = gguf_agreement(llm, reference, [MULTI], TOKENS)
     assert multi.same_prompt.all() == (model not in LLAMA_CPP_SPACE), multi.to_string()
