@@ -50,3 +50,18 @@ def tiny_practice_run(tmp_path_factory) -> Path:
     from chatft.chat import practice_run
     from chatft.models import TINY_MODEL
     return practice_run(tmp_path_factory.mktemp("tiny")/"run", TINY_MODEL, steps=1, n=8, max_length=128)
+
+def chatft_server(run, *args):
+    """`chatft serve RUN ARGS...` started through the console script on a free port, once its /health answers:
+    (process, base url). The caller stops it (`proc.kill(); proc.wait()`)."""
+    import subprocess, sys, time, httpx
+    from chatft.serve import free_port
+    port = free_port()
+    proc = subprocess.Popen([str(Path(sys.executable).parent/"chatft"), "serve", str(run), "--port", str(port), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for _ in range(600):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200: break
+        except httpx.HTTPError: time.sleep(0.2)
+        assert proc.poll() is None, proc.communicate()
+    return proc, f"http://127.0.0.1:{port}"

@@ -4,7 +4,6 @@ naming it, the f16 kept only when asked; an unknown type is a one-line error wit
 leaves nothing behind; `quant_table` reports f16 in agreement (up to near ties) and a k-quant's token match rate.
 No network: the converter comes from chatft's cache (setup.sh fetches it) or the tests skip, saying so."""
 import io, contextlib
-from pathlib import Path
 import pytest
 
 from chatft.core import ChatftError

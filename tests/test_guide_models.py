@@ -12,16 +12,17 @@ SentencePiece tokenizer, each model's real chat template from `chatft/data/templ
   `tokenizer.model`) answering as transformers in llama.cpp (up to near ties) -> `chatft serve` answering the
   openai client.
 """
-import os, re, sys, time, subprocess
+import os, re
 from pathlib import Path
 import pytest
+from conftest import chatft_server
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 from chatft.core import ChatftError, Run
-from chatft.models import load_tokenizer, model_path, save_tokenizer, STAND_INS
+from chatft.models import load_tokenizer, model_path, STAND_INS
 from chatft.template import (assistant_mask, render, render_example, inference_prompt, prepare_messages,
                              fit_template, template_rules, template_quirks, end_of_turn_token, check_contract,
-                             _tokenize, _template_file)
+                             _tokenize)
 
 LLAMA2, MISTRAL = "chatft/tiny-random-llama2", "chatft/tiny-random-mistral"
 TEMPLATES = Path(__file__).resolve().parents[1]/"chatft"/"data"/"templates"
@@ -188,11 +189,11 @@ def run(model, tmp_path_factory):
     return folder
 
 def test_end_to_end(model, run, tmp_path):
-    from chatft.deploy import (merge, rounded_chat, convert_to_gguf, find_converter, load_gguf, gguf_replies,
-                               gguf_agreement, reply_agreement, converter_dir, same_tokens)
+    from chatft.deploy import (merge, rounded_chat, convert_to_gguf, find_converter, load_gguf,
+                               gguf_agreement, converter_dir, same_tokens)
     from chatft.chat import load_chat
     from chatft.evaluate import evaluate_run
-    ev = evaluate_run(run, n=2, max_new_tokens=8, general=False, probe=False)
+    evaluate_run(run, n=2, max_new_tokens=8, general=False, probe=False)
     assert (run/Run.EVAL).exists(), sorted(p.name for p in run.iterdir())     # evaluated: base vs tuned, saved
     chat = load_chat(run, device="cpu")
     assert chat.end_of_turn == "</s>" and isinstance(chat.reply("name three fruits", max_new_tokens=8), str)
@@ -218,19 +219,10 @@ def test_end_to_end(model, run, tmp_path):
 def _served(run, chat):
     "`chatft serve` on the run answers the openai client as `chat` does (greedy, up to near ties)."
     openai = pytest.importorskip("openai")
-    import httpx
-    from chatft.serve import free_port
     from chatft.deploy import reply_agreement
-    port = free_port()
-    proc = subprocess.Popen([str(Path(sys.executable).parent/"chatft"), "serve", str(run), "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc, url = chatft_server(run)
     try:
-        for _ in range(600):
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200: break
-            except httpx.HTTPError: time.sleep(0.2)
-            assert proc.poll() is None, proc.communicate()
-        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0, timeout=120)
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0, timeout=120)
         msgs = [dict(role="system", content="Be brief."), dict(role="user", content="name three fruits")]
         r = client.chat.completions.create(model="run", messages=msgs, max_tokens=TOKENS, temperature=0)
         table = reply_agreement(chat, [msgs], [r.choices[0].message.content], TOKENS)

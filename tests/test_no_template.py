@@ -7,9 +7,10 @@ template's text, and chatft's mask (which never reads markers) must equal transf
 `assistant_masks`, token for token. The end-to-end test runs the GPT-2 stand-in (GPT-2's real config scaled down,
 GPT-2's real tokenizer, no chat template) through prepare -> train -> eval -> chat -> merge -> GGUF f16 in llama.cpp
 -> `chatft serve` answering the openai client."""
-import os, re, sys, json, time, subprocess
+import os, re, sys, json, subprocess
 from pathlib import Path
 import pytest
+from conftest import chatft_server
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 from chatft.core import ChatftError, write_jsonl
@@ -142,7 +143,7 @@ def test_template_file_and_unknown_name(tmp_path):
                            str(tmp_path/"e")], capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     lines = [l for l in done.stderr.splitlines() if l.startswith("chatft ")]
     assert done.returncode == 1 and len(lines) == 1, done.stderr
-    assert "'zephyr'" in lines[0] and "chatml, dialogpt, plain" in lines[0]
+    assert "'zephyr'" in lines[0] and "chatml, dialogpt, llama-2-chat, mistral-v0.1, plain" in lines[0]
 
 def test_context_limit_in_the_plan_and_the_windows(gpt2_tok):
     "GPT-2 reads 1024 positions: the plan never asks for more, and prepare's windows fit."
@@ -182,7 +183,7 @@ def test_gpt2_end_to_end(gpt2_run, tmp_path):
     from chatft.train import train_cli
     with pytest.raises(ChatftError, match="--template chatml: the prepared data was rendered with another"):
         train_cli([str(d/"data"), "--model", TINY_GPT2, "--template", "chatml", "-o", str(tmp_path/"other")])
-    ev = evaluate_run(d/"run", n=2, max_new_tokens=4, probe=0)
+    evaluate_run(d/"run", n=2, max_new_tokens=4, probe=0)
     assert (d/"run"/"eval.json").exists()
     chat = load_chat(d/"run", device="cpu")
     prompt = chat.prompt("hello there", 8)
@@ -203,21 +204,12 @@ def test_gpt2_end_to_end(gpt2_run, tmp_path):
 
 def test_gpt2_serve_answers_the_openai_client(gpt2_run):
     openai = pytest.importorskip("openai")
-    import httpx
-    from chatft.serve import free_port
     from chatft.chat import load_chat
     from test_serve import agree
     d, _ = gpt2_run
-    port = free_port()
-    proc = subprocess.Popen([CHATFT, "serve", str(d/"run"), "--port", str(port)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc, url = chatft_server(d/"run")
     try:
-        for _ in range(600):
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200: break
-            except httpx.HTTPError: time.sleep(0.2)
-            assert proc.poll() is None, proc.communicate()
-        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0, timeout=120)
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0, timeout=120)
         r = client.chat.completions.create(model="run", messages=[dict(role="user", content="name three fruits")],
                                            max_tokens=8, temperature=0)
         chat = load_chat(d/"run", device="cpu", merged=True)

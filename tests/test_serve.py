@@ -7,6 +7,7 @@ import os, sys, json, time, signal, subprocess, threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import pytest
+from conftest import chatft_server
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 from chatft.models import TINY_MODEL
@@ -119,17 +120,8 @@ def test_vllm_engine_says_what_it_needs(tiny_run):
 @pytest.fixture(scope="module")
 def server(tiny_run):
     "`chatft serve` started through the console script, with an API key; yields (process, base url)."
-    port = free_port()
-    cmd = [str(Path(sys.executable).parent/"chatft"), "serve", str(tiny_run), "--port", str(port), "--api-key", KEY,
-           "--max-batch", "8", "--max-tokens", "4000"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    import httpx
-    for _ in range(600):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200: break
-        except httpx.HTTPError: time.sleep(0.2)
-        assert proc.poll() is None, proc.communicate()
-    yield proc, f"http://127.0.0.1:{port}"
+    proc, url = chatft_server(tiny_run, "--api-key", KEY, "--max-batch", "8", "--max-tokens", "4000")
+    yield proc, url
     if proc.poll() is None:
         proc.kill()
         proc.wait()
