@@ -344,7 +344,7 @@ def _add_template_tokens(tok):
 # %% ../nbs/models.ipynb #995e8e87
 def load_tokenizer(
     name:str=DEMO_MODEL,        # the model whose tokenizer to load: a Hub id, a folder or a run (see `model_path`)
-    template:str|None=None,     # a named template (`template_names()`) or a .jinja file; default: the model's own, else by family
+    template:str|None=None,     # chatml, dialogpt, plain, llama-2-chat, mistral-v0.1 or a .jinja file (default: own, else by family)
 ):
     """The tokenizer of `name` (see `model_path`), with a chat template: `template`, else its own, else one picked
     by `family_template`. `tokenizer.template_note` says which and why (None: the model's own)."""
