@@ -352,6 +352,7 @@ def load_tokenizer(
     folder = model_path(name)
     tok = AutoTokenizer.from_pretrained(folder)
     tok.template_note = None
+    if tok.pad_token is None: tok.pad_token = tok.eos_token    # GPT-2, Llama-2, Mistral: collators mask padding by position
     if (n := context_length(str(folder))) and n < tok.model_max_length: tok.model_max_length = n   # windows fit the model
     if template is None and tok.chat_template: return tok
     if template is None:

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from .core import ChatftError, Conversation, Report
 
 # %% auto #0
-__all__ = ['TEMPLATE_KWARGS', 'TRAIN_ON', 'with_system', 'render', 'template_used', 'swap_roles', 'trained_indices',
-           'trained_spans', 'mask_from_spans', 'assistant_mask', 'prepare_messages', 'template_rules', 'fit_template',
+__all__ = ['TEMPLATE_KWARGS', 'TRAIN_ON', 'with_system', 'render', 'template_used', 'template_rules', 'fit_template',
+           'swap_roles', 'trained_indices', 'trained_spans', 'mask_from_spans', 'assistant_mask', 'prepare_messages',
            'render_example', 'TemplateQuirks', 'template_quirks', 'with_template_tokens', 'inference_prompt',
            'MaskView', 'show_mask', 'mask_counts', 'reply_spans', 'end_of_turn_token', 'check_contract']
 
@@ -44,15 +44,19 @@ def render(
     tokenizer,                        # a Hugging Face tokenizer with a chat template
     add_generation_prompt:bool=False, # end with the cue that asks the model for a reply (inference)
     chat_template:str|None=None,      # a template (text or .jinja path) instead of the tokenizer's
+    fit:bool=True,                    # where the template refuses the messages, render them as `fit_template` fits them
 )->str:
     "The conversation as the model sees it: the template's output text."
     tpl = _template_file(chat_template)
     if tpl is None and not getattr(tokenizer, 'chat_template', None):
         raise ChatftError("This tokenizer has no chat template: give one with `--template NAME|FILE` (chatml, "
-                          "dialogpt, plain, or your .jinja file), or load it with `load_tokenizer(name)`, which picks one.")
+                          "dialogpt, plain, llama-2-chat, mistral-v0.1 or your .jinja file), or load it with "
+                          "`load_tokenizer(name)`, which picks one.")
     try: return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt,
                                               chat_template=tpl, **TEMPLATE_KWARGS)
     except Exception as e:
+        if fit and (fitted := fit_template(messages, tokenizer, chat_template)) != messages:
+            return render(fitted, tokenizer, add_generation_prompt, chat_template, fit=False)
         raise ChatftError(f"The chat template refused this conversation ({type(e).__name__}: {e}). Roles were "
                           f"{[m['role'] for m in messages]}; some templates need strict user/assistant alternation "
                           "starting with the user, or do not accept a system message.") from None
@@ -61,6 +65,52 @@ def render(
 def template_used(tokenizer, chat_template:str|None=None)->str|None:
     "The Jinja text `render` uses: `chat_template` (text or a .jinja path) if given, else the tokenizer's."
     return _template_file(chat_template) or getattr(tokenizer, 'chat_template', None)
+
+# %% ../nbs/03_template.ipynb #394d0852
+_RULES = {}   # (template text, bos, eos) -> what the template accepts; probed once per template
+
+def template_rules(
+    tokenizer,                    # tokenizer with the chat template
+    chat_template:str|None=None,  # template instead of the tokenizer's
+)->dict:
+    "What the template accepts: a system message (`system`), two messages of one role in a row (`repeat`), a reply first."
+    tpl = _template_file(chat_template) or getattr(tokenizer, 'chat_template', None)
+    key = (tpl, tokenizer.bos_token, tokenizer.eos_token)
+    if key not in _RULES:
+        def ok(*turns):
+            msgs = [dict(role=r, content=f"PROBE{k}") for k, r in enumerate(turns)]
+            try: out = render(msgs, tokenizer, chat_template=chat_template, fit=False)
+            except ChatftError: return False
+            return all(m['content'] in out for m in msgs)
+        _RULES[key] = dict(system=ok('system', 'user'), repeat=ok('user', 'user', 'assistant'),
+                           reply_first=ok('assistant', 'user'))
+    return _RULES[key]
+
+# %% ../nbs/03_template.ipynb #6c0570c6
+def _join_runs(msgs:list)->list:
+    "Consecutive messages of one role joined into one (a blank line between them)."
+    out = []
+    for m in msgs:
+        if out and out[-1]['role'] == m['role']: out[-1] = dict(out[-1], content=out[-1]['content'] + "\n\n" + m['content'])
+        else: out.append(dict(m))
+    return out
+
+def fit_template(
+    messages:list,                # the messages to render, system message first if any
+    tokenizer,                    # tokenizer with the chat template
+    chat_template:str|None=None,  # template instead of the tokenizer's
+)->list:
+    "The messages as the template accepts them: see `template_rules`; unchanged where it accepts them as they are."
+    rules = template_rules(tokenizer, chat_template)
+    system = [m for m in messages[:1] if m['role'] == 'system']
+    msgs = [dict(m) for m in messages[len(system):]]
+    if not rules['repeat']: msgs = _join_runs(msgs)
+    if not rules['reply_first']:
+        while msgs and msgs[0]['role'] == 'assistant': msgs.pop(0)
+    if system and not rules['system'] and msgs and msgs[0]['role'] == 'user':
+        msgs[0] = dict(msgs[0], content=system[0]['content'] + "\n\n" + msgs[0]['content'])
+        system = []
+    return [dict(m) for m in system] + msgs
 
 # %% ../nbs/03_template.ipynb #fe011ee1
 def _common_prefix(a:str, b:str)->int:
@@ -158,52 +208,6 @@ def prepare_messages(
     msgs = with_system(msgs, system)
     idx = trained_indices(msgs, train_on)
     return msgs[:idx[-1]+1] if idx else msgs
-
-# %% ../nbs/03_template.ipynb #394d0852
-_RULES = {}   # (template text, bos, eos) -> what the template accepts; probed once per template
-
-def template_rules(
-    tokenizer,                    # tokenizer with the chat template
-    chat_template:str|None=None,  # template instead of the tokenizer's
-)->dict:
-    "What the template accepts: a system message (`system`), two messages of one role in a row (`repeat`), a reply first."
-    tpl = _template_file(chat_template) or getattr(tokenizer, 'chat_template', None)
-    key = (tpl, tokenizer.bos_token, tokenizer.eos_token)
-    if key not in _RULES:
-        def ok(*turns):
-            msgs = [dict(role=r, content=f"PROBE{k}") for k, r in enumerate(turns)]
-            try: out = render(msgs, tokenizer, chat_template=chat_template)
-            except ChatftError: return False
-            return all(m['content'] in out for m in msgs)
-        _RULES[key] = dict(system=ok('system', 'user'), repeat=ok('user', 'user', 'assistant'),
-                           reply_first=ok('assistant', 'user'))
-    return _RULES[key]
-
-# %% ../nbs/03_template.ipynb #6c0570c6
-def _join_runs(msgs:list)->list:
-    "Consecutive messages of one role joined into one (a blank line between them)."
-    out = []
-    for m in msgs:
-        if out and out[-1]['role'] == m['role']: out[-1] = dict(out[-1], content=out[-1]['content'] + "\n\n" + m['content'])
-        else: out.append(dict(m))
-    return out
-
-def fit_template(
-    messages:list,                # the messages to render, system message first if any
-    tokenizer,                    # tokenizer with the chat template
-    chat_template:str|None=None,  # template instead of the tokenizer's
-)->list:
-    "The messages as the template accepts them: see `template_rules`; unchanged where it accepts them as they are."
-    rules = template_rules(tokenizer, chat_template)
-    system = [m for m in messages[:1] if m['role'] == 'system']
-    msgs = [dict(m) for m in messages[len(system):]]
-    if not rules['repeat']: msgs = _join_runs(msgs)
-    if not rules['reply_first']:
-        while msgs and msgs[0]['role'] == 'assistant': msgs.pop(0)
-    if system and not rules['system'] and msgs and msgs[0]['role'] == 'user':
-        msgs[0] = dict(msgs[0], content=system[0]['content'] + "\n\n" + msgs[0]['content'])
-        system = []
-    return [dict(m) for m in system] + msgs
 
 # %% ../nbs/03_template.ipynb #57a7e382
 def render_example(
