@@ -148,7 +148,7 @@ def _words_start(
     words = messages[i]['content']
     mark = next(c for c in "\u2603\u00a7" if not words.lstrip().startswith(c))
     changed = messages[:i] + [dict(messages[i], content=mark + words)] + messages[i+1:]
-    return _common_prefix(full, render(changed, tokenizer, chat_template=chat_template))
+    return _common_prefix(full, render(changed, tokenizer, chat_template=chat_template, fit=False))
 
 def trained_spans(
     messages:list,                # the conversation as rendered (system first if any)
@@ -157,10 +157,10 @@ def trained_spans(
     chat_template:str|None=None,  # template instead of the tokenizer's
 )->tuple[str, list]:
     "The full render and the `(start, end)` character span trained for each message in `trained`."
-    full = render(messages, tokenizer, chat_template=chat_template)
+    full = render(messages, tokenizer, chat_template=chat_template, fit=False)
     spans = []
     for i in trained:
-        upto = render(messages[:i+1], tokenizer, chat_template=chat_template)
+        upto = render(messages[:i+1], tokenizer, chat_template=chat_template, fit=False)
         start = _words_start(messages, i, full, tokenizer, chat_template)
         spans.append((start, _common_prefix(upto, full)))
     return full, spans
@@ -251,10 +251,10 @@ class TemplateQuirks:
 def template_quirks(tokenizer, chat_template:str|None=None)->TemplateQuirks:
     "Find a default system prompt and dates that the template injects."
     user, mark = [dict(role='user', content='Hello')], 'SYSTEM-PROMPT-PROBE'
-    bare = render(user, tokenizer, chat_template=chat_template)
+    bare = render(user, tokenizer, chat_template=chat_template, fit=False)
     rules = template_rules(tokenizer, chat_template)
     q = TemplateQuirks(dates=_DATE_RE.findall(bare), alternation=not (rules['repeat'] and rules['reply_first']))
-    try: withsys = render(with_system(user, mark), tokenizer, chat_template=chat_template)
+    try: withsys = render(with_system(user, mark), tokenizer, chat_template=chat_template, fit=False)
     except ChatftError: q.system_supported = False; return q
     if mark not in withsys: q.system_supported = False; return q
     pre, post = withsys.split(mark, 1)

@@ -112,8 +112,9 @@ def test_system_fold_same_in_training_and_inference(tok, model):
     head = "<s>[INST] Be brief.\n\nHi there [/INST]" if model == MISTRAL else "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi there [/INST]"
     assert full.startswith(head)
     with pytest.raises(ChatftError, match="refused"):
-        if model == MISTRAL: render(prepare_messages(conv, "Be brief."), tok)
-        else: render(conv[1:], tok)
+        if model == MISTRAL: render(prepare_messages(conv, "Be brief."), tok, fit=False)
+        else: render(conv[1:], tok, fit=False)
+    assert render(prepare_messages(conv, "Be brief."), tok) == full      # `render` fits what the template refuses
     ex = render_example(conv, tok, system="Be brief.")
     prompt = inference_prompt(conv[:1], tok, system="Be brief.")
     assert prompt == _tokenize(head, tok)[0] and ex["input_ids"][:len(prompt)] == prompt
