@@ -12,10 +12,10 @@ from pathlib import Path
 from .core import ChatftError
 
 # %% auto #0
-__all__ = ['PRESETS', 'DEMO_MODEL', 'TINY_MODEL', 'STAND_INS', 'TINY_GPT2', 'TINY_DIALOGPT', 'SPECIAL_TOKEN_RE', 'SENTENCEPIECE',
-           'ModelPreset', 'presets_table', 'preset', 'cache_dir', 'model_path', 'template_names', 'template_text',
-           'family_template', 'context_length', 'template_tokens', 'load_tokenizer', 'load_model', 'keep_sentencepiece',
-           'save_tokenizer']
+__all__ = ['PRESETS', 'DEMO_MODEL', 'TINY_MODEL', 'STAND_INS', 'TOKENIZER_SOURCES', 'TINY_GPT2', 'TINY_DIALOGPT',
+           'SPECIAL_TOKEN_RE', 'SENTENCEPIECE', 'ModelPreset', 'presets_table', 'preset', 'cache_dir', 'real_tokenizer',
+           'model_path', 'template_names', 'template_text', 'family_template', 'context_length', 'template_tokens',
+           'load_tokenizer', 'load_model', 'keep_sentencepiece', 'save_tokenizer']
 
 # %% ../nbs/models.ipynb #07591a27
 @dataclass
@@ -159,13 +159,80 @@ def _build_tiny(dest:Path, hidden:int=64, layers:int=2, seed:int=0)->Path:
 
 STAND_INS = {TINY_MODEL: ("tiny-random-smollm2", _build_tiny)}   # offline stand-ins: name -> (cache folder, builder)
 
+# %% ../nbs/models.ipynb #dd0bcd6e
+TOKENIZER_SOURCES = {   # name -> (PyPI package that ships it, the file inside the package)
+    "gpt2": ("openai-whisper==20250625", "whisper/assets/gpt2.tiktoken"),
+    "mistral-v0.1": ("mistral-common==1.13.1", "mistral_common/data/tokenizer.model.v1")}
+_GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+
+def _pypi_file(spec:str, suffix:str)->bytes:
+    "The bytes of the file ending in `suffix` inside package `spec`, downloaded from PyPI without its dependencies."
+    import subprocess, sys, tarfile, zipfile
+    with tempfile.TemporaryDirectory() as d:
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary=openai-whisper",
+                        "-d", d, spec], check=True, capture_output=True)
+        archive = next(Path(d).iterdir())
+        if archive.name.endswith(".whl"):
+            with zipfile.ZipFile(archive) as z: return z.read(next(n for n in z.namelist() if n.endswith(suffix)))
+        with tarfile.open(archive) as t: return t.extractfile(next(m for m in t.getmembers() if m.name.endswith(suffix))).read()
+
+def _gpt2_from_tiktoken(data:bytes, out:Path):
+    "GPT-2's tokenizer from its tiktoken ranks (transformers' `TikTokenConverter`), saved at `out`."
+    import base64
+    from transformers.convert_slow_tokenizer import TikTokenConverter
+    from transformers import PreTrainedTokenizerFast
+    ranks = {base64.b64decode(t): int(r) for t, r in (l.split() for l in data.splitlines() if l.strip())}
+    class Converter(TikTokenConverter):           # reads the ranks parsed here (transformers would import tiktoken)
+        @staticmethod
+        def load_tiktoken_bpe(_): return ranks
+    tk = Converter(vocab_file="gpt2", pattern=_GPT2_PATTERN, extra_special_tokens=["<|endoftext|>"]).converted()
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
+                                  unk_token="<|endoftext|>", model_max_length=1024)
+    assert len(tok) == 50257 and tok.encode("Hello world") == [15496, 995]     # GPT-2's own ids
+    tok.save_pretrained(out)
+
+def _mistral_from_sentencepiece(data:bytes, out:Path):
+    "Mistral v0.1's SentencePiece model as a fast Llama tokenizer (converting needs protobuf), saved at `out`."
+    import json
+    from transformers import AutoTokenizer
+    with tempfile.TemporaryDirectory() as d:
+        (Path(d)/"tokenizer.model").write_bytes(data)
+        (Path(d)/"tokenizer_config.json").write_text(json.dumps(dict(
+            tokenizer_class="LlamaTokenizer", bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+            add_bos_token=True, add_eos_token=False, legacy=False, model_max_length=32768)))
+        tok = AutoTokenizer.from_pretrained(d)
+    assert len(tok) == 32000 and tok("[INST] Hello")["input_ids"] == [1, 733, 16289, 28793, 22557]   # Mistral's ids
+    tok.save_pretrained(out)
+    (out/"tokenizer.model").write_bytes(data)
+
+def real_tokenizer(
+    name:str,    # "gpt2" or "mistral-v0.1" (`TOKENIZER_SOURCES`)
+)->Path:
+    "The folder of the real tokenizer `name` in chatft's cache, fetched from PyPI the first time."
+    out = cache_dir()/"tokenizers"/name
+    if (out/"tokenizer.json").exists(): return out
+    from filelock import FileLock
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(out)+".lock"):
+        if (out/"tokenizer.json").exists(): return out
+        spec, path = TOKENIZER_SOURCES[name]
+        print(f"chatft: fetching {name}'s tokenizer from PyPI ({spec}, once)")
+        tmp = Path(tempfile.mkdtemp(dir=out.parent))
+        try:
+            try: data = _pypi_file(spec, path)
+            except Exception as e: raise ChatftError(f"{name}'s tokenizer: could not download {spec} from PyPI "
+                                                     f"({type(e).__name__}); connect to the internet once.") from None
+            try: (_gpt2_from_tiktoken if name == "gpt2" else _mistral_from_sentencepiece)(data, tmp/name)
+            except ImportError as e: raise ChatftError(f"{name}'s tokenizer: {e}; `pip install protobuf sentencepiece`.") from None
+            (tmp/name).rename(out)
+        finally: shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
 # %% ../nbs/models.ipynb #faa1bc2a
 def _guide_tokenizer(template:str):
-    "Mistral v0.1's real tokenizer from chatft's cache, with the chat template `template` (a file in data/templates)."
+    "Mistral v0.1's real tokenizer (`real_tokenizer`), with the chat template `template` (a file in data/templates)."
     from transformers import AutoTokenizer
-    src = cache_dir()/"tokenizers"/"mistral-v0.1"
-    if not (src/"tokenizer.model").exists():
-        raise ChatftError(f"Mistral v0.1's tokenizer is not in {src}: run `python dev/get_tokenizers.py` once.")
+    src = real_tokenizer("mistral-v0.1")
     tok = AutoTokenizer.from_pretrained(src, legacy=True)   # as the Hub's: text after a special token starts with
     tok.init_kwargs["legacy"] = True                         # a space ('<s>', '▁[', 'INST', ...), as in mistral-common
     from importlib.resources import files
@@ -214,13 +281,9 @@ from functools import partial
 TINY_GPT2, TINY_DIALOGPT = "chatft/tiny-random-gpt2", "chatft/tiny-random-dialogpt"
 
 def _gpt2_tokenizer():
-    "GPT-2's real tokenizer from chatft's cache (`dev/get_tokenizers.py` writes it)."
+    "GPT-2's real tokenizer (`real_tokenizer`)."
     from transformers import AutoTokenizer
-    src = cache_dir()/"tokenizers"/"gpt2"
-    if not (src/"tokenizer.json").exists():
-        raise ChatftError(f"GPT-2's tokenizer is not in {src}: run `python dev/get_tokenizers.py` once "
-                          "(it needs PyPI).")
-    return AutoTokenizer.from_pretrained(src)
+    return AutoTokenizer.from_pretrained(real_tokenizer("gpt2"))
 
 def _build_tiny_gpt2(dest:Path, name_or_path:str="gpt2", hidden:int=64, layers:int=2, seed:int=0)->Path:
     "A random-weight GPT-2 (gpt2's real config, scaled down) with GPT-2's real tokenizer, saved at `dest`."
