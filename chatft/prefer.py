@@ -15,7 +15,7 @@ from .export import (Skip, chatgpt_turns, export_in, feedback_records, raw_recor
 from .core import (ChatftError, Conversation, Report, write_jsonl, Run, command_parser, add_options,
                          quiet)
 from .clean import is_error_reply, redact_conversations, _norm
-from .template import TEMPLATE_KWARGS
+from .template import TEMPLATE_KWARGS, fit_template
 from .dataset import SharedText, load_prepared
 
 # %% auto #0
@@ -427,11 +427,13 @@ def fit_pairs(
     max_length:int,           # the plan's longest sequence
     report:Report|None=None,  # pairs too long are skipped here with their length
 ):
-    """The splits without the pairs whose prompt and answer do not fit in `max_length` tokens (TRL would cut the
+    """The splits with each prompt fitted to the template (`fit_template`: what Mistral v0.1 or Llama-2 refuse, as
+    in training), without the pairs whose prompt and answer do not fit in `max_length` tokens (TRL would cut the
     answer off)."""
     report = report if report is not None else Report("fit")
     out = {}
     for split, ds in dsd.items():
+        ds = ds.map(lambda x: {"prompt": fit_template(x["prompt"], tokenizer)})
         n = [pair_length(tokenizer, x) for x in ds]
         for x, k in zip(ds, n):
             if k > max_length: report.skip(x['id'], f"longer than max_length ({max_length} tokens)", tokens=k)

@@ -258,7 +258,8 @@ def _prefill(self:Engine, job:Job):
     from transformers import DynamicCache
     ids = torch.tensor([job.prompt], device=self.model.device)
     out = self.model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True, logits_to_keep=1,
-                     past_key_values=DynamicCache(config=self.model.config))
+                     past_key_values=DynamicCache())   # plain layers: rows are stacked and cut by hand (a sliding
+                                                       # window's layer would count tokens that padding shifts)
     self.stats["prefills"] += 1
     token = pick_token(out.logits[0, -1].float(), job.temperature, job.warp, job.generator)
     return out.past_key_values, advance(job, token, self.tokenizer, self.chat.stop_ids)
