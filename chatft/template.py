@@ -74,8 +74,7 @@ def template_rules(
     chat_template:str|None=None,  # template instead of the tokenizer's
 )->dict:
     "What the template accepts: a system message (`system`), two messages of one role in a row (`repeat`), a reply first."
-    tpl = _template_file(chat_template) or getattr(tokenizer, 'chat_template', None)
-    key = (tpl, tokenizer.bos_token, tokenizer.eos_token)
+    key = (template_used(tokenizer, chat_template), tokenizer.bos_token, tokenizer.eos_token)
     if key not in _RULES:
         def ok(*turns):
             msgs = [dict(role=r, content=f"PROBE{k}") for k, r in enumerate(turns)]
