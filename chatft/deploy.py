@@ -196,7 +196,10 @@ def greedy_steps(
                  [said(new[:k] + [r]) for k, r in enumerate(runner)], margin)
 
 # %% ../nbs/08_deploy.ipynb #54ed63d8
-def _whole(text:str)->str: return text.rstrip("\ufffd")   # a token ending inside a character: its whole characters
+def _whole(text:str)->str:
+    ("The whole characters of `text`: a token that ends inside a character, or a lone byte piece that is no "
+     "character (transformers writes '\ufffd' for it, llama.cpp nothing), left out.")
+    return text.replace("\ufffd", "")
 
 def _parts_at(steps:Steps, said:str)->int:
     "The first step where `said` leaves the reference (`len(steps.ids)` when it never does)."
@@ -216,7 +219,7 @@ def parting(
 )->dict:
     "Where `reply` leaves the reference: the tokens agreed, the reference's margin there, the verdict and why."
     n = len(steps.ids)
-    if reply == steps.reply: return dict(agreed=n, of=n, margin=None, verdict="same", why="identical")
+    if _whole(reply) == _whole(steps.reply): return dict(agreed=n, of=n, margin=None, verdict="same", why="identical")
     said = reply + _END
     k = _parts_at(steps, said)
     if k == n: return dict(agreed=n, of=n, margin=None, verdict="differs", why="it goes on past the reference's end")
@@ -538,13 +541,29 @@ def gguf_replies(
     return out
 
 # %% ../nbs/08_deploy.ipynb #f4d4dc2c
+def _spaces_only(tokenizer, hf:list, ll:list)->bool:
+    ("Whether two token lists of a SentencePiece vocabulary spell the same text with the same special tokens, cut "
+     "differently: runs of spaces ('▁▁', 'b' against '▁', '▁b') and llama.cpp's '▁' added after a special token.")
+    special = set(tokenizer.all_special_ids)
+    def parts(ids):   # the special tokens, and the text between them as the pieces spell it
+        out = [""]
+        for i, p in zip(ids, tokenizer.convert_ids_to_tokens(ids)):
+            if i in special: out += [p, ""]
+            else: out[-1] += p
+        return out
+    a, b = parts(hf), parts(ll)
+    spm = any("▁" in p for p in tokenizer.convert_ids_to_tokens(hf + ll))
+    return spm and len(a) == len(b) and all(y in (x, "▁" + x) for x, y in zip(a, b))
+
 def same_tokens(llm, tokenizer, texts:list):
-    "A table: for each text, the token counts in transformers and llama.cpp and whether the ids are identical."
+    ("A table: for each text, the token counts in transformers and llama.cpp, whether the ids are identical, and "
+     "how they differ when not: `spaces` (a SentencePiece vocabulary's runs of spaces cut elsewhere) or `tokens`.")
     import pandas as pd
     rows = []
     for t in texts:
         hf, ll = tokenizer(t, add_special_tokens=False)["input_ids"], _gguf_tokens(llm, t)
-        rows.append(dict(text=t[:50], hf=len(hf), llama_cpp=len(ll), same=hf == ll))
+        differ = "" if hf == ll else "spaces" if _spaces_only(tokenizer, hf, ll) else "tokens"
+        rows.append(dict(text=t[:50], hf=len(hf), llama_cpp=len(ll), same=hf == ll, differ=differ))
     return pd.DataFrame(rows)
 
 # %% ../nbs/08_deploy.ipynb #e8469989

@@ -15,7 +15,7 @@ from .core import (ChatftError, Report, work_dir, in_notebook, bars_off, Run, qu
 from .models import DEMO_MODEL, load_model, load_tokenizer
 from .clean import _norm, find_pii
 from .dataset import SharedText, STRETCH_CHARS, PaddedCollator, load_prepared
-from .template import reply_spans, end_of_turn_token, inference_prompt
+from .template import reply_spans, end_of_turn_token, inference_prompt, render
 
 # %% auto #0
 __all__ = ['METRICS', 'attach_data', 'heldout_examples', 'find_data', 'seen_replies', 'check_data', 'likelihood', 'base_of',
@@ -38,12 +38,31 @@ def attach_data(
 # %% ../nbs/06_evaluate.ipynb #c19c5159
 _ROLE_LINE = re.compile(r"^\s*(user|assistant|system|model|human|\[/?INST\])\s*$", re.I)
 
-def _plain(text:str)->str:
+def _wrapping(tokenizer)->tuple:
+    ("What the template writes on the user message's own line before it, and on the last line before the reply, as "
+     "decoded text: `('[INST]', '[/INST]')` for Llama-2 and Mistral, `('User:', 'Assistant:')` for the plain "
+     "template, `('', 'assistant')` for ChatML.")
+    probe = "qzxprobe"
+    try: text = render([dict(role="user", content=probe)], tokenizer, add_generation_prompt=True)
+    except Exception: return "", ""
+    text = tokenizer.decode(tokenizer(text, add_special_tokens=False)["input_ids"], skip_special_tokens=True)
+    before, _, after = text.partition(probe)
+    return before.rsplit("\n", 1)[-1].strip(), (after.strip().splitlines() or [""])[-1].strip()
+
+def _plain(
+    text:str,                # decoded template text (special tokens left out)
+    wrap:tuple=("", ""),     # `_wrapping(tokenizer)`: the template's text around a user message
+)->str:
     "The last message in decoded template text: what follows the last role-name line, without the reply's cue."
+    before, after = wrap
     lines = text.strip().splitlines()
-    while lines and (_ROLE_LINE.match(lines[-1]) or not lines[-1].strip()): lines.pop()
+    cue = lambda l: _ROLE_LINE.match(l) or not l.strip() or (after and l.strip() == after)
+    while lines and cue(lines[-1]): lines.pop()
     roles = [i for i, l in enumerate(lines) if _ROLE_LINE.match(l)]
-    return "\n".join(lines[roles[-1]+1 if roles else 0:]).strip()
+    out = "\n".join(lines[roles[-1]+1 if roles else 0:]).strip()
+    if after and out.endswith(after): out = out[:-len(after)].rstrip()
+    if before and before in out: out = out[out.rindex(before) + len(before):].lstrip()
+    return out
 
 def heldout_examples(
     ds,                  # a prepared split (rows with `id`, `input_ids`, `labels`)
@@ -53,15 +72,15 @@ def heldout_examples(
 )->list:
     ("Dicts `id, prompt_ids, prompt, context, real`: each trained reply of `ds`, its question and the "
      "conversation before it.")
-    per_row = []
+    per_row, wrap = [], _wrapping(tokenizer)
     for k, row in enumerate(ds):
         spans = reply_spans(row["labels"])[:1 if first_only else None]
         ex, prev = [], 0
         for s, e in spans:
             ids = row["input_ids"]
             ex.append(dict(id=row.get("id", str(k)), prompt_ids=list(ids[:s]),
-                           prompt=_plain(tokenizer.decode(ids[prev:s], skip_special_tokens=True)),
-                           context=_plain(tokenizer.decode(ids[:s], skip_special_tokens=True)),
+                           prompt=_plain(tokenizer.decode(ids[prev:s], skip_special_tokens=True), wrap),
+                           context=_plain(tokenizer.decode(ids[:s], skip_special_tokens=True), wrap),
                            real=tokenizer.decode(ids[s:e], skip_special_tokens=True).strip()))
             prev = e
         per_row.append(ex)

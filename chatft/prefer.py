@@ -508,6 +508,11 @@ def train_dpo(
     run, out = Path(run), check_output(output_dir, False, overwrite)
     if reference not in ("sft", "base"): raise ChatftError(f"reference={reference!r}: choose 'sft' or 'base'.")
     tok = AutoTokenizer.from_pretrained(run)
+    if new := json.loads((run/"adapter_config.json").read_text()).get("trainable_token_indices"):
+        raise ChatftError(f"{run}: its template added tokens ({len(new)}, trained in the adapter), and TRL's DPO "
+                          "reads the output layer's weights directly, past those trained rows: it would score replies "
+                          "with untrained rows. Train the run with a template that reuses the tokenizer's own "
+                          "tokens (`--template chatml` or `plain`), then run prefer on it.")
     plan = plan or dpo_plan(run, len(dsd["train"]))
     dsd, fit = _fitting_pairs(dsd, tok, plan)
     set_seed(plan.seed)

@@ -127,6 +127,9 @@ def test_parting_accepts_only_a_near_tie_onto_the_runner_up():
     assert parting(cut, "Hello there and on")["verdict"] == "differs"
     half = Steps([1], [10, 11], ["caf\ufffd", "café"], [20, 21], ["cab", "cafe"], [2.0, 0.05])   # é is two tokens
     assert parting(half, "café")["verdict"] == "same" and parting(half, "cafe")["verdict"] == "near tie"
+    # a lone byte piece (no character): transformers writes '\ufffd', llama.cpp nothing; the rest must still agree
+    lone = Steps([1], [10, 11, 12], ["a", "a\ufffd", "a\ufffd b"], [20, 21, 22], ["x", "ay", "a\ufffd c"], [2.0, 2.0, 2.0])
+    assert parting(lone, "a b")["verdict"] == "same" and parting(lone, "a c")["verdict"] == "differs"
 
 def test_base_license():
     assert base_license(DEMO_MODEL) == "apache-2.0"

@@ -208,6 +208,15 @@ def test_end_to_end(model, run, tmp_path):
     llm, reference = load_gguf(out), rounded_chat(merged)
     texts = ["naïve café 東京 🙂", "[INST] hi [/INST]", "tabs\tand\nnew lines", "<s>[INST] hi [/INST]"]
     assert same_tokens(llm, reference.tokenizer, texts).same.all()
+    # Runs of spaces and the text after a special token: llama.cpp cuts them as `sentencepiece` does, transformers
+    # otherwise; `same_tokens` says "spaces". Text llama.cpp reads as characters where transformers has a special
+    # token (a GGUF without it) is "tokens".
+    spaced = same_tokens(llm, reference.tokenizer, ["a  b", "x:\n    return  1", "</s> [INST] hi"])
+    assert list(spaced.differ) == ["spaces"] * 3, spaced.to_string()
+    from chatft.deploy import _spaces_only
+    tk = reference.tokenizer
+    as_text = tk("</s> hi", add_special_tokens=False, split_special_tokens=True)["input_ids"]
+    assert not _spaces_only(tk, tk("</s> hi", add_special_tokens=False)["input_ids"], as_text)
     prompts = PROMPTS + ([] if model in LLAMA_CPP_SPACE else [MULTI])
     ours = [reference.reply(p, max_new_tokens=TOKENS) for p in prompts]
     assert not any("\ufffd" in r for r in ours), ours       # no lone byte piece (see above)

@@ -249,6 +249,11 @@ def test_new_tokens_get_trained_rows_carried_through_merge_and_gguf(tmp_path):
     delta = sd["base_model.model.transformer.wte.token_adapter.trainable_tokens_delta"]
     init = sd["base_model.model.transformer.wte.token_adapter.base_layer.weight"][50257:]
     assert delta.shape == (4, 64) and not torch.equal(delta, init)                      # the new rows were trained
+    # DPO on top: TRL's DPO scores replies with the output layer's weights, past the adapter's trained token rows
+    from chatft.prefer import train_dpo
+    with pytest.raises(ChatftError, match="its template added tokens .4, trained in the adapter"):
+        train_dpo(tmp_path/"run", None, tmp_path/"dpo")
+    assert not (tmp_path/"dpo").exists()                                                # nothing half-written
     merged = merge(tmp_path/"run", tmp_path/"merged", device="cpu")
     m, base = AutoModelForCausalLM.from_pretrained(merged), load_model(TINY_GPT2)
     W = m.get_input_embeddings().weight
