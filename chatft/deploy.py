@@ -440,6 +440,9 @@ def template_pieces(tokenizer)->dict:
     msgs = [m("system", 0), m("user", 1), m("assistant", 2), m("user", 3), m("assistant", 4)]
     blocks = [_block(msgs, k, tokenizer) for k in range(len(msgs))]
     pieces = {mm["role"]: tuple(b.split(mm["content"])) for mm, b in zip(msgs[:3], blocks)}
+    if blocks[0] == "": pieces["system"] = None    # a template that leaves a system message out (DialoGPT's)
+    if any(p is not None and len(p) != 2 for p in pieces.values()):
+        raise ValueError("a message's text is not written once, as it was given")
     for k in (3, 4):
         if tuple(blocks[k].split(msgs[k]["content"])) != pieces[msgs[k]["role"]]:
             raise ValueError("a message's wrapping depends on its position")
@@ -451,8 +454,9 @@ def template_pieces(tokenizer)->dict:
 
 def assemble(pieces:dict, messages:list)->str:
     "A conversation (system message first, if any) put together from `template_pieces`, with the generation cue."
-    text = "" if messages and messages[0]["role"] == "system" else pieces["default"]
-    for msg in messages: text += pieces[msg["role"]][0] + msg["content"] + pieces[msg["role"]][1]
+    text = "" if messages and messages[0]["role"] == "system" and pieces["system"] else pieces["default"]
+    for msg in messages:
+        if pieces[msg["role"]]: text += pieces[msg["role"]][0] + msg["content"] + pieces[msg["role"]][1]
     return text + pieces["generation"]
 
 # %% ../nbs/08_deploy.ipynb #a2d18d5a
@@ -463,8 +467,9 @@ def _go(text:str)->str:
 def ollama_template(pieces:dict)->str:
     "The Go template Ollama uses to build the prompt, from `template_pieces`."
     role = lambda r: f'{_go(pieces[r][0])}{{{{ .Content }}}}{_go(pieces[r][1])}'
-    return (f'{{{{ if .System }}}}{_go(pieces["system"][0])}{{{{ .System }}}}{_go(pieces["system"][1])}'
-            f'{{{{ else }}}}{_go(pieces["default"])}{{{{ end }}}}'
+    system = (f'{{{{ if .System }}}}{_go(pieces["system"][0])}{{{{ .System }}}}{_go(pieces["system"][1])}'
+              f'{{{{ else }}}}{_go(pieces["default"])}{{{{ end }}}}') if pieces["system"] else _go(pieces["default"])
+    return (system +
             f'{{{{ range .Messages }}}}{{{{ if eq .Role "user" }}}}{role("user")}'
             f'{{{{ else if eq .Role "assistant" }}}}{role("assistant")}{{{{ end }}}}{{{{ end }}}}'
             f'{_go(pieces["generation"])}')
@@ -532,12 +537,13 @@ def gguf_replies(
     train_on:str="assistant",  # "me": roles swapped, as the run was trained
     tokenizer=None,            # the run's tokenizer: messages fitted to its template as in training (Mistral v0.1...)
 )->list:
-    "llama.cpp's greedy chat reply to each conversation, rendered by the GGUF's own chat template."
+    ("llama.cpp's greedy reply to each conversation, rendered by the GGUF's own chat template as a chat completion "
+     "renders it (`gguf_prompt`), up to its end-of-turn token.")
     out = []
     for p in prompts:
-        r = llm.create_chat_completion(_as_sent(p, system, train_on, tokenizer), temperature=0.0, top_k=1, top_p=1.0, min_p=0.0,
-                                       repeat_penalty=1.0, max_tokens=max_tokens, seed=0)
-        out.append(r["choices"][0]["message"]["content"] or "")
+        r = llm.create_completion(gguf_prompt(llm, p, system, train_on, tokenizer), temperature=0.0, top_k=1,
+                                  top_p=1.0, min_p=0.0, repeat_penalty=1.0, max_tokens=max_tokens, seed=0)
+        out.append(r["choices"][0]["text"] or "")
     return out
 
 # %% ../nbs/08_deploy.ipynb #f4d4dc2c

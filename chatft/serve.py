@@ -6,7 +6,7 @@ Docs: https://chatft.github.io/chatft/serve.html.md"""
 
 # %% ../nbs/08b_serve.ipynb #bc743ebf
 from __future__ import annotations
-import os, sys, json, time, uuid, hmac, queue, random, signal, asyncio, argparse, threading, subprocess, tempfile
+import os, sys, json, math, time, uuid, hmac, queue, random, signal, asyncio, argparse, threading, subprocess, tempfile
 from dataclasses import dataclass, field, fields
 from dataclasses import make_dataclass
 from pathlib import Path
@@ -35,9 +35,10 @@ class Limits:
 class ApiError(Exception):
     "An error answer: HTTP `status` and OpenAI's error fields."
     def __init__(self, status:int, message:str, param:str|None=None, code:str|None=None,
-                 type:str="invalid_request_error"):
+                 type:str="invalid_request_error", headers:dict|None=None):
         super().__init__(message)
         self.status, self.message, self.param, self.code, self.type = status, message, param, code, type
+        self.headers = headers or {}    # more HTTP headers of the answer (a 429's `Retry-After`)
 
     def body(self)->dict:
         "The JSON body of the answer."
@@ -235,11 +236,14 @@ class Engine:
     def __init__(self,
                  chat:Chat,         # the model to serve, from `load_chat`
                  max_batch:int=8,   # most requests generated together (1: one at a time)
+                 max_waiting:int=64, # most requests waiting for a place in the batch; more are refused at once (429)
                 ):
         if max_batch < 1: raise ChatftError(f"--max-batch must be at least 1 (got {max_batch}).")
+        if max_waiting < 1: raise ChatftError(f"--max-waiting must be at least 1 (got {max_waiting}).")
         self.chat, self.model, self.tokenizer, self.max_batch = chat, chat.model, chat.tokenizer, max_batch
+        self.max_waiting, self.request_s = max_waiting, None   # mean seconds from admission to the last token
         self.waiting, self.rows, self.cache, self.mask = queue.Queue(), [], None, None
-        self.stats = dict(requests=0, prefills=0, steps=0, rows=0, cancelled=0)
+        self.stats = dict(requests=0, prefills=0, steps=0, rows=0, cancelled=0, served=0, refused=0)
         self.stopping, self.thread = threading.Event(), None
 
     def __repr__(self):
@@ -249,6 +253,21 @@ class Engine:
 
     @property
     def mean_batch(self)->float: return self.stats["rows"] / max(self.stats["steps"], 1)
+
+    def waiting_now(self)->int:
+        "Requests waiting whose client is still there (one that left is dropped when its turn comes)."
+        with self.waiting.mutex: return sum(not job.cancelled.is_set() for job in self.waiting.queue)
+
+    def _served(self, job):
+        "Count a finished request and its time into the running mean."
+        s = time.monotonic() - job.started
+        self.stats["served"] += 1
+        self.request_s = s if self.request_s is None else self.request_s + (s - self.request_s) / self.stats["served"]
+
+    def retry_after(self)->int:
+        ("Seconds until a place in the queue is likely free: a running request ends every `request_s / max_batch` "
+         "seconds on average (1 before any has finished).")
+        return max(1, math.ceil((self.request_s or 0) / self.max_batch))
 
 # %% ../nbs/08b_serve.ipynb #833028c0
 @patch
@@ -292,11 +311,13 @@ def _admit(self:Engine, block:bool):
         if job.cancelled.is_set():
             self.stats["cancelled"] += 1
             continue
+        job.started = time.monotonic()
         try: cache, finished = self._prefill(job)
         except Exception as e:
             job.send({"error": f"generation failed: {type(e).__name__}: {e}"})
             continue
-        if not finished:
+        if finished: self._served(job)
+        else:
             self.cache, self.mask = stack_rows(self.cache, self.mask, cache, len(job.prompt))
             self.rows.append(job)
 
@@ -304,6 +325,8 @@ def _admit(self:Engine, block:bool):
 def _drop(self:Engine, keep:list):
     "Keep only rows `keep`."
     if len(keep) == len(self.rows): return
+    for i in set(range(len(self.rows))) - set(keep):
+        if self.rows[i].done: self._served(self.rows[i])
     if not keep: self.rows, self.cache, self.mask = [], None, None
     else:
         self.cache, self.mask = keep_rows(self.cache, self.mask, keep)
@@ -351,8 +374,15 @@ def job(self:Engine, ask:Ask, send=None)->Job:
 
 @patch
 def submit(self:Engine, job:Job)->Job:
-    "Queue `job` for the worker (a 503 `ApiError` once the engine is stopping)."
+    ("Queue `job` for the worker; a 429 `ApiError` with `Retry-After` when `max_waiting` requests wait already, a "
+     "503 once the engine is stopping.")
     if self.stopping.is_set(): raise ApiError(503, "The server is shutting down.", None, None, "server_error")
+    if (n := self.waiting_now()) >= self.max_waiting:
+        self.stats["refused"] += 1
+        s = self.retry_after()
+        raise ApiError(429, f"The server is busy: {n} requests are waiting already (--max-waiting "
+                       f"{self.max_waiting}). Try again in {s} s.", None, "server_busy", "rate_limit_error",
+                       {"Retry-After": str(s)})
     self.stats["requests"] += 1
     self.waiting.put(job)
     return job
@@ -382,6 +412,7 @@ async def _read_body(request, limit:int)->dict:
         if len(data) > limit: raise too_big
     try: return json.loads(data)
     except ValueError as e: raise ApiError(400, f"The request body is not valid JSON ({e}).") from None
+    except RecursionError: raise ApiError(400, "The request body is nested too deeply to read.") from None
 
 # %% ../nbs/08b_serve.ipynb #353b94f5
 def check_key(request, api_key:str|None):
@@ -470,7 +501,7 @@ def _error_handlers(app):
     "Answer `ApiError`s, HTTP errors (404, 405) and unexpected exceptions in OpenAI's error shape."
     from fastapi.responses import JSONResponse
     from starlette.exceptions import HTTPException
-    answer = lambda e: JSONResponse(e.body(), status_code=e.status)
+    answer = lambda e: JSONResponse(e.body(), status_code=e.status, headers=e.headers)
     app.add_exception_handler(ApiError, lambda req, e: answer(e))
     app.add_exception_handler(HTTPException, lambda req, e: answer(
         ApiError(e.status_code, f"{req.method} {req.url.path}: {e.detail}", None, None)))
@@ -495,8 +526,8 @@ def serve_app(
     app = FastAPI(title=f"chatft: {model}", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.engine = engine
     _error_handlers(app)
-    app.get("/health")(lambda: dict(status="ok", model=model, running=len(engine.rows),
-                                    waiting=engine.waiting.qsize(), **engine.stats))
+    app.get("/health")(lambda: dict(status="ok", model=model, running=len(engine.rows), waiting=engine.waiting_now(),
+                                    max_waiting=engine.max_waiting, **engine.stats))
     @app.get("/v1/models")
     def models(request:Request):
         check_key(request, api_key)
@@ -589,7 +620,7 @@ def _parser()->argparse.ArgumentParser:
                    help="a run folder (default: work/run), a model folder or a Hub id")
     add_options(p, _uvicorn_server, "host", "port")
     add_options(p, serve_app, "api_key")
-    add_options(p, Engine.__init__, "max_batch")
+    add_options(p, Engine.__init__, "max_batch", "max_waiting")
     p.add_argument("--engine", dest="backend", choices=["chatft", "vllm"], default="chatft",
                    # `--engine` here is not serve_app's `engine`
                    help="chatft (any machine) or vllm (a CUDA GPU)")
@@ -626,7 +657,7 @@ def serve_cli(argv:list|None=None)->int:
     for sig in (signal.SIGTERM, signal.SIGINT): signal.signal(sig, _exit_quietly)
     limits = Limits(**{f.name: getattr(a, f.name) for f in fields(Limits)})
     chat = load_chat(run, system=a.system, merged=True)
-    app = serve_app(Engine(chat, a.max_batch), a.api_key, limits)
+    app = serve_app(Engine(chat, a.max_batch, a.max_waiting), a.api_key, limits)
     print(f"chatft serve: {chat.name} at http://{a.host}:{a.port}/v1 (max batch {a.max_batch}"
           f"{', API key required' if a.api_key else ''}); Ctrl-C or SIGTERM stops it", flush=True)
     try: _uvicorn_server(app, a.host, a.port).run()

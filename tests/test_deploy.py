@@ -74,6 +74,18 @@ def test_template_pieces_rebuild_the_jinja_template():
     go = ollama_template(pieces)
     assert go.count("{{ .Content }}") == 2 and "{{ .System }}" in go and go.endswith("<|im_start|>assistant\n")
 
+def test_template_pieces_of_a_template_that_leaves_the_system_out():
+    "DialoGPT's template writes no system message: its pieces have none, and the Go template has no .System."
+    from chatft.models import TINY_DIALOGPT
+    tok = load_tokenizer(TINY_DIALOGPT)
+    pieces = template_pieces(tok)
+    assert pieces["system"] is None and pieces["user"] == pieces["assistant"] == ("", "<|endoftext|>")
+    turns = [dict(role="user", content="a"), dict(role="assistant", content="b"), dict(role="user", content="c")]
+    for system in (None, "Be brief."):
+        msgs = with_system(turns, system)
+        assert assemble(pieces, msgs) == render(msgs, tok, add_generation_prompt=True) == "a<|endoftext|>b<|endoftext|>c<|endoftext|>"
+    assert ".System" not in ollama_template(pieces)
+
 def test_template_pieces_refuse_position_dependent_templates():
     "A template that writes the first user message differently cannot be one Go template: say so, do not guess."
     tok = load_tokenizer(DEMO_MODEL)

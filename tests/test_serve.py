@@ -2,7 +2,8 @@
 batch; greedy replies computed another way, batched or served, are compared by `chatft.deploy.parting`'s rule: the
 same, or parting at a near tie), request checking, and the real `chatft serve` console script driven by the official
 `openai` client: streaming and not, multi-turn, `stop`, bad requests, API key, a client disconnecting mid-stream,
-8 concurrent clients x 4 requests, and a clean exit on SIGTERM."""
+8 concurrent clients x 4 requests, a 429 with Retry-After beyond `--max-waiting`, any JSON body a 4xx (hypothesis),
+and a clean exit on SIGTERM."""
 import os, sys, json, time, signal, subprocess, threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -61,6 +62,25 @@ def test_request_fields():
     assert parse_request(body()).max_tokens == Limits().default_tokens
     assert parse_request(body(presence_penalty=0, logprobs=False, response_format=dict(type="text"))).messages
     with pytest.raises(ApiError, match="4 messages"): parse_request(body(messages=[dict(role="user", content="x")]*4), Limits(max_messages=3))
+
+# Any JSON at all, and bodies with the right keys holding any JSON: `parse_request` answers with an `Ask` or a 4xx
+# `ApiError`, never anything else (which the server would answer with a 500).
+from hypothesis import given, settings, HealthCheck, strategies as st
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+                    max_leaves=12)
+FIELDS = ["messages", "model", "max_tokens", "max_completion_tokens", "temperature", "top_p", "seed", "stop",
+          "stream", "stream_options", "n", "tools", "logprobs", "response_format", "presence_penalty", "top_k"]
+MESSAGE = st.fixed_dictionaries({}, optional=dict(role=st.sampled_from(["user", "assistant", "system", "developer",
+                                                                        "tool"]) | JSON, content=JSON, name=JSON))
+BODIES = JSON | st.dictionaries(st.sampled_from(FIELDS), JSON, max_size=6) | st.fixed_dictionaries(
+    dict(messages=st.lists(MESSAGE, max_size=4)), optional={k: JSON for k in FIELDS if k != "messages"})
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(BODIES)
+def test_any_body_is_an_ask_or_a_4xx(b):
+    try: parse_request(b, Limits(max_messages=3))
+    except ApiError as e: assert 400 <= e.status < 500 and e.body()["error"]["message"], e.status
 
 # --- the engine against Chat.reply ---
 
@@ -180,6 +200,8 @@ def test_server_bad_requests(client, server):
     auth = {"Authorization": f"Bearer {KEY}"}
     r = httpx.post(server[1]+"/v1/chat/completions", content=b"{not json", headers=auth)
     assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error"
+    r = httpx.post(server[1]+"/v1/chat/completions", content=b"[" * 50_000 + b"]" * 50_000, headers=auth)
+    assert r.status_code == 400 and "nested too deeply" in r.json()["error"]["message"]   # was a 500 RecursionError
     r = httpx.post(server[1]+"/v1/chat/completions", content=b" " * 2_000_000, headers=auth)
     assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large"
     r = httpx.get(server[1]+"/v1/nothing", headers=auth)
@@ -243,6 +265,43 @@ def test_server_concurrent_clients(server, chat):
     after = httpx.get(server[1]+"/health").json()
     steps, rows = after["steps"] - before["steps"], after["rows"] - before["rows"]
     assert rows / steps > 2, (rows, steps)     # requests shared forward passes
+
+@pytest.mark.slow
+def test_server_refuses_beyond_max_waiting(chat):
+    """One running, one waiting (`max_waiting=1`): the next request gets a 429 at once with `Retry-After`, /health
+    answers at once; when the waiting client leaves, its place is free again; the refused client can come back."""
+    import httpx
+    from chatft.serve import Server, serve_app
+    srv = Server(serve_app(Engine(chat, max_batch=1, max_waiting=1), limits=Limits(max_tokens=4000)))
+    health = lambda: httpx.get(srv.url.removesuffix("/v1")+"/health", timeout=5).json()
+    try:
+        c = openai.OpenAI(base_url=srv.url, api_key="x", max_retries=0, timeout=120)
+        running = ask(c, QUESTIONS[0], max_tokens=1900, stream=True)
+        next(iter(running))
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(ask, c, "hi", max_tokens=4)
+            deadline = time.time() + 30
+            while health()["waiting"] < 1 and time.time() < deadline: time.sleep(0.05)
+            t = time.time()
+            r = httpx.post(srv.url+"/chat/completions", json=body(max_tokens=4), timeout=5)
+            assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1, r.text
+            assert r.json()["error"]["code"] == "server_busy" and "--max-waiting 1" in r.json()["error"]["message"]
+            h = health()
+            assert time.time() - t < 1 and (h["running"], h["waiting"], h["refused"]) == (1, 1, 1)
+            with pytest.raises(openai.RateLimitError): ask(c, "hi", max_tokens=4)
+            running.close()                                      # the running client leaves: the waiting one goes on
+            assert waiting.result(timeout=60).choices[0].message.content is not None
+        # a waiting client that leaves frees its place
+        running = ask(c, QUESTIONS[0], max_tokens=1900, stream=True)
+        next(iter(running))
+        with pytest.raises(openai.APITimeoutError): c.with_options(timeout=1.5).chat.completions.create(
+            model="run", messages=[dict(role="user", content="hi")], max_tokens=4)
+        deadline = time.time() + 10
+        while health()["waiting"] and time.time() < deadline: time.sleep(0.05)
+        assert health()["waiting"] == 0
+        running.close()
+        assert ask(c, "hi", max_tokens=4).choices[0].message.content is not None
+    finally: srv.stop()
 
 @pytest.mark.slow
 def test_server_stops_cleanly_on_sigterm(server, client):
