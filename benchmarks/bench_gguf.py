@@ -45,6 +45,14 @@ def bench_llama(path, convs, tokens:int, threads:int)->dict:
     llm.close()
     return dict(tokens=n, seconds=s)
 
+def tensor_types(path)->str:
+    "How the file's 2-D weights are stored: 'Q4_K 92, Q5_0 108, ...' (a k-quant falls back to other types for rows "
+    "whose width is not a multiple of 256)."
+    from collections import Counter
+    from gguf import GGUFReader
+    c = Counter(t.tensor_type.name for t in GGUFReader(path).tensors if len(t.shape) > 1)
+    return ", ".join(f"{k} {v}" for k, v in c.most_common())
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", default=None, help="a transformers model folder (default: the demo model)")
@@ -69,12 +77,12 @@ def main(argv=None):
     print(f"{folder.name}: match rate on {len(checks)} prompts x {a.check_tokens} greedy tokens; speed on {len(convs)} "
           f"prompts x {a.tokens} new tokens, one request at a time, {a.threads} threads, load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    print(f"{'type':<22} {'size MB':>8} {'token match':>12} {'agree':>6} {'tokens/s':>9} {'vs transformers':>16}")
+    print(f"{'type':<22} {'size MB':>8} {'token match':>12} {'agree':>6} {'tokens/s':>9} {'vs transformers':>16}   2-D weights stored as")
     size = (folder/"model.safetensors").stat().st_size/2**20
     print(f"{'transformers float32':<22} {size:>8.0f} {'reference':>12} {'':>6} {tps(base):>9.1f} {1:>15.2f}x")
     for t in ("f16", "q8_0", "q6_k", "q5_k_m", "q4_k_m"):
         r = table.loc[t]
         print(f"{'llama.cpp ' + t:<22} {r.size_mb:>8.0f} {r.token_match:>12.3f} {r.agree:>6} {tps(speed[t]):>9.1f} "
-              f"{tps(speed[t])/tps(base):>15.2f}x")
+              f"{tps(speed[t])/tps(base):>15.2f}x   {tensor_types(files[t])}")
 
 if __name__ == "__main__": main()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math, random, bisect, sys, argparse
 from pathlib import Path
 from .core import (ChatftError, Conversation, Report, read_jsonl, bars_off, on_colab, on_kaggle,
-                         hub_token, command_parser, add_options)
+                         hub_token, command_parser, add_options, error_line)
 from .clean import near_duplicates, NEAR_DUPLICATE_THRESHOLD, _norm
 from .template import (render_example, prepare_messages, trained_indices, check_contract, show_mask,
                              template_quirks, _tokenize)
@@ -503,7 +503,14 @@ def load_prepared(path):
     path = Path(path)
     if not (path/"dataset_dict.json").exists(): raise ChatftError(f"{path}: not a prepared dataset folder. "
                                                                   "Make one with `chatft prepare`.")
-    return DatasetDict({s: _load_split(path/s) for s in json.loads((path/"dataset_dict.json").read_text())["splits"]})
+    try:
+        splits = json.loads((path/"dataset_dict.json").read_text())["splits"]
+        if not (isinstance(splits, list) and all(isinstance(s, str) for s in splits)):
+            raise ValueError("its splits are not a list of names")
+        return DatasetDict({s: _load_split(path/s) for s in splits})
+    except Exception as e:
+        raise ChatftError(f"{path}: the prepared dataset is damaged ({error_line(e)}). Make it again with "
+                          "`chatft prepare`.") from None
 
 # %% ../nbs/04_dataset.ipynb #16f6d701
 def push_to_hub(dsd, repo_id:str, private:bool=True, token:str|None=None):

@@ -7,6 +7,7 @@ Docs: https://chatft.github.io/chatft/deploy.html.md"""
 # %% ../nbs/08_deploy.ipynb #b4a2a25b
 from __future__ import annotations
 import os, sys, json, shutil, tarfile, argparse, subprocess, tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from .core import (ChatftError, Run, work_dir, quiet, folder_facts, hub_token, error_line,
@@ -78,16 +79,22 @@ def stop_config(model, tokenizer):
     return cfg
 
 # %% ../nbs/08_deploy.ipynb #44421995
-def _fresh(out, overwrite:bool=False)->Path:
-    "`out` as an empty folder: a `ChatftError` when it holds something, unless `overwrite`."
+@contextmanager
+def _writing(out, overwrite:bool=False):
+    ("A new folder to fill in place of `out` (new or empty, unless `overwrite`). It becomes `out` only when the "
+     "block ends well; a block that fails (an error, Ctrl-C) leaves `out` as it was and nothing beside it.")
     out = Path(out).expanduser()
-    if out.exists() and (out.is_file() or any(out.iterdir())):
-        if not overwrite:
-            raise ChatftError(f"{out} already exists and is not empty: choose a new folder, or replace it "
-                              "(--overwrite).")
-        shutil.rmtree(out) if out.is_dir() else out.unlink()
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+    if out.exists() and (out.is_file() or any(out.iterdir())) and not overwrite:
+        raise ChatftError(f"{out} already exists and is not empty: choose a new folder, or replace it (--overwrite).")
+    part = out.with_name(f".{out.name}.part")
+    if part.exists(): shutil.rmtree(part)          # left by a process that was killed
+    part.mkdir(parents=True)
+    try: yield part
+    except BaseException:
+        shutil.rmtree(part, ignore_errors=True)
+        raise
+    if out.exists(): shutil.rmtree(out) if out.is_dir() else out.unlink()
+    part.rename(out)
 
 def serving_facts(run, tokenizer, plan:TrainPlan)->dict:
     "What a program serving the model must know: base model, end of turn, system prompt, which side it writes."
@@ -104,14 +111,19 @@ def merge(
 )->Path:
     ("Write the run's adapter merged into its base to `out`: a folder for plain `from_pretrained`, template "
      "and stop included.")
-    run, out = check_run(run), _fresh(out, overwrite)
-    model, tok, plan = merged_model(run, device)
-    model.generation_config = stop_config(model, tok)
-    model.save_pretrained(out)
-    save_tokenizer(tok, out, plan.model)             # with a Llama tokenizer's SentencePiece model and `legacy` flag
-    facts = serving_facts(run, tok, plan)
-    if facts["system"]: (out/Run.SYSTEM).write_text(facts["system"])
-    (out/Run.FACTS).write_text(json.dumps(facts, indent=2, ensure_ascii=False))
+    run, out = check_run(run), Path(out).expanduser()
+    with _writing(out, overwrite) as part:           # a merge that fails leaves nothing behind
+        try: model, tok, plan = merged_model(run, device)
+        except ChatftError: raise
+        except Exception as e:
+            raise ChatftError(f"{run}: merging failed ({error_line(e)}). If the run's files are damaged, train it "
+                              "again or restore them.") from None
+        model.generation_config = stop_config(model, tok)
+        model.save_pretrained(part)
+        save_tokenizer(tok, part, plan.model)        # with a Llama tokenizer's SentencePiece model and `legacy` flag
+        facts = serving_facts(run, tok, plan)
+        if facts["system"]: (part/Run.SYSTEM).write_text(facts["system"])
+        (part/Run.FACTS).write_text(json.dumps(facts, indent=2, ensure_ascii=False))
     return out
 
 # %% ../nbs/08_deploy.ipynb #4aa55695
@@ -835,16 +847,17 @@ def upload_folder(
     "A folder with what `push` uploads: the adapter, the merged model or a GGUF, and the model card as README.md."
     run = check_run(run)
     if what not in _WHAT: raise ChatftError(f"what={what!r}: upload one of {', '.join(_WHAT)}.")
-    out, files = _fresh(out, overwrite), None
-    if what == "adapter": _copy_adapter(run, out, system)
-    elif what == "merged":
-        merge(run, out, overwrite=True)
-        if not system: _drop_system(out)
-    else:
-        name = f"{repo_id.split('/')[-1]}-{type}.gguf"
-        gguf(run, out/name, type, system=system)
-        files = dict(file=name, modelfile=Path(name).with_suffix(".Modelfile").name)
-    hub_card(run, what, repo_id, files).save(out/"README.md")
+    out, files = Path(out).expanduser(), None
+    with _writing(out, overwrite) as part:
+        if what == "adapter": _copy_adapter(run, part, system)
+        elif what == "merged":
+            merge(run, part, overwrite=True)
+            if not system: _drop_system(part)
+        else:
+            name = f"{repo_id.split('/')[-1]}-{type}.gguf"
+            gguf(run, part/name, type, system=system)
+            files = dict(file=name, modelfile=Path(name).with_suffix(".Modelfile").name)
+        hub_card(run, what, repo_id, files).save(part/"README.md")
     return out
 
 # %% ../nbs/08_deploy.ipynb #93ae6a3b
@@ -872,8 +885,12 @@ def space_folder(
     overwrite:bool=False,
 )->Path:
     "A Gradio Space (app.py, requirements.txt, README.md) serving `chatft.chat.chat_app` for `repo_id`."
+    out = Path(out).expanduser()
+    with _writing(out, overwrite) as part: _space_files(repo_id, part)
+    return out
+
+def _space_files(repo_id:str, out:Path):
     from huggingface_hub import SpaceCardData, SpaceCard
-    out = _fresh(out, overwrite)
     (out/"app.py").write_text(_APP.format(repo_id=repo_id))
     (out/"requirements.txt").write_text("chatft[ui] @ git+https://github.com/chatft/chatft\ntorch\n")
     title = f"Chat with {repo_id.split('/')[-1]}"[:30]

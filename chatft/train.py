@@ -1194,8 +1194,8 @@ def course_run(
     run = Run(work_dir(work)/"run")
     if run.state == "finished" and run.data:
         trained = TrainPlan.load(run).model
-        other = f" (not {model}: delete {run} to train that one)" if trained != model else ""
-        print(f"Using the run an earlier notebook trained in {run}, on {trained}{other}.")
+        other = f" (not {model}: delete {run.path} to train that one)" if trained != model else ""
+        print(f"Using the run an earlier notebook trained in {run.path}, on {trained}{other}.")
         return run.path
     # the tests keep these runs short
     if cap := os.environ.get("CHATFT_COURSE_MINUTES"): minutes = min(minutes, float(cap))

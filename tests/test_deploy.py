@@ -143,6 +143,18 @@ def test_parting_accepts_only_a_near_tie_onto_the_runner_up():
     lone = Steps([1], [10, 11, 12], ["a", "a\ufffd", "a\ufffd b"], [20, 21, 22], ["x", "ay", "a\ufffd c"], [2.0, 2.0, 2.0])
     assert parting(lone, "a b")["verdict"] == "same" and parting(lone, "a c")["verdict"] == "differs"
 
+@pytest.mark.slow
+def test_a_failed_merge_leaves_nothing(demo_run, tmp_path):
+    "A run whose adapter weights are damaged: merge fails in one line, and neither the folder nor a part of it is left."
+    import shutil
+    bad = Path(shutil.copytree(demo_run, tmp_path/"bad"))
+    (bad/"adapter_model.safetensors").write_bytes(b"\0" * 100)
+    with pytest.raises(ChatftError, match="merging failed"): merge(bad, tmp_path/"merged", device="cpu")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad"]
+    (tmp_path/"kept").mkdir(); (tmp_path/"kept"/"mine.txt").write_text("x")
+    with pytest.raises(ChatftError): merge(bad, tmp_path/"kept", device="cpu", overwrite=True)
+    assert [p.name for p in (tmp_path/"kept").iterdir()] == ["mine.txt"]           # --overwrite replaces only on success
+
 def test_base_license():
     assert base_license(DEMO_MODEL) == "apache-2.0"
     assert base_license("meta-llama/Llama-3.1-8B-Instruct") == "llama3.1"

@@ -62,3 +62,17 @@ def test_prepare_cli_overwrite_replaces_only_a_prepared_dataset(tmp_path):
     from chatft.dataset import load_prepared
     assert max(len(x) for x in load_prepared(out)["train"]["input_ids"]) <= 256
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())     # no partial folder left behind
+
+def test_damaged_prepared_dataset_is_one_line(tmp_path):
+    "A prepared folder whose dataset_dict.json lists no splits, or names one that is not there: train says so in one line."
+    from chatft.core import ChatftError
+    from chatft.dataset import load_prepared
+    (tmp_path/"d").mkdir()
+    for text in ('{"splits": "train"}', '{"splits": ["train"]}', "not json", "{}"):
+        (tmp_path/"d"/"dataset_dict.json").write_text(text)
+        with pytest.raises(ChatftError, match="the prepared dataset is damaged"): load_prepared(tmp_path/"d")
+    res = subprocess.run([CHATFT, "train", str(tmp_path/"d"), "-o", str(tmp_path/"run"), "--max-steps", "1"],
+                         capture_output=True, text=True)
+    assert res.returncode == 1 and "the prepared dataset is damaged (KeyError: 'splits')" in res.stderr, res.stderr[-500:]
+    assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert not (tmp_path/"run").exists()
