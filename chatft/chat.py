@@ -313,10 +313,15 @@ def load_chat(
     elif Run(path).state or (path/Run.ADAPTER).exists():
         facts = Run(path).facts
         model, tok, plan = _load_run_model(path, device, merged)
+    elif path.is_dir() and not (path/"config.json").is_file():
+        what = (f"it is a prepared dataset: train a run on it with `chatft train {path}`" if
+                (path/"dataset_dict.json").is_file() else "give a run folder, a model folder or a Hub id")
+        raise ChatftError(f"{path}: neither a run folder ({Run.PLAN} and the adapter) nor a model folder "
+                          f"(config.json); {what}.")
     elif path.is_dir(): facts, (model, tok) = folder_facts(path), _load_named_model(name, device)
     elif path.exists() or name.count("/") != 1 or name.startswith((".", "~")):
         raise ChatftError(f"{name}: no such run folder (a run folder holds {Run.PLAN} and the adapter; "
-                          "a Hub id looks like org/name).")
+                          "a Hub id looks like org/name). Train one with `chatft train`, or give a model folder or a Hub id.")
     else: facts, (model, tok) = dict(train_on="assistant", system=None), _load_named_model(name, device)
     model.eval()
     system = facts["system"] if system is None else system

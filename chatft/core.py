@@ -320,7 +320,10 @@ def plan(self:Run)->dict:
 def system(self:Run)->str|None:
     "The system prompt the run trained with (`system.txt`), or None."
     p = self/self.SYSTEM
-    return p.read_text() if p.is_file() else None
+    try: return p.read_text() if p.is_file() else None
+    except UnicodeDecodeError as e:
+        raise ChatftError(f"{p}: damaged (not UTF-8 text: {error_line(e)}). Write the system prompt again, or delete "
+                          "the file.") from None
 
 @patch(as_prop=True)
 def facts(self:Run)->dict:

@@ -53,9 +53,9 @@ def merged_model(
     quiet()
     from peft import PeftModel
     from transformers import AutoTokenizer
-    from chatft.train import fit_vocab
+    from chatft.train import fit_vocab, check_base
     run, device = check_run(run), device or best_device()
-    plan = TrainPlan.load(run)
+    plan = check_base(Run(run), TrainPlan.load(run))
     dtype = inference_dtype(plan.precision, device)
     if plan.method != "qlora": model, tok, plan = load_run(run, merged=True, dtype=dtype)
     else:
@@ -821,7 +821,20 @@ def _facts_report(run)->list:
     facts, counts = Run(run).facts, data_counts(run)
     return [dict(step="prepare", notes=dict(counts, train_on=facts["train_on"], system=facts["system_mode"]))]
 
+def _check_run_files(run:Path):
+    ("A `ChatftError` naming the first of the run's adapter, tokenizer and template files that cannot be read, "
+     "without loading the model: nothing damaged is uploaded.")
+    from safetensors import safe_open
+    Run(run).read_json(Run.ADAPTER)
+    try:
+        with safe_open(str(run/Run.WEIGHTS), "pt") as f: f.keys()
+    except Exception as e:
+        raise ChatftError(f"{run/Run.WEIGHTS}: damaged ({error_line(e)}). Train the run again, or restore the "
+                          "file.") from None
+    load_tokenizer(run)
+
 def _copy_adapter(run:Path, out:Path, system:bool):
+    _check_run_files(run)
     for name in _ADAPTER_FILES:
         if (run/name).exists(): shutil.copy2(run/name, out/name)
     (out/Run.REPORTS).write_text(json.dumps(_facts_report(run), indent=2))
@@ -950,16 +963,20 @@ def push(
     if endpoint and what != "merged":
         raise ChatftError("an Inference Endpoint serves the merged model: push with what='merged' (--what merged).")
     base = Path(out).expanduser() if out else Path(tempfile.mkdtemp())
+    made, done = not base.exists(), False
     try:
         folders = dict(model=upload_folder(run, base/"model", what, repo_id, type, system, overwrite=True))
         if space: folders["space"] = space_folder(repo_id, base/"space", overwrite=True)
         request = endpoint_request(repo_id, **model_size(folders["model"])) if endpoint else None
+        done = dry_run
         if dry_run: return folders | (dict(endpoint_request=json.dumps(request)) if endpoint else {})
         urls = dict(model=_send(folders["model"], repo_id, private, "model"))
         if space: urls["space"] = _send(folders["space"], f"{repo_id}-chat", private, "space")
-        return urls | (create_endpoint(request) if endpoint else {})
-    finally:
-        if out is None: shutil.rmtree(base, ignore_errors=True)
+        urls |= create_endpoint(request) if endpoint else {}
+        done = True
+        return urls
+    finally:   # the folders are kept for a dry run that worked; a failed one leaves nothing it made
+        if out is None or (made and not done): shutil.rmtree(base, ignore_errors=True)
 
 # %% ../nbs/08_deploy.ipynb #3ff054f5
 # Inference Endpoints' single-GPU AWS instances: (instance_type, GPU memory in GB, list price in $ an hour) from

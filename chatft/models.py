@@ -9,7 +9,7 @@ from __future__ import annotations
 import os, shutil, tempfile, importlib.util
 from dataclasses import dataclass, asdict
 from pathlib import Path
-from .core import ChatftError
+from .core import ChatftError, error_line
 
 # %% auto #0
 __all__ = ['PRESETS', 'DEMO_MODEL', 'TINY_MODEL', 'STAND_INS', 'TOKENIZER_SOURCES', 'TINY_GPT2', 'TINY_DIALOGPT',
@@ -413,7 +413,14 @@ def load_tokenizer(
     by `family_template`. `tokenizer.template_note` says which and why (None: the model's own)."""
     from transformers import AutoTokenizer
     folder = model_path(name)
-    tok = AutoTokenizer.from_pretrained(folder)
+    try: tok = AutoTokenizer.from_pretrained(folder)
+    except Exception as e:
+        if not Path(name).expanduser().is_dir(): raise
+        raise ChatftError(f"{folder}: its tokenizer files could not be read ({error_line(e)}). If it is a run, train "
+                          "it again or restore them.") from None
+    if template is None and not tok.chat_template and (Path(folder)/"plan.json").is_file():
+        raise ChatftError(f"{Path(folder)/'chat_template.jinja'}: missing from the run folder (the chat template it "
+                          "was trained with). Train the run again, or restore the file.")
     tok.template_note = None
     if tok.pad_token is None: tok.pad_token = tok.eos_token    # GPT-2, Llama-2, Mistral: collators mask padding by position
     if (n := context_length(str(folder))) and n < tok.model_max_length: tok.model_max_length = n   # windows fit the model

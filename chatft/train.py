@@ -11,8 +11,8 @@ from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 import numpy as np
 from .core import (ChatftError, Report, Run, in_notebook, bars_off, quiet, work_dir, command_parser,
-                         add_options)
-from .models import DEMO_MODEL, TINY_MODEL, preset, model_path, load_tokenizer, load_model, save_tokenizer
+                         add_options, error_line)
+from .models import DEMO_MODEL, TINY_MODEL, STAND_INS, preset, model_path, load_tokenizer, load_model, save_tokenizer
 from .dataset import MAX_LENGTH, PackedCollator, pack, save_prepared, prepare, load_prepared
 from .clean import read_cleaned, course_conversations
 
@@ -22,7 +22,7 @@ __all__ = ['HARDWARE', 'EVAL_SHARE', 'Hardware', 'detect_hardware', 'bf16_speedu
            'fit_vocab', 'load_for_training', 'trainable_summary', 'plot_losses', 'KeepBest', 'why_stopped',
            'heldout_loss', 'answer', 'pack_splits', 'collator_for', 'split_loss', 'last_checkpoint', 'remove_folder',
            'check_output', 'training_args', 'train', 'model_card', 'save_data', 'with_data_template', 'save_run',
-           'load_run', 'load_data', 'course_run', 'train_cli']
+           'check_base', 'load_run', 'load_data', 'course_run', 'train_cli']
 
 # %% ../nbs/05_train.ipynb #86fde2cc
 @dataclass
@@ -238,7 +238,10 @@ class TrainPlan:
         "The plan of a run folder (a `Run` or its path) or of a plan file; a damaged file is a `ChatftError` naming it."
         p = Path(path)
         d = Run(p).read_json(Run.PLAN) if p.is_dir() else Run(p.parent).read_json(p.name)
-        return cls(**{k:v for k,v in d.items() if k in {f.name for f in fields(cls)}})
+        file = p/Run.PLAN if p.is_dir() else p
+        try: return cls(**{k:v for k,v in d.items() if k in {f.name for f in fields(cls)}})
+        except (TypeError, AttributeError) as e:   # not an object, or fields missing
+            raise ChatftError(f"{file}: damaged ({error_line(e)}). Train the run again, or restore the file.") from None
 
     def rows(self)->list:
         "(setting, value, why) rows for display."
@@ -1141,6 +1144,21 @@ def save_run(
     return out
 
 # %% ../nbs/05_train.ipynb #39eb4130
+def check_base(run:Run, plan:TrainPlan)->TrainPlan:
+    ("`plan`, or a `ChatftError` when the adapter's weights are missing or `plan`'s model is not the base the "
+     "adapter was trained on (adapter_config.json's `base_model_name_or_path`: the Hub id, its snapshot in the Hub's "
+     "cache, or the local folder it was loaded from).")
+    if not (run/Run.WEIGHTS).is_file():
+        raise ChatftError(f"{run/Run.WEIGHTS}: missing from the run folder (the trained adapter's weights). Train "
+                          "the run again, or restore the file.")
+    base = str(run.read_json(Run.ADAPTER).get("base_model_name_or_path") or "")
+    m = str(plan.model)
+    if not base or base == m or f"models--{m.replace('/', '--')}" in base or Path(base).name == Path(m).name \
+       or Path(base).name == STAND_INS.get(m, ("",))[0]:
+        return plan
+    raise ChatftError(f"{run/Run.PLAN}: its model {m!r} is not the base its adapter was trained on ({base}). Restore "
+                      "the run's files, or train the run again.")
+
 def load_run(
     run_dir,              # a folder written by `train`
     merged:bool=False,    # merge the adapter into the weights (faster generation; not for QLoRA)
@@ -1150,10 +1168,19 @@ def load_run(
     from transformers import AutoTokenizer
     from peft import PeftModel
     run = Run(run_dir).check()
-    plan = TrainPlan.load(run)
-    tok, base = AutoTokenizer.from_pretrained(run.path), load_model(plan.model, **kwargs)
-    fit_vocab(base, tok)                        # rows for tokens its template added, trained in the adapter
-    model = PeftModel.from_pretrained(base, run.path)
+    plan = check_base(run, TrainPlan.load(run))
+    try:
+        tok = AutoTokenizer.from_pretrained(run.path)
+        if not tok.chat_template:
+            raise ChatftError(f"{run/'chat_template.jinja'}: missing from the run folder (the chat template it was "
+                              "trained with). Train the run again, or restore the file.")
+        base = load_model(plan.model, **kwargs)
+        fit_vocab(base, tok)                    # rows for tokens its template added, trained in the adapter
+        model = PeftModel.from_pretrained(base, run.path)
+    except ChatftError: raise
+    except Exception as e:
+        raise ChatftError(f"{run.path}: the run folder is broken ({error_line(e)}). Train it again, or restore its "
+                          "files.") from None
     if merged: model = model.merge_and_unload()
     return model, tok, plan
 
