@@ -224,7 +224,7 @@ def test_one_shot_message(demo_chat):
 
 def test_one_line_errors(tmp_path):
     for args, msg in [([str(tmp_path/"missing"), "-m", "hi"], "no such run folder"),
-                      ([str(tmp_path), "-m", "hi"], "Could not load the model")]:
+                      ([str(tmp_path), "-m", "hi"], "neither a run folder (plan.json and the adapter) nor a model folder")]:
         r = subprocess.run(chatft_chat() + args, capture_output=True, text=True, env=ENV, timeout=300)
         errors = [l for l in r.stderr.splitlines() if l.startswith("chatft chat: error:")]   # (bitsandbytes may warn first)
         assert r.returncode == 1 and len(errors) == 1 and msg in errors[0] and "Traceback" not in r.stderr, r.stderr

@@ -149,7 +149,7 @@ def test_a_failed_merge_leaves_nothing(demo_run, tmp_path):
     import shutil
     bad = Path(shutil.copytree(demo_run, tmp_path/"bad"))
     (bad/"adapter_model.safetensors").write_bytes(b"\0" * 100)
-    with pytest.raises(ChatftError, match="merging failed"): merge(bad, tmp_path/"merged", device="cpu")
+    with pytest.raises(ChatftError, match="the run folder is broken .SafetensorError"): merge(bad, tmp_path/"merged", device="cpu")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad"]
     (tmp_path/"kept").mkdir(); (tmp_path/"kept"/"mine.txt").write_text("x")
     with pytest.raises(ChatftError): merge(bad, tmp_path/"kept", device="cpu", overwrite=True)
