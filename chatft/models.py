@@ -9,7 +9,7 @@ from __future__ import annotations
 import os, shutil, tempfile, importlib.util
 from dataclasses import dataclass, asdict
 from pathlib import Path
-from .core import ChatftError, error_line
+from .core import ChatftError, Run, error_line
 
 # %% auto #0
 __all__ = ['PRESETS', 'DEMO_MODEL', 'TINY_MODEL', 'STAND_INS', 'TOKENIZER_SOURCES', 'TINY_GPT2', 'TINY_DIALOGPT',
@@ -418,7 +418,7 @@ def load_tokenizer(
         if not Path(name).expanduser().is_dir(): raise
         raise ChatftError(f"{folder}: its tokenizer files could not be read ({error_line(e)}). If it is a run, train "
                           "it again or restore them.") from None
-    if template is None and not tok.chat_template and (Path(folder)/"plan.json").is_file():
+    if template is None and not tok.chat_template and (Path(folder)/Run.PLAN).is_file():
         raise ChatftError(f"{Path(folder)/'chat_template.jinja'}: missing from the run folder (the chat template it "
                           "was trained with). Train the run again, or restore the file.")
     tok.template_note = None

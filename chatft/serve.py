@@ -249,7 +249,7 @@ class Engine:
     def __repr__(self):
         s = self.stats
         return (f"Engine({self.chat.name}: max batch {self.max_batch}, {len(self.rows)} running, "
-                f"{self.waiting.qsize()} waiting; {s['steps']} steps, mean batch {self.mean_batch:.2f})")
+                f"{self.waiting_now()} waiting; {s['steps']} steps, mean batch {self.mean_batch:.2f})")
 
     @property
     def mean_batch(self)->float: return self.stats["rows"] / max(self.stats["steps"], 1)
