@@ -6,7 +6,7 @@ Docs: https://chatft.github.io/chatft/serve.html.md"""
 
 # %% ../nbs/08b_serve.ipynb #bc743ebf
 from __future__ import annotations
-import os, sys, json, math, time, uuid, hmac, queue, random, signal, asyncio, argparse, threading, subprocess, tempfile
+import os, sys, json, math, time, uuid, hmac, queue, random, signal, asyncio, hashlib, argparse, threading, subprocess, tempfile
 from dataclasses import dataclass, field, fields
 from dataclasses import make_dataclass
 from pathlib import Path
@@ -583,8 +583,11 @@ def vllm_template(run:Path, system:str|None)->Path:
     if system:
         first = "{% if messages[0]['role'] != 'system' %}{% set messages = [{'role': 'system', 'content': "
         template = first + json.dumps(system) + "}] + messages %}{% endif %}" + template
-    path = Path(tempfile.mkdtemp(prefix="chatft-vllm-"))/"chat_template.jinja"
-    path.write_text(template)
+    # named by its content: the same run gives the same file, so calls do not pile up files in the temp folder
+    path = Path(tempfile.gettempdir())/f"chatft-vllm-{hashlib.sha256(template.encode()).hexdigest()[:16]}.jinja"
+    if not path.is_file() or path.read_text() != template:
+        part = path.with_name(f".{path.name}.{os.getpid()}.part")
+        part.write_text(template); part.replace(path)
     return path
 
 def vllm_command(run, host:str="127.0.0.1", port:int=8000, api_key:str|None=None, max_batch:int=64)->list:

@@ -36,7 +36,7 @@ The learner's world (what a Colab or Kaggle badge opens):
 `--store` writes the outputs back into the notebooks for the docs and GitHub (run `nbdev-clean` after). Outputs
 that show a local path or make a notebook's outputs larger than 1 MB are refused. Injected cells are never stored.
 """
-import argparse, ast, json, os, re, sys, tempfile, time
+import argparse, ast, json, os, re, shutil, sys, tempfile, time
 from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
@@ -188,11 +188,13 @@ def execute(nb, cwd:Path, slow:bool, all_cells:bool=False, sets:dict|None=None, 
     cells, notes = cells_to_run(nb, slow, all_cells, sets or {}, profile, runtime)
     run = nbformat.v4.new_notebook(cells=cells, metadata=nb.metadata)
     # the kernel talks over local sockets (files), not TCP ports: no port another process can take between choosing and binding
-    ipc = Config({"KernelManager": {"transport": "ipc", "ip": str(Path(tempfile.mkdtemp(prefix="chatft-kernel-"))/"kernel")}})
+    sockets = Path(tempfile.mkdtemp(prefix="chatft-kernel-"))
+    ipc = Config({"KernelManager": {"transport": "ipc", "ip": str(sockets/"kernel")}})
     client = NotebookClient(run, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}, config=ipc)
     try: client.execute(env=kernel_env(runtime, profile, fresh, stub))
     except CellExecutionError as e: error = f"{failed_cell(nb, cells)}\n{ANSI.sub('', str(e))[-3000:]}"
     else: error = None
+    finally: shutil.rmtree(sockets, ignore_errors=True)
     if timings is not None: timings += slowest(nb, cells)
     return error, notes
 
@@ -276,9 +278,15 @@ def main(argv=None)->int:
     how = dict(all_cells=args.all_cells, sets=parse_sets(args.set), profile=args.profile, runtime=args.runtime,
                fresh=args.fresh, stub=stub)
     results = {}
-    for path in args.notebooks:
-        cwd = Path(tempfile.mkdtemp(prefix=f"{path.stem}-", dir=base)) if args.fresh else base
-        results[path] = run_one(path.resolve(), cwd, args.store, args.slow, args.expect, **how)
+    try:
+        for path in args.notebooks:
+            cwd = Path(tempfile.mkdtemp(prefix=f"{path.stem}-", dir=base)) if args.fresh else base
+            results[path] = run_one(path.resolve(), cwd, args.store, args.slow, args.expect, **how)
+    finally:
+        if stub: shutil.rmtree(stub, ignore_errors=True)
+    # a folder this script made is removed when everything passed, kept to look into when something failed
+    if not args.dir and all(e is None for e in results.values()): shutil.rmtree(base, ignore_errors=True)
+    elif not args.dir: print(f"the notebooks ran in {base}")
     if len(results) > 1:
         flags = " ".join(a for a in (sys.argv[1:] if argv is None else argv) if not a.endswith(".ipynb"))
         print(f"\nSummary{f' ({flags})' if flags else ''}:")

@@ -5,6 +5,9 @@ global state cannot affect another. Cells flagged `#| slow` run when slow tests 
 (see conftest.py); `#| gpu` cells only with `--gpu`. Each notebook gets its own empty work folder
 (`CHATFT_WORK`), so notebooks run in parallel never read each other's half-made results and each
 one shows that it can start from nothing.
+
+`.ci/run` runs every course notebook (`nbs/0*`) under Run all before this, every cell (slow ones included) as Colab
+and again as Kaggle, and then sets `CHATFT_COURSE_RAN=1`: there the course notebooks are not run a third time here.
 """
 import subprocess, sys, os
 from pathlib import Path
@@ -15,6 +18,8 @@ NOTEBOOKS = sorted(p for p in (ROOT / "nbs").glob("*.ipynb") if not p.name.start
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook(nb, request, tmp_path):
+    if os.environ.get("CHATFT_COURSE_RAN") == "1" and nb.name[:2].isdigit():
+        pytest.skip("ran under Run all, every cell, as Colab and as Kaggle earlier in this CI run (.ci/run)")
     flags = " ".join(enabled_flags(request.config))
     cmd = [sys.executable, "-m", "nbdev.test", str(nb), "--flags", flags, "--n-workers", "0"]
     # a notebook after 05 starts with no run and trains one (`course_run`): 20 seconds of it here, not the learner's 2 minutes
