@@ -823,7 +823,8 @@ def clean_file(
         why = ", ".join(f"{r}: {n}" for r, n in rep.reasons().most_common(3))
         raise ChatftError(f"{inp}: the filters removed all {rep.total} conversations ({why}). Loosen them; "
                           f"the report is in {rpath}.")
-    write_jsonl(cleaned, out)
+    try: write_jsonl(cleaned, out)
+    except BaseException: rpath.unlink(missing_ok=True); raise      # a full disk: no report of a file that is not there
     return rep
 
 # %% ../nbs/02_clean.ipynb #091bb248

@@ -8,7 +8,7 @@ Docs: https://chatft.github.io/chatft/cli.html.md"""
 from __future__ import annotations
 import sys, importlib, importlib.util
 from . import __version__
-from .core import ChatftError
+from .core import ChatftError, _disk_full, error_line
 
 # %% auto #0
 __all__ = ['COMMANDS', 'usage', 'main', 'run']
@@ -55,6 +55,11 @@ def main(argv:list|None=None)->int:
     try: return int(f(rest) or 0)
     except ChatftError as e: print(f"chatft {name}: error: {e}", file=sys.stderr); return 1
     except KeyboardInterrupt: print(f"chatft {name}: interrupted", file=sys.stderr); return 130
+    except Exception as e:           # a full disk where no step expected one: still one line
+        if not _disk_full(e): raise
+        print(f"chatft {name}: error: the disk is full ({error_line(e)}). Free some space, then run it again.",
+              file=sys.stderr)
+        return 1
 
 # %% ../nbs/cli.ipynb #f445ab36
 def run():

@@ -6,7 +6,8 @@ Docs: https://chatft.github.io/chatft/core.html.md"""
 
 # %% ../nbs/core.ipynb #a67b7d02
 from __future__ import annotations
-import argparse, inspect, json, os, re, sys
+import argparse, errno, inspect, json, os, re, shutil, sys
+from contextlib import contextmanager
 import html as _html
 from collections import Counter
 from dataclasses import dataclass, field, fields, is_dataclass, MISSING
@@ -16,10 +17,11 @@ from fastcore.basics import patch
 from fastcore.docments import docments
 
 # %% auto #0
-__all__ = ['STEP_FILES', 'DRIVE_WORK', 'ChatftError', 'one_line', 'error_line', 'Report', 'in_notebook', 'bars_off', 'quiet',
-           'Conversation', 'write_jsonl', 'read_jsonl', 'to_dataset', 'work_dir', 'step_path', 'latest_conversations',
-           'on_colab', 'on_kaggle', 'mount_drive', 'work_on_drive', 'hub_token', 'Run', 'folder_facts',
-           'command_parser', 'add_options']
+__all__ = ['STEP_FILES', 'DRIVE_WORK', 'ChatftError', 'one_line', 'error_line', 'free_bytes', 'need_space', 'disk_space',
+           'write_atomic', 'writing_folder', 'Report', 'in_notebook', 'bars_off', 'quiet', 'Conversation',
+           'write_jsonl', 'read_jsonl', 'to_dataset', 'work_dir', 'step_path', 'latest_conversations', 'on_colab',
+           'on_kaggle', 'mount_drive', 'work_on_drive', 'hub_token', 'Run', 'folder_facts', 'command_parser',
+           'add_options']
 
 # %% ../nbs/core.ipynb #f76fa217
 class ChatftError(Exception):
@@ -37,6 +39,89 @@ def one_line(
 def error_line(e:Exception)->str:
     "An exception as one line for a message: its type and text, at most 300 characters."
     return one_line(f"{type(e).__name__}: {e}", 300)
+
+# %% ../nbs/core.ipynb #8234a9ac
+def _disk_full(e:BaseException|None)->bool:
+    "Whether `e`, or an exception it came from, is a full disk (errno ENOSPC; safetensors, pyarrow and llama.cpp say it in words)."
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if getattr(e, "errno", None) == errno.ENOSPC or any(w in str(e) for w in ("No space left on device", "StorageFull")):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+def _mb(n:int)->str: return f"{n/2**20:,.1f} MB"
+
+def free_bytes(path)->int:
+    "Free bytes on the disk that holds `path`, or would hold it (its nearest existing folder)."
+    p = Path(path).expanduser().absolute()
+    while not p.exists(): p = p.parent
+    return shutil.disk_usage(p).free
+
+_FREE_SOME = "Free some space, or write to another disk; nothing was written."
+
+def _full(path, needed:int|None, then:str=_FREE_SOME)->str:
+    need = f"about {_mb(needed)}" if needed else "more"
+    return f"{path}: not enough space on its disk ({_mb(free_bytes(path))} free; this step needs {need}). {then}"
+
+def need_space(
+    path,           # what will be written: a file or a folder
+    needed:int,         # the bytes it needs
+    then=_FREE_SOME,    # what to do, in the message
+):
+    "The one-line `ChatftError` of a full disk when fewer than `needed` bytes are free where `path` goes."
+    if free_bytes(path) < needed: raise ChatftError(_full(path, needed, then))
+
+@contextmanager
+def disk_space(
+    path,               # what the block writes: a file or a folder
+    needed=None,        # the bytes it needs (checked before), or a function giving them (asked when the disk is full)
+    then=_FREE_SOME,    # what to do, in the message
+):
+    ("A one-line `ChatftError` naming `path` and the space needed: at once when fewer than `needed` bytes are free "
+     "there, or when the disk fills up while the block writes. The block removes what it half-wrote.")
+    if isinstance(needed, int): need_space(path, needed, then)
+    try: yield
+    except Exception as e:
+        if not _disk_full(e): raise
+        raise ChatftError(_full(path, needed() if callable(needed) else needed, then)) from None
+
+def write_atomic(
+    path,               # the file to write (replaced if it exists)
+    data:str|bytes,     # its whole content
+)->Path:
+    "Write `data` to `path` whole or not at all: beside it first, then renamed over it."
+    path, b = Path(path), data.encode() if isinstance(data, str) else data
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(f".{path.name}.partial")
+    with disk_space(path, len(b)):
+        try: part.write_bytes(b); part.replace(path)
+        except BaseException: part.unlink(missing_ok=True); raise
+    return path
+
+@contextmanager
+def writing_folder(
+    out,                    # the folder to make
+    overwrite:bool=False,   # replace `out` if it holds something
+    needed=None,            # the bytes it will hold, when known (checked before), or a function giving them
+):
+    ("A new folder to fill in place of `out` (new or empty, unless `overwrite`), beside it as `.NAME.part`. It becomes "
+     "`out` only when the block ends well; a block that fails (an error, Ctrl-C, a full disk) leaves `out` as it was "
+     "and nothing beside it, and one that was killed leaves a `.part` folder the next call removes.")
+    out = Path(out).expanduser()
+    if out.exists() and (out.is_file() or any(out.iterdir())) and not overwrite:
+        raise ChatftError(f"{out} already exists and is not empty: choose a new folder, or replace it (--overwrite).")
+    part = out.with_name(f".{out.name}.part")
+    if part.exists(): shutil.rmtree(part)          # left by a process that was killed
+    with disk_space(out, needed):
+        part.mkdir(parents=True)
+        try: yield part
+        except BaseException:
+            shutil.rmtree(part, ignore_errors=True)
+            raise
+        if out.exists(): shutil.rmtree(out) if out.is_dir() else out.unlink()
+        part.rename(out)
 
 # %% ../nbs/core.ipynb #7ccd15cf
 @dataclass
@@ -57,9 +142,7 @@ class Report:
 
     def save(self, path)->Path:
         "Write the report as JSON."
-        path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(orjson.dumps(self.to_dict(), option=orjson.OPT_INDENT_2|orjson.OPT_NON_STR_KEYS))
-        return path
+        return write_atomic(path, orjson.dumps(self.to_dict(), option=orjson.OPT_INDENT_2|orjson.OPT_NON_STR_KEYS))
 
     def rows(self)->list:
         "(what, count) rows: total, kept, each skip reason, then the notes (a long note cut to one line; all is saved)."
@@ -147,10 +230,14 @@ def write_jsonl(
     path = Path(path)
     if path.is_dir(): raise ChatftError(f"{path} is a folder: give a file name to write, e.g. {path / 'convs.jsonl'}.")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    with open(tmp, 'wb') as f:
-        for c in convs: f.write(orjson.dumps(c.to_dict() if isinstance(c, Conversation) else c) + b"\n")
-    tmp.replace(path)
+    tmp, row = path.with_name(f".{path.name}.partial"), lambda c: orjson.dumps(c.to_dict() if isinstance(c, Conversation) else c)
+    size = (lambda: sum(len(row(c)) + 1 for c in convs)) if isinstance(convs, (list, tuple)) else None
+    with disk_space(path, size):
+        try:
+            with open(tmp, 'wb') as f:
+                for c in convs: f.write(row(c) + b"\n")
+            tmp.replace(path)
+        except BaseException: tmp.unlink(missing_ok=True); raise
     return path
 
 # %% ../nbs/core.ipynb #3e8381ea

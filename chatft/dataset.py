@@ -9,7 +9,7 @@ from __future__ import annotations
 import math, random, bisect, sys, argparse
 from pathlib import Path
 from .core import (ChatftError, Conversation, Report, read_jsonl, bars_off, on_colab, on_kaggle,
-                         hub_token, command_parser, add_options, error_line)
+                         hub_token, command_parser, add_options, error_line, disk_space)
 from .clean import near_duplicates, NEAR_DUPLICATE_THRESHOLD, _norm
 from .template import (render_example, prepare_messages, trained_indices, check_contract, show_mask,
                              template_quirks, _tokenize)
@@ -477,13 +477,17 @@ def save_prepared(
     _check_folder(path, overwrite)
     tmp = path.with_name(f".{path.name}.partial")
     if tmp.exists(): shutil.rmtree(tmp)                   # left by an interrupted save of ours
-    with _datasets_bars(): dsd.save_to_disk(str(tmp))
-    for name, ds in dsd.items():
-        with open(tmp/f"{name}.jsonl", "wb") as f:
-            for row in ds: f.write(orjson.dumps(row) + b"\n")
-    if report is not None: report.save(tmp/"report.json")
-    if report is not None and report.notes.get("chat template"):       # the template travels with the data
-        (tmp/"chat_template.jinja").write_text(report.notes["chat template"])
+    needed = 2 * sum(ds.data.nbytes for ds in dsd.values()) + 2**20      # the Arrow files and the JSONL copies
+    with disk_space(path, needed):
+        try:
+            with _datasets_bars(): dsd.save_to_disk(str(tmp))
+            for name, ds in dsd.items():
+                with open(tmp/f"{name}.jsonl", "wb") as f:
+                    for row in ds: f.write(orjson.dumps(row) + b"\n")
+            if report is not None: report.save(tmp/"report.json")
+            if report is not None and report.notes.get("chat template"):       # the template travels with the data
+                (tmp/"chat_template.jinja").write_text(report.notes["chat template"])
+        except BaseException: shutil.rmtree(tmp, ignore_errors=True); raise
     if path.exists(): shutil.rmtree(path)                 # empty, or a prepared dataset we were told to replace
     tmp.rename(path)
     return path

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from .core import (ChatftError, Run, work_dir, quiet, folder_facts, hub_token, error_line,
-                         command_parser, add_options)
+                         command_parser, add_options, writing_folder, disk_space, need_space)
 from .models import DEMO_MODEL, cache_dir, model_path, load_tokenizer, load_model, save_tokenizer
 from .template import render, with_system, swap_roles, end_of_turn_token, fit_template
 from .train import TrainPlan, load_run
@@ -21,13 +21,13 @@ from .dataset import load_prepared
 
 # %% auto #0
 __all__ = ['CHECK_QUESTIONS', 'NEAR_TIE', 'LLAMA_CPP_VERSION', 'GGUF_TYPES', 'K_QUANTS', 'QUANT_TYPES', 'ENDPOINT_GPUS',
-           'TGI_IMAGE', 'check_run', 'merged_model', 'stop_config', 'serving_facts', 'merge', 'heldout_openings',
-           'heldout_prompts', 'merged_chat', 'greedy_replies', 'Steps', 'greedy_steps', 'parting', 'reply_agreement',
-           'converter_dir', 'extract_converter', 'fetch_converter', 'find_converter', 'convert_to_gguf',
-           'quantize_gguf', 'f16_beside', 'gguf', 'template_pieces', 'assemble', 'ollama_template', 'modelfile',
-           'write_modelfile', 'load_gguf', 'gguf_replies', 'same_tokens', 'gguf_prompt', 'rounded_chat', 'margin_drift',
-           'gguf_agreement', 'quant_table', 'base_license', 'data_counts', 'eval_summary', 'card_data', 'hub_card',
-           'leaks', 'upload_folder', 'space_folder', 'upload', 'push', 'serving_memory', 'smallest_gpu',
+           'TGI_IMAGE', 'check_run', 'merged_model', 'stop_config', 'model_bytes', 'serving_facts', 'merge',
+           'heldout_openings', 'heldout_prompts', 'merged_chat', 'greedy_replies', 'Steps', 'greedy_steps', 'parting',
+           'reply_agreement', 'converter_dir', 'extract_converter', 'fetch_converter', 'find_converter',
+           'convert_to_gguf', 'quantize_gguf', 'f16_beside', 'gguf', 'template_pieces', 'assemble', 'ollama_template',
+           'modelfile', 'write_modelfile', 'load_gguf', 'gguf_replies', 'same_tokens', 'gguf_prompt', 'rounded_chat',
+           'margin_drift', 'gguf_agreement', 'quant_table', 'base_license', 'data_counts', 'eval_summary', 'card_data',
+           'hub_card', 'leaks', 'upload_folder', 'space_folder', 'upload', 'push', 'serving_memory', 'smallest_gpu',
            'endpoint_name', 'endpoint_request', 'endpoint_price', 'model_size', 'how_to_call', 'create_endpoint',
            'merge_cli', 'gguf_cli', 'push_cli']
 
@@ -79,22 +79,17 @@ def stop_config(model, tokenizer):
     return cfg
 
 # %% ../nbs/08_deploy.ipynb #44421995
-@contextmanager
-def _writing(out, overwrite:bool=False):
-    ("A new folder to fill in place of `out` (new or empty, unless `overwrite`). It becomes `out` only when the "
-     "block ends well; a block that fails (an error, Ctrl-C) leaves `out` as it was and nothing beside it.")
-    out = Path(out).expanduser()
-    if out.exists() and (out.is_file() or any(out.iterdir())) and not overwrite:
-        raise ChatftError(f"{out} already exists and is not empty: choose a new folder, or replace it (--overwrite).")
-    part = out.with_name(f".{out.name}.part")
-    if part.exists(): shutil.rmtree(part)          # left by a process that was killed
-    part.mkdir(parents=True)
-    try: yield part
-    except BaseException:
-        shutil.rmtree(part, ignore_errors=True)
-        raise
-    if out.exists(): shutil.rmtree(out) if out.is_dir() else out.unlink()
-    part.rename(out)
+def model_bytes(
+    model:str,                  # a base model (Hub id or folder)
+    per_param:float=4,          # bytes per weight: 4 for float32, 2 for 16-bit
+)->int|None:
+    "About how many bytes `model`'s weights take at `per_param` bytes each (counted on the meta device); None if unknown."
+    try:
+        import torch
+        from transformers import AutoConfig, AutoModelForCausalLM
+        with torch.device("meta"): m = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_path(model)))
+        return int(sum(p.numel() for p in m.parameters()) * per_param)
+    except Exception: return None
 
 def serving_facts(run, tokenizer, plan:TrainPlan)->dict:
     "What a program serving the model must know: base model, end of turn, system prompt, which side it writes."
@@ -112,7 +107,8 @@ def merge(
     ("Write the run's adapter merged into its base to `out`: a folder for plain `from_pretrained`, template "
      "and stop included.")
     run, out = check_run(run), Path(out).expanduser()
-    with _writing(out, overwrite) as part:           # a merge that fails leaves nothing behind
+    size = model_bytes(Run(run).plan["model"], 4 if (device or best_device()) == "cpu" else 2)
+    with writing_folder(out, overwrite, size and size + 2**24) as part:   # one that fails leaves nothing behind
         try: model, tok, plan = merged_model(run, device)
         except ChatftError: raise
         except Exception as e:
@@ -407,6 +403,8 @@ def f16_beside(out, type:str)->Path:
     stem = out.stem[:-len(type)].rstrip("-_.") if out.stem.lower().endswith(type) else out.stem
     return out.with_name(f"{stem}-f16.gguf")
 
+_BYTES_PER_WEIGHT = dict(f16=2, bf16=2, f32=4, q8_0=1.07, q6_k=0.83, q5_k_m=0.7, q4_k_m=0.6)   # about, with scales
+
 def gguf(
     run,                     # a run folder from `chatft train`
     out,                     # the .gguf file to write
@@ -426,14 +424,21 @@ def gguf(
             raise ChatftError(f"{f} already exists: choose another name, or replace it (--overwrite).")
     converter = find_converter()
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".chatft-") as tmp:
-        folder, tmp = merge(run, Path(tmp)/"merged", device="cpu"), Path(tmp)
-        made = convert_to_gguf(folder, tmp/("f16.gguf" if type in K_QUANTS else out.name),
-                               "f16" if type in K_QUANTS else type, converter)
-        if type in K_QUANTS: made = quantize_gguf(made, tmp/out.name, type)
-        if modelfile: write_modelfile(folder, made, system).replace(out.with_suffix(".Modelfile"))
-        if keep: (tmp/"f16.gguf").replace(keep)
-        made.replace(out)
+    work = out.with_name(f".{out.name}.part")        # merged, f16 and k-quant files: renamed into place when whole
+    if work.exists(): shutil.rmtree(work)             # left by a run that was killed
+    n = model_bytes(Run(run).plan["model"], 1)          # weights
+    needed = n and int(n * (4 + (2 if type in K_QUANTS else 0) + _BYTES_PER_WEIGHT[type])) + 2**24
+    with disk_space(out, needed):
+        work.mkdir()
+        try:
+            folder = merge(run, work/"merged", device="cpu")
+            made = convert_to_gguf(folder, work/("f16.gguf" if type in K_QUANTS else out.name),
+                                   "f16" if type in K_QUANTS else type, converter)
+            if type in K_QUANTS: made = quantize_gguf(made, work/out.name, type)
+            if modelfile: write_modelfile(folder, made, system).replace(out.with_suffix(".Modelfile"))
+            if keep: (work/"f16.gguf").replace(keep)
+            made.replace(out)
+        finally: shutil.rmtree(work, ignore_errors=True)
     return out
 
 # %% ../nbs/08_deploy.ipynb #6b800b6c
@@ -861,7 +866,7 @@ def upload_folder(
     run = check_run(run)
     if what not in _WHAT: raise ChatftError(f"what={what!r}: upload one of {', '.join(_WHAT)}.")
     out, files = Path(out).expanduser(), None
-    with _writing(out, overwrite) as part:
+    with writing_folder(out, overwrite) as part:
         if what == "adapter": _copy_adapter(run, part, system)
         elif what == "merged":
             merge(run, part, overwrite=True)
@@ -899,7 +904,7 @@ def space_folder(
 )->Path:
     "A Gradio Space (app.py, requirements.txt, README.md) serving `chatft.chat.chat_app` for `repo_id`."
     out = Path(out).expanduser()
-    with _writing(out, overwrite) as part: _space_files(repo_id, part)
+    with writing_folder(out, overwrite) as part: _space_files(repo_id, part)
     return out
 
 def _space_files(repo_id:str, out:Path):

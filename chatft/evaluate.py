@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from .core import (ChatftError, Report, work_dir, in_notebook, bars_off, Run, quiet, command_parser,
-                         add_options)
+                         add_options, write_atomic)
 from .models import DEMO_MODEL, load_model, load_tokenizer
 from .clean import _norm, find_pii
 from .dataset import SharedText, STRETCH_CHARS, PaddedCollator, load_prepared
@@ -569,9 +569,9 @@ def save_evaluation(ev:Evaluation, out, run=None)->Path:
     data = dict(settings=ev.settings, summary=json.loads(ev.summary.to_json(orient="index")), notes=ev.notes(),
                 pii=dict(ev.pii), seen_in_training=ev.seen, examples=_records(ev.table),
                 probe=_records(ev.probe), general=_records(ev.general))
-    (out/Run.EVAL).write_text(json.dumps(data, indent=2, ensure_ascii=False))
+    write_atomic(out/Run.EVAL, json.dumps(data, indent=2, ensure_ascii=False))    # whole or not at all: `push` reads it
     md = _markdown(ev)
-    (out/"eval.md").write_text("# Evaluation\n\n" + md)
+    write_atomic(out/"eval.md", "# Evaluation\n\n" + md)
     plot_metrics(ev.summary, out/"eval_metrics.png")
     plot_lengths(ev.table, out/"eval_lengths.png")
     card = Path(run or out)/"README.md"
@@ -579,7 +579,7 @@ def save_evaluation(ev:Evaluation, out, run=None)->Path:
         text = card.read_text()
         if _CARD_START in text:
             text = text[:text.index(_CARD_START)] + text[text.index(_CARD_END)+len(_CARD_END):].lstrip("\n")
-        card.write_text(text.rstrip("\n") + f"\n\n{_CARD_START}\n## Evaluation\n\n{md}{_CARD_END}\n")
+        write_atomic(card, text.rstrip("\n") + f"\n\n{_CARD_START}\n## Evaluation\n\n{md}{_CARD_END}\n")
     return out
 
 # %% ../nbs/06_evaluate.ipynb #51606c07

@@ -873,7 +873,8 @@ def export_cli(argv:list|None=None)->int:
     convs, report = read_export(a.path, images=a.images, system=a.system, progress=not a.quiet)
     if not convs: raise ChatftError(f"{a.path}: no conversation could be used ({', '.join(f'{k}: {v}' for k, v in report.reasons().items())}).")
     out = write_jsonl(convs, a.output)
-    rpath = report.save(a.report or Path(out).with_suffix(".report.json"))
+    try: rpath = report.save(a.report or Path(out).with_suffix(".report.json"))
+    except BaseException: out.unlink(missing_ok=True); raise         # a full disk: both files or neither
     print(report); print(f"wrote {len(convs)} conversations to {out} (report: {rpath})")
     return 0
 

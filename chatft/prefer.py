@@ -13,7 +13,7 @@ import orjson
 from .export import (Skip, chatgpt_turns, export_in, feedback_records, raw_records,
                            read_chatgpt_conversation, read_export, record_kind, thread_ids)
 from .core import (ChatftError, Conversation, Report, write_jsonl, Run, command_parser, add_options,
-                         quiet)
+                         quiet, writing_folder)
 from .clean import is_error_reply, redact_conversations, _norm
 from .template import TEMPLATE_KWARGS, fit_template
 from .dataset import SharedText, load_prepared
@@ -504,7 +504,7 @@ def train_dpo(
     """Train the run's adapter further with DPO on `dsd`; returns the trainer. Writes a run folder that loads
     like any other."""
     from transformers import AutoTokenizer, set_seed
-    from chatft.train import check_output
+    from chatft.train import check_output, train_bytes
     run, out = Path(run), check_output(output_dir, False, overwrite)
     if reference not in ("sft", "base"): raise ChatftError(f"reference={reference!r}: choose 'sft' or 'base'.")
     tok = AutoTokenizer.from_pretrained(run)
@@ -516,14 +516,18 @@ def train_dpo(
     plan = plan or dpo_plan(run, len(dsd["train"]))
     dsd, fit = _fitting_pairs(dsd, tok, plan)
     set_seed(plan.seed)
-    plan.save(out/Run.PLAN)                          # the folder is a run from now on (as `chatft.train.train` does)
-    model = _load_sft_adapter(run, plan)
-    before = preference_accuracy(model, tok, dsd["test"])
-    trainer = _dpo_trainer(model, tok, dsd, dpo_config(plan, out, beta, eval=len(dsd["test"]) > 0, **args), reference)
-    trainer.train()
-    after = preference_accuracy(_trained_policy(trainer), tok, dsd["test"])
-    reports = [*_run_reports(run), *([report] if report else []), fit]
-    _save(trainer, plan, run, out, tok, reports, before, after, beta, reference, dsd)
+    size = {}
+    # written as `.NAME.part` beside `out` and renamed when whole (DPO keeps no checkpoints: a killed run starts over)
+    with writing_folder(out, overwrite=True, needed=lambda: size.get("bytes")) as part:   # check_output allowed it
+        plan.save(part/Run.PLAN)
+        model = _load_sft_adapter(run, plan)
+        size["bytes"] = train_bytes(model, dsd)
+        before = preference_accuracy(model, tok, dsd["test"])
+        trainer = _dpo_trainer(model, tok, dsd, dpo_config(plan, part, beta, eval=len(dsd["test"]) > 0, **args), reference)
+        trainer.train()
+        after = preference_accuracy(_trained_policy(trainer), tok, dsd["test"])
+        reports = [*_run_reports(run), *([report] if report else []), fit]
+        _save(trainer, plan, run, part, tok, reports, before, after, beta, reference, dsd)
     return trainer
 
 def _last(trainer, key):

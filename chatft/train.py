@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 import numpy as np
 from .core import (ChatftError, Report, Run, in_notebook, bars_off, quiet, work_dir, command_parser,
-                         add_options, error_line)
+                         add_options, error_line, write_atomic, disk_space)
 from .models import DEMO_MODEL, TINY_MODEL, STAND_INS, preset, model_path, load_tokenizer, load_model, save_tokenizer
 from .dataset import MAX_LENGTH, PackedCollator, pack, save_prepared, prepare, load_prepared
 from .clean import read_cleaned, course_conversations
@@ -21,8 +21,8 @@ __all__ = ['HARDWARE', 'EVAL_SHARE', 'Hardware', 'detect_hardware', 'bf16_speedu
            'lora_params', 'estimate_memory_gb', 'TrainPlan', 'plan_training', 'measure_speed', 'measure_eval_speed',
            'fit_vocab', 'load_for_training', 'trainable_summary', 'plot_losses', 'KeepBest', 'why_stopped',
            'heldout_loss', 'answer', 'pack_splits', 'collator_for', 'split_loss', 'last_checkpoint', 'remove_folder',
-           'check_output', 'training_args', 'train', 'model_card', 'save_data', 'with_data_template', 'save_run',
-           'check_base', 'load_run', 'load_data', 'course_run', 'train_cli']
+           'check_output', 'training_args', 'train', 'train_bytes', 'model_card', 'save_data', 'with_data_template',
+           'save_run', 'check_base', 'load_run', 'load_data', 'course_run', 'train_cli']
 
 # %% ../nbs/05_train.ipynb #86fde2cc
 @dataclass
@@ -230,9 +230,7 @@ class TrainPlan:
         stop = f"; stop after {self.patience} without a new best" if self.patience else ""
         return f"score {rows} every {self.eval_steps} steps{stop}; keep the best adapter"
     def to_dict(self)->dict: return asdict(self)
-    def save(self, path)->Path:
-        path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=2)); return path
+    def save(self, path)->Path: return write_atomic(path, json.dumps(self.to_dict(), indent=2))
     @classmethod
     def load(cls, path)->TrainPlan:
         "The plan of a run folder (a `Run` or its path) or of a plan file; a damaged file is a `ChatftError` naming it."
@@ -751,8 +749,11 @@ def _load_weights(model, weights:dict):
 
 def _save_best(weights:dict, folder:Path):
     from safetensors.torch import save_file
-    (folder/Run.BEST).parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous().cpu() for k, v in weights.items()}, folder/Run.BEST)
+    best = folder/Run.BEST
+    best.parent.mkdir(parents=True, exist_ok=True)
+    part = best.with_name(f".{best.name}.partial")                  # whole or not at all: resume reads it
+    save_file({k: v.contiguous().cpu() for k, v in weights.items()}, part)
+    part.replace(best)
 
 class KeepBest(TrainerCallback):
     """Keep the adapter from the evaluation with the lowest held-out loss; stop after `patience` evaluations
@@ -889,9 +890,10 @@ def split_loss(model, dsd, plan:TrainPlan, tokenizer, split:str="test")->float:
     return heldout_loss(model, pack_splits(dsd, plan, splits=(split,))[split], collator_for(plan, tokenizer))
 
 def last_checkpoint(output_dir)->Path|None:
-    "The newest `checkpoint-N` folder of a run, or None."
+    ("The newest whole `checkpoint-N` folder of a run, or None. The Trainer writes `trainer_state.json` last: a "
+     "checkpoint without it was cut short (a kill, a full disk) and is passed over.")
     cks = sorted((Path(output_dir)/"checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-    return cks[-1] if cks else None
+    return next((c for c in reversed(cks) if (c/"trainer_state.json").is_file()), None)
 
 # %% ../nbs/05_train.ipynb #0fbc411a
 def remove_folder(path)->None:
@@ -921,10 +923,11 @@ def check_output(
     if resume:
         if Run(out).state == "finished": raise ChatftError(f"{out} holds a finished run: there is "
                                                            "nothing to resume.")
-        if last_checkpoint(out) is None: raise ChatftError(f"{out}: no checkpoint to resume from (looked in "
-                                                           f"{out/'checkpoints'}).")
+        if last_checkpoint(out) is None and Run(out).state != "interrupted":     # an interrupted run with no checkpoint starts over
+            raise ChatftError(f"{out}: no interrupted run to resume (no {Run.PLAN}, no checkpoint in "
+                              f"{out/'checkpoints'}). Train into it without --resume.")
         return out
-    if not out.exists() or not any(out.iterdir()): return out
+    if not out.exists() or all(p.name.endswith(".partial") for p in out.iterdir()): return out   # killed mid-write: empty
     if overwrite:
         remove_folder(out)
         return out
@@ -1009,6 +1012,7 @@ def train(
     _check_device(plan)
     out = check_output(output_dir, resume, overwrite)
     ck = last_checkpoint(out) if resume else None
+    if resume and ck is None: print(f"{out}: it stopped before its first checkpoint; training from the start.")
     set_seed(plan.seed)
     if _is_main(): plan.save(out/Run.PLAN)
     tokenizer = with_data_template(tokenizer or load_tokenizer(plan.model), report)
@@ -1023,10 +1027,23 @@ def train(
                       eval_dataset=held, data_collator=collator_for(plan, tokenizer), processing_class=tokenizer,
                       callbacks=callbacks)
     if progress_bar and not in_notebook(): _terminal_progress(trainer, plan)
-    trainer.train(resume_from_checkpoint=str(ck) if ck else None)
-    if trainer.is_world_process_zero():
-        save_run(trainer, plan, out, tokenizer, [*_reports(report), pack_report], merge=merge, data=dsd)
+    needed = train_bytes(model, dsd)
+    with disk_space(out, needed if _is_main() else lambda: needed, then="Free some space, then continue with --resume (resume=True): the checkpoints "
+                                      "saved so far are kept."):
+        trainer.train(resume_from_checkpoint=str(ck) if ck else None)
+        if trainer.is_world_process_zero():
+            save_run(trainer, plan, out, tokenizer, [*_reports(report), pack_report], merge=merge, data=dsd)
     return trainer
+
+def train_bytes(
+    model,              # the model with its adapter, as it trains
+    dsd,                # the prepared data (kept in the run's `data/`)
+    checkpoints:int=3,  # checkpoints on disk at once (`save_total_limit` + the one being written)
+)->int:
+    "About the bytes a run folder needs: each checkpoint's adapter and optimizer state, the best and final adapter, the data."
+    adapter = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
+    data = sum(ds.data.nbytes for ds in dsd.values()) if hasattr(dsd, "values") else 0
+    return adapter * 3 * checkpoints + 2 * adapter + 3 * data + 2**24
 
 # %% ../nbs/05_train.ipynb #f0fec1e6
 def model_card(plan:TrainPlan, metrics:dict)->str:
@@ -1120,15 +1137,17 @@ def save_run(
     if out.path.exists() and any(out.path.iterdir()) and not out.state:
         raise ChatftError(f"{out} is not empty and is not a chatft run: save the run into a new folder.")
     out.path.mkdir(parents=True, exist_ok=True)
-    trainer.model.save_pretrained(out.path); save_tokenizer(tokenizer, out.path, plan.model)   # + SentencePiece model
+    adapter = out/".adapter.part"                  # moved in last: its config marks the run finished (`Run.state`)
+    if adapter.exists(): shutil.rmtree(adapter)    # left by a save that was killed
+    trainer.model.save_pretrained(adapter); save_tokenizer(tokenizer, out.path, plan.model)   # + SentencePiece model
     plan.save(out/Run.PLAN)
     prepared = _prepare_report(report)
-    if system := (prepared.notes.get("system prompt") if prepared else None): (out/Run.SYSTEM).write_text(system)
+    if system := (prepared.notes.get("system prompt") if prepared else None): write_atomic(out/Run.SYSTEM, system)
     reports = report if isinstance(report, (list, tuple)) else ([report] if report is not None else [])
-    if reports: (out/Run.REPORTS).write_text(json.dumps([r.to_dict() for r in reports], indent=2, default=str))
+    if reports: write_atomic(out/Run.REPORTS, json.dumps([r.to_dict() for r in reports], indent=2, default=str))
     if data is not None: save_data(out, data, reports)
     hist = trainer.state.log_history
-    (out/Run.LOG).write_text(json.dumps(hist, indent=2))
+    write_atomic(out/Run.LOG, json.dumps(hist, indent=2))
     plot_losses(hist, out/"loss.png")
     m = dict(metrics or {})
     s = trainer.state
@@ -1138,9 +1157,13 @@ def save_run(
     m.setdefault("steps", s.global_step)
     m.setdefault("stopped", why_stopped(s, plan))
     m.setdefault("tokens seen", int(getattr(trainer.state, "num_input_tokens_seen", 0) or 0))
-    (out/Run.METRICS).write_text(json.dumps(m, indent=2))
-    (out/"README.md").write_text(model_card(plan, m))
+    write_atomic(out/Run.METRICS, json.dumps(m, indent=2))
+    write_atomic(out/"README.md", model_card(plan, m))
     if merge: trainer.model.merge_and_unload().save_pretrained(out/Run.MERGED) if plan.method != "qlora" else None
+    # the adapter last, its config after its weights: a run killed before this is not finished, so it is resumed,
+    # never read half-saved
+    for name in (Run.WEIGHTS, Run.ADAPTER): (adapter/name).replace(out/name)
+    shutil.rmtree(adapter)
     return out
 
 # %% ../nbs/05_train.ipynb #39eb4130
