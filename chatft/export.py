@@ -22,7 +22,7 @@ __all__ = ['TEXT_NOTES', 'GEMINI_GAP', 'FORMATS', 'FORMATS_HELP', 'CHUNK', 'expo
 
 # %% ../nbs/00_export.ipynb #f293f176
 from .core import (ChatftError, Report, Conversation, one_line, in_notebook, bars_off, on_colab,
-                         on_kaggle, work_dir, step_path, read_jsonl, write_jsonl)
+                         on_kaggle, work_dir, step_path, read_jsonl, write_jsonl, Run)
 
 # %% ../nbs/00_export.ipynb #81506d29
 def export_hint()->str:
@@ -719,11 +719,12 @@ def _records(name:str, size:int, open_):
     with open_() as f:
         head = f.read(1 << 16)
         first = head.lstrip()[:1]
+        if not first: raise ChatftError(f"{name}: the file is empty. Give the file your chats are in, or export them "
+                                        "again.")
         if lower.endswith(".jsonl") or (first == b"{" and b"\n{" in head.strip()):
             yield from _jsonl_records(name, head + f.read()); return
         if first == b"[":
             yield from iter_json_array(_Prefixed(head, f), name); return
-        if not first: raise ChatftError(f"{name}: the file is empty.")
         obj = load_json(head + f.read(), name)
     # a wrapper such as {"conversations": [...]} or {"data": [...]}
     if isinstance(obj, dict) and record_kind(obj)[0] is None:
@@ -777,6 +778,20 @@ def _keep_newest(convs:dict, c:Conversation, report:Report):
     convs[c.id] = newer
     report.skip(c.id, "duplicate id: an older copy (the newest update_time is kept)")
 
+# %% ../nbs/00_export.ipynb #2fc1982a
+def _not_an_export(
+    path:Path,   # what was given as an export
+):
+    "Refuse a chatft run folder or prepared dataset, each with what to give instead."
+    if not path.is_dir(): return
+    if Run(path).state:
+        raise ChatftError(f"{path}: a chatft run folder, not conversations. Give the JSONL file or prepared folder to "
+                          "train on; use a run with `chatft chat`, `eval` or `merge`.")
+    if (path/"dataset_dict.json").exists() or any(path.glob("*/state.json")):
+        lost = "" if (path/"dataset_dict.json").exists() else " whose dataset_dict.json is missing"
+        raise ChatftError(f"{path}: a prepared dataset{lost}, not an export. Make it again with `chatft prepare`, or "
+                          "give the JSONL file it was made from.")
+
 # %% ../nbs/00_export.ipynb #157d3db4
 def read_export(
     path,                     # a ZIP, a folder, a file (JSON, JSONL, CSV), or a folder that holds the export's ZIP
@@ -787,7 +802,8 @@ def read_export(
     "Read an export into `(conversations, report)`; every conversation in the input is kept or skipped with a reason."
     from tqdm.auto import tqdm
     path = Path(path).expanduser()
-    if not path.exists(): raise ChatftError(f"{path}: no such file or folder.")
+    if not path.exists(): raise ChatftError(f"{path}: no such file or folder. Check the path.")
+    _not_an_export(path)
     path = export_in(path)
     if images not in ("placeholder", "drop"):
         raise ChatftError(f"images must be 'placeholder' or 'drop', not {images!r}.")
@@ -795,14 +811,13 @@ def read_export(
     options = dict(images=images, system=system, feedback=_feedback(path), why=why)
     sources = list(_sources(path))
     if not sources: raise ChatftError(f"{path}: no conversations file found. {FORMATS_HELP}")
-    bar = tqdm(total=sum(s for _, s, _ in sources), unit="B", unit_scale=True, desc="reading",
-               disable=not progress or bars_off())
-    for name, size, open_ in sources:
-        n_before = report.total
-        _read_file(name, _records(name, size, open_), options, convs, kinds, report)
-        bar.update(size)
-        if report.total == n_before: report.notes[f"{Path(name).name}"] = "no records"
-    bar.close()
+    with tqdm(total=sum(s for _, s, _ in sources), unit="B", unit_scale=True, desc="reading",
+              disable=not progress or bars_off()) as bar:      # closed on an error too: the error gets its own line
+        for name, size, open_ in sources:
+            n_before = report.total
+            _read_file(name, _records(name, size, open_), options, convs, kinds, report)
+            bar.update(size)
+            if report.total == n_before: report.notes[f"{Path(name).name}"] = "no records"
     _closing_notes(report, why, kinds, path, convs)
     return list(convs.values()), report
 
@@ -854,7 +869,7 @@ def raw_records(
 ):
     "Yield `(file name, position, record)` for every raw record of the export at `path`, in `read_export`'s order."
     path = Path(path).expanduser()
-    if not path.exists(): raise ChatftError(f"{path}: no such file or folder.")
+    if not path.exists(): raise ChatftError(f"{path}: no such file or folder. Check the path.")
     for name, size, open_ in _sources(path):
         for n, raw in enumerate(_records(name, size, open_)): yield name, n, raw
 
