@@ -17,7 +17,7 @@ from fastcore.basics import patch
 from fastcore.docments import docments
 
 # %% auto #0
-__all__ = ['STEP_FILES', 'DRIVE_WORK', 'ChatftError', 'one_line', 'error_line', 'free_bytes', 'need_space', 'disk_space',
+__all__ = ['ROLES', 'STEP_FILES', 'DRIVE_WORK', 'ChatftError', 'one_line', 'error_line', 'free_bytes', 'need_space', 'disk_space',
            'write_atomic', 'writing_folder', 'Report', 'in_notebook', 'bars_off', 'quiet', 'Conversation',
            'write_jsonl', 'read_jsonl', 'to_dataset', 'work_dir', 'step_path', 'latest_conversations', 'on_colab',
            'on_kaggle', 'mount_drive', 'work_on_drive', 'hub_token', 'Run', 'folder_facts', 'command_parser',
@@ -241,6 +241,8 @@ def write_jsonl(
     return path
 
 # %% ../nbs/core.ipynb #3e8381ea
+ROLES = ("system", "user", "assistant")    # the roles a chatft conversation's messages have
+
 def _check_messages(msgs, where):
     if not isinstance(msgs, list) or not msgs:
         raise ChatftError(f"{where}: `messages` must be a non-empty list. Is this a chatft JSONL file? "
@@ -248,7 +250,10 @@ def _check_messages(msgs, where):
     for i,m in enumerate(msgs):
         if not isinstance(m, dict) or not isinstance(m.get('role'), str) or not isinstance(m.get('content'), str):
             raise ChatftError(f"{where}, message {i}: each message needs a string `role` and `content`, "
-                              f"got {str(m)[:80]!r}.")
+                              f"got {str(m)[:80]!r}. Fix that line, or export the file again.")
+        if m['role'] not in ROLES:
+            raise ChatftError(f"{where}, message {i}: role {m['role'][:40]!r} is not one of {', '.join(ROLES)}. Fix that "
+                              "line, or read the export with `chatft export`, which keeps only these and says what it left out.")
 
 # %% ../nbs/core.ipynb #2480597a
 def read_jsonl(
@@ -256,21 +261,24 @@ def read_jsonl(
 )->list:
     "Read conversations written by `write_jsonl`; a bad line raises `ChatftError` naming the file and line."
     path = Path(path)
-    if not path.exists(): raise ChatftError(f"{path}: no such file.")
+    if not path.exists(): raise ChatftError(f"{path}: no such file. Check the path, or make the file with `chatft export`.")
+    if path.is_dir(): raise ChatftError(f"{path} is a folder: give the JSONL file in it, e.g. {path/'convs.jsonl'}.")
     convs = []
     with open(path, 'rb') as f:
         for n,line in enumerate(f, 1):
             if not line.strip(): continue
             where = f"{path}, line {n}"
             try: d = orjson.loads(line)
-            except orjson.JSONDecodeError as e: raise ChatftError(f"{where}: not valid JSON ({e}).") from None
+            except orjson.JSONDecodeError as e:
+                raise ChatftError(f"{where}: not valid JSON ({e}). Fix or delete that line.") from None
             if not isinstance(d, dict) or 'messages' not in d:
                 raise ChatftError(f"{where}: expected an object with `id` and `messages`. Is this a chatft JSONL file? "
                                   "Make one with `chatft export`.")
             _check_messages(d['messages'], f"{where} (conversation {d.get('id')!r})")
             d.setdefault('id', f"{path.stem}-{n}")
             convs.append(Conversation.from_dict(d))
-    if not convs: raise ChatftError(f"{path}: the file is empty: no conversations to read.")
+    if not convs: raise ChatftError(f"{path}: the file is empty: no conversations to read. Give the JSONL file from "
+                                    "`chatft export` or `chatft clean`.")
     return convs
 
 # %% ../nbs/core.ipynb #b0f715e5

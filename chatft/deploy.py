@@ -107,7 +107,7 @@ def merge(
     ("Write the run's adapter merged into its base to `out`: a folder for plain `from_pretrained`, template "
      "and stop included.")
     run, out = check_run(run), Path(out).expanduser()
-    size = model_bytes(Run(run).plan["model"], 4 if (device or best_device()) == "cpu" else 2)
+    size = model_bytes(TrainPlan.load(run).model, 4 if (device or best_device()) == "cpu" else 2)
     with writing_folder(out, overwrite, size and size + 2**24) as part:   # one that fails leaves nothing behind
         try: model, tok, plan = merged_model(run, device)
         except ChatftError: raise
@@ -426,7 +426,7 @@ def gguf(
     out.parent.mkdir(parents=True, exist_ok=True)
     work = out.with_name(f".{out.name}.part")        # merged, f16 and k-quant files: renamed into place when whole
     if work.exists(): shutil.rmtree(work)             # left by a run that was killed
-    n = model_bytes(Run(run).plan["model"], 1)          # weights
+    n = model_bytes(TrainPlan.load(run).model, 1)       # weights
     needed = n and int(n * (4 + (2 if type in K_QUANTS else 0) + _BYTES_PER_WEIGHT[type])) + 2**24
     with disk_space(out, needed):
         work.mkdir()

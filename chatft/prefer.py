@@ -257,7 +257,7 @@ def export_pairs(
 )->tuple:
     "`(pairs, report)`: every preference pair found, kept or skipped with a reason, oldest first."
     path, report = Path(path).expanduser(), Report("prefer")
-    if not path.exists(): raise ChatftError(f"{path}: no such file or folder.")
+    if not path.exists(): raise ChatftError(f"{path}: no such file or folder. Check the path.")
     path = export_in(path)        # a folder that holds the export's ZIP (downloads, a Kaggle dataset): that ZIP
     ratings_by_id = read_feedback(feedback_records(path), report)
     raws, pairs, other = _newest_records(path, report)
@@ -271,7 +271,7 @@ def export_pairs(
     if ratings is not None: pairs += rating_pairs(ratings, report)
     if redact: pairs = redact_pairs(pairs, report)
     pairs = _drop_duplicates(pairs, report)
-    report.notes.update({f"pairs from {k}": v for k, v in Counter(p['source'] for p in pairs).items()})
+    report.notes.update({f"pairs from {k}": v for k, v in Counter(p.get('source', 'pairs file') for p in pairs).items()})
     if ratings_by_id: report.notes["thumbs read"] = len(ratings_by_id)
     return sorted(pairs, key=lambda p: (p.get('time') or 0, p['id'])), report
 
@@ -578,7 +578,8 @@ def prefer_cli(argv:list|None=None)->int:
     pairs, report = export_pairs(a.path, _ratings_file(a), redact=a.redact)
     print(report)
     if not pairs: raise ChatftError(f"{a.path}: no preference pair found. Pairs come from regenerated answers, thumbs on answers "
-                                    "with a regenerated sibling, and A/B ratings (notebook 06, --ratings).")
+                                    "with a regenerated sibling, and A/B ratings (notebook 06, --ratings): give an "
+                                    "export that has them, or pass --ratings.")
     if not a.run:
         out = write_jsonl(pairs, a.output)
         print(f"wrote {len(pairs)} pairs to {out} (report: {report.save(out.with_suffix('.report.json'))})")

@@ -1229,7 +1229,11 @@ def load_data(
 def _load_prepared(path:Path)->tuple:
     r = Report("prepare")
     r.notes["from"] = str(path)
-    if (path/"report.json").exists(): r.notes.update(json.loads((path/"report.json").read_text()).get("notes", {}))
+    if (path/"report.json").exists():
+        try: r.notes.update(json.loads((path/"report.json").read_text()).get("notes", {}))
+        except (ValueError, UnicodeDecodeError, AttributeError) as e:
+            raise ChatftError(f"{path/'report.json'}: damaged ({error_line(e)}). Make the dataset again with "
+                              "`chatft prepare`.") from None
     return load_prepared(path), [r]
 
 # %% ../nbs/05_train.ipynb #24b7abbb
