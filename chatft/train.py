@@ -1028,8 +1028,8 @@ def train(
                       callbacks=callbacks)
     if progress_bar and not in_notebook(): _terminal_progress(trainer, plan)
     needed = train_bytes(model, dsd)
-    with disk_space(out, needed if _is_main() else lambda: needed, then="Free some space, then continue with --resume (resume=True): the checkpoints "
-                                      "saved so far are kept."):
+    then = "Free some space, then continue with --resume (resume=True): the checkpoints saved so far are kept."
+    with disk_space(out, needed if _is_main() else lambda: needed, then=then):
         trainer.train(resume_from_checkpoint=str(ck) if ck else None)
         if trainer.is_world_process_zero():
             save_run(trainer, plan, out, tokenizer, [*_reports(report), pack_report], merge=merge, data=dsd)

@@ -1,4 +1,4 @@
-"""Every command that reads a run, on damaged run folders: `chatft eval`, `chat -m`, `merge`, `gguf` and
+"""Every command that reads a run, on damaged run folders: `chatft eval`, `chat -m`, `merge`, `gguf`, `serve` and
 `push --dry-run` each end with exit code 1 and one line on stderr naming the folder or file and what to do, never a
 traceback, and leave nothing at their output path (nor a `.part` beside it).
 
@@ -7,7 +7,7 @@ not safetensors; adapter_config.json, tokenizer.json or tokenizer_config.json no
 plan naming another model than the adapter was trained on; a system prompt that is not UTF-8; a prepared dataset
 given as a run; a folder that does not exist. The commands run in this process through `chatft.cli.main`, as the
 console script runs them (an exception escaping `main` would be the traceback a user sees)."""
-import os, io, re, json, shutil, contextlib
+import os, io, re, json, shutil, signal, contextlib
 from pathlib import Path
 import pytest
 
@@ -48,10 +48,20 @@ COMMANDS = {"eval": lambda r, o: ["eval", r, "--n", "1", "--max-new-tokens", "2"
             "chat": lambda r, o: ["chat", r, "-m", "hi", "--max-new-tokens", "2"],
             "merge": lambda r, o: ["merge", r, "-o", o],
             "gguf": lambda r, o: ["gguf", r, "-o", f"{o}.gguf"],
+            "serve": lambda r, o: ["serve", r, "--port", "0"],     # it must refuse before it serves
             "push": lambda r, o: ["push", r, "me/model", "--dry-run", "-o", o]}
 # what a command never reads: the command runs (exit 0) and is not asked to fail
 WHAT_TO_DO = ("train", "make one", "restore", "delete", "give")
 NOT_READ = {("system prompt not utf-8", "eval"), ("another model's plan", "push")}   # push checks files, not shapes
+
+@contextlib.contextmanager
+def _at_most(seconds:int):
+    "A command that serves (or hangs) instead of refusing fails the test after `seconds`, instead of hanging it."
+    def late(*_): raise TimeoutError(f"still running after {seconds} s: it did not refuse the damaged run")
+    before = signal.signal(signal.SIGALRM, late)
+    signal.alarm(seconds)
+    try: yield
+    finally: signal.alarm(0); signal.signal(signal.SIGALRM, before)
 
 @pytest.fixture(scope="module")
 def good_run(tmp_path_factory):
@@ -70,10 +80,14 @@ def test_every_command_on_a_damaged_run_is_one_line(good_run, tmp_path, damage):
         if (damage, name) in NOT_READ: continue
         out, err = tmp_path/f"out-{name}", io.StringIO()
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-            rc = main([str(a) for a in args(run, out)])                      # an exception here is a traceback
+            try:
+                with _at_most(300): rc = main([str(a) for a in args(run, out)])  # an exception here is a traceback
+            except BaseException: ROWS.append((name, damage, "traceback")); raise
         lines = err.getvalue().strip().splitlines()
         left = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(("out-", ".out-")))
         rows.append((name, rc, lines[-1][:160] if lines else "", left))
+        good = rc == 1 and len(lines) == 1 and lines[0].startswith(f"chatft {name}: error: ") and str(run) in lines[0]
+        ROWS.append((name, damage, "read silently" if rc == 0 else "leftover" if left else "one line" if good else "message short"))
         assert rc == 1 and len(lines) == 1 and lines[0].startswith(f"chatft {name}: error: "), rows[-1]
         assert str(run) in lines[0] and any(w in lines[0].lower() for w in WHAT_TO_DO), rows[-1]   # where, what to do
         assert not left, rows[-1]                                                    # nothing half-written
@@ -245,6 +259,6 @@ def _table(rows)->str:
 
 if __name__ == "__main__":      # the table for the closing note: damaged inputs per command, and how each ended
     import sys
-    rc = pytest.main([__file__, "-q", "-n", "0", "-p", "no:warnings", "-k", "prepared or jsonl or export"])
+    rc = pytest.main([__file__, "-q", "-n", "0", "-p", "no:warnings", "-k", "damaged_run or prepared or jsonl or export"])
     mod = next(m for m in list(sys.modules.values()) if getattr(m, "__file__", None) == __file__ and getattr(m, "ROWS", None))
     print(_table(mod.ROWS)); sys.exit(rc)
