@@ -113,10 +113,15 @@ def fit_template(
 
 # %% ../nbs/03_template.ipynb #fe011ee1
 def _common_prefix(a:str, b:str)->int:
-    "Length of the longest common prefix of `a` and `b`."
-    n = min(len(a), len(b)); i = 0
-    while i < n and a[i] == b[i]: i += 1
-    return i
+    ("Length of the longest common prefix of `a` and `b`: a binary search over slices, each compared in C (a "
+     "character loop in Python took 0.3 s of every 2.5 s of `prepare`).")
+    lo, hi = 0, min(len(a), len(b))
+    if a[:hi] == b[:hi]: return hi
+    while hi - lo > 1:                       # a[:lo] == b[:lo] and a[:hi] != b[:hi]
+        mid = (lo + hi) // 2
+        if a[lo:mid] == b[lo:mid]: lo = mid
+        else: hi = mid
+    return lo
 
 # %% ../nbs/03_template.ipynb #adfde54f
 TRAIN_ON = ("assistant", "me", "last")
@@ -149,6 +154,30 @@ def _words_start(
     changed = messages[:i] + [dict(messages[i], content=mark + words)] + messages[i+1:]
     return _common_prefix(full, render(changed, tokenizer, chat_template=chat_template, fit=False))
 
+_MARKS = "\ue000\ue001\ue002\u2603"     # private-use characters first: no one writes them
+
+def _words_starts(
+    messages:list,                # the conversation as rendered
+    trained:list,                 # indices of the trained messages
+    full:str,                     # `render(messages)`
+    tokenizer,                    # tokenizer with the chat template
+    chat_template:str|None=None,  # template instead of the tokenizer's
+)->list|None:
+    ("`_words_start` of every trained message from one render with a mark before each one's words; None when that "
+     "render is not `full` with the marks added (a template that changes words: ask message by message).")
+    mark = next((m for m in _MARKS if m not in full), None)
+    if mark is None or not trained: return None
+    marked = [dict(m, content=mark + m['content']) if i in trained else m for i, m in enumerate(messages)]
+    try: text = render(marked, tokenizer, chat_template=chat_template, fit=False)
+    except ChatftError: return None
+    if text.count(mark) != len(trained) or text.replace(mark, "") != full: return None
+    starts, at = [], -1
+    for k, i in enumerate(trained):
+        at = text.index(mark, at + 1)
+        if not text.startswith(messages[i]['content'][:64], at + 1): return None   # each mark before its own words
+        starts.append(at - k)
+    return starts
+
 def trained_spans(
     messages:list,                # the conversation as rendered (system first if any)
     tokenizer,                    # tokenizer with the chat template
@@ -157,10 +186,12 @@ def trained_spans(
 )->tuple[str, list]:
     "The full render and the `(start, end)` character span trained for each message in `trained`."
     full = render(messages, tokenizer, chat_template=chat_template, fit=False)
+    starts = _words_starts(messages, trained, full, tokenizer, chat_template)
+    if starts is None: starts = [_words_start(messages, i, full, tokenizer, chat_template) for i in trained]
     spans = []
-    for i in trained:
-        upto = render(messages[:i+1], tokenizer, chat_template=chat_template, fit=False)
-        start = _words_start(messages, i, full, tokenizer, chat_template)
+    for i, start in zip(trained, starts):
+        # the render up to this reply; the last message's is the full render itself
+        upto = full if i == len(messages) - 1 else render(messages[:i+1], tokenizer, chat_template=chat_template, fit=False)
         spans.append((start, _common_prefix(upto, full)))
     return full, spans
 
@@ -177,11 +208,12 @@ def mask_from_spans(
     spans:list,     # trained `(start, end)` character spans
 )->list:
     "1 for each token inside a trained span, else 0."
-    mask = [0]*len(offsets)
-    for s,e in spans:
-        for t,(a,b) in enumerate(offsets):
-            if b > a and a < e and b > s and b <= e: mask[t] = 1
-    return mask
+    import numpy as np
+    if not len(offsets): return []
+    o = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
+    a, b, mask = o[:, 0], o[:, 1], np.zeros(len(o), dtype=bool)
+    for s, e in spans: mask |= (b > a) & (a < e) & (b > s) & (b <= e)
+    return mask.astype(int).tolist()
 
 # %% ../nbs/03_template.ipynb #0539a6bc
 def assistant_mask(

@@ -241,3 +241,31 @@ def test_me_mode_held_out_count(demo_tok):
         runs += n
     assert runs > 400
     assert bad == 0, f"{bad} of {runs} trained spans are not the user's words"
+
+def _spans_one_by_one(msgs, tok, trained, template):
+    "The spans as chatft found them before one render found every start: each start and end from its own renders."
+    from chatft.template import _words_start
+    full = render(msgs, tok, chat_template=template, fit=False)
+    return full, [(_words_start(msgs, i, full, tok, template),
+                   _common_prefix(render(msgs[:i+1], tok, chat_template=template, fit=False), full)) for i in trained]
+
+@pytest.mark.parametrize("fam", _families())
+def test_one_render_finds_the_spans_of_renders_one_by_one(fam, demo_tok):
+    """`trained_spans` finds every reply's start from one render with marks (and skips the last reply's own render):
+    the same spans as rendering a changed copy per reply, in every mode, with and without a system prompt."""
+    from chatft.template import trained_spans, _words_starts
+    template = MARKERS.sub("", _training_template(fam))
+    tok = with_template_tokens(demo_tok, template + " <think> </think>")
+    compared, by_marks = 0, 0
+    for train_on in TRAIN_ON:
+        for system in (None, "Be brief."):
+            for conv in CONVERSATIONS:
+                msgs = prepare_messages([m for m in conv if m["role"] != "system"], system, train_on)
+                trained = trained_indices(msgs, train_on)
+                try: want = _spans_one_by_one(msgs, tok, trained, template)
+                except ChatftError: continue
+                assert trained_spans(msgs, tok, trained, template) == want, (fam, train_on, system, msgs)
+                by_marks += _words_starts(msgs, trained, want[0], tok, template) is not None
+                compared += 1
+    assert compared >= 8, (fam, compared)
+    print(f"{fam}: {by_marks} of {compared} conversations by one marked render")
