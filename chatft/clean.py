@@ -384,25 +384,39 @@ _ADDRESS = "|".join([_US_UK_STREET + r"(?:" + _US_UK_TAIL + r")?", _DE_STREET + 
                      _ES_STREET + _POSTCODE_CITY, _FR_STREET + _POSTCODE_CITY])
 
 # %% ../nbs/02_clean.ipynb #da50dcdd
+def _needing(finder, *patterns):
+    ("`finder`, run only on a text where each of `patterns` is found: what every match of it needs (a digit, an `@`, "
+     "a keyword). Most messages hold none of these, and a scan for one is much quicker than the finder.")
+    rxs = [re.compile(p) for p in patterns]
+    def find(text):
+        if all(rx.search(text) for rx in rxs): yield from finder(text)
+    find.__wrapped__ = finder
+    return find
+
+_PW_HINT = (r"(?i)pass|pw|pin|contrase|clave|mdp|code|kennwort|geheimzahl"            # _PW_WORDS, _CODE_PW
+            r"|login|cred|identifiant|anmeldung|zugangsdaten|usuario")                # _LOGIN
+
 DETECTORS = [
-    ("SECRET",      _regex_spans(_PRIVATE_KEY)),
-    ("SECRET",      _regex_spans(_JWT)),
+    ("SECRET",      _needing(_regex_spans(_PRIVATE_KEY), "-----BEGIN ")),
+    ("SECRET",      _needing(_regex_spans(_JWT), "eyJ")),
     # `user:key@host`: the whole login, key included
-    ("CREDENTIALS", _regex_spans(_URL_CREDENTIALS, 1, _not_placeholder)),
+    ("CREDENTIALS", _needing(_regex_spans(_URL_CREDENTIALS, 1, _not_placeholder), "://", "@")),
     ("API_KEY",     _regex_spans(_API_KEY, 0, _looks_random)),
-    ("SECRET",      _auth_spans),                 # `Authorization: Basic ...`, `Bearer ...`
-    ("SECRET",      _assigned_spans),             # `PASSWORD=...`, `"token": "..."` when the value is no known key
-    ("SECRET",      _prose_password_spans),       # "my password is ...", "Mi contraseña es ..."
-    ("EMAIL",       _email_spans),
-    ("IBAN",        _iban_spans),
-    ("NATIONAL_ID", _ssn_spans),
-    ("NATIONAL_ID", _regex_spans(_NINO)),
-    ("NATIONAL_ID", _passport_spans),
-    ("NATIONAL_ID", _tax_id_spans),
-    ("CARD",        _card_spans),               # after the IDs: a French NIR can pass Luhn too
-    ("ADDRESS",     _regex_spans(_ADDRESS)),
-    ("IP",          _ip_spans),
-    ("PHONE",       _phone_spans),
+    # `Authorization: Basic ...`, `Bearer ...`
+    ("SECRET",      _needing(_auth_spans, r"(?i)basic|bearer|token|digest|apikey")),
+    # `PASSWORD=...`, `"token": "..."` when the value is no known key
+    ("SECRET",      _needing(_assigned_spans, r"[:=]")),
+    ("SECRET",      _needing(_prose_password_spans, _PW_HINT)),   # "my password is ...", "Mi contraseña es ..."
+    ("EMAIL",       _needing(_email_spans, "@")),
+    ("IBAN",        _needing(_iban_spans, r"\d")),
+    ("NATIONAL_ID", _needing(_ssn_spans, r"\d{3}")),
+    ("NATIONAL_ID", _needing(_regex_spans(_NINO), r"\d\d")),
+    ("NATIONAL_ID", _needing(_passport_spans, r"(?i)pas", r"\d")),
+    ("NATIONAL_ID", _needing(_tax_id_spans, r"\d")),
+    ("CARD",        _needing(_card_spans, r"\d")),  # after the IDs: a French NIR can pass Luhn too
+    ("ADDRESS",     _needing(_regex_spans(_ADDRESS), r"\d")),
+    ("IP",          _needing(_ip_spans, r"[\d:]")),   # IPv4 has digits, IPv6 colons
+    ("PHONE",       _needing(_phone_spans, r"\d")),
 ]
 
 # %% ../nbs/02_clean.ipynb #f6e4e8ad
