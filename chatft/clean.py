@@ -18,13 +18,13 @@ from .export import read_export
 from .synth import synthetic_conversations
 
 # %% auto #0
-__all__ = ['API_KEY_PATTERNS', 'ENTROPY_THRESHOLD', 'DETECTORS', 'ERROR_REPLY', 'NEAR_DUPLICATE_THRESHOLD', 'Found', 'luhn_ok',
-           'iban_ok', 'entropy', 'looks_like_password', 'looks_random', 'ssn_ok', 'itin_ok', 'steuer_id_ok', 'dni_ok',
-           'nir_ok', 'find_pii', 'redact_text', 'mask', 'presidio_finder', 'turns', 'keep_min_turns', 'keep_dates',
-           'keep_models', 'keep_matching', 'drop_matching', 'token_counts', 'keep_token_range', 'keep_languages',
-           'apply_filters', 'is_error_reply', 'repair', 'shingles', 'jaccard', 'near_duplicates', 'drop_duplicates',
-           'redact_conversations', 'redaction_examples', 'CleanReport', 'clean', 'report_path', 'clean_file',
-           'clean_cli', 'course_conversations', 'read_cleaned']
+__all__ = ['API_KEY_PATTERNS', 'ENTROPY_THRESHOLD', 'DETECTORS', 'ERROR_REPLY', 'NEAR_DUPLICATE_THRESHOLD', 'PARALLEL_FROM',
+           'Found', 'luhn_ok', 'iban_ok', 'entropy', 'looks_like_password', 'looks_random', 'ssn_ok', 'itin_ok',
+           'steuer_id_ok', 'dni_ok', 'nir_ok', 'find_pii', 'redact_text', 'mask', 'presidio_finder', 'turns',
+           'keep_min_turns', 'keep_dates', 'keep_models', 'keep_matching', 'drop_matching', 'token_counts',
+           'keep_token_range', 'keep_languages', 'apply_filters', 'is_error_reply', 'repair', 'shingles', 'jaccard',
+           'near_duplicates', 'drop_duplicates', 'workers_for', 'redact_conversations', 'redaction_examples',
+           'CleanReport', 'clean', 'report_path', 'clean_file', 'clean_cli', 'course_conversations', 'read_cleaned']
 
 # %% ../nbs/02_clean.ipynb #e287880e
 @dataclass(frozen=True)
@@ -664,29 +664,57 @@ def drop_duplicates(
     return [c for c in convs if c.id in texts and c.id not in near], report
 
 # %% ../nbs/02_clean.ipynb #8e7ac08b
+def _redacted(c:Conversation, extra:list|None=None)->tuple:
+    "`c` redacted: `(the copy, or None when nothing changed; [(type, masked value)] of what was found, in order)`."
+    found_all = []
+    def red(text):
+        new, found = redact_text(text, extra)
+        found_all.extend((f.type, mask(f.value, f.type)) for f in found)
+        return new
+    msgs = [dict(m, content=red(m['content'])) for m in c.messages]
+    system = red(c.system) if c.system else c.system
+    title = red(c.title) if c.title else c.title
+    changed = msgs != c.messages or system != c.system or title != c.title
+    return (Conversation(**{**c.__dict__, 'messages': msgs, 'system': system, 'title': title}) if changed else None), found_all
+
+def _redacted_chunk(chunk:list)->list: return [_redacted(c) for c in chunk]
+
+PARALLEL_FROM = 2000     # conversations: below this, starting worker processes costs more than it saves
+
+def workers_for(n:int, workers:int|None=None)->int:
+    ("Processes for work on `n` conversations: `workers` if given, else every core this process may use for a long "
+     "history (`PARALLEL_FROM`), else 1. Only where processes can be forked (Linux: Colab, Kaggle).")
+    import os, sys
+    if sys.platform != "linux": return 1
+    if workers is not None: return max(1, workers)
+    return len(os.sched_getaffinity(0)) if n >= PARALLEL_FROM else 1
+
 def redact_conversations(
     convs:list,              # conversations
     extra:list|None=None,    # more finders (e.g. `[presidio_finder()]`)
     report:Report|None=None, # where counts and examples go (`notes['redactions']`, `notes['examples']`)
     n_examples:int=3,        # masked examples kept per type
+    workers:int|None=None,   # processes (default: `workers_for`; 1 with `extra` finders)
 )->tuple:
-    "`(redacted copies, report)`: private data in messages and system prompts replaced by typed placeholders."
+    ("`(redacted copies, report)`: private data in messages and system prompts replaced by typed placeholders. A long "
+     "history is redacted in several processes, in chunks; the copies and the report are the same as in one.")
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
     report = report or Report("redact")
-    counts, examples, touched, out = Counter(), {}, 0, []
-    def red(text, cid):
-        new, found = redact_text(text, extra)
-        for f in found:
-            counts[f.type] += 1
-            ex = examples.setdefault(f.type, [])
-            if len(ex) < n_examples: ex.append(dict(id=cid, masked=mask(f.value, f.type)))
-        return new, bool(found)
-    for c in convs:
-        msgs = [dict(m, content=red(m['content'], c.id)[0]) for m in c.messages]
-        system, _ = red(c.system, c.id) if c.system else (c.system, False)
-        title, _ = red(c.title, c.id) if c.title else (c.title, False)
-        changed = msgs != c.messages or system != c.system or title != c.title
-        touched += changed
-        out.append(Conversation(**{**c.__dict__, 'messages': msgs, 'system': system, 'title': title}) if changed else c)
+    n = 1 if extra else workers_for(len(convs), workers)
+    if n > 1:
+        chunks = [convs[i:i+200] for i in range(0, len(convs), 200)]
+        with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork")) as pool:
+            results = [r for rs in pool.map(_redacted_chunk, chunks) for r in rs]
+    else: results = [_redacted(c, extra) for c in convs]
+    counts, examples, out = Counter(), {}, []
+    for c, (new, found) in zip(convs, results):
+        for kind, masked in found:
+            counts[kind] += 1
+            ex = examples.setdefault(kind, [])
+            if len(ex) < n_examples: ex.append(dict(id=c.id, masked=masked))
+        out.append(c if new is None else new)
+    touched = sum(new is not None for new, _ in results)
     report.notes.update(redactions=dict(counts.most_common()), examples=examples, conversations_redacted=touched)
     return out, report
 

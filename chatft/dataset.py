@@ -10,7 +10,7 @@ import math, random, bisect, sys, argparse
 from pathlib import Path
 from .core import (ChatftError, Conversation, Report, read_jsonl, bars_off, on_colab, on_kaggle,
                          hub_token, command_parser, add_options, error_line, disk_space)
-from .clean import near_duplicates, NEAR_DUPLICATE_THRESHOLD, _norm
+from .clean import near_duplicates, NEAR_DUPLICATE_THRESHOLD, _norm, workers_for
 from .template import (render_example, prepare_messages, trained_indices, check_contract, show_mask,
                              template_quirks, _tokenize)
 from .models import load_tokenizer
@@ -237,7 +237,7 @@ def tokenize_conversations(
     system:str|None=None,         # None: each conversation's custom instructions; "": none; text: a persona
     train_on:str="assistant",     # "assistant", "me" or "last"
     chat_template:str|None=None,  # template instead of the tokenizer's
-    num_proc:int|None=None,       # worker processes for `datasets.map`
+    num_proc:int|None=None,       # worker processes for `datasets.map` (default: `chatft.clean.workers_for`)
     report:Report|None=None,      # where skipped conversations and windows are recorded
 ):
     "A `datasets.Dataset` with one row per example: `id`, `window`, `input_ids`, `labels`."
@@ -246,8 +246,10 @@ def tokenize_conversations(
                 messages=[[dict(role=m['role'], content=m['content']) for m in c.messages] for c in convs])
     ds = Dataset.from_dict(rows)
     if not len(ds): return Dataset.from_dict(dict(id=[], window=[], input_ids=[], labels=[]))
+    num_proc = workers_for(len(convs), num_proc)              # every core for a long history
     with _datasets_bars():
-        ds = ds.map(_render_batch, batched=True, batch_size=16, remove_columns=ds.column_names, num_proc=num_proc,
+        ds = ds.map(_render_batch, batched=True, batch_size=16, remove_columns=ds.column_names,
+                    num_proc=num_proc if num_proc > 1 else None,
                     fn_kwargs=dict(tokenizer=tokenizer, max_length=max_length, system=system,
                                    train_on=train_on, chat_template=chat_template),
                     desc="render + tokenize")

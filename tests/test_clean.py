@@ -236,3 +236,16 @@ def test_cli_output_is_a_folder(history, tmp_path):
     (tmp_path / "dir").mkdir()
     r = run("clean", history, "-o", tmp_path / "dir")
     assert r.returncode == 1 and "is a folder" in r.stderr and list((tmp_path / "dir").iterdir()) == []
+
+def test_redaction_in_processes_is_the_same():
+    "Redacting in 2 worker processes (chunks) gives the same copies, counts, examples and untouched objects as in one."
+    import sys
+    from chatft.clean import redact_conversations, workers_for, PARALLEL_FROM
+    from chatft.synth import synthetic_conversations
+    if sys.platform != "linux": pytest.skip("worker processes are forked, on Linux only")
+    convs = synthetic_conversations(450, seed=11)
+    one, rep1 = redact_conversations(convs, workers=1)
+    two, rep2 = redact_conversations(convs, workers=2)
+    assert one == two and rep1.notes == rep2.notes and rep1.notes["redactions"]
+    assert [a is b for a, b in zip(one, convs)] == [a is b for a, b in zip(two, convs)]   # unchanged ones are the originals
+    assert workers_for(PARALLEL_FROM - 1) == 1 and workers_for(10, workers=3) == 3
