@@ -860,13 +860,16 @@ def clean_file(
     convs = read_jsonl(inp)
     cleaned, rep = clean(convs, dry_run=dry_run, **kwargs)
     if dry_run: return rep
-    rep.save(rpath)
     if not cleaned:
+        rep.save(rpath)
         why = ", ".join(f"{r}: {n}" for r, n in rep.reasons().most_common(3))
         raise ChatftError(f"{inp}: the filters removed all {rep.total} conversations ({why}). Loosen them; "
                           f"the report is in {rpath}.")
-    try: write_jsonl(cleaned, out)
-    except BaseException: rpath.unlink(missing_ok=True); raise      # a full disk: no report of a file that is not there
+    # the conversations first, then their report: a run killed between them leaves the whole file and no report
+    # (never a report of a file that is not there, which would stop the next run)
+    write_jsonl(cleaned, out)
+    try: rep.save(rpath)
+    except BaseException: out.unlink(missing_ok=True); raise        # a full disk: both files or neither
     return rep
 
 # %% ../nbs/02_clean.ipynb #091bb248
