@@ -605,11 +605,30 @@ def jaccard(a:set, b:set)->float:
     return len(a & b) / len(a | b) if a or b else 1.0
 
 # %% ../nbs/02_clean.ipynb #da9065e2
-def _sketch(s:set, num_perm:int):
+from functools import lru_cache
+
+@lru_cache(maxsize=4)
+def _permutations(num_perm:int):
+    ("MinHash's permutations for `num_perm` (its default seed) and their scheme: made once, shared by every sketch "
+     "(each made its own).")
     from datasketch import MinHash
     m = MinHash(num_perm=num_perm)
+    return m.permutations, m.scheme
+
+def _sketch(s:set, num_perm:int):
+    from datasketch import MinHash
+    perms, scheme = _permutations(num_perm)
+    m = MinHash(num_perm=num_perm, permutations=perms, scheme=scheme)
     m.update_batch([x.encode() for x in s])
     return m
+
+def _shingled(t:str, num_perm:int, cache:dict|None)->tuple:
+    "`(shingles(t), its sketch)`, from `cache` (a dict kept by the caller across calls) when it has them."
+    if cache is not None and (got := cache.get((t, num_perm))): return got
+    s = shingles(t)
+    got = (s, _sketch(s, num_perm))
+    if cache is not None: cache[(t, num_perm)] = got
+    return got
 
 def near_duplicates(
     texts:dict,                     # {key: text} in order of preference: of two near duplicates the first stays
@@ -618,6 +637,7 @@ def near_duplicates(
     against:dict|None=None,         # {key: text} that stay in any case: every text is compared with these too
     within:bool=True,               # also compare the texts with each other (False: only with `against`)
     num_perm:int=128,               # MinHash permutations for the LSH index (more: fewer missed pairs, slower)
+    cache:dict|None=None,           # shingles and sketches of texts seen in earlier calls (the caller keeps it)
 )->dict:
     ("`{key: (key of the text it nearly duplicates, similarity)}`: LSH proposes candidates, their exact "
      "similarity decides.")
@@ -626,12 +646,9 @@ def near_duplicates(
                                                  f"1, e.g. 0.85.")
     lsh, keys, sets, found = MinHashLSH(threshold=threshold, num_perm=num_perm), [], [], {}
     def add(key, s, m): lsh.insert(len(keys), m); keys.append(key); sets.append(s)
-    for k, t in (against or {}).items():
-        s = shingles(t)
-        add(k, s, _sketch(s, num_perm))
+    for k, t in (against or {}).items(): add(k, *_shingled(t, num_perm, cache))
     for k, t in texts.items():
-        s = shingles(t)
-        m = _sketch(s, num_perm)
+        s, m = _shingled(t, num_perm, cache)
         sim, i = max(((jaccard(s, sets[i]), i) for i in lsh.query(m)), default=(0.0, None))
         if i is not None and sim >= threshold: found[k] = (keys[i], round(sim, 3))
         elif within: add(k, s, m)

@@ -146,10 +146,10 @@ def _conv_time(c:Conversation)->float: return c.update_time or c.create_time or 
 
 def _text(c:Conversation)->str: return "\n".join(m['content'] for m in c.messages)
 
-def _repeats(test:list, train:list, threshold:float, train_on:str)->dict:
+def _repeats(test:list, train:list, threshold:float, train_on:str, cache:dict|None=None)->dict:
     "`{id: why}` of the `test` conversations that repeat `train`: near duplicates, then `seen_in_training`."
     near = near_duplicates({i: _text(c) for i, c in enumerate(test)}, threshold,
-                           against={-1 - i: _text(c) for i, c in enumerate(train)}, within=False)
+                           against={-1 - i: _text(c) for i, c in enumerate(train)}, within=False, cache=cache)
     out = {c.id: f"near duplicate of {train[-1 - near[i][0]].id} (similarity {near[i][1]})"
            for i, c in enumerate(test) if i in near}
     return out | seen_in_training([c for c in test if c.id not in out], train + [c for c in test
@@ -169,12 +169,12 @@ def split_conversations(
     if split not in ("time", "random"): raise ChatftError(f"split={split!r}: choose 'time' or 'random'.")
     order = sorted(convs, key=_conv_time) if split == "time" else random.Random(seed).sample(convs, len(convs))
     n_test = 0 if len(order) < 2 or test_size <= 0 else max(1, round(len(order)*test_size))
-    rest, test, moved, back = order, [], {}, []
+    rest, test, moved, back, sketches = order, [], {}, [], {}      # each text's sketch made once for all rounds
     for _ in range(rounds if n_test else 0):
         k = min(n_test - len(test), len(rest) - 1)
         if k <= 0: break
         rest, cands = rest[:-k], rest[-k:]
-        new = _repeats(cands, rest + back, threshold, train_on)
+        new = _repeats(cands, rest + back, threshold, train_on, sketches)
         moved |= new
         test += [c for c in cands if c.id not in new]
         back += [c for c in cands if c.id in new]
@@ -534,7 +534,8 @@ def split_conversations_of(
     convs:list,      # the conversations it was prepared from
 )->dict:
     "`{split: [Conversation, ...]}`: the conversations whose examples are in each split of `dsd`, in `convs`' order."
-    return {name: [c for c in convs if c.id in set(ds["id"])] for name, ds in dsd.items()}
+    ids = {name: set(ds["id"]) for name, ds in dsd.items()}     # once per split (it was read again for each conversation)
+    return {name: [c for c in convs if c.id in ids[name]] for name in dsd}
 
 def _messages(c:Conversation, system:str|None, train_on:str)->list:
     "The messages `prepare` trained on for `c`: its system prompt as chosen, roles swapped for 'me'."
