@@ -106,9 +106,9 @@ def setup_convoviz():
     subprocess.run([CONVOVIZ_VENV/"bin"/"pip", "install", "-q", f"convoviz=={CONVOVIZ_VERSION}"], check=True)
 
 
-def make_export(mb:float, seed:int, as_zip:bool)->Path:
-    "The cached benchmark export (made on first use)."
-    folder = RESULTS/f"export-{mb:g}mb-seed{seed}"
+def make_export(mb:float, seed:int, as_zip:bool, chars:int|None=None)->Path:
+    "The cached benchmark export (made on first use); `chars`: `large_export`'s heavier shape (longer replies)."
+    folder = RESULTS/(f"export-{mb:g}mb-seed{seed}" + (f"-chars{chars}" if chars else ""))
     path, stamp = folder/"conversations.json", folder/"synth.sha1"
     version = hashlib.sha1((HERE.parent/"chatft"/"synth.py").read_bytes()).hexdigest()
     if path.exists() and (not stamp.exists() or stamp.read_text() != version):     # made by another version of chatft.synth
@@ -117,7 +117,7 @@ def make_export(mb:float, seed:int, as_zip:bool)->Path:
         print(f"making a ~{mb:g} MB export in {folder} ...", flush=True)
         sys.path.insert(0, str(HERE.parent))
         from chatft.synth import large_export
-        tmp = large_export(folder/"tmp", target_mb=mb, seed=seed)
+        tmp = large_export(folder/"tmp", target_mb=mb, seed=seed, chars=chars)
         tmp.replace(path); (folder/"tmp").rmdir(); stamp.write_text(version)
     if not as_zip: return path
     zpath = folder/"chatgpt-export.zip"

@@ -2,7 +2,8 @@
 """A heavy user's history through `chatft export`, `clean` and `prepare`: each step's time and peak memory, beside
 the anchors measured in the same run (issue 28).
 
-    python benchmarks/bench_pipeline.py                      # the ~300 MB export of bench_export.py
+    python benchmarks/bench_pipeline.py                      # a ~292 MB export shaped like the issue's heavy user
+    python benchmarks/bench_pipeline.py --chars 0 --mb 300   # the ~300 MB export of bench_export.py (short messages)
     python benchmarks/bench_pipeline.py --mb 20              # a smaller one
     python benchmarks/bench_pipeline.py --mb 20 --scaling    # also clean at 1/4, 1/2 and all of the conversations
 
@@ -39,7 +40,7 @@ _FLOOR = textwrap.dedent("""
     convs, tok = read_jsonl(sys.argv[1]), load_tokenizer(sys.argv[2])
     msgs = [[dict(role=m['role'], content=m['content']) for m in c.messages] for c in convs]
     t = time.perf_counter()
-    n = sum(len(tok.apply_chat_template(m, tokenize=True)) for m in msgs)
+    n = sum(len(tok.apply_chat_template(m, tokenize=True, return_dict=False)) for m in msgs)
     print(json.dumps(dict(seconds=time.perf_counter() - t, tokens=n, peak_kb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)))
 """)
 
@@ -73,14 +74,17 @@ def first(src:Path, dest:Path, n:int)->Path:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--mb", type=float, default=300, help="size of the synthetic conversations.json in MB (default 300)")
+    ap.add_argument("--mb", type=float, default=292, help="size of the synthetic conversations.json in MB (default 292)")
+    ap.add_argument("--chars", type=int, default=7000, help="characters of text an ordinary conversation has (large_export's "
+                    "`chars`: 7000 gives about 5,500 a conversation over all, with about 5.5 messages, the issue's heavy user; "
+                    "0: bench_export.py's export, about 2,000 in 14 short messages)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--model", default="HuggingFaceTB/SmolLM2-135M-Instruct", help="the model prepare renders for")
     ap.add_argument("--scaling", action="store_true", help="also clean the first 1/4 and 1/2 of the conversations")
     ap.add_argument("--no-convoviz", action="store_true", help="leave out the convoviz anchor")
     args = ap.parse_args(argv)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    export = make_export(args.mb, args.seed, as_zip=False)
+    export = make_export(args.mb, args.seed, as_zip=False, chars=args.chars or None)
     size = export.stat().st_size
     with tempfile.TemporaryDirectory(dir=RESULTS) as tmp:
         work = Path(tmp)
@@ -88,6 +92,8 @@ def main(argv=None):
         n = sum(1 for _ in open(work/"convs.jsonl", "rb"))
         kept = sum(1 for _ in open(work/"clean.jsonl", "rb"))
         text_mb = (work/"convs.jsonl").stat().st_size / 1e6
+        chars = sum(len(m["content"]) for line in open(work/"convs.jsonl", "rb") for m in json.loads(line)["messages"])
+        msgs = sum(len(json.loads(line)["messages"]) for line in open(work/"convs.jsonl", "rb"))
         anchors = {"read_export alone (in process)": run_reader("chatft read_export", export, sys.executable)}
         py = None if args.no_convoviz else convoviz_python()
         anchors[f"convoviz {CONVOVIZ_VERSION} (in process)"] = (run_reader(f"convoviz {CONVOVIZ_VERSION}", export, py) if py
@@ -100,6 +106,7 @@ def main(argv=None):
                 r = timed([CHATFT, "clean", part, "-o", work/f"clean-{share}.jsonl", "--overwrite"])
                 scaling[n // share] = dict(r, input_mb=part.stat().st_size / 1e6)
     print(f"\nexport: {export} ({size/1e6:.0f} MB, {n} conversations, {text_mb:.1f} MB as chatft JSONL; {kept} kept by clean)")
+    print(f"text: {chars/1e6:.1f} M characters, {chars/max(n, 1):,.0f} a conversation, {msgs/max(n, 1):.1f} messages a conversation")
     print(f"model: {args.model}; {os.cpu_count()} cores\n")
     print("| step | wall (s) | peak RSS (MB) | MB/s of the export |\n|---|---|---|---|")
     for k, r in steps.items(): print(f"| {k} | {r['seconds']:.1f} | {r['peak_kb']/1024:.0f} | {size/1e6/r['seconds']:.1f} |")
@@ -120,7 +127,7 @@ def main(argv=None):
           "includes its imports and the split)")
     clean_in = text_mb * 1e6 / 1024
     print(f"  clean's peak / its input: {steps['chatft clean']['peak_kb']/clean_in:.1f}x (target <= 2x)")
-    out = RESULTS/f"bench_pipeline-{args.mb:g}mb.json"
+    out = RESULTS/(f"bench_pipeline-{args.mb:g}mb" + (f"-chars{args.chars}" if args.chars else "") + ".json")
     out.write_text(json.dumps(dict(export=str(export), size=size, conversations=n, steps=steps, anchors=anchors,
                                    scaling=scaling), indent=2))
     print(f"\nsaved {out}")

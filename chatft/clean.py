@@ -23,7 +23,7 @@ __all__ = ['API_KEY_PATTERNS', 'ENTROPY_THRESHOLD', 'DETECTORS', 'ERROR_REPLY', 
            'steuer_id_ok', 'dni_ok', 'nir_ok', 'find_pii', 'redact_text', 'mask', 'presidio_finder', 'turns',
            'keep_min_turns', 'keep_dates', 'keep_models', 'keep_matching', 'drop_matching', 'token_counts',
            'keep_token_range', 'keep_languages', 'apply_filters', 'is_error_reply', 'repair', 'shingles', 'jaccard',
-           'near_duplicates', 'drop_duplicates', 'workers_for', 'redact_conversations', 'redaction_examples',
+           'workers_for', 'near_duplicates', 'drop_duplicates', 'redact_conversations', 'redaction_examples',
            'CleanReport', 'clean', 'report_path', 'clean_file', 'clean_cli', 'course_conversations', 'read_cleaned']
 
 # %% ../nbs/02_clean.ipynb #e287880e
@@ -607,6 +607,17 @@ def jaccard(a:set, b:set)->float:
 # %% ../nbs/02_clean.ipynb #da9065e2
 from functools import lru_cache
 
+PARALLEL_FROM = 2000     # conversations: below this, starting worker processes costs more than it saves
+
+def workers_for(n:int, workers:int|None=None)->int:
+    ("Processes for work on `n` conversations: `workers` if given, else every core this process may use for a long "
+     "history (`PARALLEL_FROM`), else 1. Only where processes can be forked (Linux: Colab, Kaggle).")
+    import os, sys
+    if sys.platform != "linux": return 1
+    if workers is not None: return max(1, workers)
+    return len(os.sched_getaffinity(0)) if n >= PARALLEL_FROM else 1
+
+
 @lru_cache(maxsize=4)
 def _permutations(num_perm:int):
     ("MinHash's permutations for `num_perm` (its default seed) and their scheme: made once, shared by every sketch "
@@ -622,13 +633,29 @@ def _sketch(s:set, num_perm:int):
     m.update_batch([x.encode() for x in s])
     return m
 
-def _shingled(t:str, num_perm:int, cache:dict|None)->tuple:
-    "`(shingles(t), its sketch)`, from `cache` (a dict kept by the caller across calls) when it has them."
-    if cache is not None and (got := cache.get((t, num_perm))): return got
-    s = shingles(t)
-    got = (s, _sketch(s, num_perm))
-    if cache is not None: cache[(t, num_perm)] = got
-    return got
+def _hashvalues(texts:list, num_perm:int)->list: return [_sketch(shingles(t), num_perm).hashvalues for t in texts]
+
+def _sketch_all(texts:list, num_perm:int, cache:dict, workers:int|None=None):
+    ("Put the sketch of each of `texts` not yet in `cache` there, made in `workers_for` processes for many texts (each "
+     "shingle's SHA-1 is most of a sketch's cost: one core makes about a million a second).")
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from datasketch import MinHash
+    todo = list({t: None for t in texts if (t, num_perm) not in cache})
+    if (n := workers_for(len(todo), workers)) <= 1 or len(todo) < 2: return
+    chunks = [todo[i:i+200] for i in range(0, len(todo), 200)]
+    perms, scheme = _permutations(num_perm)
+    with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork")) as pool:
+        for chunk, hvs in zip(chunks, pool.map(_hashvalues, chunks, [num_perm] * len(chunks))):
+            for t, hv in zip(chunk, hvs):
+                cache[(t, num_perm)] = MinHash(num_perm=num_perm, hashvalues=hv, permutations=perms, scheme=scheme)
+
+def _sketched(t:str, num_perm:int, cache:dict|None):
+    "The sketch of `shingles(t)`, from `cache` (a dict kept by the caller across calls) when it has it."
+    if cache is not None and (got := cache.get((t, num_perm))) is not None: return got
+    m = _sketch(shingles(t), num_perm)
+    if cache is not None: cache[(t, num_perm)] = m
+    return m
 
 def near_duplicates(
     texts:dict,                     # {key: text} in order of preference: of two near duplicates the first stays
@@ -637,21 +664,29 @@ def near_duplicates(
     against:dict|None=None,         # {key: text} that stay in any case: every text is compared with these too
     within:bool=True,               # also compare the texts with each other (False: only with `against`)
     num_perm:int=128,               # MinHash permutations for the LSH index (more: fewer missed pairs, slower)
-    cache:dict|None=None,           # shingles and sketches of texts seen in earlier calls (the caller keeps it)
+    cache:dict|None=None,           # sketches of texts seen in earlier calls (the caller keeps it)
+    workers:int|None=None,          # processes making the sketches (default: `workers_for`)
 )->dict:
     ("`{key: (key of the text it nearly duplicates, similarity)}`: LSH proposes candidates, their exact "
      "similarity decides.")
     from datasketch import MinHashLSH
     if not 0 < threshold <= 1: raise ChatftError(f"threshold={threshold}: give a similarity between 0 and "
                                                  f"1, e.g. 0.85.")
-    lsh, keys, sets, found = MinHashLSH(threshold=threshold, num_perm=num_perm), [], [], {}
-    def add(key, s, m): lsh.insert(len(keys), m); keys.append(key); sets.append(s)
-    for k, t in (against or {}).items(): add(k, *_shingled(t, num_perm, cache))
+    # only the sketches are kept: a candidate's shingles are made again from its text (the caller's) when LSH proposes
+    # it, so memory holds 1 kB a text, not its shingles (about 25 times the text)
+    lsh, keys, kept, found = MinHashLSH(threshold=threshold, num_perm=num_perm), [], [], {}
+    cache = {} if cache is None else cache
+    _sketch_all([*(against or {}).values(), *texts.values()], num_perm, cache, workers)
+    def add(key, t, m): lsh.insert(len(keys), m); keys.append(key); kept.append(t)
+    for k, t in (against or {}).items(): add(k, t, _sketched(t, num_perm, cache))
     for k, t in texts.items():
-        s, m = _shingled(t, num_perm, cache)
-        sim, i = max(((jaccard(s, sets[i]), i) for i in lsh.query(m)), default=(0.0, None))
+        m = _sketched(t, num_perm, cache)
+        if cands := lsh.query(m):
+            s = shingles(t)
+            sim, i = max((jaccard(s, shingles(kept[i])), i) for i in cands)
+        else: sim, i = 0.0, None
         if i is not None and sim >= threshold: found[k] = (keys[i], round(sim, 3))
-        elif within: add(k, s, m)
+        elif within: add(k, t, m)
     return found
 
 # %% ../nbs/02_clean.ipynb #573a7931
@@ -695,16 +730,6 @@ def _redacted(c:Conversation, extra:list|None=None)->tuple:
     return (Conversation(**{**c.__dict__, 'messages': msgs, 'system': system, 'title': title}) if changed else None), found_all
 
 def _redacted_chunk(chunk:list)->list: return [_redacted(c) for c in chunk]
-
-PARALLEL_FROM = 2000     # conversations: below this, starting worker processes costs more than it saves
-
-def workers_for(n:int, workers:int|None=None)->int:
-    ("Processes for work on `n` conversations: `workers` if given, else every core this process may use for a long "
-     "history (`PARALLEL_FROM`), else 1. Only where processes can be forked (Linux: Colab, Kaggle).")
-    import os, sys
-    if sys.platform != "linux": return 1
-    if workers is not None: return max(1, workers)
-    return len(os.sched_getaffinity(0)) if n >= PARALLEL_FROM else 1
 
 def redact_conversations(
     convs:list,              # conversations

@@ -63,18 +63,48 @@ def windows(
     return out, problems
 
 # %% ../nbs/04_dataset.ipynb #be4a904f
+def _same(t:str, i:int, s:str, j:int, step:int)->int:
+    "How many characters `t[i:]` and `s[j:]` share from their start (`step=-1`: going back from `t[i-1]`, `s[j-1]`)."
+    most = min(len(t) - i, len(s) - j) if step > 0 else min(i, j)
+    part = (lambda x, a, n: x[a+n:a+n+m]) if step > 0 else (lambda x, a, n: x[a-n-m:a-n])
+    n, m, width = 0, 0, 16             # slices compared at C speed, ever wider; then the one that differs halved
+    while n < most:
+        m = min(width, most - n)
+        if part(t, i, n) == part(s, j, n): n += m; width *= 2; continue
+        lo, hi = 0, m - 1              # the longest equal start of this slice is in [lo, hi]
+        while lo < hi:
+            m = (lo + hi + 1) // 2
+            lo, hi = (m, hi) if part(t, i, n) == part(s, j, n) else (lo, m - 1)
+        return n + lo
+    return n
+
 def _extend(t:str, s:str, q:int, p:int, b:int)->tuple:
     "`(length, start in t)` of the common stretch of `t` and `s` through `t[q:q+b] == s[p:p+b]` (0 when they differ)."
     if t[q:q+b] != s[p:p+b]: return 0, q                              # two blocks with the same hash
-    i, j = q, p
-    while i > 0 and j > 0 and t[i-1] == s[j-1]: i -= 1; j -= 1
-    n = q - i + b
-    while i + n < len(t) and j + n < len(s) and t[i+n] == s[j+n]: n += 1
-    return n, i
+    back = _same(t, q, s, p, -1)
+    return back + b + _same(t, q + b, s, p + b, 1), q - back
 
 # %% ../nbs/04_dataset.ipynb #ae3f04ab
 STRETCH_CHARS = 50   # characters a held-out reply may share with training text before it counts as seen
                      # (measured below)
+
+def _block_hashes(t:str, b:int, every:bool)->"np.ndarray":
+    ("Hashes of `t`'s stretches of `b` characters: at every position (`every`), or of its whole blocks `t[0:b]`, "
+     "`t[b:2b]`... A polynomial hash modulo 2**64 made by numpy, for a whole text at once (Python's `hash` of each "
+     "slice took most of the time of the split); two stretches with one hash are told apart by comparing them.")
+    import numpy as np
+    c = np.frombuffer(t.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    if len(c) < b: return np.empty(0, np.int64)
+    with np.errstate(over="ignore"):
+        if not every: return (c[:len(c) // b * b].reshape(-1, b) @ _powers(b)).view(np.int64)
+        h, n = np.zeros(len(c) - b + 1, np.uint64), len(c) - b + 1
+        for j in range(b): h = h * np.uint64(_BASE) + c[j:j+n]
+    return h.view(np.int64)
+
+_BASE = 1_000_003
+def _powers(b:int)->"np.ndarray":
+    import numpy as np
+    return np.array([pow(_BASE, b - 1 - j, 2**64) for j in range(b)], dtype=np.uint64)
 
 class SharedText:
     """Finds the longest stretch a text shares with any of `texts` (lower-cased, spaces collapsed), when it has at least
@@ -85,25 +115,70 @@ class SharedText:
         import numpy as np
         self.chars, b = chars, max(1, (chars + 1)//2)
         self.block, self.keys, self.texts = b, list(texts), [_norm(t) for t in texts.values()]
-        starts = [(k, p) for k, t in enumerate(self.texts) for p in range(0, len(t) - b + 1, b)]
-        h = np.fromiter((hash(self.texts[k][p:p+b]) for k, p in starts), dtype=np.int64, count=len(starts))
+        hs = [_block_hashes(t, b, every=False) for t in self.texts]
+        h = np.concatenate(hs) if hs else np.empty(0, np.int64)
+        where = np.concatenate([(k << 32) + b * np.arange(len(x), dtype=np.int64) for k, x in enumerate(hs)]
+                               ) if hs else np.empty(0, np.int64)
         order = np.argsort(h, kind="stable")
-        self.hashes, self.where = h[order], np.array([k << 32 | p for k, p in starts], dtype=np.int64)[order]
+        self.hashes, self.where = h[order], where[order]
 
-    def longest(self, text:str)->tuple:
-        "`(characters, key)`: the longest stretch of `text` found in one of the texts; `(0, None)` when under `chars`."
+    def norm(self, text:str)->str:
+        "`text` lower-cased, spaces collapsed: made once for texts asked for again (split's rounds ask each reply)."
+        if not hasattr(self, "_norms"): self._norms = {}
+        if (got := self._norms.get(text)) is None: got = self._norms[text] = _norm(text)
+        return got
+
+    def ranks(self, keys)->"np.ndarray":
+        "For `longest(among=)`: the texts of `keys` only, in that order (which of two equal stretches is named)."
         import numpy as np
-        t, b, best, ends = _norm(text), self.block, (0, None), {}
-        if len(t) < b or not len(self.hashes): return best
-        h = np.fromiter((hash(t[q:q+b]) for q in range(len(t) - b + 1)), dtype=np.int64, count=len(t) - b + 1)
-        lo, hi = np.searchsorted(self.hashes, h, "left"), np.searchsorted(self.hashes, h, "right")
-        for q in np.nonzero(hi > lo)[0].tolist():
-            for w in self.where[lo[q]:hi[q]].tolist():
-                k, p = w >> 32, w & 0xFFFFFFFF
-                if ends.get((k, p - q), -1) > q: continue             # already inside a stretch found on this alignment
-                n, i = _extend(t, self.texts[k], q, p, b)
-                ends[(k, p - q)] = i + n
-                if n > best[0]: best = (n, self.keys[k])
+        if not hasattr(self, "_at"): self._at = {k: i for i, k in enumerate(self.keys)}
+        r = np.full(len(self.keys), -1, dtype=np.int64)
+        for n, k in enumerate(keys): r[self._at[k]] = n
+        return r
+
+    def longest(self,
+                text:str,                 # the text to look for
+                among=None)->tuple:       # `ranks(keys)`: search only those texts (default: all, in their order)
+        ("`(characters, key)`: the longest stretch of `text` found in one of the texts (of two as long, the one met "
+         "first in `text`); `(0, None)` when under `chars`.")
+        import numpy as np
+        t, b = self.norm(text), self.block
+        if len(t) < b or not len(self.hashes): return (0, None)
+        h = _block_hashes(t, b, every=True)
+        o = np.argsort(h); hs = h[o]                   # looked up in order: 3 to 4 times faster than as they come
+        at = np.searchsorted(self.hashes, hs, "left")
+        end = at.copy(); found = self.hashes[np.minimum(at, len(self.hashes) - 1)] == hs
+        end[found] = np.searchsorted(self.hashes, hs[found], "right")
+        lo, hi = np.empty_like(at), np.empty_like(at)
+        lo[o], hi[o] = at, end
+        count = hi - lo
+        # every hit of a block of `text` at q in text k at p, with k's rank (its order among the texts searched)
+        q = np.repeat(np.arange(len(h), dtype=np.int64), count)
+        w = self.where[np.repeat(lo - np.cumsum(count) + count, count) + np.arange(int(count.sum()))]
+        k, p = w >> 32, w & 0xFFFFFFFF
+        rank = k if among is None else among[k]
+        if among is not None: q, k, p, rank = (x[rank >= 0] for x in (q, k, p, rank))
+        if not len(q): return (0, None)
+        # hits on one alignment whose blocks follow each other are one stretch: a run; it reaches less than a block
+        # further on each side (a whole block more would have been a hit), so its length is at most `upper`
+        line = (k << 32) + p - q                        # text and alignment in one number (|p - q| < 2**31)
+        o = np.argsort(line, kind="stable")             # q stays in order within each
+        q, k, p, rank, line = q[o], k[o], p[o], rank[o], line[o]
+        new = np.ones(len(q), bool)
+        new[1:] = (line[1:] != line[:-1]) | (q[1:] != q[:-1] + b)
+        first = np.nonzero(new)[0]
+        size = np.diff(np.append(first, len(q)))
+        upper = size * b + 2 * (b - 1)
+        best, met = (0, None), None
+        # runs from the longest they could be; of stretches as long, the first met going through `text` (q, rank, p)
+        for r in np.lexsort((p[first], rank[first], q[first], -upper)).tolist():
+            if upper[r] < max(best[0], self.chars): break
+            end = -1
+            for x in range(first[r], first[r] + size[r]):      # (more than one stretch only where two blocks share a hash)
+                if q[x] < end: continue
+                n, i = _extend(t, self.texts[k[x]], int(q[x]), int(p[x]), b)
+                end, at = i + n, (int(q[x]), int(rank[x]), int(p[x]))
+                if n and (n > best[0] or n == best[0] and at < met): best, met = (n, self.keys[k[x]]), at
         return best if best[0] >= self.chars else (0, None)
 
 # %% ../nbs/04_dataset.ipynb #24e4fe80
@@ -117,12 +192,12 @@ def _all_text(c:Conversation)->str: return "\n".join(([c.system] if c.system els
                                                                                          for m in c.messages])
 
 # %% ../nbs/04_dataset.ipynb #bd31d1e9
-def _first_seen(c:Conversation, replies:dict, index:SharedText, train_on:str)->str|None:
+def _first_seen(c:Conversation, replies:dict, index:SharedText, train_on:str, among=None)->str|None:
     "Why `c`'s trained text was seen in training (a reply word for word, or the longest shared stretch), or None."
     best = (0, None)
     for r in _trained_replies(c, train_on):
-        if (k := replies.get(_norm(r))) is not None: return f"a reply word for word as in {k}"
-        best = max(best, index.longest(r), key=lambda x: x[0])
+        if (k := replies.get(index.norm(r))) is not None: return f"a reply word for word as in {k}"
+        best = max(best, index.longest(r, among), key=lambda x: x[0])
     return f"a reply shares {best[0]} characters with {best[1]}" if best[0] else None
 
 def seen_in_training(
@@ -130,13 +205,15 @@ def seen_in_training(
     train:list,                   # training `Conversation`s
     train_on:str="assistant",     # whose replies are trained: "assistant", "me" or "last"
     chars:int=STRETCH_CHARS,      # a shared stretch this long counts as seen
+    index:SharedText|None=None,   # `_all_text` of these and others by id, made once for several calls (split's rounds)
 )->dict:
     "`{id: why}` for each held-out conversation whose trained text was seen in training (moved ones count as training)."
     found, pending, seen = {}, list(test), list(train)
     while seen and pending:
-        replies = {_norm(r): c.id for c in seen for r in _trained_replies(c, train_on)}
-        index = SharedText({c.id: _all_text(c) for c in seen}, chars)
-        new = {c.id: why for c in pending if (why := _first_seen(c, replies, index, train_on))}
+        if index is None: ix, among = SharedText({c.id: _all_text(c) for c in seen}, chars), None
+        else: ix, among = index, index.ranks(c.id for c in seen)       # only `seen`: the others are not training
+        replies = {ix.norm(r): c.id for c in seen for r in _trained_replies(c, train_on)}
+        new = {c.id: why for c in pending if (why := _first_seen(c, replies, ix, train_on, among))}
         found.update(new)
         seen, pending = [c for c in pending if c.id in new], [c for c in pending if c.id not in new]
     return found
@@ -146,14 +223,15 @@ def _conv_time(c:Conversation)->float: return c.update_time or c.create_time or 
 
 def _text(c:Conversation)->str: return "\n".join(m['content'] for m in c.messages)
 
-def _repeats(test:list, train:list, threshold:float, train_on:str, cache:dict|None=None)->dict:
+def _repeats(test:list, train:list, threshold:float, train_on:str, cache:dict|None=None,
+             index:SharedText|None=None)->dict:
     "`{id: why}` of the `test` conversations that repeat `train`: near duplicates, then `seen_in_training`."
     near = near_duplicates({i: _text(c) for i, c in enumerate(test)}, threshold,
                            against={-1 - i: _text(c) for i, c in enumerate(train)}, within=False, cache=cache)
     out = {c.id: f"near duplicate of {train[-1 - near[i][0]].id} (similarity {near[i][1]})"
            for i, c in enumerate(test) if i in near}
-    return out | seen_in_training([c for c in test if c.id not in out], train + [c for c in test
-                                                                                 if c.id in out], train_on)
+    return out | seen_in_training([c for c in test if c.id not in out], train + [c for c in test if c.id in out],
+                                  train_on, index=index)
 
 def split_conversations(
     convs:list,                 # `Conversation`s
@@ -170,11 +248,12 @@ def split_conversations(
     order = sorted(convs, key=_conv_time) if split == "time" else random.Random(seed).sample(convs, len(convs))
     n_test = 0 if len(order) < 2 or test_size <= 0 else max(1, round(len(order)*test_size))
     rest, test, moved, back, sketches = order, [], {}, [], {}      # each text's sketch made once for all rounds
+    index = SharedText({c.id: _all_text(c) for c in order}) if n_test else None   # and the index of every text
     for _ in range(rounds if n_test else 0):
         k = min(n_test - len(test), len(rest) - 1)
         if k <= 0: break
         rest, cands = rest[:-k], rest[-k:]
-        new = _repeats(cands, rest + back, threshold, train_on, sketches)
+        new = _repeats(cands, rest + back, threshold, train_on, sketches, index)
         moved |= new
         test += [c for c in cands if c.id not in new]
         back += [c for c in cands if c.id in new]

@@ -1114,20 +1114,54 @@ def synthetic_export(
     for k, v in files.items(): (folder/k).write_bytes(v)
     return folder
 
+# %% ../nbs/synth.ipynb #d4451675
+import re
+from collections import Counter
+from functools import lru_cache
+from itertools import accumulate
+
+@lru_cache(maxsize=1)
+def _prose_words()->tuple:
+    ("English words by how often Python's own documentation uses them (the standard library's `pydoc_data`), and "
+     "the cumulative weights of a Zipf law over them: most texts draw on a few thousand words this way.")
+    from pydoc_data.topics import topics
+    counts = Counter(re.findall(r"[a-z]+", " ".join(topics[k] for k in sorted(topics)).lower()))
+    words = sorted(counts, key=lambda w: (-counts[w], w))
+    return tuple(words), tuple(accumulate(1 / (r + 1) for r in range(len(words))))
+
+def _paragraph(rng:random.Random)->str:
+    "Three to six sentences of words drawn by `_prose_words`: no stretch of 50 characters comes twice in practice."
+    words, cum = _prose_words()
+    sentence = lambda: " ".join(rng.choices(words, cum_weights=cum, k=rng.randint(6, 18))).capitalize() + "."
+    return " ".join(sentence() for _ in range(rng.randint(3, 6)))
+
+def _longer(c:Conversation, rng:random.Random, chars:int)->Conversation:
+    "`c` with paragraphs added to its replies, until it holds about `chars` characters (0.4x to 1.6x)."
+    replies, goal = [m for m in c.messages if m['role'] == 'assistant'], chars * rng.uniform(0.4, 1.6)
+    size = sum(len(m['content']) for m in c.messages)
+    while replies and size < goal:
+        more = "\n\n" + _paragraph(rng)
+        rng.choice(replies)['content'] += more; size += len(more)
+    return c
+
 # %% ../nbs/synth.ipynb #ddddfe41
 def large_export(
     dest,                 # folder to write into
     target_mb:float=300,  # approximate size of conversations.json in MB
     seed:int=0,           # the same seed gives the same file
+    chars:int|None=None,  # if given, fewer messages and longer replies: about `chars` characters of text a conversation
 )->Path:
     "Write a large synthetic `conversations.json` of about `target_mb` MB; returns its path."
     dest = Path(dest); dest.mkdir(parents=True, exist_ok=True)
     path, target, written, i = dest/"conversations.json", target_mb * 1e6, 0, 0
-    rng, n = random.Random(seed), max(int(target_mb * 100), 1)                         # about 10 kB a conversation
+    per = 10_000 if chars is None else 5_000 + 1.7 * chars                             # bytes a conversation, about
+    rng, n = random.Random(seed), max(int(target_mb * 1e6 / per), 1)
     with open(path, "wb") as f:
         f.write(b"[")
         while written < target:
-            r, _ = _raw(_conversation(i % n, n, rng, long=True), i, rng)
+            c = _conversation(i % n, n, rng, long=chars is None)
+            if chars and _plain(i % n): c = _longer(c, rng, chars)
+            r, _ = _raw(c, i, rng)
             b = (b"," if i else b"") + orjson.dumps(r)
             f.write(b); written += len(b); i += 1
         f.write(b"]")

@@ -70,6 +70,16 @@ def test_large_export_is_valid_json_of_the_target_size(tmp_path):
     assert len({c['id'] for c in data}) == len(data)
     assert large_export(tmp_path/"again", target_mb=2, seed=1).read_bytes() == p.read_bytes()
 
+def test_large_export_of_a_heavy_user(tmp_path):
+    "`chars`: the shape of issue 28's heavy user, about 5,500 characters in about 5.5 messages a conversation."
+    from chatft.export import read_export
+    p = large_export(tmp_path, target_mb=3, seed=2, chars=7000)
+    assert 2.9e6 <= p.stat().st_size <= 3.3e6
+    convs = read_export(p, progress=False)[0]
+    chars = [sum(len(m['content']) for m in c.messages) for c in convs]
+    assert 4500 < sum(chars) / len(convs) < 6500 and 4.5 < sum(len(c.messages) for c in convs) / len(convs) < 6.5
+    assert large_export(tmp_path/"again", target_mb=3, seed=2, chars=7000).read_bytes() == p.read_bytes()
+
 # The honesty rule: no reply, nor a 50-character stretch of one, is shared by two conversations, except the
 # duplicates put there on purpose for the cleaner. The checker below is written apart from chatft.synth's own.
 from chatft.export import read_export

@@ -1,0 +1,65 @@
+"""Issue 28's promise: the speed work changes no result. The cleaned file, the prepared dataset (its split, ids, tokens
+and labels) and the conversations moved out of the test split are digested here for the synthetic export, a large
+synthetic export and the real samples; the digests were made by chatft before that work (commit e99a72b).
+
+    PYTHONPATH=/path/to/an/older/checkout python tests/test_same_results.py    # prints that checkout's digests
+"""
+import hashlib, json, sys, tempfile
+from pathlib import Path
+import pytest
+
+EXPECTED = {   # `python tests/test_same_results.py` at commit e99a72b, before the speed work
+    'synthetic export (300)': {"kept": 252, "dropped": [["assistant reply is an error or empty", 6], ["exact duplicate", 9], ["near duplicate", 10], ["no assistant reply", 23]], "clean": "b48b2ee463e53f00", "examples": "227/25", "prepared": "d21595b0cf58289e", "moved": "4f53cda18c2baa0c"},
+    'large export (3 MB)': {"kept": 130, "dropped": [["exact duplicate", 5], ["no assistant reply", 11]], "clean": "2fba3664f8052683", "examples": "123/7", "prepared": "c90bdda87d46b208", "moved": "85f872fc20084f48"},
+    'the samples': {"kept": 412, "dropped": [["near duplicate", 104]], "clean": "21d54b485f545a46", "examples": "399/11", "prepared": "edc36416a152cbc0", "moved": "538d54436e644546"},
+}
+
+def _digest(convs:list, tokenizer)->dict:
+    from chatft.core import write_jsonl
+    from chatft.clean import clean
+    from chatft.dataset import prepare
+    cleaned, rep = clean(convs)
+    with tempfile.TemporaryDirectory() as d:
+        write_jsonl(cleaned, Path(d)/"clean.jsonl")
+        clean_sha = hashlib.sha256((Path(d)/"clean.jsonl").read_bytes()).hexdigest()
+    dsd, prep = prepare(cleaned, tokenizer, check=False)
+    h = hashlib.sha256()
+    for split in ("train", "test"):
+        cols = dsd[split].select_columns(["id", "window", "input_ids", "labels"]).to_dict()
+        h.update(json.dumps([split, cols["id"], cols["window"], cols["input_ids"], cols["labels"]]).encode())
+    moved = hashlib.sha256(json.dumps(sorted(prep.notes.get("moved", {}).items())).encode()).hexdigest()
+    return dict(kept=len(cleaned), dropped=sorted(rep.reasons().items()), clean=clean_sha[:16],
+                examples=f"{len(dsd['train'])}/{len(dsd['test'])}", prepared=h.hexdigest()[:16], moved=moved[:16])
+
+def _inputs(samples:Path|None)->dict:
+    "{name: conversations}: what the digests are made of."
+    from chatft.export import read_export
+    from chatft.synth import synthetic_export, large_export
+    out = {}
+    with tempfile.TemporaryDirectory() as d:
+        out["synthetic export (300)"] = read_export(synthetic_export(Path(d)/"a", n=300), progress=False)[0]
+        out["large export (3 MB)"] = read_export(large_export(Path(d)/"b", target_mb=3), progress=False)[0]
+    if samples is not None:
+        convs = []
+        for p in sorted(samples.iterdir()):
+            if p.suffix not in (".json", ".jsonl"): continue
+            try: convs += read_export(p, progress=False)[0]
+            except Exception: pass                               # not every sample is a conversation export
+        out["the samples"] = convs
+    return out
+
+def digests(samples:Path|None)->dict:
+    from chatft.models import load_tokenizer
+    tok = load_tokenizer("HuggingFaceTB/SmolLM2-135M-Instruct")
+    return {name: _digest(convs, tok) for name, convs in _inputs(samples).items()}
+
+def test_clean_and_prepare_give_the_results_of_before(samples):
+    got = digests(samples)
+    assert set(got) == set(EXPECTED)
+    for name in EXPECTED:
+        g = {**got[name], "dropped": [list(x) for x in got[name]["dropped"]]}
+        assert g == EXPECTED[name], f"{name}: {g} != {EXPECTED[name]}"
+
+if __name__ == "__main__":
+    here = Path(__file__).resolve().parent
+    print(json.dumps(digests(here.parent.parent/"shared"/"samples"), indent=1))
