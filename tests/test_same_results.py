@@ -1,6 +1,7 @@
 """Issue 28's promise: the speed work changes no result. The cleaned file, the prepared dataset (its split, ids, tokens
 and labels) and the conversations moved out of the test split are digested here for the synthetic export, a large
-synthetic export and the real samples; the digests were made by chatft before that work (commit e99a72b).
+synthetic export and the real samples; the digests were made by chatft before that work (commit a67fc1d; the same
+at e99a72b).
 
     PYTHONPATH=/path/to/an/older/checkout python tests/test_same_results.py    # prints that checkout's digests
 """
@@ -8,10 +9,17 @@ import hashlib, json, sys, tempfile
 from pathlib import Path
 import pytest
 
-EXPECTED = {   # `python tests/test_same_results.py` at commit e99a72b, before the speed work
-    'synthetic export (300)': {"kept": 252, "dropped": [["assistant reply is an error or empty", 6], ["exact duplicate", 9], ["near duplicate", 10], ["no assistant reply", 23]], "clean": "b48b2ee463e53f00", "examples": "227/25", "prepared": "d21595b0cf58289e", "moved": "4f53cda18c2baa0c"},
-    'large export (3 MB)': {"kept": 130, "dropped": [["exact duplicate", 5], ["no assistant reply", 11]], "clean": "2fba3664f8052683", "examples": "123/7", "prepared": "c90bdda87d46b208", "moved": "85f872fc20084f48"},
-    'the samples': {"kept": 412, "dropped": [["near duplicate", 104]], "clean": "21d54b485f545a46", "examples": "399/11", "prepared": "edc36416a152cbc0", "moved": "538d54436e644546"},
+EXPECTED = {   # `python tests/test_same_results.py` at commit a67fc1d, before the speed work
+    'synthetic export (300)': dict(
+        kept=252, dropped=[["assistant reply is an error or empty", 6], ["exact duplicate", 9], ["near duplicate", 10],
+                           ["no assistant reply", 23]],
+        clean='b48b2ee463e53f00', examples='227/25', prepared='d21595b0cf58289e', moved='4f53cda18c2baa0c'),
+    'large export (3 MB)': dict(
+        kept=130, dropped=[["exact duplicate", 5], ["no assistant reply", 11]],
+        clean='2fba3664f8052683', examples='123/7', prepared='c90bdda87d46b208', moved='85f872fc20084f48'),
+    'the samples': dict(
+        kept=412, dropped=[["near duplicate", 104]],
+        clean='21d54b485f545a46', examples='399/11', prepared='edc36416a152cbc0', moved='538d54436e644546'),
 }
 
 def _digest(convs:list, tokenizer)->dict:
