@@ -11,8 +11,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 import orjson
-from .core import (ChatftError, Report, Conversation, read_jsonl, write_jsonl, command_parser,
-                         add_options, step_path, work_dir)
+from .core import (ChatftError, Report, Conversation, read_jsonl, write_jsonl, iter_jsonl, jsonl_at,
+                         command_parser, add_options, step_path, work_dir)
 from .models import load_tokenizer
 from .export import read_export
 from .synth import synthetic_conversations
@@ -669,24 +669,29 @@ def near_duplicates(
 )->dict:
     ("`{key: (key of the text it nearly duplicates, similarity)}`: LSH proposes candidates, their exact "
      "similarity decides.")
+    cache = {} if cache is None else cache
+    _sketch_all([*(against or {}).values(), *texts.values()], num_perm, cache, workers)
+    return _near(list(texts.items()), lambda t: _sketched(t, num_perm, cache), lambda t: t, threshold, num_perm,
+                 list((against or {}).items()), within)
+
+def _near(items:list, sketch_of, text_of, threshold:float, num_perm:int, against:list=(), within:bool=True)->dict:
+    ("`near_duplicates` of `items` `[(key, ref)]`, where `sketch_of(ref)` and `text_of(ref)` give a text's sketch and "
+     "text. Only the sketches are kept: a candidate's shingles are made again from its text when LSH proposes it, so "
+     "memory holds 1 kB a text, not its shingles (about 25 times the text).")
     from datasketch import MinHashLSH
     if not 0 < threshold <= 1: raise ChatftError(f"threshold={threshold}: give a similarity between 0 and "
                                                  f"1, e.g. 0.85.")
-    # only the sketches are kept: a candidate's shingles are made again from its text (the caller's) when LSH proposes
-    # it, so memory holds 1 kB a text, not its shingles (about 25 times the text)
     lsh, keys, kept, found = MinHashLSH(threshold=threshold, num_perm=num_perm), [], [], {}
-    cache = {} if cache is None else cache
-    _sketch_all([*(against or {}).values(), *texts.values()], num_perm, cache, workers)
-    def add(key, t, m): lsh.insert(len(keys), m); keys.append(key); kept.append(t)
-    for k, t in (against or {}).items(): add(k, t, _sketched(t, num_perm, cache))
-    for k, t in texts.items():
-        m = _sketched(t, num_perm, cache)
+    def add(key, ref, m): lsh.insert(len(keys), m); keys.append(key); kept.append(ref)
+    for k, ref in against: add(k, ref, sketch_of(ref))
+    for k, ref in items:
+        m = sketch_of(ref)
         if cands := lsh.query(m):
-            s = shingles(t)
-            sim, i = max((jaccard(s, shingles(kept[i])), i) for i in cands)
+            s = shingles(text_of(ref))
+            sim, i = max((jaccard(s, shingles(text_of(kept[i]))), i) for i in cands)
         else: sim, i = 0.0, None
         if i is not None and sim >= threshold: found[k] = (keys[i], round(sim, 3))
-        elif within: add(k, t, m)
+        elif within: add(k, ref, m)
     return found
 
 # %% ../nbs/02_clean.ipynb #573a7931
@@ -700,20 +705,42 @@ def drop_duplicates(
 )->tuple:
     "`(kept, report)` without exact and near-duplicate conversations; the longest, then newest, copy is kept."
     report = report or Report("dedup")
-    size = lambda c: (-sum(len(_norm(m['content'])) for m in c.messages), -(c.update_time or c.create_time or 0))
-    exact, texts, titles = {}, {}, {c.id: c.title for c in convs}
-    for c in sorted(convs, key=size):
-        text = _conversation_text(c)
-        key = hashlib.sha1(_norm(text).encode()).hexdigest()
-        if key in exact:
-            report.skip(c.id, "exact duplicate", duplicate_of=exact[key], title=c.title)
+    marks = [_mark(c) for c in convs]
+    _add_sketches(marks, [_conversation_text(c) for c in convs], num_perm)
+    kept = _dedup(marks, lambda i: _conversation_text(convs[i]), threshold, report, num_perm)
+    return [convs[i] for i in kept], report
+
+@dataclass
+class _Mark:
+    "What de-duplication needs of a conversation, without its text: `drop_duplicates` and `clean_file` keep these."
+    id:str; title:str|None; size:tuple; key:bytes; sketch:object=None
+
+def _mark(c:Conversation)->_Mark:
+    "The longest, then newest, first (`size`); `key`: the same text, but for case and spaces."
+    size = (-sum(len(_norm(m['content'])) for m in c.messages), -(c.update_time or c.create_time or 0))
+    return _Mark(c.id, c.title, size, hashlib.sha1(_norm(_conversation_text(c)).encode()).digest())
+
+def _add_sketches(marks:list, texts:list, num_perm:int, workers:int|None=None):
+    "Give each mark its text's sketch (in `workers_for` processes for many)."
+    cache = {}
+    _sketch_all(texts, num_perm, cache, workers)
+    for mk, t in zip(marks, texts): mk.sketch = _sketched(t, num_perm, cache)
+
+def _dedup(marks:list, text_of, threshold:float, report:Report, num_perm:int)->list:
+    ("Indices of `marks` kept, in order: exact duplicates dropped (the first in `size` order stays), then near "
+     "duplicates (`_near`); each drop recorded in `report`.")
+    exact, texts, titles = {}, {}, {mk.id: mk.title for mk in marks}
+    for i in sorted(range(len(marks)), key=lambda i: marks[i].size):
+        mk = marks[i]
+        if mk.key in exact:
+            report.skip(mk.id, "exact duplicate", duplicate_of=exact[mk.key], title=mk.title)
             continue
-        exact[key] = c.id
-        texts[c.id] = text
-    near = near_duplicates(texts, threshold, num_perm=num_perm)
+        exact[mk.key] = mk.id
+        texts[mk.id] = i
+    near = _near(list(texts.items()), lambda i: marks[i].sketch, text_of, threshold, num_perm)
     for cid, (other, sim) in near.items():
         report.skip(cid, "near duplicate", duplicate_of=other, similarity=sim, title=titles[cid])
-    return [c for c in convs if c.id in texts and c.id not in near], report
+    return [i for i, mk in enumerate(marks) if mk.id in texts and mk.id not in near]
 
 # %% ../nbs/02_clean.ipynb #8e7ac08b
 def _redacted(c:Conversation, extra:list|None=None)->tuple:
@@ -740,25 +767,39 @@ def redact_conversations(
 )->tuple:
     ("`(redacted copies, report)`: private data in messages and system prompts replaced by typed placeholders. A long "
      "history is redacted in several processes, in chunks; the copies and the report are the same as in one.")
+    report = report or Report("redact")
+    tally = _Tally(n_examples)
+    out = tally.add(convs, _redact_all(convs, extra, workers))
+    tally.note(report)
+    return out, report
+
+def _redact_all(convs:list, extra:list|None, workers:int|None)->list:
+    "`_redacted` of each conversation, in `workers_for` processes for a long history (one with `extra` finders)."
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
-    report = report or Report("redact")
     n = 1 if extra else workers_for(len(convs), workers)
-    if n > 1:
-        chunks = [convs[i:i+200] for i in range(0, len(convs), 200)]
-        with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork")) as pool:
-            results = [r for rs in pool.map(_redacted_chunk, chunks) for r in rs]
-    else: results = [_redacted(c, extra) for c in convs]
-    counts, examples, out = Counter(), {}, []
-    for c, (new, found) in zip(convs, results):
-        for kind, masked in found:
-            counts[kind] += 1
-            ex = examples.setdefault(kind, [])
-            if len(ex) < n_examples: ex.append(dict(id=c.id, masked=masked))
-        out.append(c if new is None else new)
-    touched = sum(new is not None for new, _ in results)
-    report.notes.update(redactions=dict(counts.most_common()), examples=examples, conversations_redacted=touched)
-    return out, report
+    if n <= 1: return [_redacted(c, extra) for c in convs]
+    chunks = [convs[i:i+200] for i in range(0, len(convs), 200)]
+    with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork")) as pool:
+        return [r for rs in pool.map(_redacted_chunk, chunks) for r in rs]
+
+class _Tally:
+    "Counts and examples of redactions, added conversation by conversation (in one call or in several, the same)."
+    def __init__(self, n_examples:int): self.n, self.counts, self.examples, self.touched = n_examples, Counter(), {}, 0
+    def add(self, convs:list, results:list)->list:
+        "The redacted copies of `convs`, given their `_redacted` results; what was found, counted."
+        out = []
+        for c, (new, found) in zip(convs, results):
+            for kind, masked in found:
+                self.counts[kind] += 1
+                ex = self.examples.setdefault(kind, [])
+                if len(ex) < self.n: ex.append(dict(id=c.id, masked=masked))
+            out.append(c if new is None else new)
+            self.touched += new is not None
+        return out
+    def note(self, report:Report):
+        report.notes.update(redactions=dict(self.counts.most_common()), examples=self.examples,
+                            conversations_redacted=self.touched)
 
 # %% ../nbs/02_clean.ipynb #3d0011cc
 def _excerpt(text:str, at:int, width:int)->str:
@@ -852,25 +893,70 @@ def clean(
     dry_run:bool=False,           # mark the report as a dry run (`clean` itself never writes)
 )->tuple:
     "`(cleaned conversations, CleanReport)`: repaired, filtered, de-duplicated and redacted."
-    report = CleanReport("clean", dry_run=dry_run)
-    repairs, fixed = Counter(), []
-    for c in convs:
-        new, done = repair(c)
-        if new is None: report.skip(c.id, done, title=c.title); continue
-        repairs.update(done); fixed.append(new)
+    opts = {k: v for k, v in locals().items() if k not in ("convs", "dry_run")}
+    chunks = lambda: ([(j, convs[j]) for j in range(i, min(i + _CHUNK, len(convs)))] for i in range(0, len(convs), _CHUNK))
+    cleaned, report = _cleaning(chunks, lambda i: convs[i], CleanReport("clean", dry_run=dry_run), **opts)
+    return list(cleaned), report
+
+_CHUNK = 2000    # conversations cleaned at a time: memory holds one chunk, and what de-duplication needs of the rest
+
+def _in_chunks(items, n:int):
+    "Lists of `n` of `items` (an iterator) at a time."
+    chunk = []
+    for x in items:
+        chunk.append(x)
+        if len(chunk) == n: yield chunk; chunk = []
+    if chunk: yield chunk
+
+def _filters(chunk:list, min_turns, since, until, models, include, exclude, languages, min_tokens, max_tokens,
+             tokenizer)->list:
+    "The filters `clean`'s options ask for (token counts made for `chunk`)."
     filters = [keep_min_turns(min_turns)] if min_turns else []
     if since or until: filters.append(keep_dates(since, until))
     if models: filters.append(keep_models(models))
     if include: filters.append(keep_matching(include))
     if exclude: filters.append(drop_matching(exclude))
     if languages: filters.append(keep_languages(languages))
-    if min_tokens or max_tokens: filters.append(keep_token_range(fixed, min_tokens, max_tokens, tokenizer))
-    out, _ = apply_filters(fixed, filters, report)
-    if dedup: out, _ = drop_duplicates(out, threshold, report)
-    if redact: out, _ = redact_conversations(out, [presidio_finder()] if names else None, report)
+    if min_tokens or max_tokens: filters.append(keep_token_range(chunk, min_tokens, max_tokens, tokenizer))
+    return filters
+
+def _cleaning(chunks, get, report:CleanReport, dedup, threshold, redact, names, num_perm:int=128, **filter_opts):
+    ("`clean` a chunk at a time: `chunks()` gives the conversations as lists of `(ref, conversation)`, `get(ref)` one "
+     "again. The first pass repairs and filters, and keeps of each conversation left only what de-duplication needs "
+     "(`_Mark`); the second, a generator, repairs the conversations kept again and redacts them. `report` is whole "
+     "once the generator is spent. The same results as all at once: a long history no longer needs its size in memory.")
+    repairs, repaired, filtered, refs, marks = Counter(), Report("repair"), Report("filter"), [], []
+    for chunk in chunks():
+        fixed = []
+        for ref, c in chunk:
+            new, done = repair(c)
+            if new is None: repaired.skip(c.id, done, title=c.title); continue
+            repairs.update(done); fixed.append((ref, new))
+        ok, _ = apply_filters([c for _, c in fixed], _filters([c for _, c in fixed], **filter_opts), filtered)
+        ok = {id(c) for c in ok}
+        left = [(ref, c) for ref, c in fixed if id(c) in ok]
+        refs += [ref for ref, _ in left]
+        new_marks = [_mark(c) for _, c in left]
+        if dedup: _add_sketches(new_marks, [_conversation_text(c) for _, c in left], num_perm, workers_for(len(chunk)))
+        marks += new_marks
+    report.skipped += repaired.skipped + filtered.skipped
+    if redact: _Tally(0).note(report)                                       # the report's notes in their order
+    again = lru_cache(maxsize=64)(lambda i: _conversation_text(repair(get(refs[i]))[0]))
+    kept = _dedup(marks, again, threshold, report, num_perm) if dedup else range(len(marks))
+    kept_refs = {refs[i] for i in kept}
     report.notes['repairs'] = dict(repairs)
-    report.kept, report.kept_ids = len(out), [c.id for c in out]
-    return out, report
+    report.kept, report.kept_ids = len(kept_refs), [marks[i].id for i in kept]
+    return _redacting(chunks, kept_refs, redact, [presidio_finder()] if names else None, report), report
+
+def _redacting(chunks, kept_refs:set, redact:bool, extra, report:CleanReport):
+    "The second pass of `_cleaning`: the kept conversations, repaired again and redacted a chunk at a time."
+    tally = _Tally(3)
+    for chunk in chunks():
+        out = [repair(c)[0] for ref, c in chunk if ref in kept_refs]
+        if redact:
+            out = tally.add(out, _redact_all(out, extra, workers_for(len(chunk))))
+            tally.note(report)
+        yield from out
 
 # %% ../nbs/02_clean.ipynb #85752c5b
 def report_path(out)->Path:
@@ -895,14 +981,21 @@ def clean_file(
     overwrite:bool=False,   # replace `out` and the report if they exist
     **kwargs,               # options of `clean`
 )->CleanReport:
-    "Clean a JSONL file into another; returns the report (saved as JSON beside the output unless `dry_run`)."
+    ("Clean a JSONL file into another, a chunk of conversations at a time (`_cleaning`: the same result as `clean`); "
+     "returns the report (saved as JSON beside the output unless `dry_run`).")
+    import inspect
     if not dry_run:
         rpath = Path(report or report_path(out))
         _check_targets(inp, [out, rpath], overwrite)
-    convs = read_jsonl(inp)
-    cleaned, rep = clean(convs, dry_run=dry_run, **kwargs)
-    if dry_run: return rep
-    if not cleaned:
+    params = {k: p.default for k, p in inspect.signature(clean).parameters.items() if k not in ("convs", "dry_run")}
+    if bad := sorted(set(kwargs) - set(params)): raise TypeError(f"clean_file() got unexpected options: {bad}")
+    chunks = lambda: _in_chunks(iter_jsonl(inp), _CHUNK)
+    cleaned, rep = _cleaning(chunks, lambda where: jsonl_at(inp, where), CleanReport("clean", dry_run=dry_run),
+                             **(params | kwargs))
+    if dry_run:
+        for _ in cleaned: pass                                  # the redactions, counted for the report
+        return rep
+    if not rep.kept:
         rep.save(rpath)
         why = ", ".join(f"{r}: {n}" for r, n in rep.reasons().most_common(3))
         raise ChatftError(f"{inp}: the filters removed all {rep.total} conversations ({why}). Loosen them; "

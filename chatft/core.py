@@ -19,9 +19,9 @@ from fastcore.docments import docments
 # %% auto #0
 __all__ = ['ROLES', 'STEP_FILES', 'DRIVE_WORK', 'ChatftError', 'one_line', 'error_line', 'free_bytes', 'need_space', 'disk_space',
            'write_atomic', 'writing_folder', 'Report', 'in_notebook', 'bars_off', 'quiet', 'Conversation',
-           'write_jsonl', 'read_jsonl', 'to_dataset', 'work_dir', 'step_path', 'latest_conversations', 'on_colab',
-           'on_kaggle', 'mount_drive', 'work_on_drive', 'hub_token', 'Run', 'folder_facts', 'command_parser',
-           'add_options']
+           'write_jsonl', 'iter_jsonl', 'jsonl_at', 'read_jsonl', 'to_dataset', 'work_dir', 'step_path',
+           'latest_conversations', 'on_colab', 'on_kaggle', 'mount_drive', 'work_on_drive', 'hub_token', 'Run',
+           'folder_facts', 'command_parser', 'add_options']
 
 # %% ../nbs/core.ipynb #f76fa217
 class ChatftError(Exception):
@@ -256,30 +256,49 @@ def _check_messages(msgs, where):
                               "line, or read the export with `chatft export`, which keeps only these and says what it left out.")
 
 # %% ../nbs/core.ipynb #2480597a
+def _jsonl_line(path:Path, n:int, line:bytes)->Conversation:
+    "The conversation on line `n` of a chatft JSONL file; `ChatftError` naming the file and line when it is not one."
+    where = f"{path}, line {n}"
+    try: d = orjson.loads(line)
+    except orjson.JSONDecodeError as e:
+        raise ChatftError(f"{where}: not valid JSON ({e}). Fix or delete that line.") from None
+    if not isinstance(d, dict) or 'messages' not in d:
+        raise ChatftError(f"{where}: expected an object with `id` and `messages`. Is this a chatft JSONL file? "
+                          "Make one with `chatft export`.")
+    _check_messages(d['messages'], f"{where} (conversation {d.get('id')!r})")
+    d.setdefault('id', f"{path.stem}-{n}")
+    return Conversation.from_dict(d)
+
+def iter_jsonl(
+    path,   # a chatft JSONL file
+):
+    ("`(where, conversation)` for each line of a chatft JSONL file, one at a time (`where`: the line's byte offset and "
+     "number, for `jsonl_at`); a bad line raises `ChatftError` naming the file and line, an empty file too.")
+    path = Path(path)
+    if not path.exists(): raise ChatftError(f"{path}: no such file. Check the path, or make the file with `chatft export`.")
+    if path.is_dir(): raise ChatftError(f"{path} is a folder: give the JSONL file in it, e.g. {path/'convs.jsonl'}.")
+    any_, at = False, 0
+    with open(path, 'rb') as f:
+        for n,line in enumerate(f, 1):
+            start, at = at, at + len(line)
+            if not line.strip(): continue
+            any_ = True
+            yield (start, n), _jsonl_line(path, n, line)
+    if not any_: raise ChatftError(f"{path}: the file is empty: no conversations to read. Give the JSONL file from "
+                                   "`chatft export` or `chatft clean`.")
+
+def jsonl_at(path, where:tuple)->Conversation:
+    "The conversation at `where` (from `iter_jsonl`) of a chatft JSONL file, read again."
+    path = Path(path)
+    with open(path, 'rb') as f:
+        f.seek(where[0])
+        return _jsonl_line(path, where[1], f.readline())
+
 def read_jsonl(
     path,   # a chatft JSONL file
 )->list:
     "Read conversations written by `write_jsonl`; a bad line raises `ChatftError` naming the file and line."
-    path = Path(path)
-    if not path.exists(): raise ChatftError(f"{path}: no such file. Check the path, or make the file with `chatft export`.")
-    if path.is_dir(): raise ChatftError(f"{path} is a folder: give the JSONL file in it, e.g. {path/'convs.jsonl'}.")
-    convs = []
-    with open(path, 'rb') as f:
-        for n,line in enumerate(f, 1):
-            if not line.strip(): continue
-            where = f"{path}, line {n}"
-            try: d = orjson.loads(line)
-            except orjson.JSONDecodeError as e:
-                raise ChatftError(f"{where}: not valid JSON ({e}). Fix or delete that line.") from None
-            if not isinstance(d, dict) or 'messages' not in d:
-                raise ChatftError(f"{where}: expected an object with `id` and `messages`. Is this a chatft JSONL file? "
-                                  "Make one with `chatft export`.")
-            _check_messages(d['messages'], f"{where} (conversation {d.get('id')!r})")
-            d.setdefault('id', f"{path.stem}-{n}")
-            convs.append(Conversation.from_dict(d))
-    if not convs: raise ChatftError(f"{path}: the file is empty: no conversations to read. Give the JSONL file from "
-                                    "`chatft export` or `chatft clean`.")
-    return convs
+    return [c for _, c in iter_jsonl(path)]
 
 # %% ../nbs/core.ipynb #b0f715e5
 def to_dataset(convs:list):

@@ -71,3 +71,18 @@ def test_clean_and_prepare_give_the_results_of_before(samples):
 if __name__ == "__main__":
     here = Path(__file__).resolve().parent
     print(json.dumps(digests(here.parent.parent/"shared"/"samples"), indent=1))
+
+def test_clean_file_in_chunks_is_clean_all_at_once(samples, tmp_path, monkeypatch):
+    "`clean_file` streams the file a chunk at a time: the same file and the same report as `clean` on the whole list."
+    import chatft.clean as C
+    from chatft.core import write_jsonl
+    for k, (name, convs) in enumerate(_inputs(samples).items()):
+        write_jsonl(convs, tmp_path/f"in{k}.jsonl")
+        cleaned, rep = C.clean(convs)
+        write_jsonl(cleaned, tmp_path/f"all{k}.jsonl")
+        for chunk in (37, 4000):               # exact and near duplicates across chunks, and one chunk
+            monkeypatch.setattr(C, "_CHUNK", chunk)
+            got = C.clean_file(tmp_path/f"in{k}.jsonl", tmp_path/f"out{k}.jsonl", overwrite=True)
+            assert (tmp_path/f"out{k}.jsonl").read_bytes() == (tmp_path/f"all{k}.jsonl").read_bytes(), (name, chunk)
+            assert got.to_dict() == rep.to_dict(), (name, chunk)
+            assert C.clean_file(tmp_path/f"in{k}.jsonl", None, dry_run=True).to_dict() == {**rep.to_dict(), "dry_run": True}
