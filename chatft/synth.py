@@ -1136,8 +1136,11 @@ def _paragraph(rng:random.Random)->str:
     return " ".join(sentence() for _ in range(rng.randint(3, 6)))
 
 def _longer(c:Conversation, rng:random.Random, chars:int)->Conversation:
-    "`c` with paragraphs added to its replies, until it holds about `chars` characters (0.4x to 1.6x)."
+    ("`c` with its replies written anew in paragraphs, until it holds about `chars` characters (0.4x to 1.6x). A "
+     "reply of the vocabularies above shares a 50-character stretch with some other reply more often than not when "
+     "nothing checks (as `synthetic_conversations` does): half of a heavy export's test split would move to training.")
     replies, goal = [m for m in c.messages if m['role'] == 'assistant'], chars * rng.uniform(0.4, 1.6)
+    for m in replies: m['content'] = _paragraph(rng)
     size = sum(len(m['content']) for m in c.messages)
     while replies and size < goal:
         more = "\n\n" + _paragraph(rng)
