@@ -75,9 +75,10 @@ def first(src:Path, dest:Path, n:int)->Path:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--mb", type=float, default=292, help="size of the synthetic conversations.json in MB (default 292)")
-    ap.add_argument("--chars", type=int, default=7000, help="characters of text an ordinary conversation has (large_export's "
-                    "`chars`: 7000 gives about 5,500 a conversation over all, with about 5.5 messages, the issue's heavy user; "
-                    "0: bench_export.py's export, about 2,000 in 14 short messages)")
+    ap.add_argument("--chars", type=int, default=7000,
+                    help="characters of text an ordinary conversation has (large_export's `chars`: 7000 gives about "
+                         "5,500 a conversation over all, in about 5.5 messages, the issue's heavy user; 0: "
+                         "bench_export.py's export, about 2,000 in 14 short messages)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--model", default="HuggingFaceTB/SmolLM2-135M-Instruct", help="the model prepare renders for")
     ap.add_argument("--scaling", action="store_true", help="also clean the first 1/4 and 1/2 of the conversations")
@@ -106,7 +107,8 @@ def main(argv=None):
                 r = timed([CHATFT, "clean", part, "-o", work/f"clean-{share}.jsonl", "--overwrite"])
                 scaling[n // share] = dict(r, input_mb=part.stat().st_size / 1e6)
     print(f"\nexport: {export} ({size/1e6:.0f} MB, {n} conversations, {text_mb:.1f} MB as chatft JSONL; {kept} kept by clean)")
-    print(f"text: {chars/1e6:.1f} M characters, {chars/max(n, 1):,.0f} a conversation, {msgs/max(n, 1):.1f} messages a conversation")
+    print(f"text: {chars/1e6:.1f} M characters, {chars/max(n, 1):,.0f} a conversation, "
+          f"{msgs/max(n, 1):.1f} messages a conversation")
     print(f"model: {args.model}; {os.cpu_count()} cores\n")
     print("| step | wall (s) | peak RSS (MB) | MB/s of the export |\n|---|---|---|---|")
     for k, r in steps.items(): print(f"| {k} | {r['seconds']:.1f} | {r['peak_kb']/1024:.0f} | {size/1e6/r['seconds']:.1f} |")

@@ -894,7 +894,7 @@ def clean(
 )->tuple:
     "`(cleaned conversations, CleanReport)`: repaired, filtered, de-duplicated and redacted."
     opts = {k: v for k, v in locals().items() if k not in ("convs", "dry_run")}
-    chunks = lambda: ([(j, convs[j]) for j in range(i, min(i + _CHUNK, len(convs)))] for i in range(0, len(convs), _CHUNK))
+    chunks = lambda: _in_chunks(enumerate(convs), _CHUNK)
     cleaned, report = _cleaning(chunks, lambda i: convs[i], CleanReport("clean", dry_run=dry_run), **opts)
     return list(cleaned), report
 
@@ -950,7 +950,7 @@ def _cleaning(chunks, get, report:CleanReport, dedup, threshold, redact, names, 
 
 def _redacting(chunks, kept_refs:set, redact:bool, extra, report:CleanReport):
     "The second pass of `_cleaning`: the kept conversations, repaired again and redacted a chunk at a time."
-    tally = _Tally(3)
+    tally = _Tally(3)                                        # as redact_conversations: 3 examples of each kind
     for chunk in chunks():
         out = [repair(c)[0] for ref, c in chunk if ref in kept_refs]
         if redact:

@@ -180,7 +180,7 @@ class SharedText:
         for r in np.lexsort((p[first], rank[first], q[first], -upper)).tolist():
             if upper[r] < max(best[0], self.chars): break
             end = -1
-            for x in range(first[r], first[r] + size[r]):      # (more than one stretch only where two blocks share a hash)
+            for x in range(first[r], first[r] + size[r]):   # (more than one stretch only where two blocks share a hash)
                 if q[x] < end: continue
                 n, i = _extend(t, self.texts[k[x]], int(q[x]), int(p[x]), b)
                 end, at = i + n, (int(q[x]), int(rank[x]), int(p[x]))
