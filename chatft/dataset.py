@@ -198,28 +198,30 @@ def _all_text(c:Conversation)->str: return "\n".join(([c.system] if c.system els
                                                                                          for m in c.messages])
 
 # %% ../nbs/04_dataset.ipynb #bd31d1e9
-def _first_seen(c:Conversation, replies:dict, index:SharedText, train_on:str, among=None)->str|None:
-    "Why `c`'s trained text was seen in training (a reply word for word, or the longest shared stretch), or None."
+def _first_seen(c:Conversation, replies:dict, index:SharedText, train_on:str, among=None, names=None)->str|None:
+    ("Why `c`'s trained text was seen in training (a reply word for word, or the longest shared stretch), or None; "
+     "`names`: the conversation ids of `index`'s keys, when they are not ids.")
     best = (0, None)
     for r in _trained_replies(c, train_on):
         if (k := replies.get(index.norm(r))) is not None: return f"a reply word for word as in {k}"
         best = max(best, index.longest(r, among), key=lambda x: x[0])
-    return f"a reply shares {best[0]} characters with {best[1]}" if best[0] else None
+    return f"a reply shares {best[0]} characters with {names[best[1]] if names else best[1]}" if best[0] else None
 
 def seen_in_training(
     test:list,                    # held-out `Conversation`s
     train:list,                   # training `Conversation`s
     train_on:str="assistant",     # whose replies are trained: "assistant", "me" or "last"
     chars:int=STRETCH_CHARS,      # a shared stretch this long counts as seen
-    index:SharedText|None=None,   # `_all_text` of these and others by id, made once for several calls (split's rounds)
+    index:SharedText|None=None,   # `_all_text` of these and others, keyed by `id(c)`: made once for the split's rounds
 )->dict:
     "`{id: why}` for each held-out conversation whose trained text was seen in training (moved ones count as training)."
     found, pending, seen = {}, list(test), list(train)
     while seen and pending:
-        if index is None: ix, among = SharedText({c.id: _all_text(c) for c in seen}, chars), None
-        else: ix, among = index, index.ranks(c.id for c in seen)       # only `seen`: the others are not training
+        if index is None: ix, among, names = SharedText({c.id: _all_text(c) for c in seen}, chars), None, None
+        else:                             # only `seen`: the others are not training (keyed by object: ids may repeat)
+            ix, among, names = index, index.ranks(id(c) for c in seen), {id(c): c.id for c in seen}
         replies = {ix.norm(r): c.id for c in seen for r in _trained_replies(c, train_on)}
-        new = {c.id: why for c in pending if (why := _first_seen(c, replies, ix, train_on, among))}
+        new = {c.id: why for c in pending if (why := _first_seen(c, replies, ix, train_on, among, names))}
         found.update(new)
         seen, pending = [c for c in pending if c.id in new], [c for c in pending if c.id not in new]
     return found
@@ -254,7 +256,7 @@ def split_conversations(
     order = sorted(convs, key=_conv_time) if split == "time" else random.Random(seed).sample(convs, len(convs))
     n_test = 0 if len(order) < 2 or test_size <= 0 else max(1, round(len(order)*test_size))
     rest, test, moved, back, sketches = order, [], {}, [], {}      # each text's sketch made once for all rounds
-    index = SharedText({c.id: _all_text(c) for c in order}) if n_test else None   # and the index of every text
+    index = SharedText({id(c): _all_text(c) for c in order}) if n_test else None  # and the index of every text
     for _ in range(rounds if n_test else 0):
         k = min(n_test - len(test), len(rest) - 1)
         if k <= 0: break

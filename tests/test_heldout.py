@@ -42,6 +42,16 @@ def test_split_moves_replies_seen_in_training():
         r = c.messages[-1]["content"].lower()
         assert not any(r[k:k+STRETCH_CHARS] in train_text for k in range(len(r) - STRETCH_CHARS + 1)), r
 
+def test_split_with_an_id_twice():
+    "Two conversations with one id (two exports merged): each is its own text, neither hides the other's."
+    own = [conv(i, f"Reply {i}: " + " ".join(f"w{i}x{k}" for k in range(12))) for i in range(40)]
+    original = conv(1000, ANSWERS[3]); original.create_time, original.id = 1.6e9, "dup"   # trained: the oldest
+    same_id = conv(60, "A reply of its own, in words no other conversation has: " + "zq " * 20); same_id.id = "dup"
+    edited = conv(61, ANSWERS[3].replace("Answer", "So, answer"))                       # shares 90 characters
+    train, test, moved = split_conversations(own + [original, same_id, edited], test_size=2/43, rounds=1)
+    assert "c61" in moved and moved["c61"].startswith("a reply shares") and moved["c61"].endswith("with dup"), moved
+    assert [c.id for c in test] == ["dup"] and test[0] is same_id        # not found in itself
+
 def test_prepare_reports_what_it_moved(tok):
     dsd, rep = prepare(leaky(), tok, max_length=128, test_size=0.2)
     assert "8 with a reply seen in training" in rep.notes["moved from test to train"], rep.notes
