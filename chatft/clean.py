@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 from .core import (ChatftError, Report, Conversation, read_jsonl, write_jsonl, iter_jsonl, jsonl_at,
                          command_parser, add_options, step_path, work_dir)
-from .models import load_tokenizer
+from .models import load_tokenizer, DEMO_MODEL
 from .export import read_export
 from .synth import synthetic_conversations
 
@@ -705,8 +705,9 @@ def drop_duplicates(
 )->tuple:
     "`(kept, report)` without exact and near-duplicate conversations; the longest, then newest, copy is kept."
     report = report or Report("dedup")
-    marks = [_mark(c) for c in convs]
-    _add_sketches(marks, [_conversation_text(c) for c in convs], num_perm)
+    texts = [_conversation_text(c) for c in convs]
+    marks = [_mark(c, t) for c, t in zip(convs, texts)]
+    _add_sketches(marks, texts, num_perm)
     kept = _dedup(marks, lambda i: _conversation_text(convs[i]), threshold, report, num_perm)
     return [convs[i] for i in kept], report
 
@@ -715,10 +716,10 @@ class _Mark:
     "What de-duplication needs of a conversation, without its text: `drop_duplicates` and `clean_file` keep these."
     id:str; title:str|None; size:tuple; key:bytes; sketch:object=None
 
-def _mark(c:Conversation)->_Mark:
-    "The longest, then newest, first (`size`); `key`: the same text, but for case and spaces."
+def _mark(c:Conversation, text:str)->_Mark:
+    "The longest, then newest, first (`size`); `key`: the same `text` (`_conversation_text(c)`) but for case and spaces."
     size = (-sum(len(_norm(m['content'])) for m in c.messages), -(c.update_time or c.create_time or 0))
-    return _Mark(c.id, c.title, size, hashlib.sha1(_norm(_conversation_text(c)).encode()).digest())
+    return _Mark(c.id, c.title, size, hashlib.sha1(_norm(text).encode()).digest())
 
 def _add_sketches(marks:list, texts:list, num_perm:int, workers:int|None=None):
     "Give each mark its text's sketch (in `workers_for` processes for many)."
@@ -926,6 +927,8 @@ def _cleaning(chunks, get, report:CleanReport, dedup, threshold, redact, names, 
      "(`_Mark`); the second, a generator, repairs the conversations kept again and redacts them. `report` is whole "
      "once the generator is spent. The same results as all at once: a long history no longer needs its size in memory.")
     repairs, repaired, filtered, refs, marks = Counter(), Report("repair"), Report("filter"), [], []
+    if (filter_opts['min_tokens'] or filter_opts['max_tokens']) and filter_opts['tokenizer'] is None:
+        filter_opts['tokenizer'] = load_tokenizer(DEMO_MODEL)          # once, not once a chunk
     for chunk in chunks():
         fixed = []
         for ref, c in chunk:
@@ -936,8 +939,9 @@ def _cleaning(chunks, get, report:CleanReport, dedup, threshold, redact, names, 
         ok = {id(c) for c in ok}
         left = [(ref, c) for ref, c in fixed if id(c) in ok]
         refs += [ref for ref, _ in left]
-        new_marks = [_mark(c) for _, c in left]
-        if dedup: _add_sketches(new_marks, [_conversation_text(c) for _, c in left], num_perm, workers_for(len(chunk)))
+        texts = [_conversation_text(c) for _, c in left]
+        new_marks = [_mark(c, t) for (_, c), t in zip(left, texts)]
+        if dedup: _add_sketches(new_marks, texts, num_perm, workers_for(len(chunk)))
         marks += new_marks
     report.skipped += repaired.skipped + filtered.skipped
     if redact: _Tally(0).note(report)                                       # the report's notes in their order

@@ -66,15 +66,17 @@ def windows(
 def _same(t:str, i:int, s:str, j:int, step:int)->int:
     "How many characters `t[i:]` and `s[j:]` share from their start (`step=-1`: going back from `t[i-1]`, `s[j-1]`)."
     most = min(len(t) - i, len(s) - j) if step > 0 else min(i, j)
-    part = (lambda x, a, n: x[a+n:a+n+m]) if step > 0 else (lambda x, a, n: x[a-n-m:a-n])
-    n, m, width = 0, 0, 16             # slices compared at C speed, ever wider; then the one that differs halved
+    # the `m` characters after (or before) the first `n`, of `t` from `i` and of `s` from `j`: equal or not
+    same = ((lambda n, m: t[i+n:i+n+m] == s[j+n:j+n+m]) if step > 0 else
+            (lambda n, m: t[i-n-m:i-n] == s[j-n-m:j-n]))
+    n, width = 0, 16                   # slices compared at C speed, ever wider; then the one that differs halved
     while n < most:
         m = min(width, most - n)
-        if part(t, i, n) == part(s, j, n): n += m; width *= 2; continue
+        if same(n, m): n += m; width *= 2; continue
         lo, hi = 0, m - 1              # the longest equal start of this slice is in [lo, hi]
         while lo < hi:
-            m = (lo + hi + 1) // 2
-            lo, hi = (m, hi) if part(t, i, n) == part(s, j, n) else (lo, m - 1)
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if same(n, mid) else (lo, mid - 1)
         return n + lo
     return n
 
@@ -126,17 +128,16 @@ class SharedText:
         self.low = (1 << min(26, max(10, (16 * len(h)).bit_length()))) - 1
         self.maybe = np.zeros(self.low + 1, dtype=bool)
         self.maybe[self.hashes & self.low] = True
+        self._norms, self._at = {}, {k: i for i, k in enumerate(self.keys)}
 
     def norm(self, text:str)->str:
         "`text` lower-cased, spaces collapsed: made once for texts asked for again (split's rounds ask each reply)."
-        if not hasattr(self, "_norms"): self._norms = {}
         if (got := self._norms.get(text)) is None: got = self._norms[text] = _norm(text)
         return got
 
     def ranks(self, keys)->"np.ndarray":
         "For `longest(among=)`: the texts of `keys` only, in that order (which of two equal stretches is named)."
         import numpy as np
-        if not hasattr(self, "_at"): self._at = {k: i for i, k in enumerate(self.keys)}
         r = np.full(len(self.keys), -1, dtype=np.int64)
         for n, k in enumerate(keys): r[self._at[k]] = n
         return r

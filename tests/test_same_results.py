@@ -88,3 +88,16 @@ def test_clean_file_in_chunks_is_clean_all_at_once(tmp_path, monkeypatch):
 
 if __name__ == "__main__":
     print(json.dumps(digests(_samples()), indent=1))
+
+def test_clean_file_token_filters_in_chunks(tmp_path, monkeypatch):
+    "Token counts made a chunk at a time, with the tokenizer loaded once: the same drops as `clean` all at once."
+    import chatft.clean as C
+    from chatft.core import write_jsonl
+    from chatft.synth import synthetic_conversations
+    convs = synthetic_conversations(200, seed=4)
+    write_jsonl(convs, tmp_path/"in.jsonl")
+    cleaned, rep = C.clean(convs, min_tokens=60, max_tokens=400)
+    assert {"fewer than 60 tokens", "more than 400 tokens"} <= set(rep.reasons()), rep.reasons()
+    monkeypatch.setattr(C, "_CHUNK", 23)
+    got = C.clean_file(tmp_path/"in.jsonl", tmp_path/"out.jsonl", min_tokens=60, max_tokens=400)
+    assert got.to_dict() == rep.to_dict()
