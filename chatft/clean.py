@@ -18,13 +18,14 @@ from .export import read_export
 from .synth import synthetic_conversations
 
 # %% auto #0
-__all__ = ['API_KEY_PATTERNS', 'ENTROPY_THRESHOLD', 'DETECTORS', 'ERROR_REPLY', 'NEAR_DUPLICATE_THRESHOLD', 'PARALLEL_FROM',
-           'Found', 'luhn_ok', 'iban_ok', 'entropy', 'looks_like_password', 'looks_random', 'ssn_ok', 'itin_ok',
-           'steuer_id_ok', 'dni_ok', 'nir_ok', 'find_pii', 'redact_text', 'mask', 'presidio_finder', 'turns',
+__all__ = ['API_KEY_PATTERNS', 'ENTROPY_THRESHOLD', 'DETECTORS', 'PII_KINDS', 'ERROR_REPLY', 'NEAR_DUPLICATE_THRESHOLD',
+           'PARALLEL_FROM', 'Found', 'luhn_ok', 'iban_ok', 'entropy', 'looks_like_password', 'looks_random', 'ssn_ok',
+           'itin_ok', 'steuer_id_ok', 'dni_ok', 'nir_ok', 'find_pii', 'redact_text', 'mask', 'presidio_finder', 'turns',
            'keep_min_turns', 'keep_dates', 'keep_models', 'keep_matching', 'drop_matching', 'token_counts',
            'keep_token_range', 'keep_languages', 'apply_filters', 'is_error_reply', 'repair', 'shingles', 'jaccard',
            'workers_for', 'near_duplicates', 'drop_duplicates', 'redact_conversations', 'redaction_examples',
-           'CleanReport', 'clean', 'report_path', 'clean_file', 'clean_cli', 'course_conversations', 'read_cleaned']
+           'near_misses', 'CleanReport', 'clean', 'report_path', 'clean_file', 'clean_cli', 'course_conversations',
+           'read_cleaned']
 
 # %% ../nbs/02_clean.ipynb #e287880e
 @dataclass(frozen=True)
@@ -418,6 +419,7 @@ DETECTORS = [
     ("IP",          _needing(_ip_spans, r"[\d:]")),   # IPv4 has digits, IPv6 colons
     ("PHONE",       _needing(_phone_spans, r"\d")),
 ]
+PII_KINDS = sorted({kind for kind, _ in DETECTORS} | {"NAME"})   # NAME: with `names=True` (presidio) only
 
 # %% ../nbs/02_clean.ipynb #f6e4e8ad
 def find_pii(
@@ -437,9 +439,10 @@ def find_pii(
 def redact_text(
     text:str,              # any text
     extra:list|None=None,  # more finders, as in `find_pii`
+    keep=(),               # kinds left as they are (e.g. `("ADDRESS",)`): found, but not replaced
 )->tuple:
     "`(redacted text, [Found])`: each piece of private data replaced by its typed placeholder, e.g. `[EMAIL]`."
-    found = find_pii(text, extra)
+    found = [f for f in find_pii(text, extra) if f.type not in keep]
     for f in reversed(found): text = text[:f.start] + f"[{f.type}]" + text[f.end:]
     return text, found
 
@@ -605,7 +608,7 @@ def jaccard(a:set, b:set)->float:
     return len(a & b) / len(a | b) if a or b else 1.0
 
 # %% ../nbs/02_clean.ipynb #da9065e2
-from functools import lru_cache
+from functools import lru_cache, partial
 
 PARALLEL_FROM = 2000     # conversations: below this, starting worker processes costs more than it saves
 
@@ -744,11 +747,11 @@ def _dedup(marks:list, text_of, threshold:float, report:Report, num_perm:int)->l
     return [i for i, mk in enumerate(marks) if mk.id in texts and mk.id not in near]
 
 # %% ../nbs/02_clean.ipynb #8e7ac08b
-def _redacted(c:Conversation, extra:list|None=None)->tuple:
+def _redacted(c:Conversation, extra:list|None=None, keep=())->tuple:
     "`c` redacted: `(the copy, or None when nothing changed; [(type, masked value)] of what was found, in order)`."
     found_all = []
     def red(text):
-        new, found = redact_text(text, extra)
+        new, found = redact_text(text, extra, keep)
         found_all.extend((f.type, mask(f.value, f.type)) for f in found)
         return new
     msgs = [dict(m, content=red(m['content'])) for m in c.messages]
@@ -757,7 +760,7 @@ def _redacted(c:Conversation, extra:list|None=None)->tuple:
     changed = msgs != c.messages or system != c.system or title != c.title
     return (Conversation(**{**c.__dict__, 'messages': msgs, 'system': system, 'title': title}) if changed else None), found_all
 
-def _redacted_chunk(chunk:list)->list: return [_redacted(c) for c in chunk]
+def _redacted_chunk(chunk:list, keep=())->list: return [_redacted(c, keep=keep) for c in chunk]
 
 def redact_conversations(
     convs:list,              # conversations
@@ -765,24 +768,25 @@ def redact_conversations(
     report:Report|None=None, # where counts and examples go (`notes['redactions']`, `notes['examples']`)
     n_examples:int=3,        # masked examples kept per type
     workers:int|None=None,   # processes (default: `workers_for`; 1 with `extra` finders)
+    keep=(),                 # kinds left as they are, as in `redact_text`
 )->tuple:
     ("`(redacted copies, report)`: private data in messages and system prompts replaced by typed placeholders. A long "
      "history is redacted in several processes, in chunks; the copies and the report are the same as in one.")
     report = report or Report("redact")
     tally = _Tally(n_examples)
-    out = tally.add(convs, _redact_all(convs, extra, workers))
+    out = tally.add(convs, _redact_all(convs, extra, workers, keep))
     tally.note(report)
     return out, report
 
-def _redact_all(convs:list, extra:list|None, workers:int|None)->list:
+def _redact_all(convs:list, extra:list|None, workers:int|None, keep=())->list:
     "`_redacted` of each conversation, in `workers_for` processes for a long history (one with `extra` finders)."
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     n = 1 if extra else workers_for(len(convs), workers)
-    if n <= 1: return [_redacted(c, extra) for c in convs]
+    if n <= 1: return [_redacted(c, extra, keep) for c in convs]
     chunks = [convs[i:i+200] for i in range(0, len(convs), 200)]
     with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork")) as pool:
-        return [r for rs in pool.map(_redacted_chunk, chunks) for r in rs]
+        return [r for rs in pool.map(partial(_redacted_chunk, keep=keep), chunks) for r in rs]
 
 class _Tally:
     "Counts and examples of redactions, added conversation by conversation (in one call or in several, the same)."
@@ -828,6 +832,38 @@ def redaction_examples(
             seen.update(kinds)
             if len(chosen) == n: return chosen
     return (chosen + spare)[:n]
+
+# %% ../nbs/02_clean.ipynb #8eef3a74
+_LOOKS_PRIVATE = [("digits", re.compile(r"(?<![\w\[])\+?\d[\d ().-]{5,}\d(?![\w\]])")),
+                  ("@", re.compile(r"[\w.+-]*\w@\w[\w-]*(?:\.\w+)*")),
+                  ("key-like", re.compile(r"\b(?=[\w-]*\d)(?=[\w-]*[A-Za-z])[\w-]{24,}\b"))]
+_NOT_PRIVATE = re.compile(r"\d{4}-\d\d-\d\d|\d{1,3}(?:,\d{3})+|\d+\.\d+")   # dates, 1,000,000, 3.14159
+
+def _looks_private(looks:str, s:str)->bool:
+    "Whether a `_LOOKS_PRIVATE` hit is worth showing: 7 digits or more in a number that is no date, amount or decimal."
+    return looks != "digits" or (sum(ch.isdigit() for ch in s) >= 7 and not _NOT_PRIVATE.fullmatch(s))
+
+def near_misses(
+    convs:list,            # conversations, e.g. the cleaned ones
+    n:int=20,              # at most this many
+    width:int=100,         # characters of context around each
+    limit:int=5000,        # look at the first `limit` conversations only (a long history: a sample is enough)
+)->list:
+    "Strings that look private but no detector found, as dicts (id, role, looks, masked, excerpt), in order."
+    out = []
+    for c in convs[:limit]:
+        for m in c.messages:
+            text = m['content']
+            taken = [(f.start, f.end) for f in find_pii(text)]
+            for looks, rx in _LOOKS_PRIVATE:
+                for hit in rx.finditer(text):
+                    if any(hit.start() < e and s < hit.end() for s, e in taken): continue
+                    if not _looks_private(looks, hit.group()): continue
+                    taken.append(hit.span())
+                    out.append(dict(id=c.id, role=m['role'], looks=looks, masked=mask(hit.group()),
+                                    excerpt=_excerpt(text, hit.start(), width)))
+                    if len(out) == n: return out
+    return out
 
 # %% ../nbs/02_clean.ipynb #13903bed
 @dataclass
@@ -889,6 +925,7 @@ def clean(
     dedup:bool=True,              # drop exact and near duplicates
     threshold:float=NEAR_DUPLICATE_THRESHOLD,  # near-duplicate Jaccard similarity (word 3-grams)
     redact:bool=True,             # replace private data with typed placeholders
+    keep_private:list|None=None,  # kinds of private data left in as they are (e.g. ['ADDRESS']); the rest redacted
     names:bool=False,             # also names and places with presidio-analyzer (must be installed)
     tokenizer=None,               # for token counts (default: the demo model's); on the command line, a model name
     dry_run:bool=False,           # mark the report as a dry run (`clean` itself never writes)
@@ -921,7 +958,8 @@ def _filters(chunk:list, min_turns, since, until, models, include, exclude, lang
     if min_tokens or max_tokens: filters.append(keep_token_range(chunk, min_tokens, max_tokens, tokenizer))
     return filters
 
-def _cleaning(chunks, get, report:CleanReport, dedup, threshold, redact, names, num_perm:int=128, **filter_opts):
+def _cleaning(chunks, get, report:CleanReport, dedup, threshold, redact, names, keep_private, num_perm:int=128,
+              **filter_opts):
     ("`clean` a chunk at a time: `chunks()` gives the conversations as lists of `(ref, conversation)`, `get(ref)` one "
      "again. The first pass repairs and filters, and keeps of each conversation left only what de-duplication needs "
      "(`_Mark`); the second, a generator, repairs the conversations kept again and redacts them. `report` is whole "
@@ -945,20 +983,22 @@ def _cleaning(chunks, get, report:CleanReport, dedup, threshold, redact, names, 
         marks += new_marks
     report.skipped += repaired.skipped + filtered.skipped
     if redact: _Tally(0).note(report)                                       # the report's notes in their order
+    if redact and keep_private: report.notes['left in (not redacted)'] = sorted(keep_private)
     again = lru_cache(maxsize=64)(lambda i: _conversation_text(repair(get(refs[i]))[0]))
     kept = _dedup(marks, again, threshold, report, num_perm) if dedup else range(len(marks))
     kept_refs = {refs[i] for i in kept}
     report.notes['repairs'] = dict(repairs)
     report.kept, report.kept_ids = len(kept_refs), [marks[i].id for i in kept]
-    return _redacting(chunks, kept_refs, redact, [presidio_finder()] if names else None, report), report
+    extra = [presidio_finder()] if names else None
+    return _redacting(chunks, kept_refs, redact, extra, report, tuple(keep_private or ())), report
 
-def _redacting(chunks, kept_refs:set, redact:bool, extra, report:CleanReport):
+def _redacting(chunks, kept_refs:set, redact:bool, extra, report:CleanReport, keep=()):
     "The second pass of `_cleaning`: the kept conversations, repaired again and redacted a chunk at a time."
     tally = _Tally(3)                                        # as redact_conversations: 3 examples of each kind
     for chunk in chunks():
         out = [repair(c)[0] for ref, c in chunk if ref in kept_refs]
         if redact:
-            out = tally.add(out, _redact_all(out, extra, workers_for(len(chunk))))
+            out = tally.add(out, _redact_all(out, extra, workers_for(len(chunk)), keep))
             tally.note(report)
         yield from out
 
@@ -1018,8 +1058,9 @@ def clean_cli(argv:list)->int:
     add_options(p, clean_file, "inp", "out", "report", "dry_run", "overwrite", positional=("inp",),
                 flags=dict(out=("-o", "--output")), inp=dict(metavar="input"), out=dict(required=False))
     add_options(p, clean, "min_turns", "min_tokens", "max_tokens", "tokenizer", "since", "until", "models", "include",
-                "exclude", "languages", "dedup", "threshold", "redact", "names", flags=dict(languages="--language"),
-                models=dict(nargs="+"), languages=dict(nargs="+"), tokenizer=dict(metavar="MODEL"))
+                "exclude", "languages", "dedup", "threshold", "redact", "keep_private", "names",
+                flags=dict(languages="--language"), models=dict(nargs="+"), languages=dict(nargs="+"),
+                tokenizer=dict(metavar="MODEL"), keep_private=dict(nargs="+", choices=PII_KINDS, metavar="KIND"))
     a = p.parse_args(argv)
     if not a.out and not a.dry_run: p.error("give -o OUT.jsonl, or --dry-run to only see what would happen")
     tok = None
@@ -1027,10 +1068,13 @@ def clean_cli(argv:list)->int:
         tok = load_tokenizer(a.tokenizer)
     rep = clean_file(a.inp, a.out, report=a.report, dry_run=a.dry_run, overwrite=a.overwrite, min_turns=a.min_turns, min_tokens=a.min_tokens,
                      max_tokens=a.max_tokens, since=a.since, until=a.until, models=a.models, include=a.include, exclude=a.exclude,
-                     languages=a.languages, dedup=a.dedup, threshold=a.threshold, redact=a.redact, names=a.names, tokenizer=tok)
+                     languages=a.languages, dedup=a.dedup, threshold=a.threshold, redact=a.redact, names=a.names, tokenizer=tok,
+                     keep_private=a.keep_private)
     print(rep)
     if not a.dry_run: print(f"wrote {rep.kept} conversations to {a.out}; report in {a.report or report_path(a.out)}")
     if not a.redact: print("warning: private data was NOT redacted; do not share this file or a model trained on it.")
+    elif a.keep_private: print(f"warning: {', '.join(a.keep_private)} left in (not redacted): do not share this file "
+                               "or a model trained on it.")
     return 0
 
 # %% ../nbs/02_clean.ipynb #ee705806

@@ -11,7 +11,7 @@ from . import __version__
 from .core import ChatftError, _disk_full, error_line
 
 # %% auto #0
-__all__ = ['COMMANDS', 'usage', 'main', 'run']
+__all__ = ['COMMANDS', 'usage', 'main', 'run', 'run_commands']
 
 # %% ../nbs/cli.ipynb #fce814e3
 COMMANDS = {
@@ -28,6 +28,7 @@ COMMANDS = {
     "push":    ("chatft.deploy",  "push_cli",    "upload a run to the Hugging Face Hub (private by default) with a model card"),
     "serve":   ("chatft.serve",   "serve_cli",   "an OpenAI-compatible server for a run, batching requests that arrive together"),
     "demo":    ("chatft.demo",    "demo_cli",    "the whole pipeline on the synthetic export (or yours) with the offline demo model"),
+    "studio":  ("chatft.studio",  "studio_cli",  "the course as a web app: upload, clean, train, evaluate, chat, download the GGUF"),
 }
 
 # %% ../nbs/cli.ipynb #9a6a6edf
@@ -65,3 +66,23 @@ def main(argv:list|None=None)->int:
 def run():
     "Console-script wrapper: exit with `main`'s code."
     sys.exit(main())
+
+# %% ../nbs/cli.ipynb #c6628a12
+_RUN = "import sys; from chatft.cli import run; sys.argv[0] = 'chatft'; run()"
+
+def run_commands(
+    commands:list,         # each the arguments of one `chatft` command, e.g. `[["export", "x.zip", "-o", "c.jsonl"]]`
+    exit_file=None,        # write the exit code here (atomically) when done, whatever happens in between
+)->int:
+    "Run `chatft` commands one after the other, each in its own process, stopping at the first that fails."
+    import subprocess, shlex
+    from chatft.core import write_atomic
+    code = 0
+    try:
+        for argv in commands:
+            print("$ chatft " + shlex.join(map(str, argv)), flush=True)
+            code = subprocess.run([sys.executable, "-c", _RUN, *map(str, argv)]).returncode
+            if code: break
+    finally:
+        if exit_file: write_atomic(exit_file, str(code))
+    return code

@@ -392,6 +392,7 @@ class Run:
     METRICS, LOG, EVAL = "metrics.json", "log_history.json", "eval.json"
     BEST, MERGED = "checkpoints/best.safetensors", "merged"
     FACTS = "chatft.json"     # in a model folder `merge` writes: what the run trained with
+    PROGRESS, STOP = "progress.json", "STOP"   # written as it trains; a file that asks training to stop
 
     def __init__(self, path): self.path = Path(path).expanduser()
     def __truediv__(self, name)->Path: return self.path/name

@@ -22,8 +22,8 @@ __all__ = ['METRICS', 'attach_data', 'heldout_examples', 'find_data', 'seen_repl
            'generate_replies', 'overlap', 'repetition', 'length_ratio', 'same_language', 'from_context', 'score_table',
            'summarize', 'Examples', 'show_examples', 'plot_metrics', 'plot_lengths', 'longest_common',
            'regurgitation_probe', 'pii_scan', 'pii_warnings', 'general_questions', 'general_check', 'disagreements',
-           'Evaluation', 'save_evaluation', 'evaluate', 'evaluate_run', 'win_rate', 'read_ratings', 'ABPanel',
-           'eval_cli']
+           'Evaluation', 'save_evaluation', 'evaluate', 'evaluate_run', 'win_rate', 'save_rating', 'read_ratings',
+           'ABPanel', 'eval_cli']
 
 # %% ../nbs/06_evaluate.ipynb #bdf2285b
 def attach_data(
@@ -661,6 +661,23 @@ def win_rate(ratings:list, z:float=1.96)->dict:
     mid, half = (p + z*z/(2*n))/(1 + z*z/n), z*math.sqrt(p*(1-p)/n + z*z/(4*n*n))/(1 + z*z/n)
     return dict(n=n, win_rate=p, low=max(0.0, mid-half), high=min(1.0, mid+half))
 
+def save_rating(
+    path,              # the ratings JSONL (`RUN/ab_ratings.jsonl`): the rating is appended
+    row,               # the rated item: `prompt`, `base` and `tuned` (a row of `score_table`, or a dict)
+    a_is:str,          # which reply was shown as A: "base" or "tuned"
+    choice:str,        # "A", "B" or "tie"
+)->dict:
+    "Append one blind rating (both replies, which won, chosen and rejected for DPO) to `path`; returns it."
+    b_is = "base" if a_is == "tuned" else "tuned"
+    winner = "tie" if choice == "tie" else (a_is if choice == "A" else b_is)
+    loser = None if winner == "tie" else (b_is if winner == a_is else a_is)
+    rec = dict(prompt=row["prompt"], A=row[a_is], B=row[b_is], A_is=a_is, choice=choice, winner=winner,
+               chosen=None if loser is None else row[winner], rejected=None if loser is None else row[loser],
+               time=time.time())
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f: f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    return rec
+
 def read_ratings(path)->list:
     "The ratings saved in a JSONL file (none if it does not exist)."
     p = Path(path)
@@ -708,16 +725,7 @@ class ABPanel:
     def rate(self, choice:str):
         "Record `choice` ('A', 'B' or 'tie') for the shown pair and show the next one."
         if self.row is None: return
-        b_is = "base" if self.a_is == "tuned" else "tuned"
-        winner = "tie" if choice == "tie" else (self.a_is if choice == "A" else b_is)
-        rec = dict(prompt=self.row.prompt, A=self.row[self.a_is], B=self.row[b_is], A_is=self.a_is,
-                   choice=choice, winner=winner,
-                   chosen=None if winner == "tie" else self.row[winner], rejected=None if winner == "tie"
-                   else self.row[b_is if winner == self.a_is else self.a_is],
-                   time=time.time())
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a") as f: f.write(json.dumps(rec, ensure_ascii=False) + "\n")
-        self.ratings.append(rec)
+        self.ratings.append(save_rating(self.path, self.row, self.a_is, choice))
         self.i += 1
         self._show()
 

@@ -718,12 +718,16 @@ class _TimeBudget(TrainerCallback):
     def on_step_end(self, args, state, control, **kw):
         if not self.minutes: return
         stop = time.monotonic() - self.start > self.minutes*60
-        import torch.distributed as dist
-        if dist.is_available() and dist.is_initialized():
-            import torch
-            t = torch.tensor([float(stop)], device=args.device if args.device.type=="cuda" else "cpu")
-            dist.all_reduce(t, op=dist.ReduceOp.MAX); stop = bool(t.item())
-        if stop: control.should_training_stop = True; state.stopped_by_budget = True
+        if _on_any(stop, args): control.should_training_stop = True; state.stopped_by_budget = True
+
+def _on_any(flag:bool, args)->bool:
+    "`flag` on this process or any other of a multi-GPU run (all must stop at the same step, or they hang)."
+    import torch.distributed as dist
+    if not (dist.is_available() and dist.is_initialized()): return flag
+    import torch
+    t = torch.tensor([float(flag)], device=args.device if args.device.type=="cuda" else "cpu")
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
 
 class _EndEval(TrainerCallback):
     """Evaluate once where training ends (its last step, or where `_TimeBudget` stopped it), or, with `on=False`, only
@@ -733,6 +737,37 @@ class _EndEval(TrainerCallback):
     def on_step_end(self, args, state, control, **kw):
         if control.should_training_stop and args.eval_strategy != "no":
             control.should_evaluate = self.on or state.global_step % state.eval_steps == 0
+
+# %% ../nbs/05_train.ipynb #757ac6eb
+class _StopFile(TrainerCallback):
+    "Stop at the end of the step in which `Run.STOP` appears in the run folder (one older than this process is ignored)."
+    def __init__(self, folder):
+        import psutil
+        self.path, self.since = Path(folder)/Run.STOP, psutil.Process().create_time()
+    def _asked(self)->bool:
+        try: return self.path.stat().st_mtime >= self.since
+        except OSError: return False
+    def on_step_end(self, args, state, control, **kw):
+        if _on_any(self._asked(), args): control.should_training_stop = True; state.stopped_by_user = True
+    def on_train_end(self, args, state, control, **kw):
+        if state.is_world_process_zero and self._asked(): self.path.unlink(missing_ok=True)
+
+class _ProgressFile(TrainerCallback):
+    "Keep `Run.PROGRESS` in the run folder up to date: step, budget, elapsed time, losses (at most every `every` s)."
+    def __init__(self, folder, plan:TrainPlan, every:float=2.0):
+        self.path, self.plan, self.every, self.last, self.start = Path(folder)/Run.PROGRESS, plan, every, 0.0, None
+    def _write(self, state, done:bool=False):
+        if not state.is_world_process_zero or (not done and time.monotonic() - self.last < self.every): return
+        self.last = time.monotonic()
+        log = [{k: h[k] for k in ("step", "loss", "eval_loss") if k in h} for h in state.log_history
+               if "loss" in h or "eval_loss" in h]
+        write_atomic(self.path, json.dumps(dict(step=state.global_step, max_steps=state.max_steps,
+                     minutes=self.plan.minutes, elapsed=time.monotonic() - self.start, done=done, log=log,
+                     why=why_stopped(state, self.plan) if done else None)))
+    def on_train_begin(self, args, state, control, **kw): self.start = time.monotonic(); self._write(state)
+    def on_step_end(self, args, state, control, **kw): self._write(state)
+    def on_log(self, args, state, control, **kw): self.last = 0.0; self._write(state)
+    def on_train_end(self, args, state, control, **kw): self._write(state, done=True)
 
 # %% ../nbs/05_train.ipynb #776a516e
 def _adapter_weights(model)->dict:
@@ -789,6 +824,8 @@ class KeepBest(TrainerCallback):
 def why_stopped(state, plan:TrainPlan)->str:
     "Why a run ended and which step it kept, in words, from the Trainer's state after `train`."
     if getattr(state, "stopped_early", None): why = f"stopped early at step {state.global_step}: {state.stopped_early}"
+    elif getattr(state, "stopped_by_user", False):
+        why = f"stopped at step {state.global_step}: asked to (a {Run.STOP} file in the run folder)"
     elif getattr(state, "stopped_by_budget", False):
         why = f"stopped at step {state.global_step}: the {plan.minutes:g}-minute budget ran out"
     elif plan.max_steps > 0: why = f"ran the plan's {plan.max_steps} steps"
@@ -1020,8 +1057,8 @@ def train(
     model = load_for_training(plan, verbose=not resume, tokenizer=tokenizer)
     pack_report = Report("pack")
     train_rows, held = _packed(dsd, plan, pack_report)
-    callbacks = [_LossPlot(out, live), _TimeBudget(plan.minutes), _EndEval(final_eval),
-                 KeepBest(plan.patience, out), *callbacks]
+    callbacks = [_LossPlot(out, live), _TimeBudget(plan.minutes), _StopFile(out), _EndEval(final_eval),
+                 KeepBest(plan.patience, out), _ProgressFile(out, plan), *callbacks]
     trainer = Trainer(model=model, args=training_args(plan, out, eval=held is not None, **args),
                       train_dataset=train_rows,
                       eval_dataset=held, data_collator=collator_for(plan, tokenizer), processing_class=tokenizer,
