@@ -8,7 +8,7 @@ One prepared dataset (the synthetic export, read, cleaned and prepared by the st
 - the studio: `studio_app` serving the work folder, a headless Chromium (Debian's) showing its Train tab, so that the
   page's timer reads the job and `progress.json` once a second as it does for a person watching, and the job started
   as the Train button starts it (`Job.start(train_commands(...))`).
-Each run trains `--steps` optimizer steps with the plan `chatft train` makes; the time of a step is the Trainer's own
+Each run trains `--steps` optimizer steps with one plan (`chatft train --plan-only`, then `--plan` in every run); the time of a step is the Trainer's own
 `train_runtime / steps` (the model's loading is left out: it is the same command). Reported: each run, the median of
 each way, and their ratio. Results in benchmarks/results/bench_studio.json."""
 import argparse, json, os, statistics, subprocess, sys, tempfile, time
@@ -18,7 +18,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 from chatft.models import DEMO_MODEL
 from chatft.core import Run
 from chatft.studio import (Work, Job, studio_app, launch_studio, export_commands, clean_commands, prepare_commands,
-                           train_commands, synthetic_export)
+                           plan_commands, train_commands, synthetic_export)
 
 RESULTS = Path(__file__).parent/"results"
 
@@ -34,7 +34,7 @@ def seconds_per_step(run:Path)->tuple:
     return end["train_runtime"] / end["step"], end["step"]
 
 def direct(w:Work, model:str, steps:int, out:Path)->float:
-    argv = train_commands(w, model, 60, steps, replace=True)[0]
+    argv = train_commands(w, model, replace=True)[0]
     argv[argv.index("-o") + 1] = out
     t = time.time()
     subprocess.run([str(Path(sys.executable).parent/"chatft"), *map(str, argv)], check=True,
@@ -42,7 +42,7 @@ def direct(w:Work, model:str, steps:int, out:Path)->float:
     return time.time() - t
 
 def in_studio(w:Work, model:str, steps:int, out:Path, page)->float:
-    argv = train_commands(w, model, 60, steps, replace=True)[0]
+    argv = train_commands(w, model, replace=True)[0]
     argv[argv.index("-o") + 1] = out
     t = time.time()
     job = Job(w.path, "train").start([argv])
@@ -60,7 +60,8 @@ def main():
     w = Work(Path(tempfile.mkdtemp(prefix="bench-studio-"))/"work")
     w.path.mkdir(parents=True)
     wait(w.job("data").start(export_commands(w, synthetic_export(w.path/"synthetic", n=120)) + clean_commands(w)
-                             + prepare_commands(w, a.model, max_length=a.max_length)))
+                             + prepare_commands(w, a.model, max_length=a.max_length)
+                             + plan_commands(w, a.model, 60, a.steps)))
     from playwright.sync_api import sync_playwright
     app = launch_studio(studio_app(w.path, a.model))
     rows = []

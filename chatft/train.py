@@ -1299,6 +1299,14 @@ def course_run(
     return run.path
 
 # %% ../nbs/05_train.ipynb #7c4dc5ba
+def _given_plan(path, model:str)->TrainPlan:
+    "The plan saved in `path` (`--plan`); a `ChatftError` when it is for another model than `--model`."
+    plan = TrainPlan.load(path)
+    if plan.model != model:
+        raise ChatftError(f"{path}: a plan for {plan.model}, not {model}: pass --model {plan.model}, or make a plan "
+                          "for this model with --plan-only.")
+    return plan
+
 def train_cli(argv:list|None=None)->int:
     "`chatft train DATA --model NAME -o RUN_DIR`: plan, train with LoRA/QLoRA and write a run folder."
     from chatft.train import (TrainPlan)    # the exported class: docments reads its field comments from the module's source
@@ -1312,17 +1320,31 @@ def train_cli(argv:list|None=None)->int:
                 "grad_accum", "save_steps", "eval_steps", asked=True)
     p.add_argument("--qlora", action="store_true", help="load the base model in 4-bit NF4 (bitsandbytes)")
     add_options(p, train, "merge")
+    p.add_argument("--plan-only", metavar="FILE", help="make the plan, print it, save it here as JSON and stop: "
+                   "nothing is trained and the run folder is not touched")
+    p.add_argument("--plan", metavar="FILE", dest="plan_file",
+                   help="train with this plan (from --plan-only) instead of making one")
     a = p.parse_args(argv)
     quiet()
-    out = check_output(a.output_dir, a.resume, a.overwrite)
+    given = _given_plan(a.plan_file, a.name) if a.plan_file and not a.resume else None   # before anything loads
+    out = Path(a.output_dir) if a.plan_only else check_output(a.output_dir, a.resume, a.overwrite)
     tok = load_tokenizer(a.name, a.template)
     dsd, reports = load_data(a.path, tok, max_length=a.max_length or MAX_LENGTH, seed=a.seed, clean=a.clean, verbose=_is_main())
     tok = with_data_template(tok, reports, a.template)
     over = {k:v for k,v in dict(max_steps=a.max_steps, epochs=a.epochs, minutes=a.minutes, lr=a.lr, lora_r=a.lora_r, lora_alpha=a.lora_alpha, max_length=a.max_length,
                                 micro_batch=a.micro_batch, grad_accum=a.grad_accum, save_steps=a.save_steps, eval_steps=a.eval_steps, seed=a.seed).items() if v is not None}
     if a.qlora: over["method"] = "qlora"
-    plan = TrainPlan.load(out/Run.PLAN) if a.resume and Run(out).state else plan_training(a.name, dsd, **over)
+    if given and (asked := [k for k in over if k != "seed"]):
+        raise ChatftError(f"--plan {a.plan_file} holds the settings already: leave out --{asked[0].replace('_', '-')}, "
+                          "or make a new plan with it and --plan-only.")
+    if a.resume and Run(out).state: plan = TrainPlan.load(out/Run.PLAN)
+    elif given: plan = given
+    else: plan = plan_training(a.name, dsd, **over)
     if _is_main(): print(plan)
+    if a.plan_only:
+        plan.save(a.plan_only)
+        print(f"the plan is in {a.plan_only}: train with it with --plan {a.plan_only}")
+        return 0
     t0 = time.time()
     trainer = train(plan, dsd, out, tokenizer=tok, report=reports, resume=a.resume, merge=a.merge)
     if _is_main():

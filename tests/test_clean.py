@@ -249,3 +249,21 @@ def test_redaction_in_processes_is_the_same():
     assert one == two and rep1.notes == rep2.notes and rep1.notes["redactions"]
     assert [a is b for a, b in zip(one, convs)] == [a is b for a, b in zip(two, convs)]   # unchanged ones are the originals
     assert workers_for(PARALLEL_FROM - 1) == 1 and workers_for(10, workers=3) == 3
+
+# ---- leaving a kind in -----------------------------------------------------------------------------
+def test_keep_private_leaves_one_kind_and_says_so(tmp_path):
+    "`--keep-private PHONE`: phone numbers stay, e-mails do not; the report names what was left in, and warns."
+    talk = Conversation("a", [dict(role="user", content="call +44 20 7946 0958 or mail jo.smith@example.com"),
+                              dict(role="assistant", content="Noted, I will.")])
+    out, rep = clean([talk], keep_private=["PHONE"], dedup=False)
+    assert out[0].messages[0]["content"] == "call +44 20 7946 0958 or mail [EMAIL]"
+    assert rep.notes["left in (not redacted)"] == ["PHONE"] and "PHONE" not in rep.notes["redactions"]
+    write_jsonl([talk], tmp_path/"in.jsonl")
+    res = subprocess.run([CHATFT, "clean", str(tmp_path/"in.jsonl"), "-o", str(tmp_path/"out.jsonl"), "--no-dedup",
+                          "--keep-private", "PHONE"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "PHONE left in (not redacted)" in res.stdout
+    assert read_jsonl(tmp_path/"out.jsonl")[0].messages == out[0].messages
+    bad = subprocess.run([CHATFT, "clean", str(tmp_path/"in.jsonl"), "-o", str(tmp_path/"x.jsonl"), "--keep-private",
+                          "PHONES"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "invalid choice: 'PHONES'" in bad.stderr and not (tmp_path/"x.jsonl").exists()

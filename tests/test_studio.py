@@ -2,7 +2,7 @@
 the synthetic export read, cleaned, prepared and planned, trained (the page reloaded while it trains), evaluated, a
 streamed chat reply, and the GGUF downloaded. A screenshot of each step is saved: in $CHATFT_SCREENSHOTS when it is set
 (`CHATFT_SCREENSHOTS=nbs/images/studio` refreshes the notebook's), else in the test's temporary folder."""
-import os, json, shutil, socket, subprocess, sys, time, zipfile
+import os, json, shutil, subprocess, sys, time, zipfile
 from pathlib import Path
 import pytest
 
@@ -11,17 +11,13 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 pytest.importorskip("gradio")
 from chatft.models import TINY_MODEL
 from chatft.core import Run
+from chatft.serve import free_port
 from chatft.studio import studio_app, launch_studio, Work, gguf_path
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.slow
 MODEL = os.environ.get("CHATFT_STUDIO_MODEL", TINY_MODEL)   # the demo model's id for the notebook's screenshots
 WAIT = 240_000          # ms: a step on a busy CI machine
-
-def free_port()->int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory):
@@ -202,3 +198,17 @@ def test_command_line_help():
     out = subprocess.run([sys.executable, "-c", "from chatft.cli import main; import sys; sys.exit(main(sys.argv[1:]))",
                           "studio", "--help"], capture_output=True, text=True)
     assert "--share" in out.stdout and "--work" in out.stdout
+
+def test_plan_only_then_plan(studio, tmp_path):
+    "`chatft train --plan-only FILE` writes the plan and nothing else; `--plan FILE` refuses another model's plan."
+    _, w = studio
+    if not (w.data/"dataset_dict.json").exists(): pytest.skip("needs the prepared data of the tests above")
+    chatft = str(Path(sys.executable).parent/"chatft")
+    res = subprocess.run([chatft, "train", str(w.data), "--model", TINY_MODEL, "-o", str(tmp_path/"run"), "--max-steps",
+                          "3", "--plan-only", str(tmp_path/"plan.json")], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert json.loads((tmp_path/"plan.json").read_text())["max_steps"] == 3 and not (tmp_path/"run").exists()
+    res = subprocess.run([chatft, "train", str(w.data), "--model", "gpt2", "-o", str(tmp_path/"run"), "--plan",
+                          str(tmp_path/"plan.json")], capture_output=True, text=True)
+    assert res.returncode == 1 and "a plan for chatft/tiny-random-smollm2, not gpt2" in res.stderr
+    assert not (tmp_path/"run").exists()
