@@ -12,7 +12,7 @@ pytest.importorskip("gradio")
 from chatft.models import TINY_MODEL
 from chatft.core import Run
 from chatft.serve import free_port
-from chatft.studio import studio_app, launch_studio, Work, gguf_path
+from chatft.studio import studio_app, launch_studio, Work, gguf_path, synthetic_export
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.slow
@@ -88,8 +88,13 @@ def test_end_to_end_in_chromium(studio, shots, tmp_path):
                                    "'#export-job')?.innerText || '').split('The same as')[0].includes('zip bomb')",
                                    timeout=WAIT)
             assert not w.convs.exists()
-            page.locator("#synthetic").click()
+            # the synthetic export's ZIP, uploaded as a person uploads theirs
+            mine = synthetic_export(tmp_path/"mine", n=120, seed=0)
+            page.locator("#upload input[type=file]").set_input_files(str(mine))
+            page.wait_for_timeout(1000)
+            page.locator("#read").click()
             _done(page, "export-job", w.job("export"))
+            assert w.job("export").info["commands"][0][1].endswith("uploads/chatgpt-export.zip")
             page.wait_for_function("() => document.querySelectorAll('[data-testid=\"gallery\"] img, .gallery img, "
                                    "button.thumbnail-item img').length >= 3", timeout=60_000)
             _shot(page, shots, "1-export")
