@@ -14,15 +14,15 @@ from .core import command_parser, add_options
 
 # %% auto #0
 __all__ = ['TEXT_NOTES', 'GEMINI_GAP', 'FORMATS', 'FORMATS_HELP', 'CHUNK', 'export_hint', 'upload_export', 'Skip', 'thread_ids',
-           'strip_citations', 'artifact_block', 'clean_text', 'message_text', 'custom_instructions', 'chatgpt_turns',
-           'read_chatgpt_conversation', 'read_claude_conversation', 'read_sharegpt_conversation',
+           'strip_citations', 'artifact_block', 'clean_text', 'message_text', 'custom_instructions', 'chatgpt_memory',
+           'chatgpt_turns', 'read_chatgpt_conversation', 'read_claude_conversation', 'read_sharegpt_conversation',
            'read_messages_conversation', 'read_grok_conversation', 'read_aistudio_conversation', 'html_to_markdown',
            'read_gemini_activity', 'Format', 'export_in', 'feedback_records', 'record_kind', 'read_export',
            'raw_records', 'export_cli', 'iter_json_array', 'load_json']
 
 # %% ../nbs/00_export.ipynb #f293f176
 from .core import (ChatftError, Report, Conversation, one_line, in_notebook, bars_off, on_colab,
-                         on_kaggle, work_dir, step_path, read_jsonl, write_jsonl, Run)
+                         on_kaggle, work_dir, step_path, read_jsonl, write_jsonl, write_with_report, Run)
 
 # %% ../nbs/00_export.ipynb #81506d29
 def export_hint()->str:
@@ -222,6 +222,16 @@ def custom_instructions(msg:dict)->str|None:
     text = "\n\n".join(f.strip() for f in fields if isinstance(f, str) and f.strip())
     return clean_text(text, "system") or None
 
+# %% ../nbs/00_export.ipynb #5aa74b9d
+_MEMORY_LABEL = "Memory ChatGPT saved about the user:"   # heads it in a system prompt, after custom instructions
+
+def chatgpt_memory(msg:dict)->str|None:
+    "The memory ChatGPT saved about you, carried by a `model_editable_context` message, if any, as one text."
+    content = _dict(_dict(msg).get('content'))
+    if content.get('content_type') != 'model_editable_context': return None
+    text = content.get('model_set_context')
+    return (clean_text(text, "system").strip() or None) if isinstance(text, str) else None
+
 # %% ../nbs/00_export.ipynb #3aeb42d9
 from datetime import datetime
 
@@ -284,6 +294,7 @@ def read_chatgpt_conversation(
     raw:dict,                 # one conversation object of `conversations.json`
     images:str="placeholder", # "placeholder" or "drop" for image and file parts
     system:bool=True,         # keep custom instructions in `Conversation.system`
+    memory:bool=False,        # add ChatGPT's memory (`chatgpt_memory`) to `system`, after the custom instructions
     feedback:dict|None=None,  # message id -> rating, from `message_feedback.json`
     why:Counter|None=None,    # counts of dropped messages by reason
     **_,
@@ -294,13 +305,18 @@ def read_chatgpt_conversation(
     if not isinstance(cid, str) or not cid: raise Skip("no conversation id")
     mapping = raw.get('mapping')
     ids, fallback = thread_ids(mapping, raw.get('current_node'))
-    instructions, models = None, Counter()
-    for nid in ids: instructions = custom_instructions(_dict(mapping[nid]).get('message')) or instructions
+    instructions, remembered, models = None, None, Counter()
+    for nid in ids:                                      # the newest of each along the thread
+        msg = _dict(mapping[nid]).get('message')
+        instructions, remembered = custom_instructions(msg) or instructions, chatgpt_memory(msg) or remembered
+    if remembered and memory:
+        instructions = "\n\n".join(filter(None, [instructions, f"{_MEMORY_LABEL}\n{remembered}"]))
     merged = chatgpt_turns(mapping, ids, images, why, models)
     if not merged: raise Skip("no visible messages")
     if not any(r == "user" for r, _, _ in merged): raise Skip("no user message")
     meta = {}
     if fallback: meta['current_node_fallback'] = True
+    if remembered: meta['memory'] = "kept" if memory and system else "left out"    # counted in the read report
     alts = [dict(index=i, content=a) for i, (r, _, nids) in enumerate(merged) if r == "assistant"
             for a in _alternatives(mapping, nids[-1], images)]
     if alts: meta['alternatives'] = alts
@@ -626,9 +642,47 @@ class _Capped:
     def __enter__(self): return self
     def __exit__(self, *exc): self.f.close()
 
+# %% ../nbs/00_export.ipynb #d31e698a
+_KNOWN_FILES = {     # ChatGPT export files that hold no conversations: name -> what it is
+    "user.json": "your account: id, email, plan (not conversations)",
+    "user_settings.json": "your settings and feature flags (not conversations)",
+    "message_feedback.json": "your thumbs up/down on answers (not conversations: read for meta['feedback'])",
+    "shared_conversations.json": "the share links you made: id, conversation id, title (not conversations)",
+    "model_comparisons.json": "answers you were asked to choose between (not read)",
+    "chat.html": "your chats as one web page to browse (not read: conversations.json holds them)",
+    "library_files.json": "the files in your ChatGPT library: names, types, their chats (not conversations)",
+    "conversation_asset_file_names.json": "the original names of the files in your chats (not conversations)",
+    "export_manifest.json": "the list of the files in this export (not conversations)",
+    "group_chats.json": "group chats with other people (not read)",
+    "sora.json": "Sora (video) data (not read)",
+    "shopping.json": "shopping data (not read)",
+    "codex.json": "Codex (OpenAI's coding agent) data (not read)",
+    "ads.json": "ads data (not read)",
+}
+_MEDIA = [(re.compile(p, re.I), what) for p, what in [   # the first that matches a file's path says what it is
+    (r"(^|/)(__MACOSX/|\.DS_Store$)", "made by macOS when zipping (not read)"),
+    (r"(^|/)dalle-generations/", "an image made by DALL·E (not read: chatft trains on text)"),
+    (r"\.(png|jpe?g|gif|webp|heic|bmp|svg)$", "an image (not read: chatft trains on text)"),
+    (r"\.(wav|mp3|m4a|ogg|opus|aac|flac)$", "a recording (not read: a voice chat's words are its transcript)"),
+    (r"\.(mp4|mov|webm)$", "a video (not read: chatft trains on text)"),
+    (r"(^|/)file[-_][^/]*$", "a file attached to or made in a chat (not read: chatft trains on text)"),
+]]
+
+def _what_file(name:str)->str:
+    "What a file of an export that is not read as conversations is, in a few words."
+    base = name.rsplit("/", 1)[-1]
+    if base in _KNOWN_FILES: return _KNOWN_FILES[base]
+    return next((what for pattern, what in _MEDIA if pattern.search(name)), "not read (unknown file)")
+
+class _Listing(dict):
+    "name -> what it is. A report prints a note on one line (how many, their names); its saved JSON keeps all."
+    def __str__(self):
+        names = sorted(self, key=lambda n: (n.rsplit("/", 1)[-1] not in _KNOWN_FILES, n))   # known ones first
+        return f"{len(self)} (not conversations): " + ", ".join(names)
+
 # %% ../nbs/00_export.ipynb #641846c0
 _DATA = re.compile(r"(^|/)(" + "|".join(f.files for f in FORMATS if f.files) + ")$", re.I)   # the formats' files
-_NOT_DATA = ("message_feedback.json", "user.json")
+_NOT_DATA = tuple(_KNOWN_FILES)                # never read as conversations, even where nothing else is
 
 def _looks_like_json(name:str, open_)->bool:
     "A `.json` file, or a file without an extension (AI Studio's) that starts with `{`."
@@ -638,22 +692,31 @@ def _looks_like_json(name:str, open_)->bool:
     if "." in base: return False
     with open_() as f: return f.read(64).lstrip()[:1] == b"{"
 
-def _sources(path:Path):
-    "Yield (name, size, opener) for each data file of the export at `path` (ZIP, folder or file)."
+def _listing(path:Path)->tuple:
+    ("`(data, others)`: (name, size, opener) of each data file of the export at `path` (ZIP, folder or file), "
+     "and the paths inside it of every other file.")
     if path.is_dir():
-        every = sorted(p for p in path.rglob("*") if p.is_file())
-        files = [p for p in every if _DATA.search(p.relative_to(path).as_posix())]
-        if not files: files = [p for p in every if _looks_like_json(p.name, lambda p=p: open(p, "rb"))]
-        for p in files: yield str(p), p.stat().st_size, (lambda p=p: open(p, "rb"))
-    elif zipfile.is_zipfile(path):
+        every = {p.relative_to(path).as_posix(): p for p in sorted(path.rglob("*")) if p.is_file()}
+        files = [n for n in every if _DATA.search(n)]
+        if not files: files = [n for n, p in every.items() if _looks_like_json(n, lambda p=p: open(p, "rb"))]
+        data = [(str(every[n]), every[n].stat().st_size, (lambda p=every[n]: open(p, "rb"))) for n in files]
+        read = set(files)
+        return data, [n for n in every if n not in read]
+    if zipfile.is_zipfile(path):
         z = zipfile.ZipFile(path)
         infos = [i for i in z.infolist() if not i.is_dir()]
         for i in infos: _check_member(i, path.name)
         opener = lambda i: (lambda: _Capped(z.open(i), i.file_size, f"{path.name}:{i.filename}"))
-        data = sorted((i for i in infos if _DATA.search(i.filename)), key=lambda i: i.filename)
-        if not data: data = [i for i in infos if _looks_like_json(i.filename, opener(i))]
-        for i in data: yield f"{path.name}:{i.filename}", i.file_size, opener(i)
-    else: yield str(path), path.stat().st_size, (lambda: open(path, "rb"))
+        files = sorted((i for i in infos if _DATA.search(i.filename)), key=lambda i: i.filename)
+        if not files: files = [i for i in infos if _looks_like_json(i.filename, opener(i))]
+        data = [(f"{path.name}:{i.filename}", i.file_size, opener(i)) for i in files]
+        read = {i.filename for i in files}
+        return data, [i.filename for i in infos if i.filename not in read]
+    return [(str(path), path.stat().st_size, (lambda: open(path, "rb")))], []
+
+def _sources(path:Path):
+    "Yield (name, size, opener) for each data file of the export at `path` (ZIP, folder or file)."
+    yield from _listing(path)[0]
 
 def _holds_data(path:Path)->bool:
     try: return any(True for _ in _sources(path))
@@ -797,6 +860,7 @@ def read_export(
     path,                     # a ZIP, a folder, a file (JSON, JSONL, CSV), or a folder that holds the export's ZIP
     images:str="placeholder", # image and file parts: "placeholder" ("[image]") or "drop"
     system:bool=True,         # keep ChatGPT custom instructions / system prompts in `Conversation.system`
+    memory:bool=False,        # add ChatGPT's memory of you to that system prompt, after the custom instructions
     progress:bool=True,       # show a progress bar (not where `bars_off()`)
 )->tuple:
     "Read an export into `(conversations, report)`; every conversation in the input is kept or skipped with a reason."
@@ -807,9 +871,13 @@ def read_export(
     path = export_in(path)
     if images not in ("placeholder", "drop"):
         raise ChatftError(f"images must be 'placeholder' or 'drop', not {images!r}.")
+    if memory and not system:
+        raise ChatftError("memory=True adds ChatGPT's memory to the system prompt, which system=False leaves out: "
+                          "keep the system prompt (system=True, no --no-system) or leave memory off.")
     report, why, convs, kinds = Report("read"), Counter(), {}, Counter()
-    options = dict(images=images, system=system, feedback=_feedback(path), why=why)
-    sources = list(_sources(path))
+    report.notes["_settings"] = dict(images=images, system=system, memory=memory)   # for `chatft update`
+    options = dict(images=images, system=system, memory=memory, feedback=_feedback(path), why=why)
+    sources, others = _listing(path)
     if not sources: raise ChatftError(f"{path}: no conversations file found. {FORMATS_HELP}")
     with tqdm(total=sum(s for _, s, _ in sources), unit="B", unit_scale=True, desc="reading",
               disable=not progress or bars_off()) as bar:      # closed on an error too: the error gets its own line
@@ -818,7 +886,7 @@ def read_export(
             _read_file(name, _records(name, size, open_), options, convs, kinds, report)
             bar.update(size)
             if report.total == n_before: report.notes[f"{Path(name).name}"] = "no records"
-    _closing_notes(report, why, kinds, path, convs)
+    _closing_notes(report, why, kinds, path, convs, others)
     return list(convs.values()), report
 
 def _read_file(name:str, records, options:dict, convs:dict, kinds:Counter, report:Report):
@@ -840,8 +908,8 @@ def _read_file(name:str, records, options:dict, convs:dict, kinds:Counter, repor
         _keep_newest(convs, c, report)
     if together: _read_together(fmt.reader, together, name, options['images'], options['why'], convs, report)
 
-def _closing_notes(report:Report, why:Counter, kinds:Counter, path:Path, convs:dict):
-    "The report's notes after reading: what was dropped inside messages, the formats, fallbacks used."
+def _closing_notes(report:Report, why:Counter, kinds:Counter, path:Path, convs:dict, others:list):
+    "The report's notes after reading: what was dropped inside messages, formats, fallbacks used, other files."
     report.notes.update({k if k in TEXT_NOTES.values() else f"messages dropped: {k}": v
                          for k, v in why.most_common() if v})
     report.notes["formats"] = ", ".join(f"{k} ({v})" for k, v in kinds.items())
@@ -850,6 +918,10 @@ def _closing_notes(report:Report, why:Counter, kinds:Counter, path:Path, convs:d
         report.notes["current_node missing: newest leaf used"] = fb
     if br := sum(1 for c in convs.values() if c.meta.get('branches')):
         report.notes["branched (Grok): newest leaf's thread used"] = br
+    memory = Counter(c.meta.get('memory') for c in convs.values())
+    if memory["kept"]: report.notes["ChatGPT memory: kept in the system prompt"] = memory["kept"]
+    if memory["left out"]: report.notes["ChatGPT memory: left out (memory=True keeps it)"] = memory["left out"]
+    if others: report.notes["other files"] = _Listing({n: _what_file(n) for n in others})
 
 def _record_id(raw, name, n):
     if not isinstance(raw, dict): return f"{Path(name).stem}-{n}"
@@ -877,7 +949,7 @@ def raw_records(
 def export_cli(argv:list|None=None)->int:
     "`chatft export INPUT -o OUT.jsonl`: read an export and write chatft JSONL."
     p = command_parser("export", "Read a chat export into chatft JSONL. " + FORMATS_HELP)
-    add_options(p, read_export, "path", "images", "system", positional=("path",),
+    add_options(p, read_export, "path", "images", "system", "memory", positional=("path",),
                 path=dict(metavar="input"), images=dict(choices=["placeholder", "drop"]))
     p.add_argument("-o", "--output", required=True, help="the JSONL file to write")
     p.add_argument("--report", help="also save the report as JSON here (default: OUTPUT with .report.json)")
@@ -885,11 +957,10 @@ def export_cli(argv:list|None=None)->int:
     a = p.parse_args(argv)
     if Path(a.output).expanduser().resolve() == Path(a.path).expanduser().resolve():
         raise ChatftError(f"{a.output}: that is the input file; choose another output so your export is not overwritten.")
-    convs, report = read_export(a.path, images=a.images, system=a.system, progress=not a.quiet)
+    convs, report = read_export(a.path, images=a.images, system=a.system, memory=a.memory, progress=not a.quiet)
     if not convs: raise ChatftError(f"{a.path}: no conversation could be used ({', '.join(f'{k}: {v}' for k, v in report.reasons().items())}).")
-    out = write_jsonl(convs, a.output)
-    try: rpath = report.save(a.report or Path(out).with_suffix(".report.json"))
-    except BaseException: out.unlink(missing_ok=True); raise         # a full disk: both files or neither
+    rpath = Path(a.report or Path(a.output).with_suffix(".report.json"))
+    out = write_with_report(convs, a.output, report, rpath)       # both files or (killed, a full disk) neither
     print(report); print(f"wrote {len(convs)} conversations to {out} (report: {rpath})")
     return 0
 
