@@ -15,7 +15,7 @@ from .core import Conversation, ChatftError
 
 # %% auto #0
 __all__ = ['TOPICS', 'OTHER_LANGUAGES', 'synthetic_conversations', 'shared_stretches', 'print_tree', 'synthetic_export',
-           'large_export']
+           'large_export', 'synthetic_next_month']
 
 # %% ../nbs/synth.ipynb #d730aa80
 _INSTRUCTIONS = "be concise. i live in london and i prefer metric units."
@@ -776,15 +776,19 @@ def _followups(rng, topic, a, turns, seen):
     return [_fresh(draw, seen) for _ in range(turns)]
 
 # %% ../nbs/synth.ipynb #c80d7fa3
+def _repeats(k:int)->bool:
+    "Whether conversation `k` repeats earlier text on purpose: a greeting, an error reply, a question again."
+    return k % 23 == 11 or k % 19 == 9 or k % 30 == 24
+
 def _plain(k:int)->bool:
     "Whether conversation `k` is an ordinary one in English that the rules below leave alone."
-    return not (k % 23 == 11 or k % 13 == 7 or k % 19 == 9 or k % 17 == 5 or k % 30 == 24)
+    return not (_repeats(k) or k % 13 == 7 or k % 17 == 5)
 
-def _to_ask_again(convs:list)->list:
-    "The messages of the latest ordinary conversation in `convs` of 80 words or more (enough for a near duplicate)."
-    plain = [c for k, c in enumerate(convs) if _plain(k)]
-    return next((c.messages for c in plain[::-1] if sum(len(m['content'].split()) for m in c.messages) >= 80),
-                plain[-1].messages)
+def _to_ask_again(convs:list)->int:
+    "The index of the latest ordinary conversation in `convs` of 80 words or more (enough for a near duplicate)."
+    plain = [k for k in range(len(convs)) if _plain(k)]
+    return next((k for k in plain[::-1] if sum(len(m['content'].split()) for m in convs[k].messages) >= 80),
+                plain[-1])
 
 def _asked_again(msgs:list, rng)->list:
     "A near duplicate of `msgs`: the same question with a word more, and the same answers."
@@ -801,9 +805,10 @@ def _at_fixed_positions(i:int, msgs:list, like:list|None, rng)->list:
 
 # %% ../nbs/synth.ipynb #5da0f146
 def _conversation(i:int, n:int, rng:random.Random, seen:_Seen|None=None, long:bool=False,
-                  like:list|None=None)->Conversation:
-    "The i-th of `n` conversations, drawn from `rng`; replies new to `seen`, unless it is `like` an earlier one."
-    topic = rng.choice(list(TOPICS))
+                  like:list|None=None, topic:str|None=None)->Conversation:
+    ("The i-th of `n` conversations, drawn from `rng` (on `topic`, if the caller drew it); replies new to "
+     "`seen`, unless it is `like` an earlier one.")
+    topic = topic or rng.choice(list(TOPICS))
     draw = (lambda: OTHER_LANGUAGES[i // 17 % 3](rng)) if i % 17 == 5 else (lambda: _exchange(rng, topic))
     q, a = _fresh(draw, seen)
     if i % 11 == 3:                                                               # private data, to be cleaned
@@ -826,18 +831,28 @@ def _conversation(i:int, n:int, rng:random.Random, seen:_Seen|None=None, long:bo
                         model=model, source="chatgpt", system=system)
 
 # %% ../nbs/synth.ipynb #bdc442cf
+def _with_image(c:Conversation, i:int)->Conversation:
+    "`c`, the i-th conversation, with an image before its question in every tenth (from the 7th)."
+    if i % 10 == 6 and c.messages != _HELLO: c.messages[0]['content'] = "[image]\n\n" + c.messages[0]['content']
+    return c
+
+def _history(n:int, seed:int)->tuple:
+    ("`(conversations, the topic of each, the indices of those asked again, the _Seen of their text)`: "
+     "`synthetic_conversations`, and what a later export of the same person needs to go on from it.")
+    rng, seen, convs, topics, asked = random.Random(seed), _Seen(), [], [], []
+    for i in range(n):
+        if i % 30 == 24: asked.append(_to_ask_again(convs))
+        topics.append(rng.choice(list(TOPICS)))
+        like = convs[asked[-1]].messages if i % 30 == 24 else None
+        convs.append(_conversation(i, n, rng, seen, like=like, topic=topics[-1]))
+    return [_with_image(c, i) for i, c in enumerate(convs)], topics, set(asked), seen
+
 def synthetic_conversations(
     n:int=60,      # how many conversations
     seed:int=0,    # the same seed gives the same history
 )->list:
     "The visible threads of the synthetic export: what a correct reader returns."
-    rng, seen, convs = random.Random(seed), _Seen(), []
-    for i in range(n):
-        like = _to_ask_again(convs) if i % 30 == 24 else None
-        convs.append(_conversation(i, n, rng, seen, like=like))
-    for i, c in enumerate(convs):                                   # a few user messages with an image
-        if i % 10 == 6 and c.messages != _HELLO: c.messages[0]['content'] = "[image]\n\n" + c.messages[0]['content']
-    return convs
+    return _history(n, seed)[0]
 
 # %% ../nbs/synth.ipynb #2a7dab3e
 def shared_stretches(
@@ -862,9 +877,11 @@ def _uuid(rng): return str(uuid.UUID(int=rng.getrandbits(128)))
 
 class _Tree:
     "Builds a `mapping` tree node by node, with the fields and null patterns of real exports."
-    def __init__(self, rng, t, root_id=None):
-        self.rng, self.t, self.mapping, self.last = rng, t, {}, None
-        self.root = self.node(None, nid=root_id)
+    def __init__(self, rng, t, root_id=None, mapping=None):
+        "A new tree from time `t`; or, given the `mapping` of an existing one, a builder of more nodes in it."
+        self.rng, self.t, self.last = rng, t, None
+        if mapping is None: self.mapping = {}; self.root = self.node(None, nid=root_id)
+        else: self.mapping, self.root = mapping, next(k for k, v in mapping.items() if v['parent'] is None)
     def node(self, parent, role=None, parts=None, content=None, recipient="all", hidden=False, name=None,
              channel=None, model=None, nid=None, status="finished_successfully", end_turn=None, **meta):
         nid = nid or _uuid(self.rng)
@@ -1063,9 +1080,8 @@ def print_tree(
     for root in (k for k, v in mapping.items() if v['parent'] is None): walk(root, 0)
 
 # %% ../nbs/synth.ipynb #eb6c1b9a
-def _export_objects(n, seed):
-    "The raw conversation objects and feedback records of `synthetic_conversations(n, seed)`."
-    convs = synthetic_conversations(n, seed)
+def _export_objects(convs:list, seed:int)->tuple:
+    "The raw conversation objects and feedback records of `convs`, which are `synthetic_conversations(n, seed)`."
     rng = random.Random(seed + 1)
     raws, feedback = [], []
     for i, c in enumerate(convs):
@@ -1090,18 +1106,13 @@ def _files(raws, feedback, fmt)->dict:
     else: files["conversations.json"] = orjson.dumps(raws)
     return files
 
-# %% ../nbs/synth.ipynb #d6411918
-def synthetic_export(
-    dest,                 # folder to write into
-    n:int=60,             # how many conversations
-    seed:int=0,           # the same seed gives the same export
-    fmt:str="zip",        # "zip", "folder", "json" (one conversations.json) or "shards" (conversations-NNN.json)
-)->Path:
-    "Write a synthetic ChatGPT export of `synthetic_conversations(n, seed)`; returns its path."
+def _check_format(fmt:str):
     if fmt not in ("zip", "folder", "json", "shards"):
         raise ValueError(f"fmt must be 'zip', 'folder', 'json' or 'shards', not {fmt!r}")
+
+def _write(dest, raws:list, feedback:list, fmt:str)->Path:
+    "Write the export's files into folder `dest`, shaped as `fmt`; returns the path a reader opens."
     dest = Path(dest); dest.mkdir(parents=True, exist_ok=True)
-    raws, feedback = _export_objects(n, seed)
     if fmt == "json":
         (dest/"conversations.json").write_bytes(orjson.dumps(raws)); return dest/"conversations.json"
     files = _files(raws, feedback, fmt)
@@ -1113,6 +1124,17 @@ def synthetic_export(
     folder = dest/"chatgpt-export"; folder.mkdir(exist_ok=True)
     for k, v in files.items(): (folder/k).write_bytes(v)
     return folder
+
+# %% ../nbs/synth.ipynb #d6411918
+def synthetic_export(
+    dest,                 # folder to write into
+    n:int=60,             # how many conversations
+    seed:int=0,           # the same seed gives the same export
+    fmt:str="zip",        # "zip", "folder", "json" (one conversations.json) or "shards" (conversations-NNN.json)
+)->Path:
+    "Write a synthetic ChatGPT export of `synthetic_conversations(n, seed)`; returns its path."
+    _check_format(fmt)
+    return _write(dest, *_export_objects(synthetic_conversations(n, seed), seed), fmt)
 
 # %% ../nbs/synth.ipynb #d4451675
 import re
@@ -1169,3 +1191,86 @@ def large_export(
             f.write(b); written += len(b); i += 1
         f.write(b"]")
     return path
+
+# %% ../nbs/synth.ipynb #91414375
+from itertools import count, islice
+
+def _path(raw:dict)->list:
+    "The ids of the nodes on `raw`'s current branch, from the root."
+    m, path, nid = raw['mapping'], [], raw['current_node']
+    while nid in m: path.append(nid); nid = m[nid]['parent']
+    return path[::-1]
+
+def _questions(raw:dict)->list:
+    "The ids of the user's visible questions on `raw`'s current branch."
+    m = raw['mapping']
+    return [k for k in _path(raw) if (msg := m[k]['message']) and msg['author']['role'] == "user"
+            and not msg['metadata'].get('is_visually_hidden_from_conversation')]
+
+def _go_on(raw:dict, i:int, parent:str, pairs:list, t:float, rng, seen:_Seen):
+    "Conversation `raw` (the i-th) goes on from node `parent` at time `t` with (question, answer) `pairs`."
+    tree, node = _Tree(rng, t, mapping=raw['mapping']), parent
+    for q, a in pairs: node = _assistant(tree, _user(tree, node, q), a, i, raw['default_model_slug'])
+    seen.add([dict(role=role, content=text) for p in pairs for role, text in zip(("user", "assistant"), p)])
+    raw.update(current_node=node, update_time=round(tree.t + 30, 6))
+
+# %% ../nbs/synth.ipynb #1e8e9de0
+def _fates(n:int, grown:int, changed:int, deleted:int, asked:set, rng)->dict:
+    ("`{index: 'grown'|'changed'|'deleted'}` for the first export's conversations that do not stay as they "
+     "were. Those `asked` again stay as they were: near duplicates of their copy, which the cleaner drops.")
+    ordinary = [i for i in range(n - 1) if _plain(i) and i not in asked]   # not the last: no current node
+    if min(grown, changed, deleted) < 0 or grown + changed > len(ordinary) or grown + changed + deleted > n:
+        raise ChatftError(f"{n} conversations ({len(ordinary)} ordinary ones) cannot have {grown} grown and "
+                          f"{changed} changed (ordinary ones), and {deleted} deleted. "
+                          "Ask for fewer, or a larger n.")
+    picked = rng.sample(ordinary, grown + changed)
+    gone = rng.sample([i for i in range(n) if i not in picked], deleted)
+    fates = {i: "grown" if k < grown else "changed" for k, i in enumerate(picked)}
+    return fates | dict.fromkeys(gone, "deleted")
+
+def _new_conversations(n:int, new:int, t0:float, span:float, rng, seen:_Seen)->list:
+    "`[(index, conversation)]`: `new` conversations after the first `n`, started within `span` seconds of `t0`."
+    out = []
+    for k, i in enumerate(islice((i for i in count(n) if not _repeats(i)), new)):
+        c = _with_image(_conversation(i, n, rng, seen), i)
+        c.create_time = round(t0 + span * (k + rng.uniform(0.1, 0.7)) / new, 6)
+        c.update_time = round(c.create_time + len(c.messages) * 95.0 + 30, 6)
+        out.append((i, c))
+    return out
+
+# %% ../nbs/synth.ipynb #1b84c46c
+def synthetic_next_month(
+    dest,                 # folder to write into (not the first export's: the files have the same names)
+    n:int=60, seed:int=0, # the first export's, as given to `synthetic_export`
+    new:int=20,           # conversations started after the first export
+    grown:int=6,          # old conversations that went on: new turns at the end, a later update_time
+    changed:int=3,        # old conversations with a question edited: the current branch differs before its end
+    deleted:int=3,        # old conversations gone from the later export
+    days:int=30,          # how much later
+    fmt:str="zip",        # as `synthetic_export`'s
+)->tuple:
+    ("Write the export the person of `synthetic_export(dest, n, seed)` makes `days` later; returns its path "
+     "and `{'new'|'grown'|'changed'|'deleted'|'unchanged': [conversation ids]}`.")
+    _check_format(fmt)
+    if days <= 0 or new < 0: raise ValueError(f"days must be over 0 and new at least 0, not {days} and {new}")
+    convs, topics, asked, seen = _history(n, seed)
+    raws, feedback = _export_objects(convs, seed)
+    rng, span = random.Random(f"next month {seed}"), days * 86400
+    t0 = max([r['update_time'] for r in raws], default=_START)           # when the first export was made
+    fates = _fates(n, grown, changed, deleted, asked, rng)
+    for i in sorted(k for k, fate in fates.items() if fate != "deleted"):
+        when, topic = t0 + span * rng.uniform(0.05, 0.9), topics[i]
+        if fates[i] == "grown":
+            pairs = _followups(rng, topic, convs[i].messages[-1]['content'], rng.randint(1, 3), seen)
+            _go_on(raws[i], i, raws[i]['current_node'], pairs, when, rng, seen)
+        else:                                                    # changed: a question edited, a new answer
+            edited = raws[i]['mapping'][rng.choice(_questions(raws[i]))]['parent']
+            _go_on(raws[i], i, edited, [_fresh(lambda: _exchange(rng, topic), seen)], when, rng, seen)
+    gone = {raws[i]['id'] for i, fate in fates.items() if fate == "deleted"}
+    later = [_raw(c, i, rng) for i, c in _new_conversations(n, new, t0, span, rng, seen)]
+    ids = {f: [raws[i]['id'] for i in sorted(fates) if fates[i] == f] for f in ("grown", "changed", "deleted")}
+    ids |= dict(new=[r['id'] for r, _ in later],
+                unchanged=[r['id'] for i, r in enumerate(raws) if i not in fates])
+    kept = [r for r in raws if r['id'] not in gone] + [r for r, _ in later]
+    ratings = [f for f in feedback if f['conversation_id'] not in gone] + [f for _, fs in later for f in fs]
+    return _write(dest, kept, ratings, fmt), ids

@@ -1,4 +1,4 @@
-"Tests of chatft.synth that do not fit in its notebook: determinism, every export shape, shards, the large export."
+"Tests of chatft.synth beyond its notebook: determinism, every shape, shards, the large export, the next month."
 import zipfile, orjson, pytest
 from chatft.synth import synthetic_conversations, synthetic_export, large_export
 
@@ -155,3 +155,101 @@ def test_replies_keep_the_house_style():
     replies = " ".join(m['content'] for c in convs for m in c.messages if m['role'] == 'assistant')
     assert "°C" in replies and " km" in replies and " g of " in replies
     assert not any(unit in replies for unit in ["°F", " miles", " lb ", " ounces", " pints", "Fahrenheit"])
+
+# A month later: the same person's next export, read back with the real reader and compared with the first.
+from chatft.synth import synthetic_next_month
+
+def _both(tmp_path, n=60, seed=0, fmt="zip", **kw):
+    "The first export and the later one as read, by id, and what the later one says happened."
+    first = synthetic_export(tmp_path/"first", n=n, seed=seed, fmt=fmt)
+    later, what = synthetic_next_month(tmp_path/"later", n=n, seed=seed, fmt=fmt, **kw)
+    by_id = lambda p: {c.id: c for c in read_export(p, progress=False)[0]}
+    return by_id(first), by_id(later), what
+
+def _raws(p):
+    "The raw conversation objects of a ZIP export, by id."
+    return {r['id']: r for r in orjson.loads(zipfile.ZipFile(p).read("conversations.json"))}
+
+@pytest.mark.parametrize("n,seed", [(60, 0), (60, 1), (120, 2)])
+def test_next_month_reads_back_as_a_month_of_changes(tmp_path, n, seed):
+    before, after, what = _both(tmp_path, n, seed)
+    assert {k: len(v) for k, v in what.items()} == dict(grown=6, changed=3, deleted=3, new=20,
+                                                        unchanged=n - 12)
+    assert set(before) == {k for f in ("grown", "changed", "deleted", "unchanged") for k in what[f]}
+    assert set(after) == set(before) - set(what["deleted"]) | set(what["new"])
+    assert not set(what["new"]) & set(before) and not set(what["deleted"]) & set(after)
+    for k in what["unchanged"]: assert after[k] == before[k]
+    for k in what["grown"]:
+        old, new = before[k].messages, after[k].messages
+        assert new[:len(old)] == old and 1 <= (len(new) - len(old)) // 2 <= 3 and len(new) % 2 == 0
+        assert [m['role'] for m in new[len(old):]] == ["user", "assistant"] * ((len(new) - len(old)) // 2)
+        assert after[k].update_time > before[k].update_time and after[k].title == before[k].title
+    for k in what["changed"]:
+        old, new = before[k].messages, after[k].messages
+        assert new[:len(old)] != old and old[:len(new)] != new            # neither is a prefix of the other
+        assert after[k].update_time > before[k].update_time
+    last_old = max(c.update_time for c in before.values())
+    assert all(after[k].create_time > last_old for k in what["new"])
+    firsts = {after[k].messages[0]['content'].split()[0] for k in what["new"]}
+    assert len(firsts) > 5                                                    # all kinds of question, not one
+
+def test_next_month_keeps_unchanged_objects_and_stamps_new_messages_later(tmp_path):
+    first, (later, what) = synthetic_export(tmp_path/"a"), synthetic_next_month(tmp_path/"b")
+    old, new = _raws(first), _raws(later)
+    for k in what["unchanged"]: assert new[k] == old[k]                                  # object for object
+    times = lambda r: [n['message']['create_time'] for n in r['mapping'].values() if n['message']]
+    last_old = max(t for r in old.values() for t in times(r) + [r['update_time']] if t)
+    for k in what["grown"] + what["changed"]:
+        assert set(old[k]['mapping']) < set(new[k]['mapping'])                           # nothing taken out
+        added = [new[k]['mapping'][n]['message']['create_time']
+                 for n in set(new[k]['mapping']) - set(old[k]['mapping'])]
+        assert added and all(t > last_old for t in added) and new[k]['update_time'] > max(added)
+    assert all(min(t for t in times(new[k]) if t) > last_old for k in what["new"])
+    ratings = orjson.loads(zipfile.ZipFile(later).read("message_feedback.json"))
+    assert ratings and not {f['conversation_id'] for f in ratings} & set(what["deleted"])
+    assert sorted(zipfile.ZipFile(later).namelist()) == sorted(zipfile.ZipFile(first).namelist())
+
+def test_next_month_text_is_new(tmp_path):
+    "Nothing to leak: no stretch of a new reply is in the first export, nor one of an old reply in a new message."
+    before, after, what = _both(tmp_path, n=90, seed=4, new=30, grown=10, changed=5)
+    old_text = set().union(*(stretches(m['content']) for c in before.values() for m in c.messages))
+    old_replies = set().union(*(stretches(m['content']) for c in before.values() for m in c.messages
+                                if m['role'] == 'assistant'))
+    added = [m for k in what["new"] for m in after[k].messages]
+    added += [m for k in what["grown"] for m in after[k].messages[len(before[k].messages):]]
+    added += [m for k in what["changed"] for m in after[k].messages if m not in before[k].messages]
+    assert len(added) > 60
+    for m in added:
+        assert not stretches(m['content']) & old_replies, m
+        if m['role'] == 'assistant': assert not stretches(m['content']) & old_text, m
+    assert sharing_pairs(clean(list(after.values()))[0]) == set()
+
+def test_cleaning_keeps_the_new_conversations(tmp_path):
+    "New conversations are no near duplicates of old ones: `clean`'s defaults drop only those with no reply."
+    before, after, what = _both(tmp_path)
+    kept, report = clean(list(after.values()))
+    gone = {s['id']: s['reason'] for s in report.skipped}
+    lost = {k: gone[k] for k in what["new"] if k in gone}
+    assert set(lost.values()) <= {"no assistant reply"} and len(lost) <= 2
+    assert all(after[k].messages[-1]['role'] == 'user' for k in lost)
+    assert not [s for s in report.skipped if s.get('duplicate_of') in what["new"]]
+    assert report.reasons()["near duplicate"] == clean(list(before.values()))[1].reasons()["near duplicate"]
+
+@pytest.mark.parametrize("fmt", ["folder", "json", "shards"])
+def test_next_month_in_every_format_and_deterministic(tmp_path, fmt):
+    month = dict(n=40, seed=1, fmt=fmt, new=5, grown=2, changed=2, deleted=1, days=10)
+    before, after, what = _both(tmp_path, **month)
+    assert set(after) == set(before) - set(what["deleted"]) | set(what["new"]) and len(what["new"]) == 5
+    assert synthetic_next_month(tmp_path/"again", **month)[1] == what
+    files = lambda p: sorted(f.read_bytes() for f in p.rglob("*") if f.is_file())
+    assert files(tmp_path/"later") == files(tmp_path/"again")
+    assert synthetic_next_month(tmp_path/"other", **(month | dict(grown=3, changed=1)))[1] != what
+
+def test_next_month_asks_for_what_it_can_make(tmp_path):
+    with pytest.raises(ChatftError, match="Ask for fewer"): synthetic_next_month(tmp_path, n=10, grown=8)
+    with pytest.raises(ChatftError, match="Ask for fewer"):
+        synthetic_next_month(tmp_path, n=10, deleted=11, grown=0, changed=0)
+    with pytest.raises(ValueError, match="days"): synthetic_next_month(tmp_path, days=0)
+    with pytest.raises(ValueError, match="fmt"): synthetic_next_month(tmp_path, fmt="tar")
+    _, what = synthetic_next_month(tmp_path, n=10, new=0, grown=0, changed=0, deleted=0)
+    assert what["new"] == [] and len(what["unchanged"]) == 10
