@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 import orjson
-from .core import (ChatftError, Report, Conversation, read_jsonl, write_jsonl, iter_jsonl, jsonl_at,
+from .core import (ChatftError, Report, Conversation, read_jsonl, write_jsonl, write_with_report, iter_jsonl, jsonl_at,
                          command_parser, add_options, step_path, work_dir)
 from .models import load_tokenizer, DEMO_MODEL
 from .export import read_export
@@ -933,8 +933,16 @@ def clean(
     "`(cleaned conversations, CleanReport)`: repaired, filtered, de-duplicated and redacted."
     opts = {k: v for k, v in locals().items() if k not in ("convs", "dry_run")}
     chunks = lambda: _in_chunks(enumerate(convs), _CHUNK)
-    cleaned, report = _cleaning(chunks, lambda i: convs[i], CleanReport("clean", dry_run=dry_run), **opts)
+    cleaned, report = _cleaning(chunks, lambda i: convs[i], _with_settings(CleanReport("clean", dry_run=dry_run), opts),
+                                **opts)
     return list(cleaned), report
+
+def _with_settings(report:Report, opts:dict)->Report:
+    "`report` with the settings `clean` ran with in its notes (`settings`): `chatft update` cleans a later export alike."
+    tok = opts.get("tokenizer")
+    report.notes["settings"] = opts | dict(tokenizer=tok if tok is None or isinstance(tok, str) else
+                                           getattr(tok, "name_or_path", None))
+    return report
 
 _CHUNK = 2000    # conversations cleaned at a time: memory holds one chunk, and what de-duplication needs of the rest
 
@@ -1008,13 +1016,20 @@ def report_path(out)->Path:
     out = Path(out)
     return out.with_name(out.name.removesuffix(".jsonl") + ".report.json")
 
+def _clean_report(path:Path)->bool:
+    "Whether `path` holds a report `clean_file` wrote."
+    try: return orjson.loads(path.read_bytes()).get("step") == "clean"
+    except (OSError, ValueError, AttributeError): return False
+
 def _check_targets(inp, targets:list, overwrite:bool):
-    "Refuse to write over the input, into a folder, or over an existing file unless `overwrite`."
+    ("Refuse to write over the input, into a folder, or over an existing file unless `overwrite`; a clean report "
+     "at its default place beside an output that is not there is a killed run's and is replaced.")
+    orphan = lambda t: t == report_path(targets[0]) and not Path(targets[0]).exists() and _clean_report(t)
     for t in map(Path, targets):
         if t.exists() and t.resolve() == Path(inp).resolve():
             raise ChatftError(f"{t} is the input: write the cleaned conversations to another file.")
         if t.is_dir(): raise ChatftError(f"{t} is a folder: give a file name to write, e.g. {t/'clean.jsonl'}.")
-        if t.exists() and not overwrite:
+        if t.exists() and not overwrite and not orphan(t):
             raise ChatftError(f"{t} exists: pass --overwrite (overwrite=True) to replace it, or choose another name.")
 
 def clean_file(
@@ -1034,8 +1049,11 @@ def clean_file(
     params = {k: p.default for k, p in inspect.signature(clean).parameters.items() if k not in ("convs", "dry_run")}
     if bad := sorted(set(kwargs) - set(params)): raise TypeError(f"clean_file() got unexpected options: {bad}")
     chunks = lambda: _in_chunks(iter_jsonl(inp), _CHUNK)
-    cleaned, rep = _cleaning(chunks, lambda where: jsonl_at(inp, where), CleanReport("clean", dry_run=dry_run),
-                             **(params | kwargs))
+    rep = _with_settings(CleanReport("clean", dry_run=dry_run), params | kwargs)
+    try: read = orjson.loads(Path(inp).with_suffix(".report.json").read_bytes())      # `chatft export`'s, if there
+    except (OSError, ValueError): read = None
+    if isinstance(read, dict) and read.get("step") == "read": rep.notes["read settings"] = read.get("notes", {}).get("_settings")
+    cleaned, rep = _cleaning(chunks, lambda where: jsonl_at(inp, where), rep, **(params | kwargs))
     if dry_run:
         for _ in cleaned: pass                                  # the redactions, counted for the report
         return rep
@@ -1044,11 +1062,9 @@ def clean_file(
         why = ", ".join(f"{r}: {n}" for r, n in rep.reasons().most_common(3))
         raise ChatftError(f"{inp}: the filters removed all {rep.total} conversations ({why}). Loosen them; "
                           f"the report is in {rpath}.")
-    # the conversations first, then their report: a run killed between them leaves the whole file and no report
-    # (never a report of a file that is not there, which would stop the next run)
-    write_jsonl(cleaned, out)
-    try: rep.save(rpath)
-    except BaseException: out.unlink(missing_ok=True); raise        # a full disk: both files or neither
+    # the report is whole before the file is in place; a run killed before that leaves the report alone, which the
+    # next run replaces (`_check_targets`)
+    write_with_report(cleaned, out, rep, rpath)
     return rep
 
 # %% ../nbs/02_clean.ipynb #091bb248

@@ -19,9 +19,9 @@ from fastcore.docments import docments
 # %% auto #0
 __all__ = ['ROLES', 'STEP_FILES', 'DRIVE_WORK', 'ChatftError', 'one_line', 'error_line', 'free_bytes', 'need_space', 'disk_space',
            'write_atomic', 'writing_folder', 'Report', 'in_notebook', 'bars_off', 'quiet', 'Conversation',
-           'write_jsonl', 'iter_jsonl', 'jsonl_at', 'read_jsonl', 'to_dataset', 'work_dir', 'step_path',
-           'latest_conversations', 'on_colab', 'on_kaggle', 'mount_drive', 'work_on_drive', 'hub_token', 'Run',
-           'folder_facts', 'command_parser', 'add_options']
+           'write_jsonl', 'write_with_report', 'iter_jsonl', 'jsonl_at', 'read_jsonl', 'to_dataset', 'work_dir',
+           'step_path', 'latest_conversations', 'on_colab', 'on_kaggle', 'mount_drive', 'work_on_drive', 'hub_token',
+           'Run', 'folder_facts', 'command_parser', 'add_options']
 
 # %% ../nbs/core.ipynb #f76fa217
 class ChatftError(Exception):
@@ -145,10 +145,11 @@ class Report:
         return write_atomic(path, orjson.dumps(self.to_dict(), option=orjson.OPT_INDENT_2|orjson.OPT_NON_STR_KEYS))
 
     def rows(self)->list:
-        "(what, count) rows: total, kept, each skip reason, then the notes (a long note cut to one line; all is saved)."
+        ("(what, count) rows: total, kept, each skip reason, then the notes (a long note cut to one line; all is "
+         "saved; a note whose name starts with `_` is for later steps and only saved).")
         skips = [(f"skipped: {r}", n) for r,n in self.reasons().most_common()]
         return ([("total", self.total), ("kept", self.kept)] + skips
-                + [(k, one_line(v)) for k,v in self.notes.items()])
+                + [(k, one_line(v)) for k,v in self.notes.items() if not k.startswith("_")])
 
     def __str__(self):
         rows = self.rows(); w = max(len(k) for k,_ in rows)
@@ -228,16 +229,38 @@ def write_jsonl(
 )->Path:
     "Write one JSON object per line; returns the path. Written beside and renamed, so a reader never sees half a file."
     path = Path(path)
+    tmp = _write_rows(convs, path.with_name(f".{path.name}.partial"), path)
+    tmp.replace(path)
+    return path
+
+def _write_rows(convs, tmp:Path, path:Path)->Path:
+    "Write `convs` as JSONL to `tmp`, on its way to `path` (the name errors give); nothing is left at `tmp` if it fails."
     if path.is_dir(): raise ChatftError(f"{path} is a folder: give a file name to write, e.g. {path / 'convs.jsonl'}.")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp, row = path.with_name(f".{path.name}.partial"), lambda c: orjson.dumps(c.to_dict() if isinstance(c, Conversation) else c)
+    row = lambda c: orjson.dumps(c.to_dict() if isinstance(c, Conversation) else c)
     size = (lambda: sum(len(row(c)) + 1 for c in convs)) if isinstance(convs, (list, tuple)) else None
     with disk_space(path, size):
         try:
             with open(tmp, 'wb') as f:
                 for c in convs: f.write(row(c) + b"\n")
-            tmp.replace(path)
         except BaseException: tmp.unlink(missing_ok=True); raise
+    return tmp
+
+# %% ../nbs/core.ipynb #70859786
+def write_with_report(
+    convs,          # what `write_jsonl` takes; a generator may fill `report` as it is read
+    path,           # the JSONL file to write
+    report,         # a `Report` (or anything with `.save(path)`), saved after `convs` were read
+    report_path,    # where to save the report
+)->Path:
+    ("Write `convs` to `path` and their report to `report_path`, the file last: the conversations go to a hidden "
+     "`.NAME.whole` first, then the report is saved, then the file is renamed into place. So a run killed at any "
+     "moment never leaves `path` without its report (or a hidden leftover beside a whole `path`), and one that fails "
+     "(a full disk) leaves `path` as it was.")
+    path = Path(path)
+    whole = _write_rows(convs, path.with_name(f".{path.name}.whole"), path)
+    try: report.save(report_path); whole.replace(path)
+    except BaseException: whole.unlink(missing_ok=True); raise
     return path
 
 # %% ../nbs/core.ipynb #3e8381ea
@@ -393,6 +416,7 @@ class Run:
     BEST, MERGED = "checkpoints/best.safetensors", "merged"
     FACTS = "chatft.json"     # in a model folder `merge` writes: what the run trained with
     PROGRESS, STOP = "progress.json", "STOP"   # written as it trains; a file that asks training to stop
+    LINEAGE = "lineage.json"                   # `chatft update`'s: the run it came from, what was added
 
     def __init__(self, path): self.path = Path(path).expanduser()
     def __truediv__(self, name)->Path: return self.path/name

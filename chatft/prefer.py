@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 from .export import (Skip, chatgpt_turns, export_in, feedback_records, raw_records,
                            read_chatgpt_conversation, read_export, record_kind, thread_ids)
-from .core import (ChatftError, Conversation, Report, write_jsonl, Run, command_parser, add_options,
+from .core import (ChatftError, Conversation, Report, write_jsonl, write_with_report, Run, command_parser, add_options,
                          quiet, writing_folder)
 from .clean import is_error_reply, redact_conversations, _norm
 from .template import TEMPLATE_KWARGS, fit_template
@@ -581,8 +581,9 @@ def prefer_cli(argv:list|None=None)->int:
                                     "with a regenerated sibling, and A/B ratings (notebook 06, --ratings): give an "
                                     "export that has them, or pass --ratings.")
     if not a.run:
-        out = write_jsonl(pairs, a.output)
-        print(f"wrote {len(pairs)} pairs to {out} (report: {report.save(out.with_suffix('.report.json'))})")
+        out = Path(a.output)
+        write_with_report(pairs, out, report, out.with_suffix('.report.json'))
+        print(f"wrote {len(pairs)} pairs to {out} (report: {out.with_suffix('.report.json')})")
         return 0
     return _train_cli(a, pairs, report)
 

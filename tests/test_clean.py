@@ -224,6 +224,10 @@ def test_cli_refuses_to_replace_output_or_report(history, tmp_path):
     r = run("clean", history, "-o", out, "--overwrite")
     assert r.returncode == 0, r.stderr
     assert read_jsonl(out) and json.loads(report_path(out).read_text())["total"] == 60
+    out.unlink()                                  # a killed run's report, with no output beside it: replaced
+    report_path(out).write_text('{"step": "clean", "total": 3}')
+    r = run("clean", history, "-o", out)
+    assert r.returncode == 0 and json.loads(report_path(out).read_text())["total"] == 60, r.stderr
 
 def test_cli_never_writes_over_its_input(history, tmp_path):
     before = history.read_bytes()
