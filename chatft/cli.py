@@ -21,6 +21,7 @@ COMMANDS = {
     "prepare": ("chatft.dataset", "prepare_cli", "render with a model's chat template and tokenize with loss masks"),
     "train":   ("chatft.train",   "train_cli",   "fine-tune with LoRA/QLoRA and write a run folder"),
     "prefer":  ("chatft.prefer",  "prefer_cli",  "preference pairs from your regenerations, thumbs and A/B ratings; DPO on a run"),
+    "update":  ("chatft.update",  "update_cli",  "continue a run on what a later export adds (new and grown conversations, with replay)"),
     "eval":    ("chatft.evaluate", "eval_cli",   "compare a run's tuned model with its base model on held-out conversations"),
     "chat":    ("chatft.chat",    "chat_cli",    "talk to a run's model: streamed, in the terminal (-m for one message) or a web app (--ui)"),
     "merge":   ("chatft.deploy",  "merge_cli",   "merge a run's adapter into a standalone model folder"),

@@ -17,9 +17,9 @@ from .models import load_tokenizer
 
 # %% auto #0
 __all__ = ['MAX_LENGTH', 'STRETCH_CHARS', 'FORMATS', 'windows', 'SharedText', 'seen_in_training', 'split_conversations',
-           'served_system', 'tokenize_conversations', 'prepare', 'pack_lengths', 'pack', 'PackedCollator',
-           'PaddedCollator', 'useful_fraction', 'save_prepared', 'load_prepared', 'push_to_hub',
-           'split_conversations_of', 'format_row', 'write_formats', 'prepare_cli']
+           'served_system', 'messages_digest', 'conversation_list', 'tokenize_conversations', 'prepare', 'pack_lengths',
+           'pack', 'PackedCollator', 'PaddedCollator', 'useful_fraction', 'save_prepared', 'load_prepared',
+           'push_to_hub', 'split_conversations_of', 'format_row', 'write_formats', 'earlier_settings', 'prepare_cli']
 
 # %% ../nbs/04_dataset.ipynb #4c78f4b9
 MAX_LENGTH = 2048   # tokens in one example unless you choose: `prepare`, the plan and the command lines share it
@@ -305,6 +305,22 @@ def _moved_counts(moved:dict)->str:
     near = sum(w.startswith("near duplicate") for w in moved.values())
     return f"{near} near-duplicate conversation(s), {len(moved) - near} with a reply seen in training"
 
+# %% ../nbs/04_dataset.ipynb #f2df0310
+def messages_digest(messages:list)->str:
+    "A short digest of messages' roles and text: the same messages give the same digest."
+    import hashlib, orjson
+    return hashlib.sha256(orjson.dumps([[m['role'], m['content']] for m in messages])).hexdigest()[:20]
+
+def conversation_list(
+    convs:list,     # the conversations prepared
+    train:set,      # ids of those that train
+    test:set,       # ids of those held out
+)->dict:
+    ("`{id: [update time, message count, messages_digest, 'train'|'test'|'skipped']}`: what a run was made from, "
+     "kept in its prepare report (`_conversations`) so `chatft update` can tell what a later export adds.")
+    return {c.id: [_conv_time(c), len(c.messages), messages_digest(c.messages),
+                   "test" if c.id in test else "train" if c.id in train else "skipped"] for c in convs}
+
 # %% ../nbs/04_dataset.ipynb #c90fc7df
 from contextlib import contextmanager
 
@@ -408,6 +424,8 @@ def prepare(
     done = set(dsd['train']['id']) | set(dsd['test']['id'])
     rep.keep(len(done))
     rep.notes.update(_prepare_notes(dsd, convs, moved, split, system, train_on, tokenizer, chat_template))
+    rep.notes["test_size"] = test_size
+    rep.notes["_conversations"] = conversation_list(convs, set(dsd['train']['id']), set(dsd['test']['id']))
     if moved: rep.notes["moved"] = moved
     if new := getattr(tokenizer, "new_tokens", None):          # added for a template file: training trains their rows
         rep.notes["new tokens"] = dict(zip(new, tokenizer.convert_tokens_to_ids(new)))
@@ -676,6 +694,19 @@ def write_formats(
                 written.append((Path(path)/f/f"{name}.csv", what))
     return written
 
+# %% ../nbs/04_dataset.ipynb #9c8111c6
+def earlier_settings(
+    path,   # a chatft JSONL file, with the report `chatft export` or `chatft clean` saved beside it
+)->dict:
+    ("The settings the steps before `prepare` ran with, from the report beside `path`: `_read settings` and "
+     "`_clean settings` (none when there is no report), kept with the run for `chatft update`.")
+    import json
+    try: rep = json.loads(Path(path).with_suffix(".report.json").read_text())
+    except (OSError, ValueError): return {}
+    notes = rep.get("notes", {}) if isinstance(rep, dict) else {}
+    if rep.get("step") == "clean": return {"_clean settings": notes.get("settings"), "_read settings": notes.get("read settings")}
+    return {"_read settings": notes.get("_settings")} if rep.get("step") == "read" else {}
+
 # %% ../nbs/04_dataset.ipynb #83e280d6
 def prepare_cli(argv:list|None=None)->int:
     ("`chatft prepare IN.jsonl --model NAME -o DIR`: render, mask, split and save, printing a mask preview and "
@@ -698,6 +729,7 @@ def prepare_cli(argv:list|None=None)->int:
     if tok.template_note: print(tok.template_note)
     dsd, rep = prepare(convs, tok, max_length=a.max_length, test_size=a.test_size, split=a.split, system=a.system,
                        train_on=a.train_on, seed=a.seed, num_proc=a.num_proc, chat_template=a.chat_template)
+    rep.notes.update(earlier_settings(a.input))
     ex = dsd['train'][0]
     print(show_mask(ex, tok, f"mask preview ({ex['id']}); trained text is between [[ and ]]"))
     print()

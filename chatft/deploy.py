@@ -784,7 +784,7 @@ Counts only; the conversations themselves are not included.
 ## Evaluation
 
 {evaluation}
-"""   # the model card, filled in by `hub_card`
+{lineage}"""   # the model card, filled in by `hub_card`
 
 def hub_card(
     run,                      # a run folder
@@ -803,7 +803,17 @@ def hub_card(
         yaml=data.to_yaml(), name=repo_id.split('/')[-1], model=plan.model, method=plan.method.upper(),
         holds=_HOLDS[what], side=side, how=how, license=data.license,
         counts=_table(data_counts(run), ("count", "value")),
-        plan=_table({k: v for k,v,_ in plan.rows()}, ("setting", "value")), evaluation=_eval_table(eval_summary(run))))
+        plan=_table({k: v for k,v,_ in plan.rows()}, ("setting", "value")), evaluation=_eval_table(eval_summary(run)),
+        lineage=_lineage_section(run)))
+
+def _lineage_section(run)->str:
+    "The card's lineage: each `chatft update` the run came from, with its date and counts (no paths, no ids)."
+    steps = Run(run).read_json(Run.LINEAGE, {}).get("lineage", [])
+    if not steps: return ""
+    rows = [(e.get("when", "")[:10], ", ".join(f"{k} {n}" for k, n in e.get("counts", {}).items())) for e in steps]
+    return ("\n## Lineage\n\nThe first run was updated with later exports of the same history (`chatft update`), "
+            "oldest first:\n\n" + "\n".join(["| update | date | conversations |", "|---|---|---|"]
+                                              + [f"| {k+1} | {d} | {c} |" for k, (d, c) in enumerate(rows)]) + "\n")
 
 # %% ../nbs/08_deploy.ipynb #0cb211d1
 def leaks(text:str, run)->list:

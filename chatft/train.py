@@ -770,6 +770,17 @@ class _ProgressFile(TrainerCallback):
     def on_train_end(self, args, state, control, **kw): self._write(state, done=True)
 
 # %% ../nbs/05_train.ipynb #776a516e
+def _start_from(model, run):
+    "Load `run`'s saved adapter into `model`'s new one (the same LoRA shape), checking every weight found a place."
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+    path = Path(run)/Run.WEIGHTS
+    if not path.is_file(): raise ChatftError(f"{path}: missing: the run to start from has no saved adapter.")
+    res = set_peft_model_state_dict(model, load_file(path))
+    if bad := getattr(res, "unexpected_keys", None):
+        raise ChatftError(f"{path}: {len(bad)} weights do not fit this model's adapter (e.g. {bad[0]}): "
+                          "the run was trained with another model or LoRA shape.")
+
 def _adapter_weights(model)->dict:
     "A copy of the trainable (adapter) weights."
     return {k: p.detach().clone() for k, p in model.named_parameters() if p.requires_grad}
@@ -1040,6 +1051,7 @@ def train(
     callbacks:list=(),          # more TrainerCallbacks
     progress_bar:bool=True,     # in a terminal, one compact progress bar (with the loss) instead of the Trainer's lines
     final_eval:bool=True,       # evaluate on the held-out rows where training ends (else only every `plan.eval_steps`)
+    init_adapter=None,          # start from this run's adapter (`chatft update`) instead of a new one; same LoRA shape
     **args,                     # more TrainingArguments
 ):
     """Train the plan's LoRA adapter on `dsd` with transformers' Trainer, stopping early and keeping the best
@@ -1055,6 +1067,7 @@ def train(
     tokenizer = with_data_template(tokenizer or load_tokenizer(plan.model), report)
     if tokenizer.pad_token_id is None: tokenizer.pad_token = tokenizer.eos_token
     model = load_for_training(plan, verbose=not resume, tokenizer=tokenizer)
+    if init_adapter is not None and ck is None: _start_from(model, init_adapter)
     pack_report = Report("pack")
     train_rows, held = _packed(dsd, plan, pack_report)
     callbacks = [_LossPlot(out, live), _TimeBudget(plan.minutes), _StopFile(out), _EndEval(final_eval),

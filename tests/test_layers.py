@@ -1,6 +1,6 @@
 """No module of chatft reaches a later step of the course, not even inside a function.
 
-The course runs export -> explore -> clean -> template -> dataset -> train -> prefer -> evaluate -> chat -> deploy
+The course runs export -> explore -> clean -> template -> dataset -> train -> prefer -> update -> evaluate -> chat -> deploy
 -> serve -> studio. A step may use
 any earlier one; `core` is the ground floor under all of them and imports no other chatft module; `models` and
 `synth` sit beside the course right after `export` (they may use `export`, every later step may use them); `demo`
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "chatft"
-COURSE = ["export", "explore", "clean", "template", "dataset", "train", "prefer", "evaluate", "chat", "deploy", "serve", "studio"]
+COURSE = ["export", "explore", "clean", "template", "dataset", "train", "prefer", "update", "evaluate", "chat", "deploy", "serve", "studio"]
 BESIDE = {"models": 1, "synth": 1}          # between export (0) and explore (1)
 GROUND = {"core": -1}                       # under everything
 ON_TOP = {"cli", "demo", "_modidx", "__init__"}

@@ -14,8 +14,8 @@ VERSION = re.search(r'__version__ = "(.+)"', (ROOT / "chatft" / "__init__.py").r
 def setup_cell(path:Path)->str:
     return next(c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code").source
 
-def test_twelve_course_notebooks():
-    assert len(COURSE) == 12, [p.name for p in COURSE]
+def test_thirteen_course_notebooks():
+    assert len(COURSE) == 13, [p.name for p in COURSE]
 
 def test_setup_cells_are_one_template():
     "Every course notebook installs chatft the same way; only the extras it needs differ."

@@ -1,0 +1,123 @@
+"""`chatft update`: a run continued on what a later export adds (issue 25). A real run of the tiny model on the synthetic
+export, and the synthetic "next month" of it (`chatft.synth.synthetic_next_month`), through the console script."""
+import os, sys, json, hashlib, subprocess
+from pathlib import Path
+import pytest
+
+CHATFT = str(Path(sys.executable).parent/"chatft")
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+TINY = "chatft/tiny-random-smollm2"
+
+def run(*args, ok=True):
+    res = subprocess.run([CHATFT, *map(str, args)], env=ENV, capture_output=True, text=True)
+    if ok: assert res.returncode == 0, res.stderr[-3000:]
+    return res
+
+@pytest.fixture(scope="module")
+def first(tmp_path_factory)->dict:
+    "A run trained on the synthetic export (exported, cleaned, prepared, trained as a person does), and its later export."
+    from chatft.synth import synthetic_export, synthetic_next_month
+    d = tmp_path_factory.mktemp("update")
+    export = synthetic_export(d/"e", n=60, seed=0)
+    later, truth = synthetic_next_month(d/"l", n=60, seed=0)
+    run("export", export, "-o", d/"convs.jsonl", "-q")
+    run("clean", d/"convs.jsonl", "-o", d/"clean.jsonl")
+    run("prepare", d/"clean.jsonl", "--model", TINY, "--max-length", "256", "-o", d/"prep")
+    run("train", d/"prep", "--model", TINY, "-o", d/"run", "--max-steps", "4", "--lr", "5e-3")
+    return dict(dir=d, export=export, later=later, truth=truth, run=d/"run")
+
+def digest(folder:Path)->str:
+    h = hashlib.sha256()
+    for p in sorted(folder.rglob("*")):
+        if p.is_file(): h.update(str(p.relative_to(folder)).encode()); h.update(p.read_bytes())
+    return h.hexdigest()
+
+def test_matching_finds_what_the_later_export_changed(first):
+    from chatft.update import plan_update
+    up = plan_update(first["run"], first["later"], progress=False)
+    truth, kept = first["truth"], {c.id for c in up.convs}
+    for k in ("new", "grown", "changed", "unchanged"):        # what cleaning kept of each, found as that kind
+        assert set(up.kinds[k]) == set(truth[k]) & kept, k
+    old = json.loads((first["run"]/"data_report.json").read_text())[0]["notes"]["_conversations"]
+    assert set(up.kinds["deleted"]) == set(old) - kept and set(up.kinds["deleted"]) <= set(truth["deleted"]) | (set(old) - kept)
+    assert up.kinds["new"] and up.kinds["grown"] and up.kinds["changed"] and up.kinds["deleted"]
+    assert "read with the defaults" not in str(up)            # chatft export kept how it read
+
+def test_update_trains_a_run_that_never_sees_the_old_heldout(first):
+    d, parent = first["dir"], first["run"]
+    before = digest(parent)
+    res = run("update", parent, first["later"], "-o", d/"run2", "--max-steps", "4", "--lr", "5e-3")
+    assert "the run's held-out loss:" in res.stdout and "new held-out loss:" in res.stdout
+    assert digest(parent) == before                                     # the run itself is not changed
+    from chatft.dataset import load_prepared
+    from chatft.core import Run
+    old, new = load_prepared(parent/"data"), load_prepared(d/"run2"/"data")
+    old_test = set(old["test"]["id"])
+    assert old_test and not old_test & set(new["train"]["id"])          # the run's held-out never trains
+    assert old_test <= set(new["test"]["id"])                           # ... and is still held out
+    lineage = json.loads((d/"run2"/"lineage.json").read_text())
+    e = lineage["lineage"][-1]
+    assert lineage["parent"] == str(parent.resolve()) and e["counts"]["new"] > 0
+    assert not set(e["counts"]) ^ {"new", "grown", "changed", "unchanged", "deleted"}
+    assert not set(new["train"]["id"]) & set(first["truth"]["deleted"])   # deleted conversations are not replayed
+    assert "## Lineage" in (d/"run2"/"README.md").read_text() and Run(d/"run2").state == "finished"
+    # the loss before the update is the parent's own loss on its held-out rows: the update starts from its adapter
+    from chatft.train import load_run, split_loss
+    model, tok, plan = load_run(parent)
+    assert e["loss_before"]["old"] == pytest.approx(split_loss(model, {"old": old["test"]}, plan, tok, "old"), rel=1e-4)
+
+def test_the_updated_run_loads_everywhere_a_run_loads(first):
+    d = first["dir"]; run2 = d/"run2"
+    if not (run2/"lineage.json").exists(): pytest.skip("needs test_update_trains_a_run_that_never_sees_the_old_heldout")
+    run("chat", run2, "-m", "hello", "--max-new-tokens", "4")
+    run("merge", run2, "-o", d/"merged")
+    from transformers import AutoModelForCausalLM
+    assert AutoModelForCausalLM.from_pretrained(d/"merged") is not None
+    from chatft.deploy import hub_card
+    card = str(hub_card(run2))
+    assert "## Lineage" in card and str(d) not in card                  # the Hub's card: dates and counts, no paths
+    run("eval", run2, "--n", "2", "--max-new-tokens", "4", "--probe", "2", "-o", d/"eval")
+    ev = json.loads((d/"eval"/"eval.json").read_text())
+    assert ev                                              # scored on the updated run's held-out split
+
+def test_nothing_new_says_so_and_writes_nothing(first):
+    d = first["dir"]
+    res = run("update", first["run"], first["export"], "-o", d/"same")
+    assert "nothing new" in res.stdout and not (d/"same").exists()
+    if (d/"run2"/"lineage.json").exists():               # the updated run lists what it took: the same export again is nothing new
+        res = run("update", d/"run2", first["later"], "-o", d/"again")
+        assert "nothing new" in res.stdout and not (d/"again").exists()
+
+def test_a_copy_of_an_old_heldout_conversation_never_trains(first, tmp_path):
+    from chatft.core import read_jsonl, write_jsonl, Conversation
+    from chatft.dataset import load_prepared
+    from chatft.update import plan_update
+    convs = read_jsonl(first["dir"]/"clean.jsonl")
+    held = set(load_prepared(first["run"]/"data")["test"]["id"])
+    h = next(c for c in convs if c.id in held)
+    reply = next(m["content"] for m in h.messages if m["role"] == "assistant")
+    more = ("Thanks. Now something else entirely: how do I keep basil alive on a windowsill through the winter, "
+            "given the radiator underneath and the draught from the old sash window?")
+    tip = ("Move it off the radiator, water only when the top of the soil is dry, pinch out the flower buds, and "
+           "turn the pot every few days so it grows evenly towards the light; a cheap grow light helps in December.")
+    copy = Conversation("copy-of-held-out", [dict(role="user", content="again, please"),           # one of its replies,
+                                              dict(role="assistant", content=reply),               # word for word, in a
+                                              dict(role="user", content=more),                     # conversation that is no
+                                              dict(role="assistant", content=tip)],                # near duplicate of it
+                        create_time=2e9-10, update_time=2e9-10)     # not the newest: it would train
+    other = Conversation("fresh", [dict(role="user", content="what is a good name for a cat?"),
+                                   dict(role="assistant", content="Try Miso, Pixel or Juniper: short names with a "
+                                        "clear vowel are easy for a cat to learn.")], create_time=2e9, update_time=2e9)
+    write_jsonl([*convs, copy, other], tmp_path/"later.jsonl")
+    up = plan_update(first["run"], tmp_path/"later.jsonl", progress=False)
+    assert set(up.kinds["new"]) == {"copy-of-held-out", "fresh"}
+    assert [c.id for c in up.test] == ["fresh"] and "copy-of-held-out" not in {c.id for c in up.train}
+    assert up.left_out == {"copy-of-held-out": "repeats a conversation the run held out"}
+
+def test_bad_input_is_one_line(first, tmp_path):
+    res = run("update", tmp_path, first["later"], "-o", tmp_path/"x", ok=False)
+    assert res.returncode == 1 and len(res.stderr.strip().splitlines()) == 1 and "not a chatft run" in res.stderr
+    res = run("update", first["run"], first["later"], "-o", first["run"], ok=False)
+    assert res.returncode == 1 and "that is the run being updated" in res.stderr
+    res = run("update", first["run"], tmp_path/"missing.zip", "-o", tmp_path/"y", ok=False)
+    assert res.returncode == 1 and "missing.zip" in res.stderr and not (tmp_path/"y").exists()
