@@ -101,7 +101,8 @@ def read_later(
     return kept, reports + [r2]
 
 # %% ../nbs/05c_update.ipynb #8f70ca3b
-REPLAY = 0.5         # old training rows replayed per new one (measured: benchmarks/bench_update.py)
+REPLAY = 0.5         # old training rows replayed per new one: the least of 0, 0.25, 0.5, 1 that matched retraining
+                     # from scratch on the new held-out (benchmarks/bench_update.py; below)
 FORGETTING = 0.02    # a rise of the old held-out loss beyond this fraction is reported as forgetting
 
 @dataclass
@@ -177,6 +178,8 @@ def plan_update(
         left_out |= {i: "repeats a conversation the run held out" for i in bad}
         train = [c for c in train if c.id not in bad]
     if note: notes = [note, *notes]
+    if old and not (set(old) & set(by_id)):
+        notes.append("the later export shares no conversation with the run: is it an export of the same history?")
     if any(i not in by_id for i in old_test):
         notes.append(f"{sum(i not in by_id for i in old_test)} of the run's held-out conversations are gone from the "
                      "later export: they stay held out as the run kept them")

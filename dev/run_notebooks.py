@@ -46,7 +46,7 @@ from traitlets.config import Config
 MAX_OUTPUT_BYTES = 1_000_000
 LOCAL_PATH = re.compile(r"(?:/tmp/|/root/|/home/|/Users/|/work/|/private/var/|/content/)[^\s\"'\\]*")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")   # the colours of IPython's tracebacks
-TRAINING_CALLS = {"train", "train_dpo", "course_run", "demo_cli", "practice_run", "demo_run"}
+TRAINING_CALLS = {"train", "train_dpo", "course_run", "demo_cli", "practice_run", "demo_run", "update"}
 RUNTIMES = {"colab": {"COLAB_RELEASE_TAG": "ci"}, "kaggle": {"KAGGLE_KERNEL_RUN_TYPE": "Interactive"}}
 INJECTED = "dev/run_notebooks.py"   # the first line of every cell the runner adds names it
 
