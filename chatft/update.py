@@ -89,16 +89,14 @@ def read_later(
     progress:bool=True,
 )->tuple[list, list]:
     "`(conversations, [reports])`: the later export read and cleaned with the run's settings."
-    path = Path(path).expanduser()
+    path, convs = Path(path).expanduser(), None
     if path.suffix == ".jsonl" and path.is_file():
-        try: convs, reports = read_jsonl(path), [Report("read", kept=0, notes={"from": f"{path} (chatft JSONL)"})]
-        except ChatftError: convs = None                 # not chatft's JSONL: an export format that is JSONL
-        if convs is not None: reports[0].keep(len(convs))
-    else: convs = None
-    if convs is None:
-        convs, r = read_export(path, progress=progress, **(read or {})); reports = [r]
+        try: convs = read_jsonl(path)
+        except ChatftError: pass                         # not chatft's JSONL: an export format that is JSONL
+    if convs is None: convs, r = read_export(path, progress=progress, **(read or {}))
+    else: r = Report("read", kept=len(convs), notes={"from": f"{path} (chatft JSONL)"})
     kept, r2 = clean(convs, **(cleaned or {}))
-    return kept, reports + [r2]
+    return kept, [r, r2]
 
 # %% ../nbs/05c_update.ipynb #8f70ca3b
 REPLAY = 0.5         # old training rows replayed per new one: the least of 0, 0.25, 0.5, 1 that matched retraining
