@@ -1,6 +1,6 @@
 """`chatft update` against retraining from scratch on old + new (issue 25), and the replay share that sets its default.
 
-    python benchmarks/bench_update.py [--n 120] [--new 40] [--epochs 2] [--replays 0 0.25 0.5 1] [--model MODEL]
+    python benchmarks/bench_update.py [--n 120] [--new 40] [--epochs 2] [--replays 0 0.25 0.5 1] [--model MODEL] [--out JSON]
 
 The synthetic export of `--n` conversations and its synthetic next month (`chatft.synth.synthetic_next_month`: `--new`
 new conversations, some grown, changed and deleted). A parent run is trained on the first (read, cleaned, prepared
@@ -37,6 +37,7 @@ def main():
     p.add_argument("--max-length", type=int, default=256)
     p.add_argument("--replays", type=float, nargs="+", default=[0, 0.25, 0.5, 1.0])
     p.add_argument("--model", default=DEMO_MODEL)
+    p.add_argument("--out", default=str(RESULTS/"bench_update.json"), help="where the results go (JSON)")
     a = p.parse_args()
     quiet()
     d = Path(tempfile.mkdtemp(prefix="bench-update-"))
@@ -93,7 +94,7 @@ def main():
         vs_p = (row["old"] - parent["old"]) / parent["old"]
         print(f"| {row['method']} | {row.get('replay', '')} | {row['seconds']} | {row['train_seconds']} | {row['steps']} | "
               f"{row['new']:.4f} | {vs_r:+.1%} | {row['old']:.4f} | {vs_p:+.1%} |")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS/"bench_update.json").write_text(json.dumps(dict(args=vars(a), counts=up.counts(), rows=rows), indent=2))
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps(dict(args=vars(a), counts=up.counts(), rows=rows), indent=2))
 
 if __name__ == "__main__": main()
