@@ -7,7 +7,7 @@ Docs: https://chatft.github.io/chatft/train.html.md"""
 # %% ../nbs/05_train.ipynb #f4e500e8
 from __future__ import annotations
 import os, sys, json, math, time, shutil, platform, argparse, html as _html
-from dataclasses import dataclass, field, asdict, fields
+from dataclasses import dataclass, field, asdict, fields, replace
 from pathlib import Path
 import numpy as np
 from .core import (ChatftError, Report, Run, in_notebook, bars_off, quiet, work_dir, command_parser,
@@ -21,8 +21,8 @@ __all__ = ['HARDWARE', 'EVAL_SHARE', 'Hardware', 'detect_hardware', 'bf16_speedu
            'lora_params', 'estimate_memory_gb', 'TrainPlan', 'plan_training', 'measure_speed', 'measure_eval_speed',
            'fit_vocab', 'load_for_training', 'trainable_summary', 'plot_losses', 'KeepBest', 'why_stopped',
            'heldout_loss', 'answer', 'pack_splits', 'collator_for', 'split_loss', 'last_checkpoint', 'remove_folder',
-           'check_output', 'training_args', 'train', 'train_bytes', 'model_card', 'save_data', 'with_data_template',
-           'save_run', 'check_base', 'load_run', 'load_data', 'course_run', 'train_cli']
+           'check_output', 'training_args', 'train', 'train_bytes', 'Launched', 'model_card', 'save_data',
+           'with_data_template', 'save_run', 'check_base', 'load_run', 'load_data', 'course_run', 'train_cli']
 
 # %% ../nbs/05_train.ipynb #86fde2cc
 @dataclass
@@ -45,6 +45,7 @@ class Hardware:
         cap = f", capability {self.capability[0]}.{self.capability[1]}" if self.capability else ""
         cap += ", fast bfloat16" if self.kind == "cpu" and self.cpu_bf16 else ""
         mem = f"({self.memory_gb:.0f} GB{cap})"
+        if self.devices > 1 and self.kind != "cuda": return f"{self.name} {mem}, {self.devices} processes"
         return f"{self.devices}x {self.name} {mem}" if self.devices>1 else f"{self.name} {mem}"
 
 # %% ../nbs/05_train.ipynb #5705fbb7
@@ -168,10 +169,10 @@ def lora_params(shape:ModelShape, r:int=16)->float:
     return per_layer*shape.layers
 
 def estimate_memory_gb(shape:ModelShape, method:str="lora", precision:str="fp16", micro_batch:int=1,
-                       max_length:int=MAX_LENGTH, checkpointing:bool=True, r:int=16)->float:
-    "Rough peak memory of a LoRA/QLoRA training step, in GB."
-    weights = shape.params_b*1e9*(0.55 if method=="qlora" else _BYTES[precision])
-    adapter = lora_params(shape, r)*16
+                       max_length:int=MAX_LENGTH, checkpointing:bool=True, r:int=16, shards:int=1)->float:
+    "Rough peak memory of a LoRA/QLoRA training step on one device, in GB (`shards`: FSDP splits weights and adapter)."
+    weights = shape.params_b*1e9*(0.55 if method=="qlora" else _BYTES[precision])/shards
+    adapter = lora_params(shape, r)*16/shards
     tokens = micro_batch*max_length
     per_layer = 34*shape.hidden*_BYTES[precision]/2
     kept = shape.layers*2*shape.hidden*_BYTES[precision] + per_layer if checkpointing else shape.layers*per_layer
@@ -187,7 +188,8 @@ class TrainPlan:
     model:str                      # Hub id, `TINY_MODEL` or a folder
     hardware:str                   # description of the machine planned for
     device:str="cpu"               # "cuda" or "cpu"
-    devices:int=1                  # data-parallel processes
+    devices:int=1                  # worker processes, one per GPU (`gpus`)
+    parallel:str=""                # with several: "ddp" (a copy on each) or "fsdp" (the weights split across them)
     method:str="lora"              # "lora" (16/32-bit base) or "qlora" (4-bit NF4 base)
     precision:str="fp32"           # "fp16", "bf16" or "fp32"
     lora_r:int=16                  # LoRA rank
@@ -254,6 +256,7 @@ class TrainPlan:
                 ("max_length", self.max_length, r.get("max_length","")),
                 ("batch", f"{self.micro_batch} x {self.grad_accum} accumulation x {self.devices} device(s) = "
                           f"{self.tokens_per_step:,} tokens/step", r.get("batch","")),
+                *self._parallel_rows(),
                 ("gradient checkpointing", self.gradient_checkpointing, r.get("checkpointing","")),
                 ("epochs", f"{self.epochs:g}" + (f", cut to max_steps={self.max_steps}" if self.max_steps > 0 else ""),
                  "; ".join(r[k] for k in ("epochs", "steps") if k in r)),
@@ -263,6 +266,11 @@ class TrainPlan:
                  "rough estimate"),
                 ("time", f"~{est} at ~{self.tokens_per_second:,.0f} tokens/s", r.get("time", "rough estimate"))]
 
+    def _parallel_rows(self)->list:
+        "The row that says how several devices share the work (none for one)."
+        if self.devices < 2: return []
+        where = f"{self.devices} GPUs" if self.device == "cuda" else f"{self.devices} CPU processes (gloo)"
+        return [("parallel", f"{self.parallel.upper() or 'DDP'} on {where}", self.reasons.get("parallel", ""))]
     def __str__(self):
         rows = self.rows(); w = max(len(k) for k,_,_ in rows)
         return "Training plan\n" + "\n".join(f"  {k:<{w}}  {v}" + (f"   ({why})" if why else "") for k,v,why in rows)
@@ -348,12 +356,12 @@ def _usable_gb(hw:Hardware)->float:
     "The memory a plan may fill: 80% of a GPU's, 60% of a CPU's RAM."
     return hw.memory_gb*(0.8 if hw.kind=="cuda" else 0.6)
 
-def _choose_batch(shape, method, precision, max_length, hw, ckpt, r, budget)->tuple:
+def _choose_batch(shape, method, precision, max_length, hw, ckpt, r, budget, shards:int=1)->tuple:
     "The largest micro-batch (and checkpointing setting) that fits `budget` GB; checkpointing off when it fits in half."
     sizes, ckpts = [4, 2, 1] if hw.kind=="cuda" else [1], [False, True] if ckpt is None else [ckpt]
     options = [(b, c) for c in ckpts for b in sizes]
     for b, c in sorted(options, key=lambda o: (-o[0]*(2 if not o[1] else 1), o[1])):
-        m = estimate_memory_gb(shape, method, precision, b, max_length, c, r)
+        m = estimate_memory_gb(shape, method, precision, b, max_length, c, r, shards)
         # on a GPU, no checkpointing only with room
         if m <= budget*(0.5 if hw.kind=="cuda" and not c else 1): return b, c, m
     return None
@@ -361,14 +369,30 @@ def _choose_batch(shape, method, precision, max_length, hw, ckpt, r, budget)->tu
 # %% ../nbs/05_train.ipynb #r5fite
 def _fit_batch(shape, method, precision, max_length, hw, r,
                asked:dict,   # `micro_batch` and `gradient_checkpointing`, when given by name
+               shards:int=1, # devices the weights are split across (FSDP)
 )->tuple|None:
     "(micro-batch, checkpointing, GB): the asked micro-batch if it fits, else `_choose_batch`'s; None when none fits."
     ckpt = asked.get("gradient_checkpointing")
     if "micro_batch" not in asked: return _choose_batch(shape, method, precision, max_length, hw, ckpt, r,
-                                                        _usable_gb(hw))
+                                                        _usable_gb(hw), shards)
     mb, ckpt = asked["micro_batch"], True if ckpt is None else ckpt
-    mem = estimate_memory_gb(shape, method, precision, mb, max_length, ckpt, r)
+    mem = estimate_memory_gb(shape, method, precision, mb, max_length, ckpt, r, shards)
     return (mb, ckpt, mem) if mem <= _usable_gb(hw) else None
+
+def _fit_devices(shape, method, precision, max_length, hw, r, asked:dict)->tuple:
+    """(fit, parallel, why): `_fit_batch`'s fit, and how several devices share the work: DDP (a copy of the model on
+    each, every worker loading it onto its own device) when it fits one, else FSDP (the weights split across them)."""
+    fit = _fit_batch(shape, method, precision, max_length, hw, r, asked)
+    if hw.devices < 2: return fit, "", ""
+    where = f"{hw.devices} GPUs" if hw.kind == "cuda" else f"{hw.devices} CPU processes (gloo)"
+    if fit is not None:
+        return fit, "ddp", (f"fits one device (~{fit[2]:.1f} GB): a copy on each of the {where}, each worker loading "
+                            f"it onto its own device and computing 1/{hw.devices} of every step's rows")
+    fit = _fit_batch(shape, method, precision, max_length, hw, r, asked, shards=hw.devices)
+    if fit is None: return None, "", ""
+    return fit, "fsdp", (f"does not fit one device: FSDP splits the weights across the {where} (~{fit[2]:.1f} GB "
+                         "each)" + ("; the 4-bit weights are stored in the compute type, as FSDP needs"
+                                    if method == "qlora" else ""))
 
 def _no_fit(model_name, shape, method, precision, max_length, hw, r)->ChatftError:
     "The error for a plan that does not fit: how much it needs, how much there is, what to try."
@@ -455,12 +479,14 @@ def _plan_sizes(model_name:str, hw:Hardware, shape:ModelShape, data, asked:dict)
     r = asked.get("lora_r", 16)
     alpha, why["lora"] = _asked_or(asked, "lora_alpha", _lora_alpha, r)
     if "lora_dropout" not in asked: why["lora"] += _NO_DROPOUT
-    fit = _fit_batch(shape, method, precision, max_length, hw, r, asked)
+    fit, parallel, why_parallel = _fit_devices(shape, method, precision, max_length, hw, r, asked)
     if fit is None: raise _no_fit(model_name, shape, method, precision, max_length, hw, r)
+    if parallel: why["parallel"] = why_parallel
     mb, ckpt, mem = fit
     why["checkpointing"] = _checkpointing(ckpt, hw)
     ga, why["batch"] = _grad_accum(hw, mb, max_length)
-    return TrainPlan(model=model_name, hardware=str(hw), device=hw.kind, devices=hw.devices, method=method,
+    return TrainPlan(model=model_name, hardware=str(hw), device=hw.kind, devices=hw.devices, parallel=parallel,
+                     method=method,
                      precision=precision, lora_alpha=alpha, epochs=epochs, max_length=max_length, micro_batch=mb,
                      grad_accum=ga, gradient_checkpointing=ckpt, params_b=shape.params_b, train_tokens=trained,
                      total_tokens=sum(lengths), memory_gb=mem, memory_available_gb=hw.memory_gb,
@@ -475,22 +501,40 @@ def _plan_schedule(plan:TrainPlan, data, asked:dict):
     if "warmup_ratio" not in asked and (w := _warmup(steps)): plan.warmup_ratio, plan.reasons["warmup"] = w
     plan.lr, plan.reasons["lr"] = _asked_or(asked, "lr", _lr, steps)
 
+def _with_gpus(
+    hw:Hardware,        # the machine planned for
+    gpus:int|None,      # workers asked for
+    detected:bool,      # `hw` is this machine (not a named or given one)
+)->tuple[Hardware, str]:
+    """(hardware with `gpus` devices, a note). This machine trains on one device unless asked: one process cannot use
+    two GPUs well (the Trainer would wrap the model in `DataParallel`); a named machine (`"2xt4"`) keeps its count."""
+    more = f"1 of this machine's {hw.devices} GPUs: gpus={hw.devices} trains on all" if detected and hw.devices > 1 else ""
+    if gpus is None: return (replace(hw, devices=1) if detected else hw), more
+    if not isinstance(gpus, int) or gpus < 1: raise ChatftError(f"gpus={gpus!r}: ask for a whole number, 1 or more.")
+    if detected and hw.kind == "cuda" and gpus > hw.devices:
+        raise ChatftError(f"gpus={gpus}, but this machine has {hw.devices} GPU(s) ({hw.name}): ask for at most "
+                          f"{hw.devices}.")
+    return replace(hw, devices=gpus), ""
+
 def plan_training(
     model_name:str,                  # Hub id, `TINY_MODEL`, or a local folder
     data=None,                       # prepared DatasetDict/Dataset (input_ids, labels), or a list of example lengths
     hardware:Hardware|str|None=None, # a `Hardware`, a key of `HARDWARE`, or None to detect this machine
     params_b:float|None=None,        # parameters in billions, for a model with no preset and no local config
     measure:bool|None=None,          # time a few training steps here (default: when planning for this machine)
+    gpus:int|None=None,              # GPUs to train on at once, a worker each (on a CPU: processes); default 1
     **asked,                         # any `TrainPlan` field: method, precision, lr, micro_batch, max_length, ...
 )->TrainPlan:
     """Choose precision, LoRA/QLoRA, batch, length, steps and rate for `model_name` on `hardware`; fail early
     when it cannot fit."""
     if measure is None: measure = not isinstance(hardware, str)
     hw = HARDWARE[hardware] if isinstance(hardware, str) else (hardware or detect_hardware())
+    hw, more = _with_gpus(hw, gpus, detected=hardware is None)
     if bad := set(asked) - {f.name for f in fields(TrainPlan)}:
         raise ChatftError(f"plan_training: unknown setting(s) {sorted(bad)}; the settings are the fields of TrainPlan.")
     shape = model_shape(model_name) if params_b is None else _shape_of(params_b)
     plan = _plan_sizes(model_name, hw, shape, data, asked)
+    if more: plan.reasons["batch"] += f"; {more}"
     for k, v in asked.items(): setattr(plan, k, v)
     if measure: _measure_into(plan)
     _plan_schedule(plan, data, asked)
@@ -635,7 +679,8 @@ def _mask_dtype(plan:TrainPlan):
     return _load_dtype(plan)
 
 def _device_map(plan:TrainPlan):
-    if plan.device != "cuda": return None
+    "Each worker's model on its own GPU (`LOCAL_RANK`); none on a CPU or under FSDP (which places the shards)."
+    if plan.device != "cuda" or plan.parallel == "fsdp": return None
     return {"": int(os.environ.get("LOCAL_RANK", 0))}
 
 def load_for_training(plan:TrainPlan, verbose:bool=True, tokenizer=None):
@@ -989,6 +1034,11 @@ def _liger(plan:TrainPlan)->bool:
     import importlib.util
     return plan.device == "cuda" and importlib.util.find_spec("liger_kernel") is not None
 
+# PEFT's FSDP recipe (its QLoRA example config): full sharding, each decoder layer wrapped, the frozen and
+# trainable weights in separate flat parameters, rank 0 loads the weights and sends them to the others
+_FSDP = dict(reshard_after_forward=True, auto_wrap_policy="TRANSFORMER_BASED_WRAP", use_orig_params=False,
+             cpu_ram_efficient_loading=True, sync_module_states=True)
+
 def training_args(plan:TrainPlan, output_dir, eval:bool=True, **kw):
     "The `TrainingArguments` for `plan`."
     from transformers import TrainingArguments
@@ -1006,8 +1056,13 @@ def training_args(plan:TrainPlan, output_dir, eval:bool=True, **kw):
              ddp_backend="gloo" if plan.device!="cuda" and int(os.environ.get("WORLD_SIZE", 1)) > 1 else None,
              include_num_input_tokens_seen="all",
              ddp_find_unused_parameters=False, use_liger_kernel=_liger(plan))
+    if plan.parallel == "fsdp":   # activations recomputed by FSDP itself (the Trainer's way gathers the weights twice)
+        a.update(fsdp=True, fsdp_config=_FSDP | dict(activation_checkpointing=plan.gradient_checkpointing),
+                 activation_checkpointing=False)
     a.update(kw)
-    return TrainingArguments(**a)
+    args = TrainingArguments(**a)
+    if plan.device == "cuda" and plan.devices == 1 and args.n_gpu > 1: args._n_gpu = 1   # one GPU, not DataParallel
+    return args
 
 # %% ../nbs/05_train.ipynb #0f43231b
 def _check_device(plan:TrainPlan):
@@ -1059,7 +1114,13 @@ def train(
     run folder."""
     from transformers import Trainer, set_seed
     _check_device(plan)
-    out = check_output(output_dir, resume, overwrite)
+    if plan.devices > 1 and not _in_workers():
+        if os.environ.get(_STATE): raise ChatftError("a worker started alone (WORLD_SIZE is not set): the launcher "
+                                                     "did not start the others.")
+        _launchable(callbacks, init_adapter, args, final_eval)
+        return _launch(plan, dsd, check_output(output_dir, resume, overwrite), report, resume, merge)
+    # rank 0 checks (and writes) the folder; another rank checking after it wrote the plan would find a run there
+    out = check_output(output_dir, resume, overwrite) if _is_main() else Path(output_dir)
     ck = last_checkpoint(out) if resume else None
     if resume and ck is None: print(f"{out}: it stopped before its first checkpoint; training from the start.")
     set_seed(plan.seed)
@@ -1083,6 +1144,7 @@ def train(
         trainer.train(resume_from_checkpoint=str(ck) if ck else None)
         if trainer.is_world_process_zero():
             save_run(trainer, plan, out, tokenizer, [*_reports(report), pack_report], merge=merge, data=dsd)
+            if state := os.environ.get(_STATE): _save_state(trainer.state, state)
     return trainer
 
 def train_bytes(
@@ -1094,6 +1156,106 @@ def train_bytes(
     adapter = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
     data = sum(ds.data.nbytes for ds in dsd.values()) if hasattr(dsd, "values") else 0
     return adapter * 3 * checkpoints + 2 * adapter + 3 * data + 2**24
+
+# %% ../nbs/05_train.ipynb #4b6a3de7
+_STATE = "CHATFT_WORKERS_STATE"   # set by `_launch`: rank 0 saves the Trainer's final state there
+_STOPS = ("stopped_early", "stopped_by_user", "stopped_by_budget")   # why it stopped: set by chatft's callbacks
+
+def _in_workers()->bool:
+    "Does this process run as one of several (under `accelerate launch` or `torchrun`)?"
+    return int(os.environ.get("WORLD_SIZE", 1)) > 1
+
+def _save_state(state, path):
+    "Save the Trainer's `state` with chatft's reasons for stopping, for the process that started the workers."
+    write_atomic(path, json.dumps(asdict(state) | {k: getattr(state, k, None) for k in _STOPS}, default=str))
+
+def _load_state(path):
+    "The `TrainerState` that `_save_state` saved."
+    from transformers import TrainerState
+    d = json.loads(Path(path).read_text())
+    state = TrainerState(**{k: v for k, v in d.items() if k in {f.name for f in fields(TrainerState)}})
+    for k in _STOPS:
+        if d.get(k): setattr(state, k, d[k])
+    return state
+
+@dataclass
+class Launched:
+    """What `train` returns when several workers trained: the run folder and the Trainer's state where it ended
+    (`why_stopped(launched.state, plan)`); `.model` loads the trained model from the folder."""
+    folder:Path
+    state:object
+    @property
+    def model(self): return load_run(self.folder)[0]
+
+def _launchable(callbacks, init_adapter, args:dict, final_eval:bool):
+    "Stop when `train` is asked for what only runs in this process (the workers run `chatft train`)."
+    asked = [n for n, v in (("callbacks", callbacks), ("init_adapter", init_adapter), ("TrainingArguments", args),
+                            ("final_eval=False", not final_eval)) if v]
+    if asked: raise ChatftError(f"train: {', '.join(asked)} work in one process, and this plan has several devices: "
+                                "plan with gpus=1, or leave them out.")
+
+def _free_port()->int:
+    "A TCP port free on 127.0.0.1 now (the workers meet there; two runs at once must not share one)."
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+def _workers_command(plan:TrainPlan, work:Path, out:Path, resume:bool, merge:bool)->list:
+    "`accelerate launch` of `plan.devices` workers, each running `chatft train` on the data and plan saved in `work`."
+    (work/"worker.py").write_text("import sys\nfrom chatft.cli import run\nsys.argv[0] = 'chatft'\nrun()\n")
+    mixed = {"fp16": "fp16", "bf16": "bf16"}.get(plan.precision, "no")
+    return [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(plan.devices),
+            "--num_machines", "1", "--main_process_ip", "127.0.0.1", "--main_process_port", str(_free_port()),
+            "--mixed_precision", mixed, "--dynamo_backend", "no", "--multi_gpu",   # torchrun, also for CPU (gloo)
+            str(work/"worker.py"), "train", str(work/"data"), "--model", plan.model, "--plan", str(work/"plan.json"),
+            "-o", str(out), *(["--resume"] if resume else []), *(["--merge"] if merge else [])]
+
+def _relay(cmd:list, env:dict)->int:
+    """Run `cmd`, showing its output here as it comes (carriage returns kept: a progress bar stays one line); an
+    interrupt (Ctrl-C, the notebook's stop button, or SIGTERM) stops it (SIGTERM to its process group, SIGKILL after
+    30 s) and is raised again."""
+    import subprocess, signal, codecs, threading
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    text = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    main = threading.current_thread() is threading.main_thread()
+    def stop(signum, frame): raise KeyboardInterrupt
+    before = signal.signal(signal.SIGTERM, stop) if main else None
+    try:
+        while chunk := p.stdout.read1(1 << 16):
+            sys.stdout.write(text.decode(chunk)); sys.stdout.flush()
+        return p.wait()
+    except BaseException:
+        os.killpg(p.pid, signal.SIGTERM)
+        try: p.wait(30)
+        except subprocess.TimeoutExpired: os.killpg(p.pid, signal.SIGKILL); p.wait()
+        raise
+    finally:
+        if main: signal.signal(signal.SIGTERM, before)
+
+def _launch(plan:TrainPlan, dsd, out:Path, report, resume:bool, merge:bool)->Launched:
+    """Train `plan` on `plan.devices` workers started from this process: the data (with its report, which names the
+    chat template) and the plan go to a hidden folder beside the run, accelerate's launcher starts `chatft train`
+    once per device, each loading the model onto its own, and rank 0 writes the run folder. Not accelerate's
+    `notebook_launcher`: it forks this process, which it refuses once a cell has used the GPU or imported
+    bitsandbytes (the course loads the base model before training, to show its answers)."""
+    import tempfile
+    from chatft.dataset import save_prepared
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.workers-", dir=out.parent))
+    try:
+        save_prepared(dsd, work/"data", _prepare_report(report))
+        plan.save(work/"plan.json")
+        where = f"{plan.devices} GPUs" if plan.device == "cuda" else f"{plan.devices} CPU processes"
+        print(f"training on {where} ({plan.parallel.upper() or 'DDP'}): {plan.devices} workers, rank 0 writes {out}",
+              flush=True)
+        code = _relay(_workers_command(plan, work, out, resume, merge), os.environ | {_STATE: str(work/"state.json")})
+        if code or not (work/"state.json").exists():
+            kept = " The checkpoints saved so far are kept: continue with resume=True (--resume)." if last_checkpoint(out) else ""
+            raise ChatftError(f"the {plan.devices} workers training {out} stopped (exit code {code}): the lines above "
+                              f"say why.{kept}")
+        return Launched(out, _load_state(work/"state.json"))
+    finally: shutil.rmtree(work, ignore_errors=True)
 
 # %% ../nbs/05_train.ipynb #f0fec1e6
 def model_card(plan:TrainPlan, metrics:dict)->str:
@@ -1333,6 +1495,7 @@ def train_cli(argv:list|None=None)->int:
                 "grad_accum", "save_steps", "eval_steps", asked=True)
     p.add_argument("--qlora", action="store_true", help="load the base model in 4-bit NF4 (bitsandbytes)")
     add_options(p, train, "merge")
+    add_options(p, plan_training, "gpus")
     p.add_argument("--plan-only", metavar="FILE", help="make the plan, print it, save it here as JSON and stop: "
                    "nothing is trained and the run folder is not touched")
     p.add_argument("--plan", metavar="FILE", dest="plan_file",
@@ -1340,27 +1503,30 @@ def train_cli(argv:list|None=None)->int:
     a = p.parse_args(argv)
     quiet()
     given = _given_plan(a.plan_file, a.name) if a.plan_file and not a.resume else None   # before anything loads
-    out = Path(a.output_dir) if a.plan_only else check_output(a.output_dir, a.resume, a.overwrite)
+    # rank 0 alone checks the folder: another worker checking after rank 0 wrote the plan would find a run there
+    out = Path(a.output_dir) if a.plan_only or not _is_main() else check_output(a.output_dir, a.resume, a.overwrite)
     tok = load_tokenizer(a.name, a.template)
     dsd, reports = load_data(a.path, tok, max_length=a.max_length or MAX_LENGTH, seed=a.seed, clean=a.clean, verbose=_is_main())
     tok = with_data_template(tok, reports, a.template)
     over = {k:v for k,v in dict(max_steps=a.max_steps, epochs=a.epochs, minutes=a.minutes, lr=a.lr, lora_r=a.lora_r, lora_alpha=a.lora_alpha, max_length=a.max_length,
                                 micro_batch=a.micro_batch, grad_accum=a.grad_accum, save_steps=a.save_steps, eval_steps=a.eval_steps, seed=a.seed).items() if v is not None}
     if a.qlora: over["method"] = "qlora"
+    if a.gpus is not None: over["gpus"] = a.gpus
     if given and (asked := [k for k in over if k != "seed"]):
         raise ChatftError(f"--plan {a.plan_file} holds the settings already: leave out --{asked[0].replace('_', '-')}, "
                           "or make a new plan with it and --plan-only.")
     if a.resume and Run(out).state: plan = TrainPlan.load(out/Run.PLAN)
     elif given: plan = given
     else: plan = plan_training(a.name, dsd, **over)
-    if _is_main(): print(plan)
+    worker = bool(os.environ.get(_STATE))                 # one of the workers `--gpus` started: the first says it all
+    if _is_main() and not worker: print(plan)
     if a.plan_only:
         plan.save(a.plan_only)
         print(f"the plan is in {a.plan_only}: train with it with --plan {a.plan_only}")
         return 0
     t0 = time.time()
     trainer = train(plan, dsd, out, tokenizer=tok, report=reports, resume=a.resume, merge=a.merge)
-    if _is_main():
+    if _is_main() and not worker:
         print(f"\ntrained {trainer.state.global_step} steps in {(time.time()-t0)/60:.1f} min: {why_stopped(trainer.state, plan)}")
         print(f"run folder: {out.resolve()}")
     return 0

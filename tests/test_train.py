@@ -219,21 +219,39 @@ def test_resume_after_kill(tmp_path):
     lb = json.loads((tmp_path/"killed"/"log_history.json").read_text())
     assert abs([h for h in la if "eval_loss" in h][-1]["eval_loss"] - [h for h in lb if "eval_loss" in h][-1]["eval_loss"]) < 1e-4
 
+def _losses(run)->list:
+    return [(h["step"], h.get("loss", h.get("eval_loss"))) for h in json.loads((run/"log_history.json").read_text())
+            if "loss" in h or "eval_loss" in h]
+
 @pytest.mark.slow
-def test_two_processes(tmp_path):
-    "The same `chatft train` under `accelerate launch` with 2 CPU processes (gloo): trains, and rank 0 alone writes the run."
-    data = write_jsonl(convs(16, distinct=True), tmp_path/"data.jsonl")
-    cmd = [str(Path(sys.executable).parent/"accelerate"), "launch", "--num_processes", "2", "--cpu", "--num_machines", "1",
-           "--mixed_precision", "no", "--dynamo_backend", "no", CHATFT, *_train_cmd(data, tmp_path/"ddp")[1:]]
-    cmd[cmd.index("--max-steps")+1] = "4"
-    res = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stderr[-4000:]
-    run = tmp_path/"ddp"
-    assert (run/"adapter_model.safetensors").exists() and (run/"plan.json").exists()
-    assert res.stdout.count("run folder:") == 1                 # printed by rank 0 only
-    state = json.loads((last_checkpoint(run)/"trainer_state.json").read_text())
-    assert state["global_step"] == 4
-    model, tok, plan = load_run(run)
+def test_two_workers(tmp_path):
+    """`chatft train --gpus 2` on a CPU starts two gloo workers from one command (accelerate's launcher, torchrun):
+    the same losses and adapter as one worker accumulating two rows a step; rank 0 alone writes the run. (The launcher
+    must start two: `accelerate launch --cpu` starts one process, which an earlier version of this test used.)"""
+    data = write_jsonl(convs(24, distinct=True), tmp_path/"data.jsonl")
+    def run(out, *extra):
+        cmd = _train_cmd(data, tmp_path/out, *extra)
+        cmd[cmd.index("--max-steps")+1], cmd[cmd.index("--save-steps")+1], cmd[cmd.index("--eval-steps")+1] = "6", "3", "3"
+        return subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=600)
+    two = run("two", "--gpus", "2")
+    assert two.returncode == 0, two.stdout[-3000:] + two.stderr[-3000:]
+    assert "training on 2 CPU processes (DDP)" in two.stdout and "parallel" in two.stdout
+    assert two.stdout.count("run folder:") == 1 and two.stdout.count("Training plan") == 1   # the workers say it once
+    assert "[rank1]" not in two.stdout
+    one = run("one", "--grad-accum", "2")
+    assert one.returncode == 0, one.stderr[-3000:]
+    a, b = _losses(tmp_path/"two"), _losses(tmp_path/"one")
+    assert [s for s, _ in a] == [s for s, _ in b] and len(a) >= 4
+    for (s, x), (_, y) in zip(a, b): assert abs(x - y) <= 1e-3*abs(y), (s, x, y)
+    wa, wb = _adapter(tmp_path/"two"), _adapter(tmp_path/"one")
+    for k in wa:   # Adam at lr 5e-3 turns the all-reduce's rounding into small weight differences: compare by norm
+        assert (wa[k] - wb[k]).norm() <= 0.01*wb[k].norm() + 1e-6, (k, (wa[k] - wb[k]).norm(), wb[k].norm())
+    plan = json.loads((tmp_path/"two"/"plan.json").read_text())
+    assert (plan["devices"], plan["parallel"]) == (2, "ddp")
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []     # the workers' folder is gone
+    state = json.loads((last_checkpoint(tmp_path/"two")/"trainer_state.json").read_text())
+    assert state["global_step"] == 6 and (tmp_path/"two"/"checkpoints"/"best.safetensors").exists()
+    load_run(tmp_path/"two")
 
 def test_bf16_is_measured_and_avx2_keeps_fp32():
     "Forced onto AVX2 kernels (where bf16 matmuls may raise `pack_vnni2 ... avx512`), the CPU is not probed and plans fp32."
@@ -280,3 +298,32 @@ class _WatchDtype(TrainerCallback):
             self.hook = m.register_forward_hook(lambda mod, i, o: self.seen.add(o.dtype))
     def on_step_end(self, args, state, control, **kw):
         if self.hook is not None: self.hook.remove()
+
+@pytest.mark.slow
+def test_two_workers_stopped_and_resumed(tmp_path):
+    """Interrupting `chatft train --gpus 2` (Ctrl-C, or SIGTERM) stops both workers and removes their folder; the run
+    then continues with `--resume` to the plan's last step, as with one process."""
+    data = write_jsonl(convs(24, distinct=True), tmp_path/"data.jsonl")
+    cmd = _train_cmd(data, tmp_path/"run", "--gpus", "2")
+    cmd[cmd.index("--max-steps")+1], cmd[cmd.index("--save-steps")+1] = "30", "2"
+    log = open(tmp_path/"log.txt", "w")
+    p = subprocess.Popen(cmd, env=ENV, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        hang = time.monotonic() + 300
+        while last_checkpoint(tmp_path/"run") is None and p.poll() is None and time.monotonic() < hang: time.sleep(0.2)
+        assert p.poll() is None, (tmp_path/"log.txt").read_text()[-3000:]
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(60) != 0
+    finally:
+        if p.poll() is None: p.kill()
+    time.sleep(1)
+    left = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True).stdout.split()
+    assert left == [], left                                        # no worker left running
+    assert [q.name for q in tmp_path.iterdir() if q.name.startswith(".")] == []
+    assert not (tmp_path/"run"/"adapter_model.safetensors").exists()
+    res = subprocess.run(_train_cmd(data, tmp_path/"run", "--resume"), env=ENV, capture_output=True, text=True,
+                         timeout=600)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "training on 2 CPU processes" in res.stdout                # the run's plan: two workers again
+    assert json.loads((last_checkpoint(tmp_path/"run")/"trainer_state.json").read_text())["global_step"] == 30
+    load_run(tmp_path/"run")
