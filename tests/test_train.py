@@ -327,3 +327,15 @@ def test_two_workers_stopped_and_resumed(tmp_path):
     assert "training on 2 CPU processes" in res.stdout                # the run's plan: two workers again
     assert json.loads((last_checkpoint(tmp_path/"run")/"trainer_state.json").read_text())["global_step"] == 30
     load_run(tmp_path/"run")
+
+@pytest.mark.slow
+def test_two_workers_time_budget(tmp_path):
+    """The time budget stops both workers at the same step (a worker stopping alone would hang the other), and the
+    command that started them says why it stopped (the Trainer's state comes back from rank 0)."""
+    data = write_jsonl(convs(24, distinct=True), tmp_path/"data.jsonl")
+    cmd = _train_cmd(data, tmp_path/"run", "--gpus", "2", "--minutes", "0.1")
+    cmd[cmd.index("--max-steps")+1] = "100000"
+    res = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "the 0.1-minute budget ran out" in res.stdout, res.stdout[-2000:]
+    assert (tmp_path/"run"/"adapter_model.safetensors").exists()
