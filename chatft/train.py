@@ -1118,7 +1118,7 @@ def train(
         if os.environ.get(_STATE): raise ChatftError("a worker started alone (WORLD_SIZE is not set): the launcher "
                                                      "did not start the others.")
         _launchable(callbacks, init_adapter, args, final_eval)
-        return _launch(plan, dsd, check_output(output_dir, resume, overwrite), report, resume, merge)
+        return _launch(plan, dsd, check_output(output_dir, resume, overwrite), report, resume, merge, tokenizer)
     # rank 0 checks (and writes) the folder; another rank checking after it wrote the plan would find a run there
     out = check_output(output_dir, resume, overwrite) if _is_main() else Path(output_dir)
     ck = last_checkpoint(out) if resume else None
@@ -1233,18 +1233,21 @@ def _relay(cmd:list, env:dict)->int:
     finally:
         if main: signal.signal(signal.SIGTERM, before)
 
-def _launch(plan:TrainPlan, dsd, out:Path, report, resume:bool, merge:bool)->Launched:
+def _launch(plan:TrainPlan, dsd, out:Path, report, resume:bool, merge:bool, tokenizer=None)->Launched:
     """Train `plan` on `plan.devices` workers started from this process: the data (with its report, which names the
     chat template) and the plan go to a hidden folder beside the run, accelerate's launcher starts `chatft train`
     once per device, each loading the model onto its own, and rank 0 writes the run folder. Not accelerate's
     `notebook_launcher`: it forks this process, which it refuses once a cell has used the GPU or imported
     bitsandbytes (the course loads the base model before training, to show its answers)."""
-    import tempfile
+    import tempfile, copy
     from chatft.dataset import save_prepared
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.workers-", dir=out.parent))
+    prepared = copy.deepcopy(_prepare_report(report)) or Report("prepare")
+    if tokenizer is not None and not prepared.notes.get("chat template"):   # the workers render with this template
+        prepared.notes["chat template"] = tokenizer.chat_template
     try:
-        save_prepared(dsd, work/"data", _prepare_report(report))
+        save_prepared(dsd, work/"data", prepared)
         plan.save(work/"plan.json")
         where = f"{plan.devices} GPUs" if plan.device == "cuda" else f"{plan.devices} CPU processes"
         print(f"training on {where} ({plan.parallel.upper() or 'DDP'}): {plan.devices} workers, rank 0 writes {out}",
