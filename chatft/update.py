@@ -164,7 +164,11 @@ def plan_update(
     trained = [by_id[i] for i in kinds["unchanged"] if old[i][3] == "train"]   # what the run trained, as it is now
     size = _prepare_notes(run).get("test_size", 0.1) if test_size is None else test_size
     n_test = 0 if len(material) < 2 or size <= 0 else max(1, round(len(material)*size))   # as `prepare` splits
-    rest, cands = material[:len(material)-n_test], material[len(material)-n_test:]
+    # only what the run never trained can be held out: a grown or changed conversation that trained carries its old
+    # replies, which the run (and so the update) learned, while a retrain on the later export would hold them out
+    fresh_only = [c for c in material if old.get(c.id, [None]*4)[3] != "train"]
+    cands = fresh_only[len(fresh_only)-n_test:] if n_test else []
+    rest = [c for c in material if all(c is not d for d in cands)]
     moved = _repeats(cands, rest + trained, threshold, train_on) if cands else {}
     test = [c for c in cands if c.id not in moved] + again_held
     train = rest + [c for c in cands if c.id in moved]

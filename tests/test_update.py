@@ -62,6 +62,7 @@ def test_update_trains_a_run_that_never_sees_the_old_heldout(first, updated):
     old_test = set(old["test"]["id"])
     assert old_test and not old_test & set(new["train"]["id"])          # the run's held-out never trains
     assert old_test <= set(new["test"]["id"])                           # ... and is still held out
+    assert not set(new["test"]["id"]) & set(old["train"]["id"])         # nothing the run trained is held out now
     lineage = json.loads((d/"run2"/"lineage.json").read_text())
     e = lineage["lineage"][-1]
     assert lineage["parent"] == str(parent.resolve()) and e["counts"]["new"] > 0
