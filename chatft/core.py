@@ -18,7 +18,7 @@ from fastcore.docments import docments
 
 # %% auto #0
 __all__ = ['ROLES', 'STEP_FILES', 'DRIVE_WORK', 'ChatftError', 'one_line', 'error_line', 'free_bytes', 'need_space', 'disk_space',
-           'write_atomic', 'writing_folder', 'Report', 'in_notebook', 'bars_off', 'quiet', 'Conversation',
+           'write_atomic', 'writing_folder', 'Report', 'in_notebook', 'bars_off', 'quiet', 'free_port', 'Conversation',
            'write_jsonl', 'write_with_report', 'iter_jsonl', 'jsonl_at', 'read_jsonl', 'to_dataset', 'work_dir',
            'step_path', 'latest_conversations', 'on_colab', 'on_kaggle', 'mount_drive', 'work_on_drive', 'hub_token',
            'Run', 'folder_facts', 'command_parser', 'add_options']
@@ -188,6 +188,14 @@ def quiet():
         import datasets
         datasets.disable_progress_bars()
     except ImportError: pass
+
+# %% ../nbs/core.ipynb #e0a76e3c
+def free_port(host:str="127.0.0.1")->int:
+    "A TCP port nobody listens on now (a server's, or where training workers meet: two runs must not share one)."
+    import socket
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
 
 # %% ../nbs/core.ipynb #03667122
 @dataclass

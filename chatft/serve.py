@@ -19,7 +19,7 @@ from starlette.requests import Request   # FastAPI finds route parameters' types
 # %% auto #0
 __all__ = ['Limits', 'ApiError', 'message_text', 'read_messages', 'Ask', 'parse_request', 'warpers', 'pick_token', 'Job',
            'advance', 'pad_left', 'stack_rows', 'keep_rows', 'Engine', 'check_key', 'completion', 'chunk', 'serve_app',
-           'free_port', 'Server', 'vllm_template', 'vllm_command', 'check_vllm', 'check_port', 'serve_cli']
+           'Server', 'vllm_template', 'vllm_command', 'check_vllm', 'check_port', 'serve_cli']
 
 # %% ../nbs/08b_serve.ipynb #837db01d
 @dataclass
@@ -537,12 +537,7 @@ def serve_app(
     return app
 
 # %% ../nbs/08b_serve.ipynb #bab7602e
-def free_port(host:str="127.0.0.1")->int:
-    "A TCP port nobody listens on now."
-    import socket
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+from .core import free_port   # in core: training's workers (05) meet on a free port too
 
 # %% ../nbs/08b_serve.ipynb #c1b9e317
 def _uvicorn_server(

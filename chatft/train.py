@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, asdict, fields, replace
 from pathlib import Path
 import numpy as np
 from .core import (ChatftError, Report, Run, in_notebook, bars_off, quiet, work_dir, command_parser,
-                         add_options, error_line, write_atomic, disk_space)
+                         add_options, error_line, write_atomic, disk_space, free_port)
 from .models import DEMO_MODEL, TINY_MODEL, STAND_INS, preset, model_path, load_tokenizer, load_model, save_tokenizer
 from .dataset import MAX_LENGTH, PackedCollator, pack, save_prepared, prepare, load_prepared
 from .clean import read_cleaned, course_conversations
@@ -1194,19 +1194,12 @@ def _launchable(callbacks, init_adapter, args:dict, final_eval:bool):
     if asked: raise ChatftError(f"train: {', '.join(asked)} work in one process, and this plan has several devices: "
                                 "plan with gpus=1, or leave them out.")
 
-def _free_port()->int:
-    "A TCP port free on 127.0.0.1 now (the workers meet there; two runs at once must not share one)."
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 def _workers_command(plan:TrainPlan, work:Path, out:Path, resume:bool, merge:bool)->list:
     "`accelerate launch` of `plan.devices` workers, each running `chatft train` on the data and plan saved in `work`."
     (work/"worker.py").write_text("import sys\nfrom chatft.cli import run\nsys.argv[0] = 'chatft'\nrun()\n")
     mixed = {"fp16": "fp16", "bf16": "bf16"}.get(plan.precision, "no")
     return [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(plan.devices),
-            "--num_machines", "1", "--main_process_ip", "127.0.0.1", "--main_process_port", str(_free_port()),
+            "--num_machines", "1", "--main_process_ip", "127.0.0.1", "--main_process_port", str(free_port()),
             "--mixed_precision", mixed, "--dynamo_backend", "no", "--multi_gpu",   # torchrun, also for CPU (gloo)
             str(work/"worker.py"), "train", str(work/"data"), "--model", plan.model, "--plan", str(work/"plan.json"),
             "-o", str(out), *(["--resume"] if resume else []), *(["--merge"] if merge else [])]
@@ -1240,7 +1233,6 @@ def _launch(plan:TrainPlan, dsd, out:Path, report, resume:bool, merge:bool, toke
     `notebook_launcher`: it forks this process, which it refuses once a cell has used the GPU or imported
     bitsandbytes (the course loads the base model before training, to show its answers)."""
     import tempfile, copy
-    from chatft.dataset import save_prepared
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.workers-", dir=out.parent))
     prepared = copy.deepcopy(_prepare_report(report)) or Report("prepare")

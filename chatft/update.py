@@ -167,8 +167,9 @@ def plan_update(
     # only what the run never trained can be held out: a grown or changed conversation that trained carries its old
     # replies, which the run (and so the update) learned, while a retrain on the later export would hold them out
     fresh_only = [c for c in material if old.get(c.id, [None]*4)[3] != "train"]
-    cands = fresh_only[len(fresh_only)-n_test:] if n_test else []
-    rest = [c for c in material if all(c is not d for d in cands)]
+    cands = fresh_only[max(0, len(fresh_only)-n_test):] if n_test else []
+    chosen = {id(c) for c in cands}
+    rest = [c for c in material if id(c) not in chosen]
     moved = _repeats(cands, rest + trained, threshold, train_on) if cands else {}
     test = [c for c in cands if c.id not in moved] + again_held
     train = rest + [c for c in cands if c.id in moved]

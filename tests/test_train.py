@@ -339,3 +339,12 @@ def test_two_workers_time_budget(tmp_path):
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "the 0.1-minute budget ran out" in res.stdout, res.stdout[-2000:]
     assert (tmp_path/"run"/"adapter_model.safetensors").exists()
+
+def test_fsdp_plan_arguments():
+    "A plan too big for one of two T4s shards with FSDP: PEFT's recipe, FSDP's own activation checkpointing, no device map."
+    from chatft.train import training_args, _device_map
+    big = plan_training("my/32b", [300 + (i*37) % 900 for i in range(600)], hardware="2xt4", params_b=32)
+    assert (big.method, big.parallel) == ("qlora", "fsdp")
+    a = training_args(big, "/tmp/chatft-fsdp-args")
+    assert a.fsdp and a.fsdp_config["cpu_ram_efficient_loading"] and a.fsdp_config["activation_checkpointing"]
+    assert a.activation_checkpointing is False and _device_map(big) is None
