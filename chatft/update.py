@@ -6,7 +6,7 @@ Docs: https://chatft.github.io/chatft/update.html.md"""
 
 # %% ../nbs/05c_update.ipynb #64c34eb2
 from __future__ import annotations
-import argparse, inspect, json, random, time
+import argparse, dataclasses, inspect, json, random, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from .core import (ChatftError, Conversation, Report, Run, read_jsonl, write_atomic, command_parser,
@@ -20,8 +20,8 @@ from .train import (TrainPlan, plan_training, train, check_output, split_loss, w
                           collator_for, _is_main)
 
 # %% auto #0
-__all__ = ['KINDS', 'REPLAY', 'FORGETTING', 'match_conversations', 'run_conversations', 'run_settings', 'read_later',
-           'UpdatePlan', 'plan_update', 'update_data', 'update', 'update_cli']
+__all__ = ['KINDS', 'REPLAY', 'FORGETTING', 'CONTEXT', 'match_conversations', 'run_conversations', 'run_settings', 'read_later',
+           'UpdatePlan', 'plan_update', 'new_turns', 'update_data', 'update', 'update_cli']
 
 # %% ../nbs/05c_update.ipynb #5381dc5f
 KINDS = ("new", "grown", "changed", "unchanged", "deleted")
@@ -99,9 +99,10 @@ def read_later(
     return kept, [r, r2]
 
 # %% ../nbs/05c_update.ipynb #8f70ca3b
-REPLAY = 0.5         # old training rows replayed per new one: the least of 0, 0.25, 0.5, 1 that matched retraining
-                     # from scratch on the new held-out (benchmarks/bench_update.py; below)
+REPLAY = 1.0         # old training rows replayed per new one: the least of 0, 0.25, 0.5, 1 that came within 2% of
+                     # retraining from scratch on the new held-out (benchmarks/bench_update.py; below)
 FORGETTING = 0.02    # a rise of the old held-out loss beyond this fraction is reported as forgetting
+CONTEXT = 2          # old messages (one exchange) kept before a grown conversation's new turns, as their context
 
 @dataclass
 class UpdatePlan:
@@ -116,6 +117,7 @@ class UpdatePlan:
     reports:list=field(default_factory=list)    # read and clean reports
     notes:list=field(default_factory=list)      # how the run's settings were found
     convs:list=field(default_factory=list)      # every conversation of the later export, cleaned
+    grown_from:dict=field(default_factory=dict) # `{id: messages the run trained}` of grown conversations it trained
 
     @property
     def anything_new(self)->bool: return bool(self.train)     # something to train on
@@ -125,8 +127,8 @@ class UpdatePlan:
     def __str__(self):
         c = self.counts()
         lines = [f"update of {self.run.path}", "  " + ", ".join(f"{k}: {n}" for k, n in c.items()),
-                 f"  training: {len(self.train)} conversations (new, grown and changed; grown ones whole, their old "
-                 "turns with them)",
+                 f"  training: {len(self.train)} conversations (new, grown and changed; a grown one the run trained "
+                 f"from its new turns, {CONTEXT} old message(s) before them as context)",
                  f"  held out: {len(self.test)} new, and the run's {len(self.old_test)} stay held out"]
         if self.moved: lines.append(f"  moved from held out to training (they repeat training text): {len(self.moved)}")
         if self.left_out: lines.append(f"  left out: {len(self.left_out)} ("
@@ -186,13 +188,25 @@ def plan_update(
     if any(i not in by_id for i in old_test):
         notes.append(f"{sum(i not in by_id for i in old_test)} of the run's held-out conversations are gone from the "
                      "later export: they stay held out as the run kept them")
-    return UpdatePlan(run, kinds, train, test, old_test, left_out, moved, reports, notes, convs)
+    grown_from = {c.id: old[c.id][1] for c in train if c.id in kinds["grown"] and old[c.id][3] == "train"}
+    return UpdatePlan(run, kinds, train, test, old_test, left_out, moved, reports, notes, convs, grown_from)
 
 # %% ../nbs/05c_update.ipynb #b5f91707
 def _system_arg(notes:dict)->str|None:
     "The `system` that `prepare` was given, from its notes: None (custom instructions), '' (none) or the persona."
     mode = notes.get("system", "custom instructions")
     return None if mode == "custom instructions" else ("" if mode == "none" else notes.get("system prompt"))
+
+def new_turns(
+    c:Conversation,         # a grown conversation
+    n:int,                  # how many of its messages the run trained
+    context:int=CONTEXT,    # old messages to keep before the new ones
+)->Conversation:
+    ("`c` from its first new message, with at least `context` old messages before it, started at a user message "
+     "(the whole conversation if no user message comes early enough).")
+    a = max(0, n - context)
+    while a > 0 and c.messages[a]['role'] != 'user': a -= 1
+    return dataclasses.replace(c, messages=c.messages[a:])
 
 def update_data(
     up:UpdatePlan,          # from `plan_update`
@@ -210,7 +224,8 @@ def update_data(
     rep = Report("prepare", notes={k: v for k, v in notes.items() if k not in ("_conversations", "moved")})
     kw = dict(tokenizer=tokenizer, max_length=max_length, system=_system_arg(notes),
               train_on=notes.get("train_on", "assistant"), report=rep)
-    new_train, new_test = tokenize_conversations(up.train, **kw), tokenize_conversations(up.test, **kw)
+    rows = [new_turns(c, up.grown_from[c.id]) if c.id in up.grown_from else c for c in up.train]
+    new_train, new_test = tokenize_conversations(rows, **kw), tokenize_conversations(up.test, **kw)
     if not len(new_train): raise ChatftError(f"nothing of the later export can train ({rep.reasons().most_common(3)}).")
     parent = load_prepared(up.run.data)
     keep = {i for i in up.kinds["unchanged"]} - set(up.old_test)
@@ -230,6 +245,9 @@ def update_data(
                       "examples (train/test)": f"{len(train)}/{len(test)}",
                       "later export": ", ".join(f"{k} {n}" for k, n in up.counts().items()),
                       "left out": len(up.left_out), "moved from test to train": len(up.moved),
+                      "grown, from their new turns": f"{len(up.grown_from)} conversations, "
+                          f"{sum(len(c.messages) - len(r.messages) for c, r in zip(up.train, rows))} old messages "
+                          "not trained again",
                       "update": f"{len(new_train)} new rows + {len(picked)} replayed (asked {want}, "
                                 f"{len(pool)} could be)", "_conversations": listed})
     if want > len(pool): rep.notes["replay"] = f"only {len(pool)} old rows to replay, fewer than the {want} asked"

@@ -74,6 +74,30 @@ def test_update_trains_a_run_that_never_sees_the_old_heldout(first, updated):
     model, tok, plan = load_run(parent)
     assert e["loss_before"]["old"] == pytest.approx(split_loss(model, {"old": old["test"]}, plan, tok, "old"), rel=1e-4)
 
+def test_a_grown_conversation_trains_from_its_new_turns(first):
+    "A grown conversation the run trained trains its new turns, one old exchange before them, not its old turns again."
+    from chatft.update import plan_update, update_data, CONTEXT
+    from chatft.models import load_tokenizer
+    up = plan_update(first["run"], first["later"], progress=False)
+    old = json.loads((first["run"]/"data_report.json").read_text())[0]["notes"]["_conversations"]
+    trained_grown = {i for i in up.kinds["grown"] if old[i][3] == "train"} & {c.id for c in up.train}
+    assert trained_grown and set(up.grown_from) == trained_grown
+    tok = load_tokenizer(str(first["run"]))
+    dsd, _, rep = update_data(up, tok, 4096, replay=0)
+    by, rows = {c.id: c for c in up.train}, {}
+    for r in dsd["train"]: rows.setdefault(r["id"], []).append(tok.decode(r["input_ids"]))
+    checked = 0
+    for i, n in up.grown_from.items():
+        msgs, text = by[i].messages, "".join(rows[i])
+        assert all(m["content"] in text for m in msgs[n:])                  # every new turn trains
+        assert msgs[n - 1]["content"] in text                               # after the old exchange it followed
+        gone = [m["content"] for m in msgs[:max(0, n - CONTEXT)]]
+        gone = [g for g in gone if not any(g in m["content"] for m in msgs[n - CONTEXT:])]
+        assert not any(g in text for g in gone)                             # the older turns do not train again
+        checked += bool(gone)
+    assert checked                                                          # some grown conversation had older turns
+    assert rep.notes["grown, from their new turns"].startswith(f"{len(up.grown_from)} conversations")
+
 def test_the_updated_run_loads_everywhere_a_run_loads(first, updated):
     d, run2 = first["dir"], updated["run2"]
     run("chat", run2, "-m", "hello", "--max-new-tokens", "4")
