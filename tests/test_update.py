@@ -111,6 +111,27 @@ def test_the_updated_run_loads_everywhere_a_run_loads(first, updated):
     ev = json.loads((d/"eval"/"eval.json").read_text())
     assert ev                                              # scored on the updated run's held-out split
 
+def test_the_updated_run_serves_and_converts_to_gguf(first, updated):
+    "`chatft serve` answers from the updated run, and `chatft gguf` writes it for llama.cpp (f16, its template inside)."
+    import httpx
+    sys.path.insert(0, str(Path(__file__).parent))
+    from conftest import chatft_server
+    run2 = updated["run2"]
+    proc, url = chatft_server(run2)
+    try:
+        r = httpx.post(f"{url}/v1/chat/completions", json=dict(model="chatft", max_tokens=4,
+                       messages=[dict(role="user", content="hello")]), timeout=120)
+        assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] is not None, r.text
+    finally: proc.kill(); proc.wait()
+    from chatft.deploy import converter_dir
+    if not (converter_dir()/"convert_hf_to_gguf.py").exists(): pytest.skip("llama.cpp's converter is not cached")
+    out = first["dir"]/"run2.gguf"
+    run("gguf", run2, "-o", out, "--type", "f16")
+    import gguf
+    r = gguf.GGUFReader(str(out))
+    from chatft.models import load_tokenizer
+    assert bytes(r.fields["tokenizer.chat_template"].parts[-1]).decode() == load_tokenizer(str(run2)).chat_template
+
 def test_nothing_new_says_so_and_writes_nothing(first, updated):
     d = first["dir"]
     res = run("update", first["run"], first["export"], "-o", d/"same")
