@@ -3,6 +3,7 @@ export, and the synthetic "next month" of it (`chatft.synth.synthetic_next_month
 import os, sys, json, hashlib, subprocess
 from pathlib import Path
 import pytest
+from conftest import chatft_server
 
 CHATFT = str(Path(sys.executable).parent/"chatft")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
@@ -91,8 +92,9 @@ def test_a_grown_conversation_trains_from_its_new_turns(first):
         msgs, text = by[i].messages, "".join(rows[i])
         assert all(m["content"] in text for m in msgs[n:])                  # every new turn trains
         assert msgs[n - 1]["content"] in text                               # after the old exchange it followed
-        gone = [m["content"] for m in msgs[:max(0, n - CONTEXT)]]
-        gone = [g for g in gone if not any(g in m["content"] for m in msgs[n - CONTEXT:])]
+        start = max((k for k in range(max(0, n - CONTEXT) + 1) if msgs[k]["role"] == "user"), default=0)
+        gone = [m["content"] for m in msgs[:start]]                         # before the context's user message
+        gone = [g for g in gone if not any(g in m["content"] for m in msgs[start:])]
         assert not any(g in text for g in gone)                             # the older turns do not train again
         checked += bool(gone)
     assert checked                                                          # some grown conversation had older turns
@@ -114,8 +116,6 @@ def test_the_updated_run_loads_everywhere_a_run_loads(first, updated):
 def test_the_updated_run_serves_and_converts_to_gguf(first, updated):
     "`chatft serve` answers from the updated run, and `chatft gguf` writes it for llama.cpp (f16, its template inside)."
     import httpx
-    sys.path.insert(0, str(Path(__file__).parent))
-    from conftest import chatft_server
     run2 = updated["run2"]
     proc, url = chatft_server(run2)
     try:
