@@ -11,7 +11,7 @@ from pathlib import Path
 from .core import (ChatftError, Conversation, Report, read_jsonl, bars_off, on_colab, on_kaggle,
                          hub_token, command_parser, add_options, error_line, disk_space)
 from .clean import near_duplicates, NEAR_DUPLICATE_THRESHOLD, _norm, workers_for
-from .template import (render_example, prepare_messages, trained_indices, check_contract, show_mask,
+from .template import (render_example, example_length, prepare_messages, trained_indices, check_contract, show_mask,
                              template_quirks, _tokenize)
 from .models import load_tokenizer
 
@@ -35,32 +35,56 @@ def windows(
     ("Examples of at most `max_length` tokens covering the conversation's trained replies, and problems "
      "`[(reason, message_index, tokens)]`.")
     kw = dict(tokenizer=tokenizer, system=system, train_on=train_on, chat_template=chat_template)
-    ex = render_example(messages, **kw)
+    ex = render_example(messages, **kw, with_text=True)
+    text, offsets = ex.pop('text'), ex.pop('offsets')
     if len(ex['input_ids']) <= max_length: return [ex], []
     if train_on == "last":
         for a in range(1, len(messages)):     # drop the oldest messages until the last exchange fits
-            ex = render_example(messages[a:], **kw)
-            if len(ex['input_ids']) <= max_length: return [ex], [("context cut to fit", a, None)]
-        return [], [("last reply longer than max_length", len(messages)-1, len(ex['input_ids']))]
+            n = example_length(messages[a:], **kw)
+            if n <= max_length: return [render_example(messages[a:], **kw)], [("context cut to fit", a, None)]
+        return [], [("last reply longer than max_length", len(messages)-1, n)]
     msgs = [m for m in messages if m['role'] in ('user', 'assistant')]
     role = 'user' if train_on == "me" else 'assistant'         # trained role before any swap
     ends = [i+1 for i,m in enumerate(msgs) if m['role'] == role]
     starts = [i for i,m in enumerate(msgs) if m['role'] != role] or [0]
+    guess = _window_guess(msgs, text, offsets)
     out, problems, a = [], [], 0
     while a < len(msgs):
-        best = None
-        for b in (e for e in ends if e > a):
-            ex = render_example(msgs[a:b], **kw)
-            if len(ex['input_ids']) > max_length: break
-            best = (b, ex)
-        if best is None:
-            b = next((e for e in ends if e > a), None)
-            if b is None: break
-            problems.append(("reply longer than max_length", b-1, len(render_example(msgs[a:b], **kw)['input_ids'])))
+        cands = [e for e in ends if e > a]    # the window ends after one of these replies: the longest that fits
+        if not cands: break
+        made, n = {}, {}
+        def length(j:int, whole:bool=False)->int:      # tokens of the window msgs[a:cands[j]], made once
+            if j not in n:
+                if whole: made[j] = render_example(msgs[a:cands[j]], **kw); n[j] = len(made[j]['input_ids'])
+                else: n[j] = example_length(msgs[a:cands[j]], **kw)
+            return n[j]
+        # start from the guess, then step to where a window fits and the next does not: each step checked by a real
+        # render, so the windows are those of trying every end in turn (as before), in two or three renders
+        j = sum(guess(a, e) <= max_length for e in cands[1:]) if guess else 0
+        if j and msgs[a]['role'] == role: length(0)     # a window of a reply alone: its template error as before
+        if length(j, whole=True) <= max_length:
+            while j + 1 < len(cands) and length(j + 1) <= max_length: j += 1
         else:
-            b = best[0]; out.append(best[1])
+            while j >= 0 and length(j) > max_length: j -= 1
+        if j < 0: b = cands[0]; problems.append(("reply longer than max_length", b-1, length(0)))
+        else: b = cands[j]; out.append(made[j] if j in made else render_example(msgs[a:b], **kw))
         a = next((s for s in starts if s >= b), len(msgs))
     return out, problems
+
+def _window_guess(msgs:list, text:str, offsets:list):
+    ("`guess(a, b)`: about how many tokens the window `msgs[a:b]` renders to, counted in the whole conversation's "
+     "render `text` (tokens before the first message's words, then from message a's words to message b's); None "
+     "where a message's words are not found in order.")
+    from bisect import bisect_left
+    at, pos = 0, []
+    for m in msgs:
+        w = m['content'][:64]
+        p = text.find(w, at)
+        if p < 0: return None
+        pos.append(p); at = p + len(w)
+    starts = [s for s, _ in offsets]
+    upto = [bisect_left(starts, p) for p in pos] + [len(starts)]    # tokens before each message's words
+    return lambda a, b: upto[0] + upto[b] - upto[a]
 
 # %% ../nbs/04_dataset.ipynb #be4a904f
 def _same(t:str, i:int, s:str, j:int, step:int)->int:
@@ -275,12 +299,11 @@ def _system_for(c:dict, system:str|None)->str|None:
 
 def _render_batch(batch:dict, tokenizer, max_length, system, train_on, chat_template)->dict:
     "datasets.map function: conversations in, one row per example (or a row with the reason it was skipped) out."
-    out = dict(id=[], window=[], input_ids=[], labels=[], skip=[])
-    for cid, msgs, csys in zip(batch['id'], batch['messages'], batch['system']):
+    out = dict(conv=[], id=[], window=[], input_ids=[], labels=[], skip=[])
+    for k, cid, msgs, csys in zip(batch['conv'], batch['id'], batch['messages'], batch['system']):
         msgs = [dict(role=m['role'], content=m['content']) for m in msgs]
-        def add(win, ids, labels, skip): 
-            for k, v in zip(('id', 'window', 'input_ids', 'labels', 'skip'), (cid, win, ids, labels,
-                                                                              skip)): out[k].append(v)
+        def add(win, ids, labels, skip):
+            for col, v in zip(out, (k, cid, win, ids, labels, skip)): out[col].append(v)
         if not trained_indices(prepare_messages(msgs, None, train_on), train_on):
             add(-1, [], [], "nothing to train on (no reply of the trained role)"); continue
         try: exs, problems = windows(msgs, tokenizer, max_length, _system_for(dict(system=csys), system),
@@ -345,23 +368,36 @@ def tokenize_conversations(
     report:Report|None=None,      # where skipped conversations and windows are recorded
 ):
     "A `datasets.Dataset` with one row per example: `id`, `window`, `input_ids`, `labels`."
+    return _rows_of(_rendered(convs, tokenizer, max_length, system, train_on, chat_template, num_proc),
+                    range(len(convs)), report)
+
+def _rendered(convs, tokenizer, max_length, system, train_on, chat_template, num_proc):
+    ("Every conversation's rows, in order: one per example, or one with the reason it was skipped (`skip`); `conv` is "
+     "the conversation's place in `convs`.")
     from datasets import Dataset
-    rows = dict(id=[c.id for c in convs], system=[c.system for c in convs],
+    rows = dict(conv=list(range(len(convs))), id=[c.id for c in convs], system=[c.system for c in convs],
                 messages=[[dict(role=m['role'], content=m['content']) for m in c.messages] for c in convs])
     ds = Dataset.from_dict(rows)
-    if not len(ds): return Dataset.from_dict(dict(id=[], window=[], input_ids=[], labels=[]))
+    if not len(ds): return Dataset.from_dict(dict(conv=[], id=[], window=[], input_ids=[], labels=[], skip=[]))
     num_proc = workers_for(len(convs), num_proc)              # every core for a long history
     with _datasets_bars():
-        ds = ds.map(_render_batch, batched=True, batch_size=16, remove_columns=ds.column_names,
-                    num_proc=num_proc if num_proc > 1 else None,
-                    fn_kwargs=dict(tokenizer=tokenizer, max_length=max_length, system=system,
-                                   train_on=train_on, chat_template=chat_template),
-                    desc="render + tokenize")
-    skips = ds['skip']
-    if report is not None:
-        for cid, reason in zip(ds['id'], skips):
-            if reason: report.skip(cid, reason)
-    return ds.select([k for k, s in enumerate(skips) if not s]).remove_columns('skip')
+        return ds.map(_render_batch, batched=True, batch_size=16, remove_columns=ds.column_names,
+                      num_proc=num_proc if num_proc > 1 else None,
+                      fn_kwargs=dict(tokenizer=tokenizer, max_length=max_length, system=system,
+                                     train_on=train_on, chat_template=chat_template),
+                      desc="render + tokenize")
+
+def _rows_of(ds, order, report:Report|None=None):
+    ("The rows of `_rendered` for the conversations at places `order`, in that order, without those skipped (each "
+     "recorded in `report`).")
+    from collections import defaultdict
+    rows, skips, ids = defaultdict(list), list(ds['skip']), list(ds['id'])
+    for r, k in enumerate(ds['conv']): rows[k].append(r)
+    keep = []
+    for r in (r for k in order for r in rows[k]):
+        if not skips[r]: keep.append(r)
+        elif report is not None: report.skip(ids[r], skips[r])
+    return ds.select(keep).remove_columns(['skip', 'conv'])
 
 # %% ../nbs/04_dataset.ipynb #422b1dc8
 from .template import template_used
@@ -416,9 +452,10 @@ def prepare(
     rep = Report("prepare")
     max_length = _fit_context(max_length, tokenizer, rep)
     train, test, moved = split_conversations(convs, test_size, split, seed, train_on=train_on)
-    kw = dict(tokenizer=tokenizer, max_length=max_length, system=system, train_on=train_on,
-              chat_template=chat_template, num_proc=num_proc, report=rep)
-    dsd = DatasetDict(train=tokenize_conversations(train, **kw), test=tokenize_conversations(test, **kw))
+    rendered = _rendered(convs, tokenizer, max_length, system, train_on, chat_template, num_proc)  # one pass for both
+    at = {id(c): k for k, c in enumerate(convs)}
+    dsd = DatasetDict(train=_rows_of(rendered, [at[id(c)] for c in train], rep),
+                      test=_rows_of(rendered, [at[id(c)] for c in test], rep))
     if not len(dsd['train']): raise ChatftError("No training example was left "
                                                 f"({rep.reasons().most_common(3)}). Check `train_on` and `max_length`.")
     done = set(dsd['train']['id']) | set(dsd['test']['id'])
