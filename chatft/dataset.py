@@ -39,6 +39,7 @@ def windows(
     text, offsets = ex.pop('text'), ex.pop('offsets')
     if len(ex['input_ids']) <= max_length: return [ex], []
     if train_on == "last":
+        n = len(ex['input_ids'])
         for a in range(1, len(messages)):     # drop the oldest messages until the last exchange fits
             n = example_length(messages[a:], **kw)
             if n <= max_length: return [render_example(messages[a:], **kw)], [("context cut to fit", a, None)]
@@ -407,6 +408,13 @@ def _template_source(tokenizer, chat_template)->str:
     if chat_template is not None: return "chat_template= (given to prepare)"
     return getattr(tokenizer, "template_note", None) or "the model's own"
 
+def _token_counts(ds)->dict:
+    "Tokens and trained tokens of a split, counted by Arrow (a Python loop over 20 M labels took 2.6 s)."
+    import pyarrow.compute as pc
+    cols = ds.with_format("arrow")
+    return {"tokens (train)": pc.sum(pc.list_value_length(cols['input_ids'])).as_py() or 0,
+            "trained tokens (train)": pc.sum(pc.not_equal(pc.list_flatten(cols['labels']), -100)).as_py() or 0}
+
 def _prepare_notes(dsd, convs, moved, split, system, train_on, tokenizer, chat_template)->dict:
     "What `prepare` made, for its `Report`: the split, counts of examples and tokens, the system prompt, the template."
     train, test = dsd['train'], dsd['test']
@@ -414,8 +422,7 @@ def _prepare_notes(dsd, convs, moved, split, system, train_on, tokenizer, chat_t
     return {"split": split, "train conversations": len(set(train['id'])), "test conversations": len(set(test['id'])),
             "moved from test to train": _moved_counts(moved), "examples (train/test)": f"{len(train)}/{len(test)}",
             "conversations split into windows": n_windows - len(set(train['id']) | set(test['id'])),
-            "tokens (train)": sum(map(len, train['input_ids'])),
-            "trained tokens (train)": sum(sum(l != -100 for l in ls) for ls in train['labels']),
+            **_token_counts(train),
             "train_on": train_on,
             "system": "custom instructions" if system is None else ("none" if not system else "persona"),
             "system prompt": served_system(convs, system),

@@ -87,3 +87,9 @@ def test_windows_of_the_demo_template_at_every_length(demo_tok):
     msgs = _conversations(1, seed=3)[0]
     for n in range(30, 600, 11):
         _same(msgs, demo_tok, n, None, "assistant", None)
+
+def test_a_reply_alone_too_long_in_last_mode(demo_tok):
+    "One message longer than `max_length` with `train_on='last'`: no window, the problem named (it raised before)."
+    msgs = [dict(role="assistant", content=" ".join(WORDS) * 3)]
+    got = _same(msgs, demo_tok, 20, None, "last", None)
+    assert got[0] == [] and got[1][0][0] == "last reply longer than max_length", got
