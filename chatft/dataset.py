@@ -370,7 +370,7 @@ def tokenize_conversations(
 ):
     "A `datasets.Dataset` with one row per example: `id`, `window`, `input_ids`, `labels`."
     return _rows_of(_rendered(convs, tokenizer, max_length, system, train_on, chat_template, num_proc),
-                    range(len(convs)), report)
+                    [range(len(convs))], report)[0]
 
 def _rendered(convs, tokenizer, max_length, system, train_on, chat_template, num_proc):
     ("Every conversation's rows, in order: one per example, or one with the reason it was skipped (`skip`); `conv` is "
@@ -388,17 +388,20 @@ def _rendered(convs, tokenizer, max_length, system, train_on, chat_template, num
                                      train_on=train_on, chat_template=chat_template),
                       desc="render + tokenize")
 
-def _rows_of(ds, order, report:Report|None=None):
-    ("The rows of `_rendered` for the conversations at places `order`, in that order, without those skipped (each "
-     "recorded in `report`).")
+def _rows_of(ds, orders:list, report:Report|None=None)->list:
+    ("For each of `orders` (places in `convs`), the rows of `_rendered` for those conversations in that order, without "
+     "those skipped (each recorded in `report`): one dataset an order, the columns read once for all.")
     from collections import defaultdict
     rows, skips, ids = defaultdict(list), list(ds['skip']), list(ds['id'])
     for r, k in enumerate(ds['conv']): rows[k].append(r)
-    keep = []
-    for r in (r for k in order for r in rows[k]):
-        if not skips[r]: keep.append(r)
-        elif report is not None: report.skip(ids[r], skips[r])
-    return ds.select(keep).remove_columns(['skip', 'conv'])
+    out = []
+    for order in orders:
+        keep = []
+        for r in (r for k in order for r in rows[k]):
+            if not skips[r]: keep.append(r)
+            elif report is not None: report.skip(ids[r], skips[r])
+        out.append(ds.select(keep).remove_columns(['skip', 'conv']))
+    return out
 
 # %% ../nbs/04_dataset.ipynb #422b1dc8
 from .template import template_used
@@ -461,8 +464,8 @@ def prepare(
     train, test, moved = split_conversations(convs, test_size, split, seed, train_on=train_on)
     rendered = _rendered(convs, tokenizer, max_length, system, train_on, chat_template, num_proc)  # one pass for both
     at = {id(c): k for k, c in enumerate(convs)}
-    dsd = DatasetDict(train=_rows_of(rendered, [at[id(c)] for c in train], rep),
-                      test=_rows_of(rendered, [at[id(c)] for c in test], rep))
+    dsd = DatasetDict(zip(("train", "test"), _rows_of(rendered, [[at[id(c)] for c in part] for part in (train, test)],
+                                                      rep)))
     if not len(dsd['train']): raise ChatftError("No training example was left "
                                                 f"({rep.reasons().most_common(3)}). Check `train_on` and `max_length`.")
     done = set(dsd['train']['id']) | set(dsd['test']['id'])

@@ -233,9 +233,14 @@ def assistant_mask(
     chat_template:str|None=None,  # template instead of the tokenizer's
 )->tuple[list, list]:
     "Token ids of the rendered conversation and a 0/1 mask of the trained tokens."
+    _, ids, _, mask = _masked(messages, tokenizer, train_on, chat_template)
+    return ids, mask
+
+def _masked(messages, tokenizer, train_on, chat_template)->tuple:
+    "`(text, ids, offsets, mask)` of the rendered conversation: `assistant_mask` with what it was made from."
     full, spans = trained_spans(messages, tokenizer, trained_indices(messages, train_on), chat_template)
     ids, offsets = _tokenize(full, tokenizer)
-    return ids, mask_from_spans(offsets, spans)
+    return full, ids, offsets, mask_from_spans(offsets, spans)
 
 # %% ../nbs/03_template.ipynb #001ad6b1
 def prepare_messages(
@@ -260,10 +265,8 @@ def render_example(
     with_text:bool=False,         # also the rendered `text` and each token's character `offsets` in it
 )->dict:
     "`input_ids` and `labels` (-100 where untrained) for one conversation, fitted to the template (`fit_template`)."
-    msgs = _fitted(messages, tokenizer, system, train_on, chat_template)
-    full, spans = trained_spans(msgs, tokenizer, trained_indices(msgs, train_on), chat_template)
-    ids, offsets = _tokenize(full, tokenizer)
-    mask = mask_from_spans(offsets, spans)
+    full, ids, offsets, mask = _masked(_fitted(messages, tokenizer, system, train_on, chat_template), tokenizer,
+                                       train_on, chat_template)
     ex = dict(input_ids=ids, labels=[t if m else -100 for t,m in zip(ids, mask)])
     return ex | dict(text=full, offsets=offsets) if with_text else ex
 
