@@ -19,13 +19,13 @@ from .synth import synthetic_conversations
 
 # %% auto #0
 __all__ = ['API_KEY_PATTERNS', 'ENTROPY_THRESHOLD', 'DETECTORS', 'PII_KINDS', 'ERROR_REPLY', 'NEAR_DUPLICATE_THRESHOLD',
-           'PARALLEL_FROM', 'Found', 'luhn_ok', 'iban_ok', 'entropy', 'looks_like_password', 'looks_random', 'ssn_ok',
-           'itin_ok', 'steuer_id_ok', 'dni_ok', 'nir_ok', 'find_pii', 'redact_text', 'mask', 'presidio_finder', 'turns',
-           'keep_min_turns', 'keep_dates', 'keep_models', 'keep_matching', 'drop_matching', 'token_counts',
-           'keep_token_range', 'keep_languages', 'apply_filters', 'is_error_reply', 'repair', 'shingles', 'jaccard',
-           'workers_for', 'near_duplicates', 'drop_duplicates', 'redact_conversations', 'redaction_examples',
-           'near_misses', 'CleanReport', 'clean', 'report_path', 'clean_file', 'clean_cli', 'course_conversations',
-           'read_cleaned']
+           'PARALLEL_FROM', 'KEY_BITS', 'Found', 'luhn_ok', 'iban_ok', 'entropy', 'looks_like_password', 'looks_random',
+           'ssn_ok', 'itin_ok', 'steuer_id_ok', 'dni_ok', 'nir_ok', 'find_pii', 'redact_text', 'mask',
+           'presidio_finder', 'turns', 'keep_min_turns', 'keep_dates', 'keep_models', 'keep_matching', 'drop_matching',
+           'token_counts', 'keep_token_range', 'keep_languages', 'apply_filters', 'is_error_reply', 'repair',
+           'shingles', 'jaccard', 'workers_for', 'near_duplicates', 'shingle_keys', 'could_be_near', 'drop_duplicates',
+           'redact_conversations', 'redaction_examples', 'near_misses', 'CleanReport', 'clean', 'report_path',
+           'clean_file', 'clean_cli', 'course_conversations', 'read_cleaned']
 
 # %% ../nbs/02_clean.ipynb #e287880e
 @dataclass(frozen=True)
@@ -598,10 +598,17 @@ NEAR_DUPLICATE_THRESHOLD = 0.85      # the default everywhere: `clean`, `chatft 
 
 def _norm(text:str)->str: return " ".join(text.lower().split())     # as re.sub(r"\s+", " ", ...).strip(), 1.5x faster
 
+_WORD = re.compile(r"\w+")
+
+def _grams(text:str, k:int=3):
+    ("The word `k`-grams of `text`, lower-cased, as tuples of words (`shingles` joins each with a space; words hold "
+     "none, so two grams are equal as tuples exactly when they are as text); one of all its words when it has `k` or fewer.")
+    words = _WORD.findall(text.lower())
+    return [tuple(words)] if len(words) <= k else zip(*(words[i:] for i in range(k)))
+
 def shingles(text:str, k:int=3)->set:
     "The set of word `k`-grams of `text`, lower-cased: what near-duplicate detection compares."
-    words = re.findall(r"\w+", text.lower())
-    return {" ".join(words[i:i+k]) for i in range(max(1, len(words) - k + 1))}
+    return set(map(" ".join, _grams(text, k)))
 
 def jaccard(a:set, b:set)->float:
     "Shared elements over all elements: 1.0 for equal sets, 0.0 for disjoint ones."
@@ -677,13 +684,15 @@ def near_duplicates(
     return _near(list(texts.items()), lambda t: _sketched(t, num_perm, cache), lambda t: t, threshold, num_perm,
                  list((against or {}).items()), within)
 
+def _check_threshold(threshold:float):
+    if not 0 < threshold <= 1: raise ChatftError(f"threshold={threshold}: give a similarity between 0 and 1, e.g. 0.85.")
+
 def _near(items:list, sketch_of, text_of, threshold:float, num_perm:int, against:list=(), within:bool=True)->dict:
     ("`near_duplicates` of `items` `[(key, ref)]`, where `sketch_of(ref)` and `text_of(ref)` give a text's sketch and "
      "text. Only the sketches are kept: a candidate's shingles are made again from its text when LSH proposes it, so "
      "memory holds 1 kB a text, not its shingles (about 25 times the text).")
     from datasketch import MinHashLSH
-    if not 0 < threshold <= 1: raise ChatftError(f"threshold={threshold}: give a similarity between 0 and "
-                                                 f"1, e.g. 0.85.")
+    _check_threshold(threshold)
     lsh, keys, kept, found = MinHashLSH(threshold=threshold, num_perm=num_perm), [], [], {}
     def add(key, ref, m): lsh.insert(len(keys), m); keys.append(key); kept.append(ref)
     for k, ref in against: add(k, ref, sketch_of(ref))
@@ -696,6 +705,39 @@ def _near(items:list, sketch_of, text_of, threshold:float, num_perm:int, against
         if i is not None and sim >= threshold: found[k] = (keys[i], round(sim, 3))
         elif within: add(k, ref, m)
     return found
+
+# %% ../nbs/02_clean.ipynb #19485921
+KEY_BITS = 26       # a 3-gram's key: its hash cut to this many bits (a table of which keys some texts have: 64 MB)
+
+def _keys(texts:list)->list:
+    import numpy as np
+    mask = (1 << KEY_BITS) - 1
+    return [np.fromiter((hash(g) & mask for g in s), np.uint32, len(s)) for s in (set(_grams(t)) for t in texts)]
+
+def shingle_keys(
+    texts:list,                 # texts
+    workers:int|None=None,      # processes (default: `workers_for`); forked, so that they hash text as this one does
+)->list:
+    "For each of `texts`, a key (`np.uint32`) for each of its distinct 3-grams (`shingles`): two may share one."
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    if (n := workers_for(len(texts), workers)) <= 1 or len(texts) < 2: return _keys(texts)
+    chunks = [texts[i:i+500] for i in range(0, len(texts), 500)]
+    with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork")) as pool:
+        return [k for ks in pool.map(_keys, chunks) for k in ks]
+
+def could_be_near(
+    keys:list,                  # `shingle_keys` of some texts
+    others:list,                # `shingle_keys` of the texts they are compared with
+    threshold:float=NEAR_DUPLICATE_THRESHOLD,  # the Jaccard similarity of a near duplicate
+)->list:
+    ("Places in `keys` of the texts that could be near duplicates of one of `others`: those with at least `threshold` "
+     "of their keys among the others' keys (an overestimate of the 3-grams they share: none that could is left out).")
+    import numpy as np
+    _check_threshold(threshold)
+    seen = np.zeros(1 << KEY_BITS, bool)
+    for k in others: seen[k] = True
+    return [i for i, k in enumerate(keys) if np.count_nonzero(seen[k]) >= (threshold - 1e-9) * len(k)]
 
 # %% ../nbs/02_clean.ipynb #573a7931
 def _conversation_text(c:Conversation)->str: return "\n".join(f"{m['role']}: {m['content']}" for m in c.messages)

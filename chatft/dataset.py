@@ -10,7 +10,8 @@ import math, random, bisect, sys, argparse
 from pathlib import Path
 from .core import (ChatftError, Conversation, Report, read_jsonl, bars_off, on_colab, on_kaggle,
                          hub_token, command_parser, add_options, error_line, disk_space)
-from .clean import near_duplicates, NEAR_DUPLICATE_THRESHOLD, _norm, workers_for
+from .clean import (near_duplicates, shingle_keys, could_be_near, NEAR_DUPLICATE_THRESHOLD, _norm,
+                          workers_for, _check_threshold)
 from .template import (render_example, example_length, prepare_messages, trained_indices, check_contract, show_mask,
                              template_quirks, _tokenize)
 from .models import load_tokenizer
@@ -258,10 +259,15 @@ def _conv_time(c:Conversation)->float: return c.update_time or c.create_time or 
 def _text(c:Conversation)->str: return "\n".join(m['content'] for m in c.messages)
 
 def _repeats(test:list, train:list, threshold:float, train_on:str, cache:dict|None=None,
-             index:SharedText|None=None)->dict:
-    "`{id: why}` of the `test` conversations that repeat `train`: near duplicates, then `seen_in_training`."
-    near = near_duplicates({i: _text(c) for i, c in enumerate(test)}, threshold,
-                           against={-1 - i: _text(c) for i, c in enumerate(train)}, within=False, cache=cache)
+             index:SharedText|None=None, keys:dict|None=None)->dict:
+    ("`{id: why}` of the `test` conversations that repeat `train`: near duplicates, then `seen_in_training`. With "
+     "`keys` (`shingle_keys` by `id(c)`), only the texts that `could_be_near` one of the other side are compared.")
+    could, asked = range(len(train)), range(len(test))
+    if keys is not None:
+        could = could_be_near([keys[id(c)] for c in train], [keys[id(c)] for c in test], threshold)
+        asked = could_be_near([keys[id(c)] for c in test], [keys[id(train[i])] for i in could], threshold)
+    near = near_duplicates({i: _text(test[i]) for i in asked}, threshold, within=False, cache=cache,
+                           against={-1 - i: _text(train[i]) for i in could}) if asked else {}
     out = {c.id: f"near duplicate of {train[-1 - near[i][0]].id} (similarity {near[i][1]})"
            for i, c in enumerate(test) if i in near}
     return out | seen_in_training([c for c in test if c.id not in out], train + [c for c in test if c.id in out],
@@ -279,15 +285,17 @@ def split_conversations(
     """Train and test conversations, and `{id: why}` of those moved from test to train because they repeat training text
     (`_repeats`); the next most recent conversations are held out in their place."""
     if split not in ("time", "random"): raise ChatftError(f"split={split!r}: choose 'time' or 'random'.")
+    _check_threshold(threshold)
     order = sorted(convs, key=_conv_time) if split == "time" else random.Random(seed).sample(convs, len(convs))
     n_test = 0 if len(order) < 2 or test_size <= 0 else max(1, round(len(order)*test_size))
     rest, test, moved, back, sketches = order, [], {}, [], {}      # each text's sketch made once for all rounds
     index = SharedText({id(c): _all_text(c) for c in order}) if n_test else None  # and the index of every text
+    keys = dict(zip(map(id, order), shingle_keys([_text(c) for c in order]))) if n_test else None  # and its 3-grams' keys
     for _ in range(rounds if n_test else 0):
         k = min(n_test - len(test), len(rest) - 1)
         if k <= 0: break
         rest, cands = rest[:-k], rest[-k:]
-        new = _repeats(cands, rest + back, threshold, train_on, sketches, index)
+        new = _repeats(cands, rest + back, threshold, train_on, sketches, index, keys)
         moved |= new
         test += [c for c in cands if c.id not in new]
         back += [c for c in cands if c.id in new]

@@ -97,3 +97,27 @@ def test_memorising_run_stops_early_and_keeps_its_best_step(tok, tmp_path):
     assert abs(saved - s.best_metric) <= 0.01*s.best_metric, (saved, s.best_metric)
     metrics = json.loads((tmp_path/"run"/"metrics.json").read_text())
     assert metrics["best step"] == s.best_global_step and "stopped early" in metrics["stopped"]
+
+def test_split_compares_only_what_could_be_near(monkeypatch):
+    """The split's test for near duplicates sketches and compares only the conversations that `could_be_near` one on the
+    other side, and finds the same ones as comparing every conversation: the same train, test and moves."""
+    import dataclasses, chatft.dataset as D
+    from chatft.synth import synthetic_conversations
+    own = synthetic_conversations(500, seed=5)
+    def copy(c, k, words):                       # a newer copy of `c` with `words` of its last reply changed
+        msgs = [dict(m) for m in c.messages]
+        w = msgs[-1]["content"].split(); w[:words] = ["changed"] * min(words, len(w))
+        msgs[-1]["content"] = " ".join(w)
+        return dataclasses.replace(c, id=f"copy{k}", messages=msgs, create_time=2e9 + k, update_time=2e9 + k)
+    convs = own + [copy(c, k, 1 + 20 * (k % 3)) for k, c in enumerate(own[::10])]     # near or not, by how much changed
+    sizes, orig = [], D.near_duplicates
+    def spy(texts, threshold, **kw): sizes.append((len(texts), len(kw["against"]))); return orig(texts, threshold, **kw)
+    monkeypatch.setattr(D, "near_duplicates", spy)
+    train, test, moved = split_conversations(convs)
+    every = D._repeats
+    monkeypatch.setattr(D, "_repeats", lambda *a: every(*a[:6]))                      # without the keys: every text
+    train2, test2, moved2 = split_conversations(convs)
+    assert [c.id for c in train] == [c.id for c in train2] and [c.id for c in test] == [c.id for c in test2]
+    assert list(moved.items()) == list(moved2.items())
+    assert sum(w.startswith("near duplicate of") for w in moved.values()) >= 10, moved
+    assert sizes[0][0] < 55 and sizes[0][1] < 100 and sizes[-1][1] > 400, sizes      # few sketched, then all
