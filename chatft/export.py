@@ -100,9 +100,10 @@ def _group_text(m)->str:
 
 def strip_citations(text:str)->str:
     "Remove ChatGPT's citations, widgets and every private-use character; cited words, names and links stay."
-    if "】" not in text and "cite" not in text and not _PUA.search(text): return text    # the common case, fast
-    text = _ANCHORS.sub("", _GROUP.sub(_group_text, text))
-    return _CITES.sub("", _PUA.sub("", text))
+    if _PUA.search(text):                            # groups, anchors and private-use characters need one
+        text = _ANCHORS.sub("", _GROUP.sub(_group_text, text))
+        return _CITES.sub("", _PUA.sub("", text))    # (removing them can join a citation: cite\ue202turn0...)
+    return _CITES.sub("", text) if "【" in text or "citeturn" in text else text   # the common case, fast
 
 # %% ../nbs/00_export.ipynb #a979b08c
 _THINKING = re.compile(r"<antThinking>.*?(?:</antThinking>|\Z)\s*", re.S)
