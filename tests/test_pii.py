@@ -162,3 +162,35 @@ def test_each_detector_finds_the_same_with_its_condition():
             assert list(find(t)) == want, (kind, raw.__name__, t[:200])
             found += bool(want)
     assert found > 300, found        # the sets do hold private data of every kind
+
+# ---- the prose-password and authorization scans: tried only where their first words are, the same matches --------
+WORDS = ["password", "Password", "PASSWORD", "passwd", "pass", "pw", "PWD", "pin", "PIN-code", "pin code", "contraseña",
+         "CLAVE", "mot de passe", "mdp", "code secret", "Passwort", "kennwort", "WLAN-Passwort", "geheimzahl",
+         "door code", "gate code", "Garage code", "lockbox code", "code for the gate", "Security code", "alarm code",
+         "entry code", "login", "Credentials", "creds", "identifiants", "Anmeldung", "usuario", "Authorization: Bearer",
+         "preauthorization: token", "bearer", "TOKEN", "Digest", "apikey", "authorizationapikey", "digestoken"]
+SEPS = [" is ", " was ", ": ", "=", " - ", " for the wifi is ", " of my bank: ", " ", " admin / ", " is bob / "]
+VALUES = ["hunter2!", "Tr0ub4dor&3", "4821", "123456", "x", "qwerty99", "eyJhbGciOi.J9xQ_zz-93kd"]
+ODD = ["by", "s", "\n", " ", ".", "!", "ſ", "ı", "İ", "\u212a", "ß", "é", "—", "_", "-", "#", "7", "a"]
+PHRASES = st.one_of(st.sampled_from(WORDS + SEPS + VALUES + ODD),
+                    st.tuples(st.sampled_from(WORDS), st.sampled_from(SEPS), st.sampled_from(VALUES)).map("".join))
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(st.lists(PHRASES, max_size=8))
+def test_prose_password_scan_finds_what_the_whole_scan_finds(phrases):
+    import chatft.clean as C
+    text = "".join(phrases)
+    for rx, at in ((C._PROSE_PW, C._PROSE_PW_AT), (C._CODE_PW, C._CODE_PW_AT), (C._LOGIN, C._LOGIN_AT),
+                   (C._AUTH, C._AUTH_AT)):
+        assert [m.span() for m in C._finditer(rx, at, text)] == [m.span() for m in rx.finditer(text)], (rx.pattern[:30], text)
+
+def test_prose_password_scan_on_every_word_and_separator():
+    import chatft.clean as C
+    scans = ((C._PROSE_PW, C._PROSE_PW_AT), (C._CODE_PW, C._CODE_PW_AT), (C._LOGIN, C._LOGIN_AT), (C._AUTH, C._AUTH_AT))
+    for w in WORDS:
+        for sep in SEPS:
+            for before in ["", " ", "x", "_", "ſ", "İ ", "my ", "\n"]:
+                for text in (before + w + sep + "hunter2!",
+                             before + w.upper() + sep + "4821 then " + w + sep + "qwerty99xy"):
+                    for rx, at in scans:
+                        assert [m.span() for m in C._finditer(rx, at, text)] == [m.span() for m in rx.finditer(text)], text
