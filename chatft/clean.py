@@ -618,7 +618,8 @@ _WORD = re.compile(r"\w+")
 
 def _grams(text:str, k:int=3):
     ("The word `k`-grams of `text`, lower-cased, as tuples of words (`shingles` joins each with a space; words hold "
-     "none, so two grams are equal as tuples exactly when they are as text); one of all its words when it has `k` or fewer.")
+     "none, so two grams are equal as tuples exactly when they are as text); one of all its words when it has `k` "
+     "or fewer.")
     words = _WORD.findall(text.lower())
     return [tuple(words)] if len(words) <= k else zip(*(words[i:] for i in range(k)))
 
@@ -701,7 +702,8 @@ def near_duplicates(
                  list((against or {}).items()), within)
 
 def _check_threshold(threshold:float):
-    if not 0 < threshold <= 1: raise ChatftError(f"threshold={threshold}: give a similarity between 0 and 1, e.g. 0.85.")
+    if not 0 < threshold <= 1:
+        raise ChatftError(f"threshold={threshold}: give a similarity between 0 and 1, e.g. 0.85.")
 
 def _near(items:list, sketch_of, text_of, threshold:float, num_perm:int, against:list=(), within:bool=True)->dict:
     ("`near_duplicates` of `items` `[(key, ref)]`, where `sketch_of(ref)` and `text_of(ref)` give a text's sketch and "
