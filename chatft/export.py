@@ -13,12 +13,13 @@ from pathlib import Path
 from .core import command_parser, add_options
 
 # %% auto #0
-__all__ = ['TEXT_NOTES', 'GEMINI_GAP', 'FORMATS', 'FORMATS_HELP', 'CHUNK', 'export_hint', 'upload_export', 'Skip', 'thread_ids',
-           'strip_citations', 'artifact_block', 'clean_text', 'message_text', 'custom_instructions', 'chatgpt_memory',
-           'chatgpt_turns', 'read_chatgpt_conversation', 'read_claude_conversation', 'read_sharegpt_conversation',
-           'read_messages_conversation', 'read_grok_conversation', 'read_aistudio_conversation', 'html_to_markdown',
-           'read_gemini_activity', 'Format', 'export_in', 'feedback_records', 'record_kind', 'read_export',
-           'raw_records', 'export_cli', 'iter_json_array', 'load_json']
+__all__ = ['TEXT_NOTES', 'GEMINI_GAP', 'FORMATS', 'FORMATS_HELP', 'CHUNK', 'PARALLEL_MB', 'export_hint', 'upload_export', 'Skip',
+           'thread_ids', 'strip_citations', 'artifact_block', 'clean_text', 'message_text', 'custom_instructions',
+           'chatgpt_memory', 'chatgpt_turns', 'read_chatgpt_conversation', 'read_claude_conversation',
+           'read_sharegpt_conversation', 'read_messages_conversation', 'read_grok_conversation',
+           'read_aistudio_conversation', 'html_to_markdown', 'read_gemini_activity', 'Format', 'export_in',
+           'feedback_records', 'record_kind', 'read_export', 'raw_records', 'export_cli', 'iter_json_array',
+           'load_json']
 
 # %% ../nbs/00_export.ipynb #f293f176
 from .core import (ChatftError, Report, Conversation, one_line, in_notebook, bars_off, on_colab,
@@ -100,10 +101,27 @@ def _group_text(m)->str:
 
 def strip_citations(text:str)->str:
     "Remove ChatGPT's citations, widgets and every private-use character; cited words, names and links stay."
-    if _PUA.search(text):                            # groups, anchors and private-use characters need one
-        text = _ANCHORS.sub("", _GROUP.sub(_group_text, text))
-        return _CITES.sub("", _PUA.sub("", text))    # (removing them can join a citation: cite\ue202turn0...)
-    return _CITES.sub("", text) if "【" in text or "citeturn" in text else text   # the common case, fast
+    if not text.isascii() and _PUA.search(text):     # groups, anchors and private-use characters need one
+        if "\ue200" in text: text = _GROUP.sub(_group_text, text)
+        if "\ue202turn" in text: text = _ANCHORS.sub("", text)
+        text = _PUA.sub("", text)                    # (removing them can join a citation: cite\ue202turn0...)
+    # each rule runs only on text it can change (isascii is free; a regular expression reads every character)
+    return _cites_removed(text) if "【" in text or "citeturn" in text else text
+
+def _found(text:str, word:str):
+    "Every position of `word` in `text` (`str.find`: much quicker than a regular expression that reads every character)."
+    i = text.find(word)
+    while i >= 0: yield i; i = text.find(word, i + 1)
+
+def _cites_removed(text:str)->str:
+    ("`_CITES.sub('', text)`, the pattern tried only where a citation can start: at a 【, or a cite (or filecite) "
+     "before turn.")
+    at = {*_found(text, "【"), *_found(text, "citeturn")}
+    at |= {i - 4 for i in at if i >= 4 and text.startswith("filecite", i - 4)}
+    out, last = [], 0
+    for p in sorted(at):
+        if p >= last and (m := _CITES.match(text, p)): out.append(text[last:p]); last = m.end()
+    return "".join(out) + text[last:]
 
 # %% ../nbs/00_export.ipynb #a979b08c
 _THINKING = re.compile(r"<antThinking>.*?(?:</antThinking>|\Z)\s*", re.S)
@@ -148,7 +166,7 @@ def clean_text(
     why:Counter|None=None,    # counts what was removed (see `TEXT_NOTES`)
 )->str:
     "Text fit for training: no private-use characters; an assistant's also without thinking, app tags and citations."
-    if role != "assistant": return _PUA.sub("", text) if _PUA.search(text) else text
+    if role != "assistant": return _PUA.sub("", text) if not text.isascii() and _PUA.search(text) else text
     if "<ant" in text or "<grok:" in text or "<xai:" in text:
         text = _app_markup(text, Counter() if why is None else why)
     return strip_citations(text)
@@ -863,6 +881,7 @@ def read_export(
     system:bool=True,         # keep ChatGPT custom instructions / system prompts in `Conversation.system`
     memory:bool=False,        # add ChatGPT's memory of you to that system prompt, after the custom instructions
     progress:bool=True,       # show a progress bar (not where `bars_off()`)
+    processes:int|None=None,  # processes for one large JSON file (default: every core from `PARALLEL_MB`; 1: none)
 )->tuple:
     "Read an export into `(conversations, report)`; every conversation in the input is kept or skipped with a reason."
     from tqdm.auto import tqdm
@@ -883,9 +902,11 @@ def read_export(
     with tqdm(total=sum(s for _, s, _ in sources), unit="B", unit_scale=True, desc="reading",
               disable=not progress or bars_off()) as bar:      # closed on an error too: the error gets its own line
         for name, size, open_ in sources:
-            n_before = report.total
-            _read_file(name, _records(name, size, open_), options, convs, kinds, report)
-            bar.update(size)
+            n_before, at = report.total, bar.n
+            parts = _read_parts(name, size, options, _processes_for(size, processes), bar.update)
+            if parts is None: bar.n = at; _read_file(name, _records(name, size, open_), options, convs, kinds, report)
+            else: _add_parts(parts, options, convs, kinds, report)
+            bar.n = at + size; bar.refresh()
             if report.total == n_before: report.notes[f"{Path(name).name}"] = "no records"
     _closing_notes(report, why, kinds, path, convs, others)
     return list(convs.values()), report
@@ -901,13 +922,22 @@ def _read_file(name:str, records, options:dict, convs:dict, kinds:Counter, repor
         if fmt.grouped: together.append(raw); continue
         if isinstance(raw, dict) and not any(raw.get(k) for k in ('id', 'conversation_id', 'uuid')):
             raw['id'] = f"{Path(name).stem}-{n}"
-        try: c = fmt.reader(raw, n=n, name=name, **options)
-        except Skip as e: report.skip(_record_id(raw, name, n), str(e)); continue
-        except (TypeError, AttributeError, KeyError, ValueError, IndexError) as e:   # a field of a type no export has
-            report.skip(_record_id(raw, name, n), f"malformed record ({type(e).__name__}: {e})"); continue
-        if not options['system']: c.system = None
-        _keep_newest(convs, c, report)
+        _add(_read_record(fmt, raw, n, name, options), convs, report)
     if together: _read_together(fmt.reader, together, name, options['images'], options['why'], convs, report)
+
+def _read_record(fmt:Format, raw, n:int, name:str, options:dict):
+    "One record read by its format's reader: a `Conversation`, or `(id, reason)` for one that cannot be used."
+    try: c = fmt.reader(raw, n=n, name=name, **options)
+    except Skip as e: return _record_id(raw, name, n), str(e)
+    except (TypeError, AttributeError, KeyError, ValueError, IndexError) as e:   # a field of a type no export has
+        return _record_id(raw, name, n), f"malformed record ({type(e).__name__}: {e})"
+    if not options['system']: c.system = None
+    return c
+
+def _add(c, convs:dict, report:Report):
+    "Keep a `Conversation` (the newest copy of its id), or record why a record was skipped."
+    if isinstance(c, tuple): report.skip(*c)
+    else: _keep_newest(convs, c, report)
 
 def _closing_notes(report:Report, why:Counter, kinds:Counter, path:Path, convs:dict, others:list):
     "The report's notes after reading: what was dropped inside messages, formats, fallbacks used, other files."
@@ -1048,8 +1078,10 @@ def iter_json_array(
     stream,                 # a binary file object positioned at the start of the JSON
     name:str,               # the file's name, for errors
     max_item_mb:float=1024, # refuse a single item larger than this (a corrupt file or a bomb)
+    stop:int|None=None,     # stop before the first item that starts at this byte of the stream or later
 ):
-    "Yield each top-level item of a JSON array, parsed with orjson one at a time, in bounded memory."
+    ("Yield each top-level item of a JSON array, parsed with orjson one at a time, in bounded memory. With `stop`, the "
+     "generator returns the byte where the item it stopped before starts (None: the array ended first).")
     buf, at = b"", (0, 1, 0)               # unparsed bytes; where they start (byte, line, line start)
     depth, in_string, escaped = 0, False, False
     start = gap = None                     # where the current item starts; where the bytes between items start
@@ -1064,7 +1096,10 @@ def iter_json_array(
                     raise ChatftError(f"{name}: expected a JSON list of conversations, "
                                       f"found {buf[:20]!r} at the start.")
                 gap = p + 1
-            elif d == 2 and s == 1: yield from _gap_items(buf, gap, p, name, at); start = p
+            elif d == 2 and s == 1:
+                yield from _gap_items(buf, gap, p, name, at)
+                if stop is not None and at[0] + p >= stop: return at[0] + p
+                start = p
             elif d == 1 and s == -1: yield _item(buf, start, p + 1, name, at); start, gap = None, p + 1
             elif d == 0: yield from _gap_items(buf, gap, p, name, at); gap = p + 1
             else: raise _invalid(name, buf, p, at, "unbalanced brackets")
@@ -1085,3 +1120,69 @@ def load_json(data:bytes, name:str):
     except orjson.JSONDecodeError as e:
         p = _at_byte(data, e.pos)
         raise ChatftError(f"{name}: invalid JSON at byte {p} ({_line_col(data, p)}): {e.msg}.") from None
+
+# %% ../nbs/00_export.ipynb #7c1c3847
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+
+PARALLEL_MB = 16                     # a JSON file at least this large is read on every core (measured below)
+_CUT = re.compile(rb"\}\s*,\s*\{")     # between two objects of an array (or inside a string: checked)
+_BY_ID = ("chatgpt", "claude")       # formats whose records are read one at a time, by their own id
+
+def _processes_for(size:int, processes:int|None=None)->int:
+    "Processes to read a file of `size` bytes: `processes` if given, else every core for a large one (Linux only)."
+    if sys.platform != "linux": return 1
+    if processes is not None: return max(1, processes)
+    return len(os.sched_getaffinity(0)) if size >= PARALLEL_MB * 1e6 else 1
+
+def _cuts(path:str, size:int, parts:int)->list:
+    "Byte positions about `size / parts` apart where the next object of the array seems to start (`_CUT`)."
+    cuts = []
+    with open(path, "rb") as f:
+        for k in range(1, parts):
+            f.seek(max(k * size // parts, cuts[-1] + 1 if cuts else 1))
+            at = f.tell()
+            if m := _CUT.search(f.read(1 << 20)): cuts.append(at + m.end() - 1)
+    return cuts
+
+def _read_part(path:str, a:int, b:int|None, options:dict):
+    """Read the records of the JSON array in file `path` that start from byte `a` (0, or a cut) to before byte `b` (a
+    cut, or None: the end): `(results, why, where the next record starts)`, results as `_read_record` gives them, each
+    with its format's name; None where the file must be read in one process."""
+    why, out, nxt = Counter(), [], []
+    shift = a - 1 if a else 0                         # a part's stream is "[" and the file from `a`
+    with open(path, "rb") as f:
+        f.seek(a)
+        def items(): nxt.append((yield from iter_json_array(_Prefixed(b"[", f) if a else f, path,
+                                                           stop=None if b is None else b - shift)))
+        try:
+            for raw in items():
+                fmt = _format(raw)
+                if fmt is None or fmt.name not in _BY_ID or not any(raw.get(k) for k in ('id', 'conversation_id', 'uuid')):
+                    return None
+                out.append((fmt.name, _read_record(fmt, raw, 0, path, {**options, 'why': why})))
+        except ChatftError: return None
+    return out, why, None if nxt[0] is None else nxt[0] + shift
+
+def _read_parts(name:str, size:int, options:dict, processes:int, done=None)->list|None:
+    ("`_read_part` for every part of file `name`, read in `processes` forked processes (`done(bytes)` after each); "
+     "None where it must be read in one: one process, not a plain JSON array, a cut not confirmed, a part refused.")
+    if processes < 2 or not Path(name).is_file() or name.lower().endswith((".jsonl", ".csv")): return None
+    with open(name, "rb") as f:
+        if f.read(1 << 16).lstrip()[:1] != b"[": return None
+    cuts = _cuts(name, size, 4 * processes)              # 4 parts a process: one slow part waits less
+    if not cuts: return None
+    got, bounds = [], list(zip([0] + cuts, cuts + [None]))
+    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:
+        for (a, b), res in zip(bounds, pool.map(_read_part, [name] * len(bounds), *zip(*bounds),
+                                                     [options] * len(bounds))):
+            if res is None or res[2] != b: pool.shutdown(cancel_futures=True); return None
+            got.append(res)
+            if done: done((b or size) - a)
+    return got
+
+def _add_parts(parts:list, options:dict, convs:dict, kinds:Counter, report:Report):
+    "Account for the parts' records in order, as `_read_file` does for one process."
+    for out, why, _ in parts:
+        options['why'].update(why)
+        for fmt, c in out: kinds[fmt] += 1; _add(c, convs, report)
