@@ -33,8 +33,24 @@ PY312 = "/root/.pyenv/versions/3.12.1/bin/python"
 # Each snippet gets the export's path in sys.argv[1]; it imports first, then times only the read,
 # and prints one JSON line: seconds, conversations, peak RSS and RSS after imports (both in kB).
 _PRELUDE = "import sys, time, json, resource\npath = sys.argv[1]\n"
-_REPORT = ("ru = resource.getrusage(resource.RUSAGE_SELF)\n"
-           "print(json.dumps(dict(seconds=t1 - t0, cpu=ru.ru_utime + ru.ru_stime - cpu0, n=n, peak_kb=ru.ru_maxrss, base_kb=base_kb)))\n")
+_REPORT = ("ru, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+           "cpu = ru.ru_utime + ru.ru_stime - cpu0 + kids.ru_utime + kids.ru_stime\n"   # a reader's worker processes too
+           "peak_kb = max(ru.ru_maxrss, globals().get('all_kb', 0))\n"
+           "print(json.dumps(dict(seconds=t1 - t0, cpu=cpu, n=n, peak_kb=peak_kb, base_kb=base_kb)))\n")
+# for a reader that forks workers: the peak of its memory and theirs together, as proportional set sizes (a page the
+# processes share counts once), sampled 5 times a second (20 slowed the read it measures)
+_ALL_KB = textwrap.dedent("""
+    import threading, psutil
+    all_kb = 0
+    def _sample():
+        global all_kb
+        me = psutil.Process()
+        while True:
+            try: all_kb = max(all_kb, sum(p.memory_full_info().pss for p in [me, *me.children(recursive=True)]) // 1024)
+            except psutil.Error: pass
+            time.sleep(0.2)
+    threading.Thread(target=_sample, daemon=True).start()
+""")
 _BASE = ("ru = resource.getrusage(resource.RUSAGE_SELF)\n"
          "base_kb, cpu0 = ru.ru_maxrss, ru.ru_utime + ru.ru_stime\n")
 
@@ -53,8 +69,9 @@ READERS = {
         try: from chatft.export import read_export
         except ImportError as e: print(json.dumps(dict(skip=f"chatft.export.read_export does not exist yet ({e})"))); sys.exit(0)
         #BASE
+        #ALL
         t0 = time.perf_counter()
-        convs, report = read_export(path, progress=False)
+        convs, report = read_export(path, progress=False)        # on every core for a large file
         n = len(convs)
         t1 = time.perf_counter()
         """),
@@ -129,7 +146,7 @@ def make_export(mb:float, seed:int, as_zip:bool, chars:int|None=None)->Path:
 
 def run_reader(name:str, path:Path, python)->dict:
     "Run one reader in a fresh process; returns its JSON report (or a `skip` reason)."
-    code = _PRELUDE + textwrap.dedent(READERS[name]['code']).replace('#BASE\n', _BASE) + _REPORT
+    code = _PRELUDE + textwrap.dedent(READERS[name]['code']).replace('#BASE\n', _BASE).replace('#ALL\n', _ALL_KB) + _REPORT
     env = dict(os.environ, PYTHONPATH=str(HERE.parent) if READERS[name]['python'] is None else "")
     p = subprocess.run([str(python), "-c", code, str(path)], capture_output=True, text=True, env=env)
     if p.returncode != 0: return dict(skip=f"failed (exit {p.returncode}): {p.stderr.strip().splitlines()[-1] if p.stderr.strip() else ''}")
