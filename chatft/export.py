@@ -216,9 +216,11 @@ def message_text(
               "hidden reasoning" if msg.get('channel') == 'analysis' else None)
     if reason: why[reason] += 1; return None
     parts = content.get('parts') if isinstance(content.get('parts'), list) else []
-    spoken = any(_dict(p).get('content_type') == 'audio_transcription'
-                 and str(_dict(p).get('text') or '').strip() for p in parts)
-    text = "\n\n".join(t for t in (_part_text(p, images, role, spoken, why).strip() for p in parts) if t)
+    if len(parts) == 1 and isinstance(parts[0], str): text = parts[0].strip()     # most messages: what follows gives it
+    else:
+        spoken = any(_dict(p).get('content_type') == 'audio_transcription'
+                     and str(_dict(p).get('text') or '').strip() for p in parts)
+        text = "\n\n".join(t for t in (_part_text(p, images, role, spoken, why).strip() for p in parts) if t)
     text = clean_text(text, role, why).strip()
     if not text: why["empty"] += 1
     return (role, text) if text or empty else None
@@ -1036,11 +1038,12 @@ def _structure(chunk:bytes, in_string:bool, escaped:bool):
             if q - n == 0 and escaped: n += 1
             keep[k] = n % 2 == 0
         quotes = quotes[keep]
-    struct = np.flatnonzero((a == 123) | (a == 91) | (a == 125) | (a == 93))
+    b = (a | 32) - np.uint8(123)                   # 0 for { and [ (they differ only in bit 5), 2 for } and ] (wrapping)
+    struct = np.flatnonzero((b & 0xFD) == 0)
     before = np.searchsorted(quotes, struct)                       # real quotes before each brace
     outside = (before % 2 == 0) if not in_string else (before % 2 == 1)
     struct = struct[outside]
-    steps = np.where((a[struct] == 123) | (a[struct] == 91), 1, -1)
+    steps = np.where(b[struct] == 0, 1, -1)
     in_string ^= bool(len(quotes) % 2)
     tail = len(chunk) - len(chunk.rstrip(b"\\"))                          # trailing backslashes
     escaped = in_string and ((tail + escaped) if tail == len(chunk) else tail) % 2 == 1
