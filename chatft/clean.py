@@ -404,12 +404,33 @@ _ADDRESS = "|".join([_US_UK_STREET + r"(?:" + _US_UK_TAIL + r")?", _DE_STREET + 
                      _ES_STREET + _POSTCODE_CITY, _FR_STREET + _POSTCODE_CITY])
 
 # %% ../nbs/02_clean.ipynb #da50dcdd
+def _digit(t:str)->bool: return any(d in t for d in "0123456789")   # ten quick scans (memchr), in ASCII text
+
+def _auth_word(t:str)->bool:
+    low = t.lower()
+    return any(w in low for w in ("basic", "bearer", "token", "digest", "apikey"))
+
+_ASCII_TESTS = {   # pattern -> a test that finds it in ASCII text as its regular expression does, much more quickly
+    r"\d": _digit, r"\d{3}": lambda t: _digit(t) and _D3.search(t) is not None,
+    r"\d\d": lambda t: _digit(t) and _D2.search(t) is not None, r"[\d:]": lambda t: ":" in t or _digit(t),
+    r"[:=]": lambda t: ":" in t or "=" in t, r"(?i)pas": lambda t: "pas" in t.lower(),
+    r"(?i)basic|bearer|token|digest|apikey": _auth_word}
+_D3, _D2 = re.compile(r"\d{3}"), re.compile(r"\d\d")
+
+def _test(pattern:str):
+    ("Whether `pattern` is found in a text: a substring test for a plain word; for ASCII text (most messages) "
+     "`_ASCII_TESTS`; else the regular expression (it also knows Unicode digits and case: ſ is an s to `(?i)`).")
+    if not any(c in pattern for c in "\\.^$*+?{}[]|()"): return lambda t: pattern in t
+    rx, quick = re.compile(pattern), _ASCII_TESTS.get(pattern)
+    if quick is None: return lambda t: rx.search(t) is not None
+    return lambda t: quick(t) if t.isascii() else rx.search(t) is not None
+
 def _needing(finder, *patterns):
     ("`finder`, run only on a text where each of `patterns` is found: what every match of it needs (a digit, an `@`, "
      "a keyword). Most messages hold none of these, and a scan for one is much quicker than the finder.")
-    rxs = [re.compile(p) for p in patterns]
+    tests = [_test(p) for p in patterns]
     def find(text):
-        if all(rx.search(text) for rx in rxs): yield from finder(text)
+        if all(test(text) for test in tests): yield from finder(text)
     find.__wrapped__ = finder
     return find
 
