@@ -595,9 +595,10 @@ def useful_fraction(
     seed:int=0,            # order of the examples for dynamic padding
 ):
     "A DataFrame: for padded-to-max, dynamically padded and packed batches, computed/real/trained tokens and fractions."
-    import pandas as pd
-    lengths = [len(x) for x in ds['input_ids']]
-    trained = sum(sum(l != -100 for l in ls) for ls in ds['labels'])
+    import pandas as pd, pyarrow.compute as pc
+    cols = ds.with_format("arrow")       # counted by Arrow (every row as Python lists: 2.2 s for 15,000 long rows)
+    lengths = pc.list_value_length(cols['input_ids']).to_numpy().tolist()
+    trained = pc.sum(pc.not_equal(pc.list_flatten(cols['labels']), -100)).as_py() or 0
     real = sum(lengths)
     order = random.Random(seed).sample(range(len(lengths)), len(lengths))
     dyn = sum(max(lengths[i] for i in order[k:k+batch_size])*len(order[k:k+batch_size])
