@@ -34,7 +34,7 @@ PY312 = "/root/.pyenv/versions/3.12.1/bin/python"
 # and prints one JSON line: seconds, conversations, peak RSS and RSS after imports (both in kB).
 _PRELUDE = "import sys, time, json, resource\npath = sys.argv[1]\n"
 _REPORT = ("ru, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)\n"
-           "cpu = ru.ru_utime + ru.ru_stime - cpu0 + kids.ru_utime + kids.ru_stime\n"   # a reader's worker processes too
+           "cpu = ru.ru_utime + ru.ru_stime - cpu0 + kids.ru_utime + kids.ru_stime\n"   # with a reader's workers
            "peak_kb = max(ru.ru_maxrss, globals().get('all_kb', 0))\n"
            "print(json.dumps(dict(seconds=t1 - t0, cpu=cpu, n=n, peak_kb=peak_kb, base_kb=base_kb)))\n")
 # for a reader that forks workers: the peak of its memory and theirs together, as proportional set sizes (a page the
@@ -146,7 +146,8 @@ def make_export(mb:float, seed:int, as_zip:bool, chars:int|None=None)->Path:
 
 def run_reader(name:str, path:Path, python)->dict:
     "Run one reader in a fresh process; returns its JSON report (or a `skip` reason)."
-    code = _PRELUDE + textwrap.dedent(READERS[name]['code']).replace('#BASE\n', _BASE).replace('#ALL\n', _ALL_KB) + _REPORT
+    code = textwrap.dedent(READERS[name]['code']).replace('#BASE\n', _BASE).replace('#ALL\n', _ALL_KB)
+    code = _PRELUDE + code + _REPORT
     env = dict(os.environ, PYTHONPATH=str(HERE.parent) if READERS[name]['python'] is None else "")
     p = subprocess.run([str(python), "-c", code, str(path)], capture_output=True, text=True, env=env)
     if p.returncode != 0: return dict(skip=f"failed (exit {p.returncode}): {p.stderr.strip().splitlines()[-1] if p.stderr.strip() else ''}")

@@ -109,7 +109,7 @@ def strip_citations(text:str)->str:
     return _cites_removed(text) if "【" in text or "citeturn" in text else text
 
 def _found(text:str, word:str):
-    "Every position of `word` in `text` (`str.find`: much quicker than a regular expression that reads every character)."
+    "Every position of `word` in `text` (`str.find`: much quicker than a regular expression reading every character)."
     i = text.find(word)
     while i >= 0: yield i; i = text.find(word, i + 1)
 
@@ -1161,8 +1161,8 @@ def _read_part(path:str, a:int, b:int|None, options:dict):
         try:
             for raw in items():
                 fmt = _format(raw)
-                if fmt is None or fmt.name not in _BY_ID or not any(raw.get(k) for k in ('id', 'conversation_id', 'uuid')):
-                    return None
+                if (fmt is None or fmt.name not in _BY_ID
+                        or not any(raw.get(k) for k in ('id', 'conversation_id', 'uuid'))): return None
                 out.append((fmt.name, _read_record(fmt, raw, 0, path, {**options, 'why': why})))
         except ChatftError: return None
     return out, why, None if nxt[0] is None else nxt[0] + shift

@@ -18,6 +18,14 @@ def test_every_sample_reads(samples):
         convs, report = read(samples, f.name)
         assert report.total == report.kept + len(report.skipped) and report.total > 0, f.name
 
+def test_every_sample_reads_the_same_on_two_cores(samples):
+    "A large file is read in forked parts (`PARALLEL_MB`): each sample, forced into parts, gives what one process does."
+    for f in sorted(samples.glob("*.json*")):
+        one, r1 = read_export(f, progress=False, processes=1)
+        two, r2 = read_export(f, progress=False, processes=2)
+        assert [c.to_dict() for c in two] == [c.to_dict() for c in one], f.name
+        assert (r2.skipped, r2.notes, r2.total) == (r1.skipped, r1.notes, r1.total), f.name
+
 def test_browsing_conversation_drops_tools_and_citations(samples):
     convs, report = read(samples, "librechat__chatgpt-export.json")
     assert report.kept == 2 and not report.skipped
