@@ -1129,7 +1129,6 @@ import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 
 PARALLEL_MB = 16                     # a JSON file at least this large is read on every core (measured below)
-_CUT = re.compile(rb"\}\s*,\s*\{")     # between two objects of an array (or inside a string: checked)
 _BY_ID = ("chatgpt", "claude")       # formats whose records are read one at a time, by their own id
 
 def _processes_for(size:int, processes:int|None=None)->int:
@@ -1138,14 +1137,26 @@ def _processes_for(size:int, processes:int|None=None)->int:
     if processes is not None: return max(1, processes)
     return len(os.sched_getaffinity(0)) if size >= PARALLEL_MB * 1e6 else 1
 
-def _cuts(path:str, size:int, parts:int)->list:
-    "Byte positions about `size / parts` apart where the next object of the array seems to start (`_CUT`)."
+def _cut_pattern(first:dict)->re.Pattern:
+    ("What lies between two records like `first` (the file's first): `}`, a comma, `{` and its first two keys, e.g. "
+     '`}, {"title": "...", "create_time":`. Only JSON structure can look so (in a string every `"` is escaped); it is '
+     "a record's start unless an object inside a record begins with the same keys, which the reading checks.")
+    keys = list(first)[:2]
+    pattern = rb"\}\s*,\s*\{\s*" + re.escape(orjson.dumps(keys[0])) + rb"\s*:" if keys else rb"\}\s*,\s*\{"
+    v = first[keys[0]] if keys else None
+    value = (rb'"(?:[^"\\]|\\.)*"' if isinstance(v, str) else
+             rb"[-+.\w]+" if v is None or isinstance(v, (bool, int, float)) else None)   # else: one key is enough
+    if len(keys) == 2 and value: pattern += rb"\s*" + value + rb"\s*,\s*" + re.escape(orjson.dumps(keys[1])) + rb"\s*:"
+    return re.compile(pattern)
+
+def _cuts(path:str, size:int, parts:int, pattern:re.Pattern)->list:
+    "Byte positions about `size / parts` apart where the next record of the array seems to start (`_cut_pattern`)."
     cuts = []
     with open(path, "rb") as f:
         for k in range(1, parts):
             f.seek(max(k * size // parts, cuts[-1] + 1 if cuts else 1))
             at = f.tell()
-            if m := _CUT.search(f.read(1 << 20)): cuts.append(at + m.end() - 1)
+            if m := pattern.search(f.read(1 << 20)): cuts.append(at + m.start() + m.group().index(b"{"))
     return cuts
 
 def _read_part(path:str, a:int, b:int|None, options:dict):
@@ -1173,7 +1184,11 @@ def _read_parts(name:str, size:int, options:dict, processes:int, done=None)->lis
     if processes < 2 or not Path(name).is_file() or name.lower().endswith((".jsonl", ".csv")): return None
     with open(name, "rb") as f:
         if f.read(1 << 16).lstrip()[:1] != b"[": return None
-    cuts = _cuts(name, size, 4 * processes)              # 4 parts a process: one slow part waits less
+        f.seek(0)
+        try: first = next(iter_json_array(f, name), None)
+        except ChatftError: return None
+    if not isinstance(first, dict): return None
+    cuts = _cuts(name, size, 4 * processes, _cut_pattern(first))   # 4 parts a process: one slow part waits less
     if not cuts: return None
     got, bounds = [], list(zip([0] + cuts, cuts + [None]))
     with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:

@@ -18,9 +18,22 @@ def test_every_sample_reads(samples):
         convs, report = read(samples, f.name)
         assert report.total == report.kept + len(report.skipped) and report.total > 0, f.name
 
-def test_every_sample_reads_the_same_on_two_cores(samples):
-    "A large file is read in forked parts (`PARALLEL_MB`): each sample, forced into parts, gives what one process does."
+def test_every_sample_reads_the_same_on_two_cores(samples, tmp_path):
+    """A large file is read in forked parts (`PARALLEL_MB`): each sample, and each list of records repeated 40 times
+    (large enough to be cut), gives in parts what it gives in one process."""
+    import orjson
+    from collections import Counter
+    from chatft.export import _read_parts
+    files, cut = [], 0
     for f in sorted(samples.glob("*.json*")):
+        files.append(f)
+        data = orjson.loads(f.read_bytes()) if f.suffix == ".json" else None
+        if isinstance(data, list):
+            files.append(tmp_path / f.name); files[-1].write_bytes(orjson.dumps(data * 40))
+            options = dict(images="placeholder", system=True, memory=False, feedback={}, why=Counter())
+            cut += _read_parts(str(files[-1]), files[-1].stat().st_size, options, 2) is not None
+    assert cut >= 5                       # Claude's and ChatGPT's lists (the others: records it must read in one)
+    for f in files:
         one, r1 = read_export(f, progress=False, processes=1)
         two, r2 = read_export(f, progress=False, processes=2)
         assert [c.to_dict() for c in two] == [c.to_dict() for c in one], f.name
