@@ -40,8 +40,10 @@ _REPORT = ("ru, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrus
 # for a reader that forks workers: the peak of its memory and theirs together, as proportional set sizes (a page the
 # processes share counts once), sampled 5 times a second (20 slowed the read it measures)
 _ALL_KB = textwrap.dedent("""
-    import threading, psutil
+    import threading
     all_kb = 0
+    try: import psutil                      # installed with accelerate; without it, the reader's own peak only
+    except ImportError: psutil = None
     def _sample():
         global all_kb
         me = psutil.Process()
@@ -49,7 +51,7 @@ _ALL_KB = textwrap.dedent("""
             try: all_kb = max(all_kb, sum(p.memory_full_info().pss for p in [me, *me.children(recursive=True)]) // 1024)
             except psutil.Error: pass
             time.sleep(0.2)
-    threading.Thread(target=_sample, daemon=True).start()
+    if psutil: threading.Thread(target=_sample, daemon=True).start()
 """)
 _BASE = ("ru = resource.getrusage(resource.RUSAGE_SELF)\n"
          "base_kb, cpu0 = ru.ru_maxrss, ru.ru_utime + ru.ru_stime\n")

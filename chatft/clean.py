@@ -410,12 +410,12 @@ def _auth_word(t:str)->bool:
     low = t.lower()
     return any(w in low for w in ("basic", "bearer", "token", "digest", "apikey"))
 
+_D3, _D2 = re.compile(r"\d{3}"), re.compile(r"\d\d")
 _ASCII_TESTS = {   # pattern -> a test that finds it in ASCII text as its regular expression does, much more quickly
     r"\d": _digit, r"\d{3}": lambda t: _digit(t) and _D3.search(t) is not None,
     r"\d\d": lambda t: _digit(t) and _D2.search(t) is not None, r"[\d:]": lambda t: ":" in t or _digit(t),
     r"[:=]": lambda t: ":" in t or "=" in t, r"(?i)pas": lambda t: "pas" in t.lower(),
     r"(?i)basic|bearer|token|digest|apikey": _auth_word}
-_D3, _D2 = re.compile(r"\d{3}"), re.compile(r"\d\d")
 
 def _test(pattern:str):
     ("Whether `pattern` is found in a text: a substring test for a plain word; for ASCII text (most messages) "

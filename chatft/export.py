@@ -1163,20 +1163,21 @@ def _read_part(path:str, a:int, b:int|None, options:dict):
     """Read the records of the JSON array in file `path` that start from byte `a` (0, or a cut) to before byte `b` (a
     cut, or None: the end): `(results, why, where the next record starts)`, results as `_read_record` gives them, each
     with its format's name; None where the file must be read in one process."""
-    why, out, nxt = Counter(), [], []
+    why, out = Counter(), []
     shift = a - 1 if a else 0                         # a part's stream is "[" and the file from `a`
     with open(path, "rb") as f:
         f.seek(a)
-        def items(): nxt.append((yield from iter_json_array(_Prefixed(b"[", f) if a else f, path,
-                                                           stop=None if b is None else b - shift)))
+        records = iter_json_array(_Prefixed(b"[", f) if a else f, path, stop=None if b is None else b - shift)
         try:
-            for raw in items():
+            while True:
+                try: raw = next(records)
+                except StopIteration as end: nxt = end.value; break      # where the next part's first record starts
                 fmt = _format(raw)
                 if (fmt is None or fmt.name not in _BY_ID
                         or not any(raw.get(k) for k in ('id', 'conversation_id', 'uuid'))): return None
                 out.append((fmt.name, _read_record(fmt, raw, 0, path, {**options, 'why': why})))
         except ChatftError: return None
-    return out, why, None if nxt[0] is None else nxt[0] + shift
+    return out, why, None if nxt is None else nxt + shift
 
 def _read_parts(name:str, size:int, options:dict, processes:int, done=None)->list|None:
     ("`_read_part` for every part of file `name`, read in `processes` forked processes (`done(bytes)` after each); "
