@@ -13,7 +13,7 @@ from .core import (ChatftError, Conversation, Report, read_jsonl, bars_off, on_c
 from .clean import (near_duplicates, shingle_keys, could_be_near, NEAR_DUPLICATE_THRESHOLD, _norm,
                           workers_for, _check_threshold)
 from .template import (render_example, example_length, prepare_messages, trained_indices, check_contract, show_mask,
-                             template_quirks, _tokenize)
+                             template_quirks, _tokenize, _Slices)
 from .models import load_tokenizer
 
 # %% auto #0
@@ -39,6 +39,7 @@ def windows(
     ex = render_example(messages, **kw, with_text=True)
     text, offsets = ex.pop('text'), ex.pop('offsets')
     if len(ex['input_ids']) <= max_length: return [ex], []
+    kw['tokenize'] = _Slices(text, ex['input_ids'], offsets, tokenizer)    # a window's tokens: the whole render's
     if train_on == "last":
         n = len(ex['input_ids'])
         for a in range(1, len(messages)):     # drop the oldest messages until the last exchange fits
@@ -87,6 +88,7 @@ def _window_guess(msgs:list, text:str, offsets:list):
     starts = [s for s, _ in offsets]
     upto = [bisect_left(starts, p) for p in pos] + [len(starts)]    # tokens before each message's words
     return lambda a, b: upto[0] + upto[b] - upto[a]
+
 
 # %% ../nbs/04_dataset.ipynb #be4a904f
 def _same(t:str, i:int, s:str, j:int, step:int)->int:
@@ -383,6 +385,7 @@ def tokenize_conversations(
 def _rendered(convs, tokenizer, max_length, system, train_on, chat_template, num_proc):
     ("Every conversation's rows, in order: one per example, or one with the reason it was skipped (`skip`); `conv` is "
      "the conversation's place in `convs`.")
+    import secrets
     from datasets import Dataset
     rows = dict(conv=list(range(len(convs))), id=[c.id for c in convs], system=[c.system for c in convs],
                 messages=[[dict(role=m['role'], content=m['content']) for m in c.messages] for c in convs])
@@ -394,7 +397,9 @@ def _rendered(convs, tokenizer, max_length, system, train_on, chat_template, num
                       num_proc=num_proc if num_proc > 1 else None,
                       fn_kwargs=dict(tokenizer=tokenizer, max_length=max_length, system=system,
                                      train_on=train_on, chat_template=chat_template),
-                      desc="render + tokenize")
+                      # the rows live in memory, nothing is cached: a fingerprint of our own spares hashing the
+                      # function and tokenizer (which fails, with a warning, where they are defined in a notebook)
+                      new_fingerprint=secrets.token_hex(8), desc="render + tokenize")
 
 def _rows_of(ds, orders:list, report:Report|None=None)->list:
     ("For each of `orders` (places in `convs`), the rows of `_rendered` for those conversations in that order, without "

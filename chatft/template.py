@@ -236,10 +236,11 @@ def assistant_mask(
     _, ids, _, mask = _masked(messages, tokenizer, train_on, chat_template)
     return ids, mask
 
-def _masked(messages, tokenizer, train_on, chat_template)->tuple:
-    "`(text, ids, offsets, mask)` of the rendered conversation: `assistant_mask` with what it was made from."
+def _masked(messages, tokenizer, train_on, chat_template, tokenize=_tokenize)->tuple:
+    ("`(text, ids, offsets, mask)` of the rendered conversation: `assistant_mask` with what it was made from "
+     "(`tokenize(text, tokenizer)` gives the ids and offsets: `windows` takes them from a longer render's).")
     full, spans = trained_spans(messages, tokenizer, trained_indices(messages, train_on), chat_template)
-    ids, offsets = _tokenize(full, tokenizer)
+    ids, offsets = tokenize(full, tokenizer)
     return full, ids, offsets, mask_from_spans(offsets, spans)
 
 # %% ../nbs/03_template.ipynb #001ad6b1
@@ -263,10 +264,11 @@ def render_example(
     train_on:str="assistant",     # "assistant", "me" or "last"
     chat_template:str|None=None,  # template (text or .jinja path) instead of the tokenizer's
     with_text:bool=False,         # also the rendered `text` and each token's character `offsets` in it
+    tokenize=_tokenize,           # `(text, tokenizer) -> (ids, offsets)`
 )->dict:
     "`input_ids` and `labels` (-100 where untrained) for one conversation, fitted to the template (`fit_template`)."
     full, ids, offsets, mask = _masked(_fitted(messages, tokenizer, system, train_on, chat_template), tokenizer,
-                                       train_on, chat_template)
+                                       train_on, chat_template, tokenize)
     ex = dict(input_ids=ids, labels=[t if m else -100 for t,m in zip(ids, mask)])
     return ex | dict(text=full, offsets=offsets) if with_text else ex
 
@@ -284,12 +286,63 @@ def example_length(
     system:str|None=None,         # system prompt, or `None` for none
     train_on:str="assistant",     # "assistant", "me" or "last"
     chat_template:str|None=None,  # template instead of the tokenizer's
+    tokenize=None,                # `(text, tokenizer) -> (ids, offsets)` (default: the tokenizer, no offsets made)
 )->int:
     ("`len(render_example(...)['input_ids'])` from one render and one tokenization, without the masks (which take a "
      "render more per reply): to try whether a window fits.")
     msgs = _fitted(messages, tokenizer, system, train_on, chat_template)
     text = render(msgs, tokenizer, chat_template=chat_template, fit=False)
+    if tokenize is not None: return len(tokenize(text, tokenizer)[0])
     return len(tokenizer(text, add_special_tokens=False)['input_ids'])     # the same ids, no offsets made
+
+# %% ../nbs/03_template.ipynb #c9ab4029
+class _Slices:
+    ("`tokenize` for `render_example`: a window's ids and offsets taken from the whole render's where the window's "
+     "render is the whole render's head and one stretch of it, cut where added tokens begin (below); else tokenized.")
+    def __init__(self, text:str, ids:list, offsets:list, tokenizer):
+        self.text, self.ids, self.offsets, self.starts = text, ids, offsets, [a for a, _ in offsets]
+        self.cut, self.added = _cut_tokens(tokenizer)
+
+    def __call__(self, window:str, tokenizer)->tuple[list, list]:
+        checks = _CHECKED.get(id(tokenizer), 0)
+        got = self.slice(window) if self.cut and checks is not False else None
+        if got is None: return _tokenize(window, tokenizer)
+        if checks < _SLICE_CHECKS:                   # a tokenizer's first windows in a process: tokenized too, compared
+            want = _tokenize(window, tokenizer)
+            _CHECKED[id(tokenizer)] = checks + 1 if (want[0], list(map(tuple, want[1]))) == got else False
+            return want
+        return got
+
+    def slice(self, w:str)->tuple[list, list]|None:
+        "`(ids, offsets)` of `w` from the whole render's, where `w == text[:h] + text[s:e]` cut at added tokens."
+        from bisect import bisect_left, bisect_right
+        t, ids, starts, cut = self.text, self.ids, self.starts, self.cut
+        k = bisect_right(starts, _common_prefix(w, t)) - 1     # the head: up to the last cut before they differ
+        while k >= 0 and ids[k] not in cut: k -= 1
+        h = starts[k] if k >= 0 else 0; k = max(k, 0)
+        if 0 < h < len(w) and any(len(a) > 1 and w[h-1:h+1] in a and w.find(a, max(0, h-len(a)+1), h+len(a)-1) >= 0
+                                  for a in self.added): return None     # an added token across the join
+        s = t.find(w[h:], h)
+        if s < 0: return None
+        e = s + len(w) - h
+        at = lambda p: bisect_left(starts, p) if p < len(t) else len(ids)       # the token starting at p
+        ks, ke = at(s), at(e)
+        if not all(p == len(t) or (q < len(ids) and starts[q] == p and ids[q] in cut) for p, q in ((s, ks), (e, ke))):
+            return None
+        d = h - s
+        return ids[:k] + ids[ks:ke], self.offsets[:k] + [(a + d, b + d) for a, b in self.offsets[ks:ke]]
+
+_SLICE_CHECKS = 3   # windows of each tokenizer tokenized as well and compared, in each process
+_CHECKED = {}       # id(tokenizer): windows that agreed so far, or False (never sliced again)
+
+def _cut_tokens(tokenizer)->tuple[set, list]:
+    ("Ids of the added tokens a text can be cut at (matched before normalizing, no space taken around them) and "
+     "the text of every added token.")
+    dec = tokenizer.backend_tokenizer.get_added_tokens_decoder() if getattr(tokenizer, 'is_fast', False) else {}
+    cut = {i for i, a in dec.items() if a.content and not (a.normalized or a.lstrip or a.rstrip or a.single_word)
+           and not a.content[0].isspace() and not a.content[-1].isspace()}
+    return cut, [a.content for a in dec.values()]
+
 
 # %% ../nbs/03_template.ipynb #6c336428
 _DATE_RE = re.compile(r"\b\d{1,2} (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]* "

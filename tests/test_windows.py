@@ -93,3 +93,48 @@ def test_a_reply_alone_too_long_in_last_mode(demo_tok):
     msgs = [dict(role="assistant", content=" ".join(WORDS) * 3)]
     got = _same(msgs, demo_tok, 20, None, "last", None)
     assert got[0] == [] and got[1][0][0] == "last reply longer than max_length", got
+
+@pytest.fixture
+def sliced(monkeypatch):
+    "Windows' tokens taken from the whole render with none tokenized to check them (`_SLICE_CHECKS = 0`), counted."
+    import chatft.template as T
+    monkeypatch.setattr(T, "_SLICE_CHECKS", 0)
+    count, slice_ = {"sliced": 0, "tokenized": 0}, T._Slices.slice
+    def counted(self, w):
+        got = slice_(self, w); count["sliced" if got is not None else "tokenized"] += 1; return got
+    monkeypatch.setattr(T._Slices, "slice", counted)
+    return count
+
+def test_windows_sliced_from_the_whole_render(sliced, demo_tok):
+    "Every template family (above) and the demo template again, each window's tokens taken from the whole render."
+    for fam in _families():
+        template = MARKERS.sub("", _training_template(fam))
+        tok = with_template_tokens(demo_tok, template + " <think> </think>")
+        for msgs in _conversations(2):
+            for train_on in TRAIN_ON:
+                for system in (None, "Be brief."): _same(msgs, tok, 180, system, train_on, template)
+    for n in range(30, 600, 37): _same(_conversations(1, seed=3)[0], demo_tok, n, None, "assistant", None)
+    assert sliced["sliced"] > 4 * sliced["tokenized"], sliced      # most windows were sliced (measured: 88%)
+
+@pytest.mark.parametrize("name", ["chatft/tiny-random-llama2", "chatft/tiny-random-mistral", "prepend first"])
+def test_windows_sliced_with_sentencepiece_tokenizers(name, sliced):
+    """Llama 2's and Mistral v0.1's SentencePiece tokenizers (Metaspace, a '▁' before each piece) with their own
+    templates, and Llama 2's with `prepend_scheme='first'` (a '▁' only before the text's first piece)."""
+    from tokenizers.pre_tokenizers import Metaspace
+    tok = load_tokenizer("chatft/tiny-random-llama2" if name == "prepend first" else name)
+    if name == "prepend first": tok.backend_tokenizer.pre_tokenizer = Metaspace(prepend_scheme="first")
+    for msgs in _conversations(3):
+        for n in (80, 200, 400):
+            for train_on in TRAIN_ON:
+                for system in (None, "Be brief."): _same(msgs, tok, n, system, train_on, None)
+    assert sliced["sliced"], sliced     # Llama 2: 56% sliced; Mistral v0.1: 2% ([INST] is not an added token)
+
+def test_a_tokenizer_whose_slices_differ_is_not_sliced_again(monkeypatch, demo_tok):
+    "The first windows of a tokenizer are tokenized as well; one that differs turns slicing off for that tokenizer."
+    import chatft.template as T
+    monkeypatch.setattr(T, "_CHECKED", {})
+    wrong = lambda self, w: ([0], [(0, 1)])                 # a slice that is not the window's tokens
+    monkeypatch.setattr(T._Slices, "slice", wrong)
+    msgs = _conversations(1, seed=3)[0]
+    for n in (60, 120, 240): _same(msgs, demo_tok, n, None, "assistant", None)   # still the windows of before
+    assert T._CHECKED[id(demo_tok)] is False
