@@ -11,16 +11,17 @@ from pathlib import Path
 from .core import (ChatftError, Conversation, Report, read_jsonl, bars_off, on_colab, on_kaggle,
                          hub_token, command_parser, add_options, error_line, disk_space)
 from .clean import (near_duplicates, shingle_keys, could_be_near, NEAR_DUPLICATE_THRESHOLD, _norm,
-                          workers_for, _check_threshold)
+                          workers_for, _check_threshold, PARALLEL_FROM)
 from .template import (render_example, example_length, prepare_messages, trained_indices, check_contract, show_mask,
                              template_quirks, _tokenize, _Slices)
 from .models import load_tokenizer
 
 # %% auto #0
-__all__ = ['MAX_LENGTH', 'STRETCH_CHARS', 'FORMATS', 'windows', 'SharedText', 'seen_in_training', 'split_conversations',
-           'served_system', 'messages_digest', 'conversation_list', 'tokenize_conversations', 'prepare', 'pack_lengths',
-           'pack', 'PackedCollator', 'PaddedCollator', 'useful_fraction', 'save_prepared', 'load_prepared',
-           'push_to_hub', 'split_conversations_of', 'format_row', 'write_formats', 'earlier_settings', 'prepare_cli']
+__all__ = ['MAX_LENGTH', 'STRETCH_CHARS', 'SEEN_PARALLEL_FROM', 'FORMATS', 'windows', 'SharedText', 'seen_in_training',
+           'split_conversations', 'served_system', 'messages_digest', 'conversation_list', 'tokenize_conversations',
+           'prepare', 'pack_lengths', 'pack', 'PackedCollator', 'PaddedCollator', 'useful_fraction', 'save_prepared',
+           'load_prepared', 'push_to_hub', 'split_conversations_of', 'format_row', 'write_formats', 'earlier_settings',
+           'prepare_cli']
 
 # %% ../nbs/04_dataset.ipynb #4c78f4b9
 MAX_LENGTH = 2048   # tokens in one example unless you choose: `prepare`, the plan and the command lines share it
@@ -250,10 +251,35 @@ def seen_in_training(
         else:                             # only `seen`: the others are not training (keyed by object: ids may repeat)
             ix, among, names = index, index.ranks(id(c) for c in seen), {id(c): c.id for c in seen}
         replies = {ix.norm(r): c.id for c in seen for r in _trained_replies(c, train_on)}
-        new = {c.id: why for c in pending if (why := _first_seen(c, replies, ix, train_on, among, names))}
+        whys = _all_first_seen(pending, (replies, ix, train_on, among, names))
+        new = {c.id: why for c, why in zip(pending, whys) if why}
         found.update(new)
         seen, pending = [c for c in pending if c.id in new], [c for c in pending if c.id not in new]
     return found
+
+SEEN_PARALLEL_FROM = 200    # held-out conversations: below this one process looks for them (a fork costs ~0.1 s)
+
+def _all_first_seen(pending:list, args:tuple, workers:int|None=None)->list:
+    ("`_first_seen(c, *args)` for each of `pending`, in order; in forked processes for many (they share the index "
+     "as it is in memory: nothing is sent but each chunk's bounds and its answers).")
+    global _FORKED
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    n = workers_for(PARALLEL_FROM if len(pending) >= SEEN_PARALLEL_FROM else 1, workers)
+    if n <= 1: return [_first_seen(c, *args) for c in pending]
+    step = -(-len(pending) // (4 * n))                            # 4 chunks a process: one slow chunk waits less
+    _FORKED = (pending, args)
+    try:
+        with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork")) as pool:
+            return [w for ws in pool.map(_chunk_first_seen, range(0, len(pending), step),
+                                         [step] * len(range(0, len(pending), step))) for w in ws]
+    finally: _FORKED = None
+
+_FORKED = None              # what forked processes find in memory: `(pending, args)`
+
+def _chunk_first_seen(a:int, step:int)->list:
+    pending, args = _FORKED
+    return [_first_seen(c, *args) for c in pending[a:a+step]]
 
 # %% ../nbs/04_dataset.ipynb #47e797bb
 def _conv_time(c:Conversation)->float: return c.update_time or c.create_time or 0.0

@@ -210,13 +210,13 @@ def mask_from_spans(
 )->list:
     "1 for each token inside a trained span, else 0."
     from bisect import bisect_right
-    from operator import le
+    from operator import le, gt
     ends = [b for _, b in offsets]
     if all(map(le, ends, ends[1:])):              # token ends in order (every fast tokenizer we know): a search
-        mask = [0] * len(offsets)                 # per span, 3.6x faster than the arrays below
-        for s, e in spans:                        # the tokens ending in (s, e], empty ones left out
+        mask, starts = [0] * len(offsets), [a for a, _ in offsets]    # per span, 3.6x faster than the arrays below
+        for s, e in spans:                        # the tokens ending in (s, e], empty ones left out: a < b <= e
             lo, hi = bisect_right(ends, s), bisect_right(ends, e)
-            mask[lo:hi] = [int(b > a and a < e) for a, b in offsets[lo:hi]]
+            mask[lo:hi] = map(int, map(gt, ends[lo:hi], starts[lo:hi]))
         return mask
     import numpy as np
     if not len(offsets): return []

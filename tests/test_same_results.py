@@ -101,3 +101,17 @@ def test_clean_file_token_filters_in_chunks(tmp_path, monkeypatch):
     monkeypatch.setattr(C, "_CHUNK", 23)
     got = C.clean_file(tmp_path/"in.jsonl", tmp_path/"out.jsonl", min_tokens=60, max_tokens=400)
     assert got.to_dict() == rep.to_dict()
+
+def test_held_out_looked_for_in_forked_processes_as_in_one(monkeypatch):
+    "`seen_in_training` looks for many held-out conversations in forked processes: the same split as in one."
+    import chatft.dataset as D
+    from chatft.clean import clean
+    moved = 0
+    for name, convs in _inputs(_samples()).items():
+        convs = clean(convs)[0]
+        for size in (0.1, 0.5):                              # a half held out: more replies seen in training
+            monkeypatch.setattr(D, "SEEN_PARALLEL_FROM", 10**9); one = D.split_conversations(convs, size)
+            monkeypatch.setattr(D, "SEEN_PARALLEL_FROM", 1); forked = D.split_conversations(convs, size)
+            assert forked == one, (name, size)
+            moved += len(one[2])
+    assert moved, "nothing was moved from the test split: nothing was found"
