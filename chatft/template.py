@@ -301,15 +301,16 @@ class _Slices:
      "render is the whole render's head and one stretch of it, cut where added tokens begin (below); else tokenized.")
     def __init__(self, text:str, ids:list, offsets:list, tokenizer):
         self.text, self.ids, self.offsets, self.starts = text, ids, offsets, [a for a, _ in offsets]
-        self.cut, self.added = _cut_tokens(tokenizer)
+        self.facts = _tokenizer_facts(tokenizer)
+        _, self.cut, self.added, _ = self.facts
 
     def __call__(self, window:str, tokenizer)->tuple[list, list]:
-        checks = _CHECKED.get(id(tokenizer), 0)
+        checks = self.facts[3]
         got = self.slice(window) if self.cut and checks is not False else None
         if got is None: return _tokenize(window, tokenizer)
         if checks < _SLICE_CHECKS:                   # a tokenizer's first windows in a process: tokenized too, compared
             want = _tokenize(window, tokenizer)
-            _CHECKED[id(tokenizer)] = checks + 1 if (want[0], list(map(tuple, want[1]))) == got else False
+            self.facts[3] = checks + 1 if (want[0], list(map(tuple, want[1]))) == got else False
             return want
         return got
 
@@ -333,15 +334,20 @@ class _Slices:
         return ids[:k] + ids[ks:ke], self.offsets[:k] + [(a + d, b + d) for a, b in self.offsets[ks:ke]]
 
 _SLICE_CHECKS = 3   # windows of each tokenizer tokenized as well and compared, in each process
-_CHECKED = {}       # id(tokenizer): windows that agreed so far, or False (never sliced again)
+_TOKENIZERS = {}    # id(tokenizer): `_tokenizer_facts`
 
-def _cut_tokens(tokenizer)->tuple[set, list]:
-    ("Ids of the added tokens a text can be cut at (matched before normalizing, no space taken around them) and "
-     "the text of every added token.")
+def _tokenizer_facts(tokenizer)->list:
+    ("`[weak reference to it, ids of the added tokens a text can be cut at, every added token's text, its windows "
+     "checked so far or False]`, made once per tokenizer (the reference tells a new one at the same address). A cut "
+     "token is matched before normalizing and takes no space around it.")
+    import weakref
+    got = _TOKENIZERS.get(id(tokenizer))
+    if got is not None and got[0]() is tokenizer: return got
     dec = tokenizer.backend_tokenizer.get_added_tokens_decoder() if getattr(tokenizer, 'is_fast', False) else {}
     cut = {i for i, a in dec.items() if a.content and not (a.normalized or a.lstrip or a.rstrip or a.single_word)
            and not a.content[0].isspace() and not a.content[-1].isspace()}
-    return cut, [a.content for a in dec.values()]
+    got = _TOKENIZERS[id(tokenizer)] = [weakref.ref(tokenizer), cut, [a.content for a in dec.values()], 0]
+    return got
 
 
 # %% ../nbs/03_template.ipynb #6c336428

@@ -132,9 +132,9 @@ def test_windows_sliced_with_sentencepiece_tokenizers(name, sliced):
 def test_a_tokenizer_whose_slices_differ_is_not_sliced_again(monkeypatch, demo_tok):
     "The first windows of a tokenizer are tokenized as well; one that differs turns slicing off for that tokenizer."
     import chatft.template as T
-    monkeypatch.setattr(T, "_CHECKED", {})
+    monkeypatch.setattr(T, "_TOKENIZERS", {})
     wrong = lambda self, w: ([0], [(0, 1)])                 # a slice that is not the window's tokens
     monkeypatch.setattr(T._Slices, "slice", wrong)
     msgs = _conversations(1, seed=3)[0]
     for n in (60, 120, 240): _same(msgs, demo_tok, n, None, "assistant", None)   # still the windows of before
-    assert T._CHECKED[id(demo_tok)] is False
+    assert T._TOKENIZERS[id(demo_tok)][3] is False
