@@ -411,8 +411,8 @@ def tokenize_conversations(
 def _rendered(convs, tokenizer, max_length, system, train_on, chat_template, num_proc):
     ("Every conversation's rows, in order: one per example, or one with the reason it was skipped (`skip`); `conv` is "
      "the conversation's place in `convs`.")
-    import secrets
     from datasets import Dataset
+    from datasets.fingerprint import Hasher
     rows = dict(conv=list(range(len(convs))), id=[c.id for c in convs], system=[c.system for c in convs],
                 messages=[[dict(role=m['role'], content=m['content']) for m in c.messages] for c in convs])
     ds = Dataset.from_dict(rows)
@@ -423,9 +423,10 @@ def _rendered(convs, tokenizer, max_length, system, train_on, chat_template, num
                       num_proc=num_proc if num_proc > 1 else None,
                       fn_kwargs=dict(tokenizer=tokenizer, max_length=max_length, system=system,
                                      train_on=train_on, chat_template=chat_template),
-                      # the rows live in memory, nothing is cached: a fingerprint of our own spares hashing the
-                      # function and tokenizer (which fails, with a warning, where they are defined in a notebook)
-                      new_fingerprint=secrets.token_hex(8), desc="render + tokenize")
+                      # a fingerprint of our own, made of what the rows depend on (the same inputs, the same saved
+                      # dataset): `datasets` hashing the function fails, with a warning, in a notebook
+                      new_fingerprint=Hasher.hash([ds._fingerprint, max_length, system, train_on, chat_template,
+                                                   tokenizer.backend_tokenizer.to_str()]), desc="render + tokenize")
 
 def _rows_of(ds, orders:list, report:Report|None=None)->list:
     ("For each of `orders` (places in `convs`), the rows of `_rendered` for those conversations in that order, without "
