@@ -426,7 +426,12 @@ def _rendered(convs, tokenizer, max_length, system, train_on, chat_template, num
                       # a fingerprint of our own, made of what the rows depend on (the same inputs, the same saved
                       # dataset): `datasets` hashing the function fails, with a warning, in a notebook
                       new_fingerprint=Hasher.hash([ds._fingerprint, max_length, system, train_on, chat_template,
-                                                   tokenizer.backend_tokenizer.to_str()]), desc="render + tokenize")
+                                                   _tokenizer_json(tokenizer)]), desc="render + tokenize")
+
+def _tokenizer_json(tokenizer)->str:
+    "The fast tokenizer's whole definition (a slow one is refused by `_tokenize`, with its own message, in the map)."
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    return backend.to_str() if backend is not None else repr(tokenizer)
 
 def _rows_of(ds, orders:list, report:Report|None=None)->list:
     ("For each of `orders` (places in `convs`), the rows of `_rendered` for those conversations in that order, without "
