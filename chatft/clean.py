@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import orjson
 from .core import (ChatftError, Report, Conversation, read_jsonl, write_jsonl, write_with_report, iter_jsonl, jsonl_at,
-                         command_parser, add_options, step_path, work_dir)
+                         command_parser, add_options, step_path, work_dir, forked_pool)
 from .models import load_tokenizer, DEMO_MODEL
 from .export import read_export
 from .synth import synthetic_conversations
@@ -686,14 +686,12 @@ def _hashvalues(texts:list, num_perm:int)->list: return [_sketch(shingles(t), nu
 def _sketch_all(texts:list, num_perm:int, cache:dict, workers:int|None=None):
     ("Put the sketch of each of `texts` not yet in `cache` there, made in `workers_for` processes for many texts (each "
      "shingle's SHA-1 is most of a sketch's cost: one core makes about a million a second).")
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
     from datasketch import MinHash
     todo = list({t: None for t in texts if (t, num_perm) not in cache})
     if (n := workers_for(len(todo), workers)) <= 1 or len(todo) < 2: return
     chunks = [todo[i:i+200] for i in range(0, len(todo), 200)]
     perms, scheme = _permutations(num_perm)
-    with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork")) as pool:
+    with forked_pool(n) as pool:
         for chunk, hvs in zip(chunks, pool.map(_hashvalues, chunks, [num_perm] * len(chunks))):
             for t, hv in zip(chunk, hvs):
                 cache[(t, num_perm)] = MinHash(num_perm=num_perm, hashvalues=hv, permutations=perms, scheme=scheme)
@@ -758,11 +756,9 @@ def shingle_keys(
     workers:int|None=None,      # processes (default: `workers_for`); forked, so that they hash text as this one does
 )->list:
     "For each of `texts`, a key (`np.uint32`) for each of its distinct 3-grams (`shingles`): two may share one."
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
     if (n := workers_for(len(texts), workers)) <= 1 or len(texts) < 2: return _keys(texts)
     chunks = [texts[i:i+500] for i in range(0, len(texts), 500)]
-    with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork")) as pool:
+    with forked_pool(n) as pool:
         return [k for ks in pool.map(_keys, chunks) for k in ks]
 
 def could_be_near(
@@ -861,12 +857,10 @@ def redact_conversations(
 
 def _redact_all(convs:list, extra:list|None, workers:int|None, keep=())->list:
     "`_redacted` of each conversation, in `workers_for` processes for a long history (one with `extra` finders)."
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
     n = 1 if extra else workers_for(len(convs), workers)
     if n <= 1: return [_redacted(c, extra, keep) for c in convs]
     chunks = [convs[i:i+200] for i in range(0, len(convs), 200)]
-    with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork")) as pool:
+    with forked_pool(n) as pool:
         return [r for rs in pool.map(partial(_redacted_chunk, keep=keep), chunks) for r in rs]
 
 class _Tally:

@@ -18,10 +18,11 @@ from fastcore.docments import docments
 
 # %% auto #0
 __all__ = ['ROLES', 'STEP_FILES', 'DRIVE_WORK', 'ChatftError', 'one_line', 'error_line', 'free_bytes', 'need_space', 'disk_space',
-           'write_atomic', 'writing_folder', 'Report', 'in_notebook', 'bars_off', 'quiet', 'free_port', 'Conversation',
-           'write_jsonl', 'write_with_report', 'iter_jsonl', 'jsonl_at', 'read_jsonl', 'to_dataset', 'work_dir',
-           'step_path', 'latest_conversations', 'on_colab', 'on_kaggle', 'mount_drive', 'work_on_drive', 'hub_token',
-           'Run', 'folder_facts', 'command_parser', 'add_options']
+           'write_atomic', 'writing_folder', 'Report', 'in_notebook', 'bars_off', 'quiet', 'free_port',
+           'die_with_parent', 'workers_end_with_me', 'forked_pool', 'Conversation', 'write_jsonl', 'write_with_report',
+           'iter_jsonl', 'jsonl_at', 'read_jsonl', 'to_dataset', 'work_dir', 'step_path', 'latest_conversations',
+           'on_colab', 'on_kaggle', 'mount_drive', 'work_on_drive', 'hub_token', 'Run', 'folder_facts',
+           'command_parser', 'add_options']
 
 # %% ../nbs/core.ipynb #f76fa217
 class ChatftError(Exception):
@@ -196,6 +197,43 @@ def free_port(host:str="127.0.0.1")->int:
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+# %% ../nbs/core.ipynb #3d20e973
+def die_with_parent(parent:int|None=None):
+    ("In a forked worker: be killed when the process that forked it ends, however it ends (Linux; elsewhere nothing). "
+     "`parent`: its pid, to end at once if it is already gone.")
+    import ctypes, os, signal, sys
+    if sys.platform != "linux": return
+    try: ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)        # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError): return
+    if parent is not None and os.getppid() != parent: os._exit(1)          # it ended before the line above
+
+_DIE_WITH = None        # a pid: while set, what this process forks ends with it (`workers_end_with_me`)
+
+@contextmanager
+def workers_end_with_me():
+    ("While this runs, every process forked here (a library's worker pool: `datasets.map`'s) ends with this one, and "
+     "what those fork with them. Nothing for `subprocess`, which starts programs.")
+    global _DIE_WITH
+    was, _DIE_WITH = _DIE_WITH, os.getpid()
+    try: yield
+    finally: _DIE_WITH = was
+
+def _after_fork():
+    global _DIE_WITH
+    if _DIE_WITH is None: return
+    parent, _DIE_WITH = _DIE_WITH, os.getpid()
+    die_with_parent(parent)
+
+if hasattr(os, "register_at_fork"): os.register_at_fork(after_in_child=_after_fork)
+
+def forked_pool(n:int):
+    ("A `ProcessPoolExecutor` of `n` forked processes, which find the caller's memory as it is and end with it "
+     "(`die_with_parent`).")
+    import multiprocessing, os
+    from concurrent.futures import ProcessPoolExecutor
+    return ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork"), initializer=die_with_parent,
+                               initargs=(os.getpid(),))
 
 # %% ../nbs/core.ipynb #03667122
 @dataclass

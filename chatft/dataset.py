@@ -9,7 +9,8 @@ from __future__ import annotations
 import math, random, bisect, sys, argparse
 from pathlib import Path
 from .core import (ChatftError, Conversation, Report, read_jsonl, bars_off, on_colab, on_kaggle,
-                         hub_token, command_parser, add_options, error_line, disk_space)
+                         hub_token, command_parser, add_options, error_line, disk_space, forked_pool,
+                         die_with_parent, workers_end_with_me)
 from .clean import (near_duplicates, shingle_keys, could_be_near, NEAR_DUPLICATE_THRESHOLD, _norm,
                           workers_for, _check_threshold, PARALLEL_FROM)
 from .template import (render_example, example_length, prepare_messages, trained_indices, check_contract, show_mask,
@@ -263,14 +264,12 @@ def _all_first_seen(pending:list, args:tuple, workers:int|None=None)->list:
     ("`_first_seen(c, *args)` for each of `pending`, in order; in forked processes for many (they share the index "
      "as it is in memory: nothing is sent but each chunk's bounds and its answers).")
     global _FORKED
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
     n = workers_for(PARALLEL_FROM if len(pending) >= SEEN_PARALLEL_FROM else 1, workers)
     if n <= 1: return [_first_seen(c, *args) for c in pending]
     step = -(-len(pending) // (4 * n))                            # 4 chunks a process: one slow chunk waits less
     _FORKED = (pending, args)
     try:
-        with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork")) as pool:
+        with forked_pool(n) as pool:
             return [w for ws in pool.map(_chunk_first_seen, range(0, len(pending), step),
                                          [step] * len(range(0, len(pending), step))) for w in ws]
     finally: _FORKED = None
@@ -301,6 +300,9 @@ def _repeats(test:list, train:list, threshold:float, train_on:str, cache:dict|No
     return out | seen_in_training([c for c in test if c.id not in out], train + [c for c in test if c.id in out],
                                   train_on, index=index)
 
+def _check_split(split:str):
+    if split not in ("time", "random"): raise ChatftError(f"split={split!r}: choose 'time' or 'random'.")
+
 def split_conversations(
     convs:list,                 # `Conversation`s
     test_size:float=0.1,        # fraction held out (at least one when there are two or more)
@@ -312,7 +314,7 @@ def split_conversations(
 )->tuple[list, list, dict]:
     """Train and test conversations, and `{id: why}` of those moved from test to train because they repeat training text
     (`_repeats`); the next most recent conversations are held out in their place."""
-    if split not in ("time", "random"): raise ChatftError(f"split={split!r}: choose 'time' or 'random'.")
+    _check_split(split)
     _check_threshold(threshold)
     order = sorted(convs, key=_conv_time) if split == "time" else random.Random(seed).sample(convs, len(convs))
     n_test = 0 if len(order) < 2 or test_size <= 0 else max(1, round(len(order)*test_size))
@@ -418,7 +420,7 @@ def _rendered(convs, tokenizer, max_length, system, train_on, chat_template, num
     ds = Dataset.from_dict(rows)
     if not len(ds): return Dataset.from_dict(dict(conv=[], id=[], window=[], input_ids=[], labels=[], skip=[]))
     num_proc = workers_for(len(convs), num_proc)              # every core for a long history
-    with _datasets_bars():
+    with _datasets_bars(), workers_end_with_me():            # a killed prepare leaves no worker rendering
         return ds.map(_render_batch, batched=True, batch_size=16, remove_columns=ds.column_names,
                       num_proc=num_proc if num_proc > 1 else None,
                       fn_kwargs=dict(tokenizer=tokenizer, max_length=max_length, system=system,
@@ -487,6 +489,51 @@ def _fit_context(max_length:int, tokenizer, report:Report)->int:
         return n
     return max_length
 
+# %% ../nbs/04_dataset.ipynb #6ef1cd93
+class _SplitBeside:
+    ("`split_conversations(convs, **kw)` made in a forked process beside the caller's own work, where "
+     "`workers_for(len(convs), workers)` is more than one (a long history on Linux), else here and now. `get()`: "
+     "`(train, test, moved)`; `stop()` ends the process if its answer was not read.")
+    def __init__(self, convs:list, workers:int|None=None, **kw):
+        import multiprocessing, os
+        self.convs, self.kw, self.proc, self.got = convs, kw, None, None
+        if workers_for(len(convs), workers) <= 1: self.got = split_conversations(convs, **kw); return
+        ctx = multiprocessing.get_context("fork")
+        self.conn, there = ctx.Pipe(duplex=False)
+        self.proc = ctx.Process(target=_split_there, args=(there, convs, kw, os.getpid()))
+        self.proc.start()
+        there.close()
+
+    def get(self)->tuple:
+        if self.got is not None: return self.got
+        try: answer = self.conn.recv()
+        except EOFError: answer = None                 # the process was killed: the split is made here
+        self.proc.join(); self.conn.close(); self.proc = None
+        if isinstance(answer, BaseException): raise answer
+        if answer is None: self.got = split_conversations(self.convs, **self.kw)
+        else:
+            train, test, moved = answer
+            self.got = [self.convs[k] for k in train], [self.convs[k] for k in test], moved
+        return self.got
+
+    def stop(self):
+        if self.proc is None: return                   # made here, or its answer read
+        self.proc.kill()                               # it may be blocked sending an answer nobody will read
+        self.proc.join(); self.conn.close(); self.proc = None
+
+def _split_there(conn, convs:list, kw:dict, parent:int):
+    "In the forked process: the split as places in `convs`, or its error, sent back (nothing when interrupted)."
+    die_with_parent(parent)
+    try:
+        try:
+            train, test, moved = split_conversations(convs, **kw)
+            at = {id(c): k for k, c in enumerate(convs)}
+            answer = [at[id(c)] for c in train], [at[id(c)] for c in test], moved
+        except Exception as e: answer = e
+        conn.send(answer)
+    except BaseException: pass          # Ctrl-C or the caller gone: the caller says what happened
+    finally: conn.close()
+
 # %% ../nbs/04_dataset.ipynb #fdb52214
 def prepare(
     convs:list,                   # `Conversation`s (e.g. from `read_jsonl`)
@@ -506,8 +553,12 @@ def prepare(
     if not convs: raise ChatftError("No conversations to prepare.")
     rep = Report("prepare")
     max_length = _fit_context(max_length, tokenizer, rep)
-    train, test, moved = split_conversations(convs, test_size, split, seed, train_on=train_on)
-    rendered = _rendered(convs, tokenizer, max_length, system, train_on, chat_template, num_proc)  # one pass for both
+    _check_split(split)
+    beside = _SplitBeside(convs, num_proc, test_size=test_size, split=split, seed=seed, train_on=train_on)
+    try:
+        rendered = _rendered(convs, tokenizer, max_length, system, train_on, chat_template, num_proc)  # for both
+        train, test, moved = beside.get()
+    finally: beside.stop()
     at = {id(c): k for k, c in enumerate(convs)}
     dsd = DatasetDict(zip(("train", "test"), _rows_of(rendered, [[at[id(c)] for c in part] for part in (train, test)],
                                                       rep)))

@@ -1125,8 +1125,7 @@ def load_json(data:bytes, name:str):
         raise ChatftError(f"{name}: invalid JSON at byte {p} ({_line_col(data, p)}): {e.msg}.") from None
 
 # %% ../nbs/00_export.ipynb #7c1c3847
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
+from .core import forked_pool
 
 PARALLEL_MB = 16                     # a JSON file at least this large is read on every core (measured below)
 _BY_ID = ("chatgpt", "claude")       # formats whose records are read one at a time, by their own id
@@ -1192,7 +1191,7 @@ def _read_parts(name:str, size:int, options:dict, processes:int, done=None)->lis
     cuts = _cuts(name, size, 4 * processes, _cut_pattern(first))   # 4 parts a process: one slow part waits less
     if not cuts: return None
     got, bounds = [], list(zip([0] + cuts, cuts + [None]))
-    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:
+    with forked_pool(processes) as pool:
         for (a, b), res in zip(bounds, pool.map(_read_part, [name] * len(bounds), *zip(*bounds),
                                                      [options] * len(bounds))):
             if res is None or res[2] != b: pool.shutdown(cancel_futures=True); return None

@@ -104,6 +104,48 @@ def test_killed_data_steps_leave_old_or_whole_files(step, export, reference, tmp
     assert kills >= 1 and digest(out) == want
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".")], os.listdir(tmp_path)    # leftovers removed
 
+def _children(pid:int)->set:
+    "The processes `pid` started, and theirs (Linux's /proc), zombies left out."
+    kids, out = {}, set()
+    for d in os.listdir("/proc"):
+        if not d.isdigit(): continue
+        try: stat = Path(f"/proc/{d}/stat").read_text()
+        except OSError: continue
+        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+        if state != "Z": kids.setdefault(int(ppid), []).append(int(d))
+    todo = [pid]
+    while todo:
+        for k in kids.get(todo.pop(), []):
+            if k not in out: out.add(k); todo.append(k)
+    return out
+
+def _alive(pid:int)->bool:
+    try: return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError: return False
+
+@pytest.mark.skipif(sys.platform != "linux", reason="workers are forked on Linux only")
+@pytest.mark.parametrize("workers", [1, 3])
+def test_killed_prepare_leaves_no_worker_behind(workers, reference, tmp_path):
+    """SIGKILL a `chatft prepare` once `workers` of the processes it forks run (`--num-proc 2`: the split beside the
+    rendering, `datasets.map`'s two workers and its manager); every one ends with it (before, a killed prepare left
+    its workers rendering and the manager asleep for good, holding memory: this test failed at 3)."""
+    cmd = [CHATFT, "prepare", str(reference["dir"]/"clean.jsonl"), "--model", TINY, "--max-length", "128",
+           "-o", str(tmp_path/"prep"), "--num-proc", "2"]
+    for attempt in range(20):                   # a run can end before its workers are caught: try again
+        p = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        seen, end = set(), time.monotonic() + 120
+        while p.poll() is None and time.monotonic() < end and len(seen) < workers:
+            seen = _children(p.pid)
+            time.sleep(0.002)
+        if p.poll() is None and seen:
+            p.send_signal(signal.SIGKILL); p.wait()
+            break
+        p.wait()
+    else: pytest.fail("prepare never ran its workers long enough to be killed among them")
+    end = time.monotonic() + 10
+    while (left := [k for k in seen if _alive(k)]) and time.monotonic() < end: time.sleep(0.05)
+    assert not left, f"processes left running after prepare was killed: {left}"
+
 def _adapter(run:Path)->dict:
     from safetensors.torch import load_file
     return load_file(run/"adapter_model.safetensors")
