@@ -691,7 +691,7 @@ def _sketch_all(texts:list, num_perm:int, cache:dict, workers:int|None=None):
     if (n := workers_for(len(todo), workers)) <= 1 or len(todo) < 2: return
     chunks = [todo[i:i+200] for i in range(0, len(todo), 200)]
     perms, scheme = _permutations(num_perm)
-    with forked_pool(n) as pool:
+    with forked_pool(n) as pool:            # the texts sent: found in memory (`map_forked`) was no quicker, measured
         for chunk, hvs in zip(chunks, pool.map(_hashvalues, chunks, [num_perm] * len(chunks))):
             for t, hv in zip(chunk, hvs):
                 cache[(t, num_perm)] = MinHash(num_perm=num_perm, hashvalues=hv, permutations=perms, scheme=scheme)
@@ -786,7 +786,7 @@ def drop_duplicates(
     "`(kept, report)` without exact and near-duplicate conversations; the longest, then newest, copy is kept."
     report = report or Report("dedup")
     texts = [_conversation_text(c) for c in convs]
-    marks = [_mark(c, t) for c, t in zip(convs, texts)]
+    marks = [_mark(c) for c in convs]
     _add_sketches(marks, texts, num_perm)
     kept = _dedup(marks, lambda i: _conversation_text(convs[i]), threshold, report, num_perm)
     return [convs[i] for i in kept], report
@@ -796,10 +796,13 @@ class _Mark:
     "What de-duplication needs of a conversation, without its text: `drop_duplicates` and `clean_file` keep these."
     id:str; title:str|None; size:tuple; key:bytes; sketch:object=None
 
-def _mark(c:Conversation, text:str)->_Mark:
-    "The longest, then newest, first (`size`); `key`: the same `text` (`_conversation_text(c)`) but for case and spaces."
-    size = (-sum(len(_norm(m['content'])) for m in c.messages), -(c.update_time or c.create_time or 0))
-    return _Mark(c.id, c.title, size, hashlib.sha1(_norm(text).encode()).digest())
+def _mark(c:Conversation)->_Mark:
+    ("The longest, then newest, first (`size`); `key`: the same `_conversation_text(c)` but for case and spaces, "
+     "joined from each message's `_norm` (each text normalized once, not twice: the same key, tested below).")
+    norms = [_norm(m['content']) for m in c.messages]
+    size = (-sum(map(len, norms)), -(c.update_time or c.create_time or 0))
+    key = " ".join(p for m, n in zip(c.messages, norms) for p in (_norm(m['role'] + ":"), n) if p)
+    return _Mark(c.id, c.title, size, hashlib.sha1(key.encode()).digest())
 
 def _add_sketches(marks:list, texts:list, num_perm:int, workers:int|None=None):
     "Give each mark its text's sketch (in `workers_for` processes for many)."
@@ -1050,8 +1053,9 @@ def _cleaning(chunks, get, report:CleanReport, dedup, threshold, redact, names, 
     repairs, repaired, filtered, refs, marks = Counter(), Report("repair"), Report("filter"), [], []
     if (filter_opts['min_tokens'] or filter_opts['max_tokens']) and filter_opts['tokenizer'] is None:
         filter_opts['tokenizer'] = load_tokenizer(DEMO_MODEL)          # once, not once a chunk
+    seen = 0                                  # conversations so far: a long history's last, short chunk on every core
     for chunk in chunks():
-        fixed = []
+        seen, fixed = seen + len(chunk), []
         for ref, c in chunk:
             new, done = repair(c)
             if new is None: repaired.skip(c.id, done, title=c.title); continue
@@ -1060,9 +1064,8 @@ def _cleaning(chunks, get, report:CleanReport, dedup, threshold, redact, names, 
         ok = {id(c) for c in ok}
         left = [(ref, c) for ref, c in fixed if id(c) in ok]
         refs += [ref for ref, _ in left]
-        texts = [_conversation_text(c) for _, c in left]
-        new_marks = [_mark(c, t) for (_, c), t in zip(left, texts)]
-        if dedup: _add_sketches(new_marks, texts, num_perm, workers_for(len(chunk)))
+        new_marks = [_mark(c) for _, c in left]
+        if dedup: _add_sketches(new_marks, [_conversation_text(c) for _, c in left], num_perm, workers_for(seen))
         marks += new_marks
     report.skipped += repaired.skipped + filtered.skipped
     if redact: _Tally(0).note(report)                                       # the report's notes in their order
@@ -1077,11 +1080,12 @@ def _cleaning(chunks, get, report:CleanReport, dedup, threshold, redact, names, 
 
 def _redacting(chunks, kept_refs:set, redact:bool, extra, report:CleanReport, keep=()):
     "The second pass of `_cleaning`: the kept conversations, repaired again and redacted a chunk at a time."
-    tally = _Tally(3)                                        # as redact_conversations: 3 examples of each kind
+    tally, seen = _Tally(3), 0                               # as redact_conversations: 3 examples of each kind
     for chunk in chunks():
+        seen += len(chunk)
         out = [repair(c)[0] for ref, c in chunk if ref in kept_refs]
         if redact:
-            out = tally.add(out, _redact_all(out, extra, workers_for(len(chunk)), keep))
+            out = tally.add(out, _redact_all(out, extra, workers_for(seen), keep))
             tally.note(report)
         yield from out
 

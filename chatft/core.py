@@ -19,10 +19,10 @@ from fastcore.docments import docments
 # %% auto #0
 __all__ = ['ROLES', 'STEP_FILES', 'DRIVE_WORK', 'ChatftError', 'one_line', 'error_line', 'free_bytes', 'need_space', 'disk_space',
            'write_atomic', 'writing_folder', 'Report', 'in_notebook', 'bars_off', 'quiet', 'free_port',
-           'die_with_parent', 'workers_end_with_me', 'forked_pool', 'Conversation', 'write_jsonl', 'write_with_report',
-           'iter_jsonl', 'jsonl_at', 'read_jsonl', 'to_dataset', 'work_dir', 'step_path', 'latest_conversations',
-           'on_colab', 'on_kaggle', 'mount_drive', 'work_on_drive', 'hub_token', 'Run', 'folder_facts',
-           'command_parser', 'add_options']
+           'die_with_parent', 'workers_end_with_me', 'forked_pool', 'map_forked', 'Conversation', 'write_jsonl',
+           'write_with_report', 'iter_jsonl', 'jsonl_at', 'read_jsonl', 'to_dataset', 'work_dir', 'step_path',
+           'latest_conversations', 'on_colab', 'on_kaggle', 'mount_drive', 'work_on_drive', 'hub_token', 'Run',
+           'folder_facts', 'command_parser', 'add_options']
 
 # %% ../nbs/core.ipynb #f76fa217
 class ChatftError(Exception):
@@ -234,6 +234,22 @@ def forked_pool(n:int):
     from concurrent.futures import ProcessPoolExecutor
     return ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork"), initializer=die_with_parent,
                                initargs=(os.getpid(),))
+
+_FORKED = None          # `(fn, items)`, which `map_forked`'s processes find in memory
+
+def map_forked(fn, items:list, n:int, step:int)->list:
+    ("`fn(items[a:a+step])` (a list) for each chunk of `items`, joined in order, in `n` forked processes "
+     "(`forked_pool`) that find `fn` and `items` in memory as they are: nothing travels but each chunk's bounds and "
+     "its answers: for what is costly to send, such as the index of a training text (`seen_in_training`).")
+    global _FORKED
+    _FORKED, starts = (fn, items), range(0, len(items), step)
+    try:
+        with forked_pool(n) as pool: return [y for ys in pool.map(_forked_chunk, starts, [step] * len(starts)) for y in ys]
+    finally: _FORKED = None
+
+def _forked_chunk(a:int, step:int)->list:
+    fn, items = _FORKED
+    return fn(items[a:a+step])
 
 # %% ../nbs/core.ipynb #03667122
 @dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math, random, bisect, sys, argparse
 from pathlib import Path
 from .core import (ChatftError, Conversation, Report, read_jsonl, bars_off, on_colab, on_kaggle,
-                         hub_token, command_parser, add_options, error_line, disk_space, forked_pool,
+                         hub_token, command_parser, add_options, error_line, disk_space, map_forked,
                          die_with_parent, workers_end_with_me)
 from .clean import (near_duplicates, shingle_keys, could_be_near, NEAR_DUPLICATE_THRESHOLD, _norm,
                           workers_for, _check_threshold, PARALLEL_FROM)
@@ -263,22 +263,10 @@ SEEN_PARALLEL_FROM = 200    # held-out conversations: below this one process loo
 def _all_first_seen(pending:list, args:tuple, workers:int|None=None)->list:
     ("`_first_seen(c, *args)` for each of `pending`, in order; in forked processes for many (they share the index "
      "as it is in memory: nothing is sent but each chunk's bounds and its answers).")
-    global _FORKED
     n = workers_for(PARALLEL_FROM if len(pending) >= SEEN_PARALLEL_FROM else 1, workers)
     if n <= 1: return [_first_seen(c, *args) for c in pending]
     step = -(-len(pending) // (4 * n))                            # 4 chunks a process: one slow chunk waits less
-    _FORKED = (pending, args)
-    try:
-        with forked_pool(n) as pool:
-            return [w for ws in pool.map(_chunk_first_seen, range(0, len(pending), step),
-                                         [step] * len(range(0, len(pending), step))) for w in ws]
-    finally: _FORKED = None
-
-_FORKED = None              # what forked processes find in memory: `(pending, args)`
-
-def _chunk_first_seen(a:int, step:int)->list:
-    pending, args = _FORKED
-    return [_first_seen(c, *args) for c in pending[a:a+step]]
+    return map_forked(lambda cs: [_first_seen(c, *args) for c in cs], pending, n, step)
 
 # %% ../nbs/04_dataset.ipynb #47e797bb
 def _conv_time(c:Conversation)->float: return c.update_time or c.create_time or 0.0
