@@ -202,7 +202,7 @@ def free_port(host:str="127.0.0.1")->int:
 def die_with_parent(parent:int|None=None):
     ("In a forked worker: be killed when the process that forked it ends, however it ends (Linux; elsewhere nothing). "
      "`parent`: its pid, to end at once if it is already gone.")
-    import ctypes, os, signal, sys
+    import ctypes, signal
     if sys.platform != "linux": return
     try: ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)        # 1: PR_SET_PDEATHSIG
     except (OSError, AttributeError): return
@@ -230,7 +230,7 @@ if hasattr(os, "register_at_fork"): os.register_at_fork(after_in_child=_after_fo
 def forked_pool(n:int):
     ("A `ProcessPoolExecutor` of `n` forked processes, which find the caller's memory as it is and end with it "
      "(`die_with_parent`).")
-    import multiprocessing, os
+    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     return ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork"), initializer=die_with_parent,
                                initargs=(os.getpid(),))

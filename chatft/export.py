@@ -23,7 +23,8 @@ __all__ = ['TEXT_NOTES', 'GEMINI_GAP', 'FORMATS', 'FORMATS_HELP', 'CHUNK', 'PARA
 
 # %% ../nbs/00_export.ipynb #f293f176
 from .core import (ChatftError, Report, Conversation, one_line, in_notebook, bars_off, on_colab,
-                         on_kaggle, work_dir, step_path, read_jsonl, write_jsonl, write_with_report, Run)
+                         on_kaggle, work_dir, step_path, read_jsonl, write_jsonl, write_with_report, Run,
+                         forked_pool)
 
 # %% ../nbs/00_export.ipynb #81506d29
 def export_hint()->str:
@@ -1125,8 +1126,6 @@ def load_json(data:bytes, name:str):
         raise ChatftError(f"{name}: invalid JSON at byte {p} ({_line_col(data, p)}): {e.msg}.") from None
 
 # %% ../nbs/00_export.ipynb #7c1c3847
-from .core import forked_pool
-
 PARALLEL_MB = 16                     # a JSON file at least this large is read on every core (measured below)
 _BY_ID = ("chatgpt", "claude")       # formats whose records are read one at a time, by their own id
 
