@@ -6,7 +6,7 @@ Docs: https://chatft.github.io/chatft/clean.html.md"""
 
 # %% ../nbs/02_clean.ipynb #b5de4441
 from __future__ import annotations
-import re, math, base64, binascii, ipaddress, hashlib, argparse, html as _html
+import re, math, base64, binascii, ipaddress, hashlib, argparse, functools, html as _html
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,6 +169,11 @@ API_KEY_PATTERNS = {
     "npm":                r"npm_[A-Za-z0-9]{36}",
 }
 _API_KEY = r"(?<![A-Za-z0-9_-])(?:" + "|".join(API_KEY_PATTERNS.values()) + r")(?![A-Za-z0-9_-])"
+# every key above begins with one of these: with a `-` or `_` in it, or AWS's and Google's
+_API_KEY_STARTS = ("sk-", "hf_", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xoxb-", "xoxa-", "xoxp-",
+                   "xoxr-", "xoxs-", "xoxe-", "sk_", "rk_", "glpat-", "npm_")
+_API_KEY_A_STARTS = ("AKIA", "ASIA", "ABIA", "ACCA", "AIza")
+_API_KEY_AT = "|".join(map(re.escape, _API_KEY_STARTS + _API_KEY_A_STARTS))
 _PRIVATE_KEY = (r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?:[\s\S]*?-----END (?:[A-Z0-9]+ "
                 r")*PRIVATE KEY(?: BLOCK)?-----|[A-Za-z0-9+/=\s:,-]*)")
 _JWT = r"(?<![\w-])eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"
@@ -249,14 +254,20 @@ def _basic_ok(v:str)->bool:
     except (binascii.Error, UnicodeDecodeError, ValueError): return False
     return ":" in s and s.isprintable()
 
+@functools.lru_cache(maxsize=2)
+def _folded(text:str):
+    ("`text.lower()`, or None where lower-casing moves characters (İ) or a letter matches an ASCII one only when case "
+     "is folded (ı, ſ). Cached: the scans of one message share it.")
+    low = text.lower()
+    return None if len(low) != len(text) or "ı" in text or "ſ" in text else low
+
 def _finditer(rx, at, text:str):
     ("`rx.finditer(text)` for a case-insensitive `rx` each of whose matches begins with a word `at` finds (lower-case, "
      "no flags) and none inside one: `rx` is tried only where `at` finds a word in `text.lower()`. Python scans a "
      "case-insensitive pattern position by position; for the prose passwords that was half of redaction's time "
      "(tested in tests/test_pii.py). Where lower-casing moves characters (İ) or a letter matches an ASCII one only "
      "when case is folded (ı, ſ): `rx.finditer(text)`.")
-    low = text.lower()
-    if len(low) != len(text) or "ı" in text or "ſ" in text: yield from rx.finditer(text); return
+    if (low := _folded(text)) is None: yield from rx.finditer(text); return
     end = 0
     for c in at.finditer(low):
         if c.start() >= end and (m := rx.match(text, c.start())): yield m; end = m.end()
@@ -294,13 +305,21 @@ _PROSE_PW_AT = re.compile(r"pass|pw|pin|contrase|clave|mot|mdp|code|kennwort|wla
 _CODE_PW_AT = re.compile(r"door|garage|gate|alarm|safe|lock|access|security|entry|code")
 _LOGIN_AT = re.compile(r"login|cred|identifiant|anmeldung|zugangsdaten|usuario")
 
-def _prose_password_spans(text):
-    "Passwords and PINs in sentences: 'my password is X', 'pw: X', 'mot de passe : X', 'the login is admin / X'."
-    for rx, at in ((_PROSE_PW, _PROSE_PW_AT), (_CODE_PW, _CODE_PW_AT), (_LOGIN, _LOGIN_AT)):
+def _said_spans(rx, at):
+    "A finder of the passwords one of the patterns above finds (`at`: where its matches can begin)."
+    def find(text):
         for m in _finditer(rx, at, text):
             v = m["v"].rstrip(".,;:)\"'»”") if re.search(r"[!?]{2}$", m["v"]) else m["v"].rstrip(".,;:)!?\"'»”")
             if re.search(r"(?i)\bpin\b", m[0]) and not re.fullmatch(r"\d{4,8}", v): continue
             if v and looks_like_password(v): yield m.start("v"), m.start("v") + len(v)
+    return find
+
+_SAID_PW, _SAID_CODE, _SAID_LOGIN = (_said_spans(_PROSE_PW, _PROSE_PW_AT), _said_spans(_CODE_PW, _CODE_PW_AT),
+                                     _said_spans(_LOGIN, _LOGIN_AT))
+
+def _prose_password_spans(text):
+    "Passwords and PINs in sentences: 'my password is X', 'pw: X', 'mot de passe : X', 'the login is admin / X'."
+    for find in (_SAID_PW, _SAID_CODE, _SAID_LOGIN): yield from find(text)
 
 # %% ../nbs/02_clean.ipynb #b3e079a7
 _KNOWN_FAKE_SSN = {"078051120", "219099999", "457555462", "123456789"}    # printed on wallets and in ads
@@ -407,23 +426,28 @@ _ADDRESS = "|".join([_US_UK_STREET + r"(?:" + _US_UK_TAIL + r")?", _DE_STREET + 
 def _digit(t:str)->bool: return any(d in t for d in "0123456789")   # ten quick scans (memchr), in ASCII text
 
 def _auth_word(t:str)->bool:
-    low = t.lower()
+    low = _folded(t)       # ASCII text: never None
     return any(w in low for w in ("basic", "bearer", "token", "digest", "apikey"))
+
+def _api_key_start(t:str)->bool:
+    return (("-" in t or "_" in t) and any(s in t for s in _API_KEY_STARTS)) or any(s in t for s in _API_KEY_A_STARTS)
 
 _D3, _D2 = re.compile(r"\d{3}"), re.compile(r"\d\d")
 _ASCII_TESTS = {   # pattern -> a test that finds it in ASCII text as its regular expression does, much more quickly
     r"\d": _digit, r"\d{3}": lambda t: _digit(t) and _D3.search(t) is not None,
     r"\d\d": lambda t: _digit(t) and _D2.search(t) is not None, r"[\d:]": lambda t: ":" in t or _digit(t),
-    r"[:=]": lambda t: ":" in t or "=" in t, r"(?i)pas": lambda t: "pas" in t.lower(),
-    r"(?i)basic|bearer|token|digest|apikey": _auth_word}
+    r"[:=]": lambda t: ":" in t or "=" in t, r"(?i)pas": lambda t: "pas" in _folded(t),
+    r"(?i)basic|bearer|token|digest|apikey": _auth_word, _API_KEY_AT: _api_key_start}
 
+@functools.cache
 def _test(pattern:str):
     ("Whether `pattern` is found in a text: a substring test for a plain word; for ASCII text (most messages) "
-     "`_ASCII_TESTS`; else the regular expression (it also knows Unicode digits and case: ſ is an s to `(?i)`).")
+     "`_ASCII_TESTS`; else the regular expression (it also knows Unicode digits and case: ſ is an s to `(?i)`). "
+     "One test per pattern, which remembers its last answers: the detectors needing a digit ask once per message.")
     if not any(c in pattern for c in "\\.^$*+?{}[]|()"): return lambda t: pattern in t
     rx, quick = re.compile(pattern), _ASCII_TESTS.get(pattern)
-    if quick is None: return lambda t: rx.search(t) is not None
-    return lambda t: quick(t) if t.isascii() else rx.search(t) is not None
+    if quick is None: return functools.lru_cache(maxsize=2)(lambda t: rx.search(t) is not None)
+    return functools.lru_cache(maxsize=2)(lambda t: quick(t) if t.isascii() else rx.search(t) is not None)
 
 def _needing(finder, *patterns):
     ("`finder`, run only on a text where each of `patterns` is found: what every match of it needs (a digit, an `@`, "
@@ -439,12 +463,15 @@ DETECTORS = [
     ("SECRET",      _needing(_regex_spans(_JWT), "eyJ")),
     # `user:key@host`: the whole login, key included
     ("CREDENTIALS", _needing(_regex_spans(_URL_CREDENTIALS, 1, _not_placeholder), "://", "@")),
-    ("API_KEY",     _regex_spans(_API_KEY, 0, _looks_random)),
+    ("API_KEY",     _needing(_regex_spans(_API_KEY, 0, _looks_random), _API_KEY_AT)),
     # `Authorization: Basic ...`, `Bearer ...`
     ("SECRET",      _needing(_auth_spans, r"(?i)basic|bearer|token|digest|apikey")),
     # `PASSWORD=...`, `"token": "..."` when the value is no known key
     ("SECRET",      _needing(_assigned_spans, r"[:=]")),
-    ("SECRET",      _prose_password_spans),   # "my password is ...", "Mi contraseña es ..." (its own quick scan)
+    # "my password is ...", "Mi contraseña es ..." (each tried only where its first words are: `_finditer`)
+    ("SECRET",      _SAID_PW),
+    ("SECRET",      _needing(_SAID_CODE, r"\d")),   # "the door code is 4821"
+    ("SECRET",      _needing(_SAID_LOGIN, "/")),     # "login: admin / hunter2"
     ("EMAIL",       _needing(_email_spans, "@")),
     ("IBAN",        _needing(_iban_spans, r"\d")),
     ("NATIONAL_ID", _needing(_ssn_spans, r"\d{3}")),

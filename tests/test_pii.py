@@ -194,3 +194,13 @@ def test_prose_password_scan_on_every_word_and_separator():
                              before + w.upper() + sep + "4821 then " + w + sep + "qwerty99xy"):
                     for rx, at in scans:
                         assert [m.span() for m in C._finditer(rx, at, text)] == [m.span() for m in rx.finditer(text)], text
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(st.data())
+def test_every_api_key_begins_as_its_condition_says(data):
+    "`_API_KEY_AT`'s quick test passes on every key `API_KEY_PATTERNS` describes (else the API_KEY detector would skip it)."
+    import re
+    import chatft.clean as C
+    for name, pattern in C.API_KEY_PATTERNS.items():
+        key = data.draw(st.from_regex(pattern, fullmatch=True), label=name)
+        assert re.fullmatch(C._API_KEY, key) and C._api_key_start(key) and C._test(C._API_KEY_AT)("é " + key), (name, key)
