@@ -20,8 +20,8 @@ from .train import (TrainPlan, plan_training, train, check_output, split_loss, w
                           collator_for, _is_main)
 
 # %% auto #0
-__all__ = ['KINDS', 'REPLAY', 'FORGETTING', 'CONTEXT', 'match_conversations', 'run_conversations', 'run_settings', 'read_later',
-           'UpdatePlan', 'plan_update', 'new_turns', 'update_data', 'update', 'update_cli']
+__all__ = ['KINDS', 'REPLAY', 'FORGETTING', 'CONTEXT', 'UPDATE_START', 'match_conversations', 'run_conversations', 'run_settings',
+           'read_later', 'UpdatePlan', 'plan_update', 'new_turns', 'update_data', 'update', 'update_cli']
 
 # %% ../nbs/05c_update.ipynb #5381dc5f
 KINDS = ("new", "grown", "changed", "unchanged", "deleted")
@@ -259,15 +259,19 @@ from transformers import TrainerCallback
 class _Losses(TrainerCallback):
     ("Each held-out part's loss as the update starts (the run's adapter loaded, no step taken) and as it ends (the "
      "best step's adapter back in place: after `KeepBest`); then `then(before, after, state)`, before the run is "
-     "saved, so a finished run folder always holds its lineage.")
-    def __init__(self, parts:dict, plan:TrainPlan, tokenizer, then):
-        self.parts, self.plan, self.tok, self.then, self.before = parts, plan, tokenizer, then, {}
+     "saved, so a finished run folder always holds its lineage. The starting losses are kept in the file `keep`, "
+     "where a resumed update (which starts from a checkpoint, not from the run's adapter) reads them back.")
+    def __init__(self, parts:dict, plan:TrainPlan, tokenizer, then, keep:Path|None=None):
+        self.parts, self.plan, self.tok, self.then, self.keep, self.before = parts, plan, tokenizer, then, keep, {}
     def _losses(self, model)->dict:
         out = {k: split_loss(model, {k: ds}, self.plan, self.tok, k) for k, ds in self.parts.items() if len(ds)}
         model.train()
         return out
     def on_train_begin(self, args, state, control, model=None, **kw):
-        if state.global_step == 0: self.before = self._losses(model)
+        if state.global_step == 0:
+            self.before = self._losses(model)
+            if self.keep and _is_main(): write_atomic(self.keep, json.dumps(self.before))
+        elif self.keep and self.keep.is_file(): self.before = json.loads(self.keep.read_text())    # resumed
     def on_train_end(self, args, state, control, model=None, **kw):
         self.after = self._losses(model)
         if _is_main(): self.then(self.before, self.after, state)
@@ -279,8 +283,10 @@ def _lineage(run:Run)->list:
     "The runs `run` was updated from, oldest first, as its `lineage.json` lists them."
     return run.read_json(Run.LINEAGE, {}).get("lineage", [])
 
+UPDATE_START = "update_start.json"   # in the new run: the held-out losses where the update started
+
 def _record(out:Path, parent:Run, up:UpdatePlan, before:dict, after:dict, forgetting:float, replay:float,
-            seconds:float, stopped:str, export)->dict:
+            seconds:float, stopped:str, export, resumed:bool=False)->dict:
     "Write `out/lineage.json`: the parent's lineage and this update (what was added, the losses, any forgetting)."
     rise = _change(before.get("old"), after.get("old"))
     warning = (f"forgetting: the loss on the conversations the parent run held out rose {rise:+.1%} (over "
@@ -291,6 +297,7 @@ def _record(out:Path, parent:Run, up:UpdatePlan, before:dict, after:dict, forget
                  held_out_new=len(up.test), held_out_old=len(up.old_test), replay=replay,
                  loss_before=before, loss_after=after, old_heldout_change=rise, seconds=round(seconds, 1),
                  stopped=stopped, warning=warning, notes=up.notes)
+    if resumed: entry["resumed"] = "from its last checkpoint: `seconds` counts the resumed part only"
     write_atomic(Path(out)/Run.LINEAGE, json.dumps(dict(parent=entry["run"], lineage=[*_lineage(parent), entry]),
                                                    indent=2))
     return entry
@@ -323,6 +330,8 @@ def update(
     test_size:float|None=None,  # fraction of the new conversations held out (default: the run's)
     seed:int=0,                 # for the replay draw and the training
     overwrite:bool=False,       # replace what `out` holds
+    resume:bool=False,          # continue the interrupted update in `out` from its last checkpoint
+    save_steps:int|None=None,   # a checkpoint every this many steps (default: the plan's)
     forgetting:float=FORGETTING,# warn when the run's held-out loss rises by more than this fraction
     live:bool|None=None,        # draw the loss curves live (default: in a notebook)
     progress_bar:bool=True,
@@ -334,7 +343,7 @@ def update(
     parent = Run(run).check()
     out = Path(out).expanduser()
     if out.resolve() == parent.path.resolve(): raise ChatftError(f"{out}: that is the run being updated; give a new folder.")
-    check_output(out, False, overwrite)
+    check_output(out, resume, overwrite)
     up = up or plan_update(parent, export, test_size, progress=progress_bar)
     if not up.anything_new: return None
     pp = TrainPlan.load(parent/Run.PLAN)
@@ -343,14 +352,23 @@ def update(
     dsd, parts, rep = update_data(up, tok, pp.max_length, replay, seed)
     asked = dict(method=pp.method, lora_r=pp.lora_r, lora_alpha=pp.lora_alpha, lora_dropout=pp.lora_dropout,
                  target_modules=pp.target_modules, max_length=pp.max_length, lr=lr or pp.lr, seed=seed)
-    asked |= {k: v for k, v in dict(minutes=minutes, max_steps=max_steps, epochs=epochs).items() if v is not None}
-    plan = plan_training(pp.model, dsd, **asked)
+    asked |= {k: v for k, v in dict(minutes=minutes, max_steps=max_steps, epochs=epochs,
+                                    save_steps=save_steps).items() if v is not None}
+    plan = plan_training(pp.model, dsd, **asked, measure=not (resumed := resume and Run(out).state == "interrupted"))
+    if resumed:                  # the interrupted update's own plan (its step count came from its speed), on its data
+        was = TrainPlan.load(out/Run.PLAN)
+        if (was.train_tokens, was.total_tokens) != (plan.train_tokens, plan.total_tokens):
+            raise ChatftError(f"{out}: the interrupted update trained on other data ({was.train_tokens} tokens trained "
+                              f"of {was.total_tokens}; now {plan.train_tokens} of {plan.total_tokens}): the run, the "
+                              "export or the settings changed. Start it again with --overwrite (overwrite=True).")
+        plan = was
     t0, entry = time.time(), {}
     def record(before, after, state):
         entry.update(_record(out, parent, up, before, after, forgetting, replay, time.time() - t0,
-                             why_stopped(state, plan), export))
+                             why_stopped(state, plan), export, resumed))
     trainer = train(plan, dsd, out, tokenizer=tok, report=[*up.reports, rep], init_adapter=parent.path, live=live,
-                    progress_bar=progress_bar, callbacks=[_Losses(parts, plan, tok, record)], overwrite=overwrite)
+                    progress_bar=progress_bar, callbacks=[_Losses(parts, plan, tok, record, out/UPDATE_START)],
+                    overwrite=overwrite, resume=resume)
     if _is_main(): _card(Run(out), plan, entry)
     return entry
 
@@ -360,7 +378,8 @@ def update_cli(argv:list|None=None)->int:
     p = command_parser("update", "Continue a run on what a later export adds (new and grown conversations, with a "
                        "replay of the old ones), into a new run folder; the run itself is not changed.")
     add_options(p, update, "run", "export", "out", "replay", "minutes", "max_steps", "epochs", "lr", "test_size", "seed",
-                "overwrite", positional=("run", "export"), flags=dict(out=("-o", "--output")), out=dict(metavar="RUN2"))
+                "save_steps", "overwrite", "resume", positional=("run", "export"), flags=dict(out=("-o", "--output")),
+                out=dict(metavar="RUN2"))
     p.add_argument("--dry-run", action="store_true", help="say what would train and be held out; write nothing")
     a = p.parse_args(argv)
     a.output = a.out
@@ -369,15 +388,14 @@ def update_cli(argv:list|None=None)->int:
     out = Path(a.output)
     if not a.dry_run:
         if out.resolve() == Path(a.run).resolve(): raise ChatftError(f"{out}: that is the run being updated; give a new folder.")
-        check_output(out, False, a.overwrite)
+        check_output(out, a.resume, a.overwrite)
     up = plan_update(a.run, a.export, a.test_size)
     print("\n".join(str(r) for r in up.reports)); print(up)
     if not up.anything_new:
         print(f"nothing new to train on in {a.export} since {a.run}: nothing was written."); return 0
     if a.dry_run: print("dry run: nothing was written."); return 0
     res = update(a.run, a.export, out, replay=a.replay, minutes=a.minutes, max_steps=a.max_steps, epochs=a.epochs,
-                 lr=a.lr, seed=a.seed,
-                 overwrite=a.overwrite, up=up)
+                 lr=a.lr, seed=a.seed, save_steps=a.save_steps, overwrite=a.overwrite, resume=a.resume, up=up)
     b, f = res["loss_before"], res["loss_after"]
     print(f"\nupdated in {res['seconds']/60:.1f} min: {res['stopped']}")
     for k, what in (("new", "new held-out"), ("old", "the run's held-out")):

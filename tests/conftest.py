@@ -65,3 +65,22 @@ def chatft_server(run, *args):
         except httpx.HTTPError: time.sleep(0.2)
         assert proc.poll() is None, proc.communicate()
     return proc, f"http://127.0.0.1:{port}"
+
+# `python -c PAUSED_TRAIN MARKER STEP chatft-command...`: the command, standing still (for a test to kill it) once training
+# has ended step STEP, after writing MARKER
+PAUSED_TRAIN = """
+import sys, time, pathlib, transformers
+marker, at = pathlib.Path(sys.argv[1]), int(sys.argv[2])
+class Pause(transformers.TrainerCallback):
+    def on_step_end(self, args, state, control, **kw):
+        if state.global_step == at:
+            marker.write_text(str(at))
+            time.sleep(3600)
+fit = transformers.Trainer.train
+def paused(self, *a, **kw):
+    self.add_callback(Pause())
+    return fit(self, *a, **kw)
+transformers.Trainer.train = paused
+from chatft.cli import main
+sys.exit(main(sys.argv[3:]))
+"""

@@ -13,6 +13,7 @@ from chatft.dataset import prepare, pack, PackedCollator
 from chatft.train import (plan_training, train, load_run, answer, heldout_loss, last_checkpoint, load_for_training, cpu_bf16,
                           measure_speed, EVAL_SHARE, HARDWARE, Hardware)
 from chatft.train import _PACK_FILL as PACK_FILL
+from conftest import PAUSED_TRAIN
 
 CHATFT = str(Path(sys.executable).parent/"chatft")
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
@@ -171,23 +172,6 @@ def _train_cmd(data, out, *extra):
 
 # `chatft train` with a callback that stands still after optimizer step N: the test kills the run there, so the kill
 # lands mid-training (past the last checkpoint, steps left) however fast or slow the machine is
-PAUSED_TRAIN = """
-import sys, time, pathlib, transformers
-marker, at = pathlib.Path(sys.argv[1]), int(sys.argv[2])
-class Pause(transformers.TrainerCallback):
-    def on_step_end(self, args, state, control, **kw):
-        if state.global_step == at:
-            marker.write_text(str(at))
-            time.sleep(3600)
-fit = transformers.Trainer.train
-def paused(self, *a, **kw):
-    self.add_callback(Pause())
-    return fit(self, *a, **kw)
-transformers.Trainer.train = paused
-from chatft.cli import main
-sys.exit(main(sys.argv[3:]))
-"""
-
 def test_resume_after_kill(tmp_path):
     data = write_jsonl(convs(16, distinct=True), tmp_path/"data.jsonl")
     full = subprocess.run(_train_cmd(data, tmp_path/"full"), env=ENV, capture_output=True, text=True)

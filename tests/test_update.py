@@ -1,9 +1,9 @@
 """`chatft update`: a run continued on what a later export adds (issue 25). A real run of the tiny model on the synthetic
 export, and the synthetic "next month" of it (`chatft.synth.synthetic_next_month`), through the console script."""
-import os, sys, json, hashlib, subprocess
+import os, sys, json, hashlib, signal, subprocess, time
 from pathlib import Path
 import pytest
-from conftest import chatft_server
+from conftest import chatft_server, PAUSED_TRAIN
 
 CHATFT = str(Path(sys.executable).parent/"chatft")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
@@ -172,3 +172,47 @@ def test_bad_input_is_one_line(first, tmp_path):
     assert res.returncode == 1 and "that is the run being updated" in res.stderr
     res = run("update", first["run"], tmp_path/"missing.zip", "-o", tmp_path/"y", ok=False)
     assert res.returncode == 1 and "missing.zip" in res.stderr and not (tmp_path/"y").exists()
+
+def test_a_killed_update_resumes_where_it_stopped(first, tmp_path):
+    """`chatft update` killed after step 3 (its checkpoint of step 2 on disk), then run again: without `--resume` it says
+    to resume and deletes nothing; with it, it goes on from the checkpoint to the adapter, losses and starting losses of
+    an update that was never stopped."""
+    import torch
+    from safetensors.torch import load_file
+    from chatft.train import last_checkpoint
+    args = ["update", first["run"], first["later"], "--max-steps", "5", "--save-steps", "2", "--lr", "5e-3"]
+    run(*args, "-o", tmp_path/"whole")
+    marker, log, killed = tmp_path/"paused", tmp_path/"killed.log", tmp_path/"killed"
+    with open(log, "w") as err:
+        p = subprocess.Popen([sys.executable, "-c", PAUSED_TRAIN, str(marker), "3", *map(str, args), "-o", str(killed)],
+                             env=ENV, stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            hang = time.monotonic() + 900                        # only against a hang; the kill point is the pause
+            while not marker.exists() and p.poll() is None and time.monotonic() < hang: time.sleep(0.1)
+            assert marker.exists() and p.poll() is None, log.read_text()[-3000:]
+            assert last_checkpoint(killed).name == "checkpoint-2"
+        finally:
+            p.send_signal(signal.SIGKILL); p.wait()
+    assert not (killed/"adapter_model.safetensors").exists() and not (killed/"lineage.json").exists()
+    again = run(*args, "-o", killed, ok=False)
+    assert again.returncode == 1 and "--resume" in again.stderr and last_checkpoint(killed).name == "checkpoint-2"
+    res = run(*args, "-o", killed, "--resume")
+    assert "new held-out loss:" in res.stdout
+    a, b = load_file(str(tmp_path/"whole"/"adapter_model.safetensors")), load_file(str(killed/"adapter_model.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a: torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-6)
+    la, lb = (json.loads((d/"lineage.json").read_text())["lineage"][-1] for d in (tmp_path/"whole", killed))
+    assert lb["loss_before"] == la["loss_before"] and la["loss_before"]        # read back, not measured on the checkpoint
+    for k in la["loss_after"]: assert abs(la["loss_after"][k] - lb["loss_after"][k]) < 1e-4
+    assert "resumed" in lb and "resumed" not in la
+    done = run(*args, "-o", killed, "--resume", ok=False)                      # a finished update: nothing to resume
+    assert done.returncode == 1 and "finished run" in done.stderr
+
+def test_resuming_on_other_data_is_refused(first, tmp_path):
+    "`--resume` into a folder whose plan was made for other data (here the parent run's plan) says so and changes nothing."
+    stale = tmp_path/"stale"; stale.mkdir()
+    (stale/"plan.json").write_bytes((first["run"]/"plan.json").read_bytes())
+    res = run("update", first["run"], first["later"], "-o", stale, "--max-steps", "5", "--resume", ok=False)
+    assert res.returncode == 1 and "trained on other data" in res.stderr and "--overwrite" in res.stderr, res.stderr[-2000:]
+    assert "Traceback" not in res.stderr and "trained on other data" in res.stderr.strip().splitlines()[-1]  # (after the reading bars)
+    assert sorted(p.name for p in stale.iterdir()) == ["plan.json"]
