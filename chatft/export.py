@@ -204,13 +204,12 @@ def message_text(
     empty:bool=False,         # give `(role, "")` for a dialogue message with no text left, instead of `None`
 )->tuple:
     "(role, text) of a dialogue message meant for the reader, or `None` for plumbing (the reason counted in `why`)."
-    if not isinstance(msg, dict): return None
     why = Counter() if why is None else why
-    author, md, content = msg.get('author'), msg.get('metadata'), msg.get('content')   # (`_dict`, written out:
-    role = author.get('role') if isinstance(author, dict) else None                  # once per message)
-    content = content if isinstance(content, dict) else {}
+    if not isinstance(msg, dict): return None
+    author, md = _dict(msg.get('author')), _dict(msg.get('metadata'))
+    role, content = author.get('role'), _dict(msg.get('content'))
     kind = content.get('content_type')
-    reason = ("hidden" if isinstance(md, dict) and md.get('is_visually_hidden_from_conversation') else
+    reason = ("hidden" if md.get('is_visually_hidden_from_conversation') else
               "system message" if role == "system" else "tool result" if role == "tool" else
               "not user or assistant" if role not in ("user", "assistant") else
               "tool call" if msg.get('recipient', 'all') not in ('all', None) else
@@ -308,9 +307,8 @@ def chatgpt_turns(
         got = message_text(msg, images, why, empty=True)
         if got is None: continue
         msgs.append((got[0], got[1] or None, [nid]))
-        if got[0] == "assistant" and models is not None:
-            slug = _dict(msg.get('metadata')).get('model_slug')
-            if isinstance(slug, str): models[slug] += 1
+        slug = _dict(msg.get('metadata')).get('model_slug')
+        if got[0] == "assistant" and isinstance(slug, str) and models is not None: models[slug] += 1
     return _merge(msgs, why)
 
 # %% ../nbs/00_export.ipynb #0fd16de0
@@ -332,12 +330,7 @@ def read_chatgpt_conversation(
     instructions, remembered, models = None, None, Counter()
     for nid in ids:                                      # the newest of each along the thread
         msg = _dict(mapping[nid]).get('message')
-        if not isinstance(msg, dict): continue
-        content, md = msg.get('content'), msg.get('metadata')  # (asked here first: most messages carry neither)
-        kind = content.get('content_type') if isinstance(content, dict) else None
-        if kind == 'user_editable_context' or isinstance(md, dict) and 'user_context_message_data' in md:
-            instructions = custom_instructions(msg) or instructions
-        if kind == 'model_editable_context': remembered = chatgpt_memory(msg) or remembered
+        instructions, remembered = custom_instructions(msg) or instructions, chatgpt_memory(msg) or remembered
     if remembered and memory:
         instructions = "\n\n".join(filter(None, [instructions, f"{_MEMORY_LABEL}\n{remembered}"]))
     merged = chatgpt_turns(mapping, ids, images, why, models)

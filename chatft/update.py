@@ -354,7 +354,8 @@ def update(
                  target_modules=pp.target_modules, max_length=pp.max_length, lr=lr or pp.lr, seed=seed)
     asked |= {k: v for k, v in dict(minutes=minutes, max_steps=max_steps, epochs=epochs,
                                     save_steps=save_steps).items() if v is not None}
-    plan = plan_training(pp.model, dsd, **asked, measure=not (resumed := resume and Run(out).state == "interrupted"))
+    resumed = resume and Run(out).state == "interrupted"
+    plan = plan_training(pp.model, dsd, **asked, measure=not resumed)
     if resumed:                  # the interrupted update's own plan (its step count came from its speed), on its data
         was = TrainPlan.load(out/Run.PLAN)
         if (was.train_tokens, was.total_tokens) != (plan.train_tokens, plan.total_tokens):
