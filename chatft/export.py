@@ -13,13 +13,13 @@ from pathlib import Path
 from .core import command_parser, add_options
 
 # %% auto #0
-__all__ = ['TEXT_NOTES', 'GEMINI_GAP', 'FORMATS', 'FORMATS_HELP', 'CHUNK', 'PARALLEL_MB', 'export_hint', 'upload_export', 'Skip',
-           'thread_ids', 'strip_citations', 'artifact_block', 'clean_text', 'message_text', 'custom_instructions',
-           'chatgpt_memory', 'chatgpt_turns', 'read_chatgpt_conversation', 'read_claude_conversation',
-           'read_sharegpt_conversation', 'read_messages_conversation', 'read_grok_conversation',
-           'read_aistudio_conversation', 'html_to_markdown', 'read_gemini_activity', 'Format', 'export_in',
-           'feedback_records', 'record_kind', 'read_export', 'raw_records', 'export_cli', 'iter_json_array',
-           'load_json']
+__all__ = ['TEXT_NOTES', 'GEMINI_GAP', 'FORMATS', 'FORMATS_HELP', 'CHUNK', 'PARALLEL_MB', 'PART_MB', 'export_hint',
+           'upload_export', 'Skip', 'thread_ids', 'strip_citations', 'artifact_block', 'clean_text', 'message_text',
+           'custom_instructions', 'chatgpt_memory', 'chatgpt_turns', 'read_chatgpt_conversation',
+           'read_claude_conversation', 'read_sharegpt_conversation', 'read_messages_conversation',
+           'read_grok_conversation', 'read_aistudio_conversation', 'html_to_markdown', 'read_gemini_activity', 'Format',
+           'export_in', 'feedback_records', 'record_kind', 'read_export', 'raw_records', 'export_cli',
+           'iter_json_array', 'load_json']
 
 # %% ../nbs/00_export.ipynb #f293f176
 from .core import (ChatftError, Report, Conversation, one_line, in_notebook, bars_off, on_colab,
@@ -1135,17 +1135,20 @@ def _processes_for(size:int, processes:int|None=None)->int:
     if processes is not None: return max(1, processes)
     return len(os.sched_getaffinity(0)) if size >= PARALLEL_MB * 1e6 else 1
 
+def _second_key(first:dict)->bytes:
+    ("What follows the first key of a record like `first` (the file's first), as a pattern: any plain value (a title "
+     "may be a string or null), a comma and the second key; nothing where the first value is an object or a list.")
+    keys = list(first)[:2]
+    if len(keys) < 2 or isinstance(first[keys[0]], (dict, list)): return b""
+    return rb'\s*(?:"(?:[^"\\]|\\.)*"|[-+.\w]+)\s*,\s*' + re.escape(orjson.dumps(keys[1])) + rb"\s*:"
+
 def _cut_pattern(first:dict)->re.Pattern:
     ("What lies between two records like `first` (the file's first): `}`, a comma, `{` and its first two keys, e.g. "
      '`}, {"title": "...", "create_time":`. Only JSON structure can look so (in a string every `"` is escaped); it is '
      "a record's start unless an object inside a record begins with the same keys, which the reading checks.")
-    keys = list(first)[:2]
-    pattern = rb"\}\s*,\s*\{\s*" + re.escape(orjson.dumps(keys[0])) + rb"\s*:" if keys else rb"\}\s*,\s*\{"
-    v = first[keys[0]] if keys else None
-    value = (rb'"(?:[^"\\]|\\.)*"' if isinstance(v, str) else
-             rb"[-+.\w]+" if v is None or isinstance(v, (bool, int, float)) else None)   # else: one key is enough
-    if len(keys) == 2 and value: pattern += rb"\s*" + value + rb"\s*,\s*" + re.escape(orjson.dumps(keys[1])) + rb"\s*:"
-    return re.compile(pattern)
+    keys = list(first)[:1]
+    if not keys: return re.compile(rb"\}\s*,\s*\{")
+    return re.compile(rb"\}\s*,\s*\{\s*" + re.escape(orjson.dumps(keys[0])) + rb"\s*:" + _second_key(first))
 
 def _cuts(path:str, size:int, parts:int, pattern:re.Pattern)->list:
     "Byte positions about `size / parts` apart where the next record of the array seems to start (`_cut_pattern`)."
@@ -1157,49 +1160,79 @@ def _cuts(path:str, size:int, parts:int, pattern:re.Pattern)->list:
             if m := pattern.search(f.read(1 << 20)): cuts.append(at + m.start() + m.group().index(b"{"))
     return cuts
 
-def _read_part(path:str, a:int, b:int|None, options:dict):
-    """Read the records of the JSON array in file `path` that start from byte `a` (0, or a cut) to before byte `b` (a
-    cut, or None: the end): `(results, why, where the next record starts)`, results as `_read_record` gives them, each
-    with its format's name; None where the file must be read in one process."""
+def _head_pattern(head:bytes, first:dict)->re.Pattern|None:
+    ("Where a record like `first` begins, written as the file writes its first (`head`: the file's first bytes): `{`, "
+     'the spacing and the first key as they are there (`{"title":`, which the pattern finds fast), then the second key '
+     "as in `_cut_pattern`; None where the file's start does not show it.")
+    keys = list(first)[:1]
+    m = re.match(rb"\s*\[\s*(\{\s*" + re.escape(orjson.dumps(keys[0])) + rb"\s*:)", head) if keys else None
+    return re.compile(re.escape(m.group(1)) + _second_key(first)) if m else None
+
+_WS = b" \t\r\n"   # JSON's whitespace
+
+def _split_records(data:bytes, head:re.Pattern|None, name:str, first:bool, last:bool):
+    ("The records of `data`, a stretch of a JSON array's records (from the array's `[` if `first`, to its `]` if "
+     "`last`, else to the comma before the next record), each parsed alone from where `head` matches to its last `}`. "
+     "From the first that does not parse alone (an object inside a record that begins as records do, or bytes that "
+     "are not a comma between two), the rest is read by `iter_json_array`, which raises where it is not JSON.")
+    closed = last and data.rstrip(_WS).endswith(b"]")          # else the array is not closed: the rest says so
+    lo, hi = (data.index(b"[") + 1 if first else 0), (len(data.rstrip(_WS)) - 1 if closed else len(data))
+    starts = [m.start() for m in head.finditer(data, lo, hi)] if head else []
+    prev, n = lo, 0                                    # where the bytes after the last record read start; records read
+    for s, e in zip(starts, starts[1:] + [hi]):
+        if data[prev:s].strip(_WS) != (b"," if n else b""): break
+        j = data.rfind(b"}", s, e) + 1
+        try: raw = orjson.loads(data[s:j])
+        except orjson.JSONDecodeError: break
+        yield raw; prev, n = j, n + 1
+    rest = data[prev:hi].strip(_WS)
+    if n: rest = rest.removeprefix(b",")              # the comma after the last record read
+    if not last: rest = rest.removesuffix(b",")       # the comma before the next part's first record
+    if rest.strip(_WS) or (last and not closed):
+        yield from iter_json_array(_io.BytesIO(b"[" + rest + (b"" if last and not closed else b"]")), name)
+
+def _read_part(path:str, a:int, b:int|None, options:dict, head:re.Pattern|None=None):
+    """Read the records of the JSON array in file `path` from byte `a` (0, or a cut) to byte `b` (a cut, or None: the
+    end), which must end a record and its comma: `(results, why)`, results as `_read_record` gives them, each with its
+    format's name; None where the file must be read in one process. `head`: how the file begins a record."""
     why, out = Counter(), []
-    shift = a - 1 if a else 0                         # a part's stream is "[" and the file from `a`
-    with open(path, "rb") as f:
-        f.seek(a)
-        records = iter_json_array(_Prefixed(b"[", f) if a else f, path, stop=None if b is None else b - shift)
-        try:
-            while True:
-                try: raw = next(records)
-                except StopIteration as end: nxt = end.value; break      # where the next part's first record starts
-                fmt = _format(raw)
-                if (fmt is None or fmt.name not in _BY_ID
-                        or not any(raw.get(k) for k in ('id', 'conversation_id', 'uuid'))): return None
-                out.append((fmt.name, _read_record(fmt, raw, 0, path, {**options, 'why': why})))
-        except ChatftError: return None
-    return out, why, None if nxt is None else nxt + shift
+    with open(path, "rb") as f: f.seek(a); data = f.read() if b is None else f.read(b - a)
+    try:
+        for raw in _split_records(data, head, path, first=a == 0, last=b is None):
+            fmt = _format(raw)
+            if (fmt is None or fmt.name not in _BY_ID
+                    or not any(raw.get(k) for k in ('id', 'conversation_id', 'uuid'))): return None
+            out.append((fmt.name, _read_record(fmt, raw, 0, path, {**options, 'why': why})))
+    except ChatftError: return None
+    return out, why
+
+PART_MB = 32    # a part at most about this large: each process holds its part's bytes while it reads them
 
 def _read_parts(name:str, size:int, options:dict, processes:int, done=None)->list|None:
     ("`_read_part` for every part of file `name`, read in `processes` forked processes (`done(bytes)` after each); "
      "None where it must be read in one: one process, not a plain JSON array, a cut not confirmed, a part refused.")
     if processes < 2 or not Path(name).is_file() or name.lower().endswith((".jsonl", ".csv")): return None
     with open(name, "rb") as f:
-        if f.read(1 << 16).lstrip()[:1] != b"[": return None
+        start = f.read(1 << 16)
+        if start.lstrip()[:1] != b"[": return None
         f.seek(0)
         try: first = next(iter_json_array(f, name), None)
         except ChatftError: return None
     if not isinstance(first, dict): return None
-    cuts = _cuts(name, size, 4 * processes, _cut_pattern(first))   # 4 parts a process: one slow part waits less
+    parts = max(4 * processes, -(-size // (PART_MB << 20)))    # 4 a process at least: one slow part waits less
+    cuts = _cuts(name, size, parts, _cut_pattern(first))
     if not cuts: return None
-    got, bounds = [], list(zip([0] + cuts, cuts + [None]))
+    got, bounds, head = [], list(zip([0] + cuts, cuts + [None])), _head_pattern(start, first)
     with forked_pool(processes) as pool:
         for (a, b), res in zip(bounds, pool.map(_read_part, [name] * len(bounds), *zip(*bounds),
-                                                     [options] * len(bounds))):
-            if res is None or res[2] != b: pool.shutdown(cancel_futures=True); return None
+                                                     [options] * len(bounds), [head] * len(bounds))):
+            if res is None: pool.shutdown(cancel_futures=True); return None
             got.append(res)
             if done: done((b or size) - a)
     return got
 
 def _add_parts(parts:list, options:dict, convs:dict, kinds:Counter, report:Report):
     "Account for the parts' records in order, as `_read_file` does for one process."
-    for out, why, _ in parts:
+    for out, why in parts:
         options['why'].update(why)
         for fmt, c in out: kinds[fmt] += 1; _add(c, convs, report)
