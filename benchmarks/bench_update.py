@@ -1,6 +1,6 @@
 """`chatft update` against retraining from scratch on old + new (issue 25), and the replay share that sets its default.
 
-    python benchmarks/bench_update.py [--n 120] [--new 40] [--epochs 2] [--replays 0 0.25 0.5 1] [--model MODEL] [--out JSON]
+    python benchmarks/bench_update.py [--n 120] [--new 40] [--epochs 2] [--replays 0 0.25 0.5 1] [--model MODEL] [--seed N] [--out JSON]
 
 The synthetic export of `--n` conversations and its synthetic next month (`chatft.synth.synthetic_next_month`: `--new`
 new conversations, some grown, changed and deleted). A parent run is trained on the first (read, cleaned, prepared
@@ -37,12 +37,13 @@ def main():
     p.add_argument("--max-length", type=int, default=256)
     p.add_argument("--replays", type=float, nargs="+", default=[0, 0.25, 0.5, 1.0])
     p.add_argument("--model", default=DEMO_MODEL)
+    p.add_argument("--seed", type=int, default=0, help="the synthetic person and their next month (training's seed stays 0)")
     p.add_argument("--out", default=str(RESULTS/"bench_update.json"), help="where the results go (JSON)")
     a = p.parse_args()
     quiet()
     d = Path(tempfile.mkdtemp(prefix="bench-update-"))
-    first = synthetic_export(d/"first", n=a.n, seed=0)
-    later, truth = synthetic_next_month(d/"later", n=a.n, seed=0, new=a.new, grown=a.n//10, changed=a.n//40,
+    first = synthetic_export(d/"first", n=a.n, seed=a.seed)
+    later, truth = synthetic_next_month(d/"later", n=a.n, seed=a.seed, new=a.new, grown=a.n//10, changed=a.n//40,
                                         deleted=a.n//40)
     tok = load_tokenizer(a.model)
     settings = dict(epochs=a.epochs, max_length=a.max_length)
