@@ -646,7 +646,7 @@ def _schedule_evaluation(plan:TrainPlan, test_lengths:list, asked:dict=None):
     step_s = _PACK_FILL*plan.tokens_per_step/plan.tokens_per_second
     row_s = plan.max_length/(plan.eval_tokens_per_second or 3*plan.tokens_per_second)/plan.devices
     every = asked.get("eval_steps") or max(1, steps // _TIMES_EVALUATED)
-    rows = asked.get("eval_rows") or min(rows_all, max(1, int(EVAL_SHARE*every*step_s/row_s)))
+    rows = min(rows_all, asked.get("eval_rows") or max(1, int(EVAL_SHARE*every*step_s/row_s)))   # asked: at most all
     if "eval_steps" not in asked: every = max(every, math.ceil(rows*row_s/(EVAL_SHARE*step_s)))
     plan.eval_steps, plan.eval_rows = every, (0 if rows >= rows_all else rows)
     how = "measured" if plan.eval_tokens_per_second else "estimated"

@@ -351,7 +351,8 @@ def update(
     if tok.pad_token_id is None: tok.pad_token = tok.eos_token
     dsd, parts, rep = update_data(up, tok, pp.max_length, replay, seed)
     asked = dict(method=pp.method, lora_r=pp.lora_r, lora_alpha=pp.lora_alpha, lora_dropout=pp.lora_dropout,
-                 target_modules=pp.target_modules, max_length=pp.max_length, lr=lr or pp.lr, seed=seed)
+                 target_modules=pp.target_modules, max_length=pp.max_length, lr=lr or pp.lr, seed=seed,
+                 eval_rows=len(dsd["test"]))   # every held-out row (see below), scored less often to stay in budget
     asked |= {k: v for k, v in dict(minutes=minutes, max_steps=max_steps, epochs=epochs,
                                     save_steps=save_steps).items() if v is not None}
     resumed = resume and Run(out).state == "interrupted"

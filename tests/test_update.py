@@ -70,6 +70,9 @@ def test_update_trains_a_run_that_never_sees_the_old_heldout(first, updated):
     assert not set(e["counts"]) ^ {"new", "grown", "changed", "unchanged", "deleted"}
     assert not set(new["train"]["id"]) & set(first["truth"]["deleted"])   # deleted conversations are not replayed
     assert "## Lineage" in (d/"run2"/"README.md").read_text() and Run(d/"run2").state == "finished"
+    # every held-out row, the new ones and the run's, scored while the update trains (4 steps: a plan's budget for
+    # scoring alone would give one row, which for an update is the first new held-out row and no old one)
+    assert json.loads((d/"run2"/"plan.json").read_text())["eval_rows"] == 0 and len(new["test"]) > 1
     # the loss before the update is the parent's own loss on its held-out rows: the update starts from its adapter
     from chatft.train import load_run, split_loss
     model, tok, plan = load_run(parent)
